@@ -1,0 +1,162 @@
+"""Bulk ingest: validate the next batch while the previous one is being written.
+
+Within one `BulkIngest.run` the accepted tail of every series this run has seen is
+kept in memory, so a batch that only extends those series is judged without a
+database round trip and without waiting for the previous batch's write. A batch that
+needs the database (a series seen for the first time, or a back-fill) waits until
+every earlier batch is written, then asks. If a write fails, the writer stops, the
+failed batch and every later one are judged again against the database and written
+one by one: nothing is lost or doubled.
+
+A run assumes no other process writes the same meters meanwhile (collectors own their
+meters); such a write is still caught at the latest when it collides on a key.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from amr.domain import CHANNELS, Channel, IncomingReading, StoredReading
+from amr.ingest import Ingestor
+from amr.validation import BatchResult, ContextRequest, Pipeline, Summary
+from amr.validation.pipeline import SeriesKey
+
+
+@dataclass(slots=True)
+class _Tail:
+    """The newest accepted reading of each channel of one series, when nothing newer is stored."""
+
+    last: dict[Channel, StoredReading] = field(default_factory=dict)
+
+    @property
+    def newest(self) -> StoredReading | None:
+        return max(self.last.values(), key=lambda r: r.ts, default=None)
+
+    def extend(self, reading: StoredReading) -> None:
+        for channel in CHANNELS:
+            if reading.values.get(channel) is not None:
+                held = self.last.get(channel)
+                if held is None or held.ts < reading.ts:
+                    self.last[channel] = reading
+
+
+class _TailLoader:
+    """Answers from the in-memory tails where it can; otherwise waits for the writer and asks the store."""
+
+    def __init__(self, ingestor: Ingestor, wait_for_writes: Callable[[], None]) -> None:
+        self.ingestor = ingestor
+        self.wait_for_writes = wait_for_writes
+        self.tails: dict[SeriesKey, _Tail] = {}
+
+    def load_context(self, requests: Sequence[ContextRequest]) -> dict[SeriesKey, list[StoredReading]]:
+        found: dict[SeriesKey, list[StoredReading]] = {}
+        missing = []
+        for request in requests:
+            key = (request.meter_id, request.tariff)
+            tail = self.tails.get(key)
+            newest = tail.newest if tail is not None else None
+            if tail is not None and (newest is None or newest.ts < request.start):
+                found[key] = list({r.ts: r for r in tail.last.values()}.values())
+            else:
+                missing.append(request)
+        if missing:
+            self.wait_for_writes()
+            loaded = self.ingestor.store.load_context(missing)
+            for request in missing:
+                key = (request.meter_id, request.tariff)
+                readings = loaded.get(key, [])
+                found[key] = readings
+                if any(r.ts > request.end for r in readings):
+                    self.tails.pop(key, None)  # something newer is stored: keep asking the store
+                else:
+                    tail = self.tails[key] = _Tail()
+                    for reading in readings:
+                        tail.extend(reading)
+        return found
+
+    def remember(self, result: BatchResult) -> None:
+        """Extend the tails with a judged batch's accepted readings."""
+        for reading in result.accepted:
+            tail = self.tails.get((reading.meter_id, reading.tariff))
+            if tail is not None:
+                tail.extend(reading)
+        if result.flag_updates:
+            for key in {(r.meter_id, r.tariff) for r in result.flag_updates.values()}:
+                self.tails.pop(key, None)
+
+
+class BulkIngest:
+    """Validate and write a long stream of readings with validation and writing overlapped."""
+
+    def __init__(self, ingestor: Ingestor, batch_size: int = 20_000) -> None:
+        self.ingestor = ingestor
+        self.batch_size = batch_size
+
+    def run(
+        self, readings: Iterable[IncomingReading], progress: Callable[[int], None] | None = None
+    ) -> Summary:
+        """Ingest everything; returns the counts. Progress is reported as batches are written."""
+        summary = Summary()
+        pending: queue.Queue[tuple[list[IncomingReading], BatchResult] | None] = queue.Queue(maxsize=2)
+        written = threading.Condition()
+        state: dict[str, object] = {"queued": 0, "done": 0, "failed": None}
+        failed_batches: list[list[IncomingReading]] = []
+
+        def writer() -> None:
+            while (item := pending.get()) is not None:
+                batch, result = item
+                if state["failed"] is None:
+                    try:
+                        with self.ingestor.store.session() as session:
+                            session.write(result)
+                        summary.add(result)
+                        if progress:
+                            progress(len(batch))
+                    except Exception as exc:  # every later batch is redone synchronously
+                        state["failed"] = exc
+                if state["failed"] is not None:
+                    failed_batches.append(batch)
+                with written:
+                    state["done"] = int(state["done"]) + 1  # type: ignore[call-overload]
+                    written.notify_all()
+
+        def wait_for_writes() -> None:
+            with written:
+                written.wait_for(lambda: state["done"] == state["queued"])
+
+        loader = _TailLoader(self.ingestor, wait_for_writes)
+        pipeline = Pipeline(self.ingestor.meters, loader, self.ingestor.clock_tolerance, self.ingestor.now)
+        thread = threading.Thread(target=writer, name="amr-bulk-writer", daemon=True)
+        thread.start()
+        try:
+            for batch in _batches(readings, self.batch_size):
+                if state["failed"] is not None:
+                    failed_batches.append(batch)
+                    continue
+                result = pipeline.run(batch)
+                loader.remember(result)
+                state["queued"] = int(state["queued"]) + 1  # type: ignore[call-overload]
+                pending.put((batch, result))
+        finally:
+            pending.put(None)
+            thread.join()
+        for batch in failed_batches:
+            result = self.ingestor.submit(batch)
+            summary.add(result)
+            if progress:
+                progress(len(batch))
+        return summary
+
+
+def _batches(readings: Iterable[IncomingReading], size: int) -> Iterable[list[IncomingReading]]:
+    batch: list[IncomingReading] = []
+    for reading in readings:
+        batch.append(reading)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,315 @@
+"""The `amr` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from amr import __version__
+from amr.app import App
+from amr.bulk_ingest import BulkIngest
+from amr.config import load_config
+from amr.consumption import Step, boundaries, consumption
+from amr.csvio import count_rows, read_readings
+from amr.domain import CHANNELS, Channel, Flag, StoredReading, kwh_from_wh
+from amr.errors import AmrError, ConfigError, InputError
+from amr.store import migrate
+
+
+def _when(text: str, tz: ZoneInfo, end: bool = False) -> datetime:
+    """A CLI date (site's zone; an end date includes that whole day) or ISO datetime, as UTC."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text) + (timedelta(days=1) if end else timedelta())
+            return datetime.combine(day, time(), tz).astimezone(UTC)
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(
+            f"{text!r} is not a date (2026-01-31) or an ISO datetime (2026-01-31T12:00+03:00)"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz)
+    return value.astimezone(UTC)
+
+
+def _local(ts: datetime, tz: ZoneInfo) -> str:
+    return ts.astimezone(tz).isoformat(timespec="minutes")
+
+
+def _kwh(value: int | None) -> str | None:
+    return None if value is None else str(kwh_from_wh(value))
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    print(f"{args.config}: OK — {len(config.meters)} meter(s), site time zone {config.site.timezone}")
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    from amr.store import Store
+
+    store = Store.open(config.database, config.site.timezone, upgrade=False)
+    try:
+        before = migrate.current_revision(store.engine)
+        store.upgrade()
+        after = migrate.current_revision(store.engine)
+    finally:
+        store.close()
+    extra = " with TimescaleDB" if store.timescale else ""
+    print(f"database at revision {after} (was {before or 'empty'}){extra}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    with App.open(args.config) as app, path.open(encoding="utf-8-sig", newline="") as stream:
+        total = count_rows(path)
+        bar = None
+        if sys.stderr.isatty() and not args.json:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="row", desc=path.name, file=sys.stderr)
+        try:
+            def progress(count: int) -> None:
+                if bar is not None:
+                    bar.update(count)
+
+            summary = BulkIngest(app.ingestor, app.config.database.batch_size).run(
+                read_readings(stream, str(path)), progress=progress
+            )
+        finally:
+            if bar:
+                bar.close()
+    if args.json:
+        _print_json(summary.as_dict())
+        return 0
+    print(f"{path.name}: {summary.total} row(s)")
+    print(f"  accepted   {summary.accepted}")
+    for flag, count in sorted(summary.flagged.items()):
+        print(f"    flagged {flag}: {count}")
+    print(f"  duplicate  {summary.duplicate}")
+    print(f"  refused    {summary.refused}")
+    for reason, count in sorted(summary.rejected.items()):
+        print(f"    {reason}: {count}")
+    return 0
+
+
+def _reading_json(r: StoredReading, serial: str, tz: ZoneInfo) -> dict[str, Any]:
+    return {
+        "meter": serial,
+        "timestamp": r.ts.isoformat(),
+        "local_time": _local(r.ts, tz),
+        "tariff": r.tariff,
+        **{c.value: _kwh(r.values.get(c)) for c in CHANNELS},
+        "source": r.source,
+        "flags": Flag.names(r.flags),
+    }
+
+
+def cmd_readings(args: argparse.Namespace) -> int:
+    with App.open(args.config) as app:
+        tz = app.config.site.tz
+        meter = app.meter(args.meter)
+        start = _when(args.start, tz) if args.start else None
+        end = _when(args.end, tz, end=True) if args.end else None
+        rows = app.store.readings([meter.id], start, end, args.tariff)
+    data = [_reading_json(r, meter.serial, tz) for r in rows]
+    if args.json:
+        _print_json(data)
+        return 0
+    print(f"meter {meter.serial} ({meter.name}), times in {tz.key}, kWh / kvarh at the primary side")
+    print(f"{'time':<17} {'T':>1} {'A+':>14} {'A-':>14} {'R+':>14} {'R-':>14}  source        flags")
+    for row in data:
+        cells = [row[c.value] or "—" for c in CHANNELS]
+        print(
+            f"{row['local_time'][:16]:<17} {row['tariff']:>1} "
+            + " ".join(f"{c:>14}" for c in cells)
+            + f"  {row['source']:<13} {','.join(row['flags'])}"
+        )
+    print(f"{len(data)} reading(s)")
+    return 0
+
+
+def cmd_rejected(args: argparse.Namespace) -> int:
+    status = None if args.status == "all" else args.status
+    with App.open(args.config) as app:
+        tz = app.config.site.tz
+        records = app.store.rejected(status, args.meter, limit=args.limit)
+    data = [
+        {
+            "id": r.id,
+            "meter": r.meter_serial,
+            "timestamp": r.ts.isoformat() if r.ts else None,
+            "tariff": r.tariff,
+            **{c.value: _kwh(r.values.get(c)) for c in CHANNELS},
+            "source": r.source,
+            "reasons": list(r.reasons),
+            "message": r.message,
+            "status": r.status,
+            "payload": r.payload,
+        }
+        for r in records
+    ]
+    if args.json:
+        _print_json(data)
+        return 0
+    for r in records:
+        when = _local(r.ts, tz)[:16] if r.ts else "—"
+        print(
+            f"#{r.id:<6} {r.meter_serial:<14} {when:<17} T{'-' if r.tariff is None else r.tariff} "
+            f"{','.join(r.reasons):<24} {r.message}"
+        )
+    print(f"{len(records)} refused reading(s)")
+    return 0
+
+
+def cmd_accept(args: argparse.Namespace) -> int:
+    if not args.reason.strip():
+        raise InputError("--reason is required: say why the refused reading is accepted")
+    with App.open(args.config) as app:
+        record = app.store.get_rejected(args.id)
+        meter = app.meter(record.meter_serial)
+        app.store.override(args.id, meter, args.actor, args.reason, datetime.now(UTC))
+    print(f"refused reading #{args.id} accepted as overridden by {args.actor}")
+    return 0
+
+
+def cmd_consumption(args: argparse.Namespace) -> int:
+    channel = Channel(args.channel)
+    step = Step(args.step)
+    with App.open(args.config) as app:
+        tz = app.config.site.tz
+        meters = app.point_meters(args.point) if args.point else [app.meter(args.meter)]
+        now = datetime.now(UTC)
+        end = _when(args.end, tz, end=True) if args.end else now
+        start = (
+            _when(args.start, tz)
+            if args.start
+            else end - (timedelta(days=31) if step is not Step.MONTH else timedelta(days=366))
+        )
+        edges = boundaries(start, end, step, tz)
+        series = [(m, app.store.readings([m.id], edges[0], edges[-1], args.tariff)) for m in meters]
+    buckets = consumption(series, channel, edges)
+    data: list[dict[str, Any]] = [
+        {
+            "start": _local(b.start, tz),
+            "end": _local(b.end, tz),
+            "value": _kwh(b.value),
+            "unit": channel.unit,
+            "complete": b.complete,
+            "gaps": [[_local(s, tz), _local(e, tz)] for s, e in b.gaps],
+        }
+        for b in buckets
+    ]
+    if args.json:
+        _print_json(data)
+        return 0
+    label = f"point {args.point}" if args.point else f"meter {args.meter}"
+    print(
+        f"{label}: {channel.label} consumption by {step.value}, tariff {args.tariff}, {channel.unit}, {tz.key}"
+    )
+    for row in data:
+        note = (
+            ""
+            if row["complete"]
+            else "  gap " + ", ".join(f"{s[11:16] or s}…{e[11:16] or e}" for s, e in row["gaps"])
+        )
+        print(f"{row['start'][:16]}  {row['value'] or '—':>14}{note}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="amr", description="АСКУЭ (AMR) integration service")
+    parser.add_argument("--version", action="version", version=f"amr {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("-c", "--config", required=True, help="the TOML configuration file")
+        return p
+
+    p = command("check-config", "validate a configuration file")
+    p.set_defaults(func=cmd_check_config)
+
+    db = sub.add_parser("db", help="database schema")
+    dbsub = db.add_subparsers(dest="db_command", required=True)
+    p = dbsub.add_parser("upgrade", help="apply migrations")
+    p.add_argument("-c", "--config", required=True)
+    p.set_defaults(func=cmd_db_upgrade)
+
+    p = command("import", "validate and store readings from a CSV file")
+    p.add_argument(
+        "file", help="CSV with header meter,timestamp,tariff,a_plus,a_minus,r_plus,r_minus[,source]"
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=cmd_import)
+
+    p = command("readings", "accepted readings of a meter in time order")
+    p.add_argument("--meter", required=True)
+    p.add_argument("--from", dest="start")
+    p.add_argument("--to", dest="end")
+    p.add_argument("--tariff", type=int)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_readings)
+
+    p = command("rejected", "refused readings with their reasons")
+    p.add_argument("--status", choices=["open", "accepted", "all"], default="open")
+    p.add_argument("--meter")
+    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_rejected)
+
+    p = command("accept", "accept a refused reading (override, audited)")
+    p.add_argument("id", type=int)
+    p.add_argument("--reason", required=True)
+    p.add_argument("--actor", default="operator")
+    p.set_defaults(func=cmd_accept)
+
+    p = command("consumption", "consumption by 30min, hour, day or month in the site's time zone")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--meter")
+    target.add_argument("--point", help="a metering point: sums its meters across a replacement")
+    p.add_argument("--step", choices=[s.value for s in Step], default="day")
+    p.add_argument("--channel", choices=[c.value for c in CHANNELS], default="a_plus")
+    p.add_argument("--tariff", type=int, default=0)
+    p.add_argument("--from", dest="start")
+    p.add_argument("--to", dest="end")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_consumption)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `amr` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    except AmrError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

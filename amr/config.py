@@ -1,0 +1,490 @@
+"""The one TOML configuration file, validated at load time.
+
+Errors name the file, the key path, what is wrong and how to fix it. Environment
+variables override the file: ``AMR_DATABASE_URL``, ``AMR_SITE_TIMEZONE`` and, in
+general, ``AMR_<SECTION>_<KEY>`` for any key of a top-level table.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from amr.durations import parse_duration
+from amr.errors import ConfigError, InputError
+from amr.meters import Meter, RatioVersion
+
+
+def _duration(value: object) -> timedelta:
+    try:
+        return parse_duration(value)
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Section):
+    """``[database]``: where readings are kept."""
+
+    url: str = "sqlite:///var/amr.sqlite"
+    timescale: Literal["auto", "on", "off"] = "auto"
+    copy_mode: Literal["auto", "on", "off"] = Field("auto", alias="copy")
+    batch_size: int = Field(5000, ge=1, le=1_000_000)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+            raise ValueError("use sqlite:///path/to/file.sqlite or postgresql://user@host:5432/dbname")
+        return value
+
+
+class SiteConfig(_Section):
+    """``[site]``: the time zone readings are shown and billed in."""
+
+    name: str = "АСКУЭ"
+    timezone: str = "Europe/Moscow"
+    clock_tolerance: Duration = timedelta(minutes=5)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Moscow") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The site's time zone."""
+        return ZoneInfo(self.timezone)
+
+
+class RatioStep(_Section):
+    """One version of a transformer ratio: ``{ since = "2026-03-01", ratio = 40 }``."""
+
+    since: datetime | date | None = None
+    ratio: Decimal = Field(gt=0)
+
+
+Ratio = Decimal | list[RatioStep]
+
+
+BusKind = Literal["modbus-tcp", "modbus-rtu", "iec62056-21", "mercury230", "mqtt"]
+SERIAL_KINDS = ("modbus-rtu", "iec62056-21", "mercury230")
+
+
+class RegisterConfig(_Section):
+    """One register of a meter's own map.
+
+    Example: ``{ channel = "a_plus", function = 4, address = 0x48, type = "float32", unit = "kWh" }``.
+    """
+
+    channel: Literal["a_plus", "a_minus", "r_plus", "r_minus"]
+    tariff: int = Field(0, ge=0, le=4)
+    function: Literal[3, 4] = 3
+    address: int = Field(ge=0, le=0xFFFF)
+    base: Literal[0, 1] = 0
+    type: Literal["uint16", "uint32", "uint64", "int32", "int64", "float32", "float64"]
+    word_order: Literal["big", "little"] = "big"
+    byte_order: Literal["big", "little"] = "big"
+    scale: Decimal = Field(Decimal(1), gt=0)
+    unit: Literal["Wh", "kWh", "MWh", "varh", "kvarh", "Mvarh"] = "kWh"
+    decimals: int | None = Field(None, ge=0, le=6)
+    count: int | None = Field(None, ge=1, le=4, description="registers spanned; checked against the type")
+
+
+class ScheduleConfig(_Section):
+    """When to poll: an interval (``"30s"``) or a cron expression (``"*/30 * * * *"``), with offset and jitter."""
+
+    every: Duration | None = None
+    cron: str | None = None
+    offset: Duration = timedelta(0)
+    jitter: Duration = timedelta(0)
+    misfire_grace: Duration = timedelta(minutes=5)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScheduleConfig:
+        if (self.every is None) == (self.cron is None):
+            raise ValueError('give either every = "30m" or cron = "*/30 * * * *"')
+        if self.cron is not None and len(self.cron.split()) != 5:
+            raise ValueError(f"cron {self.cron!r} needs 5 fields: minute hour day month weekday")
+        if self.every is not None and self.every <= timedelta(0):
+            raise ValueError("every must be longer than 0")
+        return self
+
+    @property
+    def shortest_interval(self) -> timedelta:
+        """The interval, or a lower bound of the cron's spacing (one minute when unknown)."""
+        if self.every is not None:
+            return self.every
+        minute = (self.cron or "").split()[0]
+        if minute.startswith("*/") and minute[2:].isdigit():
+            return timedelta(minutes=int(minute[2:]))
+        if "," in minute and all(p.isdigit() for p in minute.split(",")):
+            marks = sorted(int(p) for p in minute.split(","))
+            gaps = [b - a for a, b in zip(marks, [*marks[1:], marks[0] + 60], strict=True)]
+            return timedelta(minutes=min(gaps))
+        if minute.isdigit():
+            return timedelta(hours=1)
+        return timedelta(minutes=1)
+
+
+def _schedule(value: object) -> object:
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text.split()) == 5:
+            return {"cron": text}
+        return {"every": text}
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {"every": value}
+    return value
+
+
+Schedule = Annotated[ScheduleConfig, BeforeValidator(_schedule)]
+
+
+class BusConfig(_Section):
+    """One ``[[buses]]`` entry: a serial line, a Modbus TCP network or an MQTT broker."""
+
+    name: str = Field(min_length=1)
+    kind: BusKind
+    url: str = Field(min_length=1)
+    baudrate: int = Field(9600, ge=300, le=921600)
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    timeout: Duration = timedelta(seconds=1)
+    retries: int = Field(2, ge=0, le=10)
+    retry_backoff: Duration = timedelta(milliseconds=200)
+    frame_pause: Duration = timedelta(milliseconds=20)
+    concurrency: int = Field(16, ge=1, le=10000)
+    max_registers: int = Field(125, ge=1, le=125)
+    schedule: Schedule | None = None
+    # MQTT
+    topics: list[str] = []
+    payload: Literal["amr", "mapping", "tasmota-sml"] = "amr"
+    mapping: dict[str, str] = {}
+    client_id: str = ""
+    shared_group: str = ""
+    qos: Literal[0, 1, 2] = 1
+    username: str = ""
+    password: str = Field("", repr=False)
+
+    @model_validator(mode="after")
+    def _url_fits_kind(self) -> BusConfig:
+        if self.kind == "modbus-tcp" and not self.url.startswith("tcp://"):
+            raise ValueError(f'a modbus-tcp bus needs url = "tcp://host:502"; got {self.url!r}')
+        if self.kind == "mqtt" and not self.url.startswith(("mqtt://", "tcp://")):
+            raise ValueError(f'an mqtt bus needs url = "mqtt://host:1883"; got {self.url!r}')
+        if self.kind in SERIAL_KINDS and self.url.startswith(("tcp://", "mqtt://")):
+            raise ValueError(
+                f"a {self.kind} bus is a serial line: use a port (/dev/ttyUSB0) or a pyserial URL "
+                f"(socket://host:port, rfc2217://host:port); got {self.url!r}"
+            )
+        if self.kind == "mqtt" and not self.topics:
+            raise ValueError('an mqtt bus needs topics = ["meters/+/energy"]')
+        return self
+
+
+class MeterConfig(_Section):
+    """One ``[[meters]]`` entry."""
+
+    serial: str = Field(min_length=1, max_length=64)
+    name: str = ""
+    model: str = ""
+    object: str = ""
+    point: str = ""
+    accounts: list[str] = []
+    digits: int = Field(6, ge=1, le=12)
+    decimals: int = Field(2, ge=0, le=3)
+    ct_ratio: Ratio = Decimal(1)
+    vt_ratio: Ratio = Decimal(1)
+    tariffs: int = Field(1, ge=1, le=4)
+    max_power_kw: Decimal | None = Field(None, gt=0)
+    installed: datetime | date | None = None
+    removed: datetime | date | None = None
+    # Field side: how the collector reaches the meter.
+    bus: str | None = None
+    address: int | str | None = None
+    profile: str | None = None
+    registers: list[RegisterConfig] = []
+    password: str | None = Field(None, repr=False)
+    schedule: Schedule | None = None
+    timeout: Duration | None = None
+    retries: int | None = Field(None, ge=0, le=10)
+
+    @field_validator("ct_ratio", "vt_ratio")
+    @classmethod
+    def _positive(cls, value: Ratio) -> Ratio:
+        if isinstance(value, Decimal) and value <= 0:
+            raise ValueError("a transformer ratio is a positive number, e.g. 40 for 200/5 A")
+        if isinstance(value, list) and not value:
+            raise ValueError("give at least one { since = ..., ratio = ... } step")
+        return value
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> MeterConfig:
+        if (
+            self.installed is not None
+            and self.removed is not None
+            and _as_naive_sort_key(self.removed) < _as_naive_sort_key(self.installed)
+        ):
+            raise ValueError("removed is before installed; swap them or fix the dates")
+        return self
+
+
+class Config(_Section):
+    """The whole configuration file."""
+
+    database: DatabaseConfig = DatabaseConfig()
+    site: SiteConfig = SiteConfig()
+    buses: list[BusConfig] = []
+    meters: list[MeterConfig] = []
+
+    source_path: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_serials(self) -> Config:
+        seen: set[str] = set()
+        for index, meter in enumerate(self.meters):
+            if meter.serial in seen:
+                raise ValueError(
+                    f"meters[{index}].serial {meter.serial!r} appears twice; a serial names one meter"
+                )
+            seen.add(meter.serial)
+        check_field_settings(self)
+        return self
+
+    def bus(self, name: str) -> BusConfig:
+        """The bus named `name`."""
+        for bus in self.buses:
+            if bus.name == name:
+                return bus
+        raise ConfigError(f"no bus named {name!r}")
+
+    def meter_objects(self) -> list[Meter]:
+        """The configured meters as domain objects (ids still 0 until synced with a store)."""
+        return [_meter(m, self.site.tz) for m in self.meters]
+
+
+def check_field_settings(config: Config) -> None:
+    """Cross-field checks of buses and meters; raises ValueError naming the key path and the fix."""
+    from amr.protocols.modbus_map import PROFILES, register_count
+
+    buses: dict[str, BusConfig] = {}
+    for index, bus in enumerate(config.buses):
+        if bus.name in buses:
+            raise ValueError(f"buses[{index}].name {bus.name!r} appears twice; give every bus its own name")
+        buses[bus.name] = bus
+    addresses: dict[tuple[str, str], str] = {}
+    for index, meter in enumerate(config.meters):
+        where = f"meters[{index}] ({meter.serial})"
+        if meter.bus is None:
+            continue
+        found = buses.get(meter.bus)
+        if found is None:
+            known = ", ".join(sorted(buses)) or "none is configured"
+            raise ValueError(f"{where}.bus: unknown bus {meter.bus!r}; buses: {known}")
+        bus = found
+        if bus.kind in ("modbus-tcp", "modbus-rtu"):
+            if meter.profile is None and not meter.registers:
+                raise ValueError(
+                    f"{where}: a Modbus meter needs profile = one of {', '.join(sorted(PROFILES))} or a registers map"
+                )
+            if meter.profile is not None and meter.profile not in PROFILES:
+                raise ValueError(
+                    f"{where}.profile: unknown profile {meter.profile!r}; known: {', '.join(sorted(PROFILES))}"
+                )
+        for r_index, register in enumerate(meter.registers):
+            needed = register_count(register.type)
+            if register.count is not None and register.count != needed:
+                raise ValueError(
+                    f"{where}.registers[{r_index}]: type {register.type} spans {needed} register(s), "
+                    f"not count = {register.count}"
+                )
+        if bus.kind != "mqtt":
+            if meter.address is None:
+                raise ValueError(f"{where}.address: a meter on bus {bus.name!r} needs its address")
+            key = (bus.name, str(meter.address))
+            if key in addresses:
+                raise ValueError(
+                    f"{where}.address: {meter.address} on bus {bus.name!r} is already meter {addresses[key]}; "
+                    "every meter on a bus needs its own address"
+                )
+            addresses[key] = meter.serial
+        schedule = meter.schedule or bus.schedule
+        timeout = meter.timeout or bus.timeout
+        if schedule is not None and timeout >= schedule.shortest_interval:
+            raise ValueError(
+                f"{where}: timeout {timeout} is not shorter than the poll interval "
+                f"{schedule.shortest_interval}; shorten the timeout or poll less often"
+            )
+
+
+def _as_naive_sort_key(value: datetime | date) -> datetime:
+    if isinstance(value, datetime):
+        return (
+            value.replace(tzinfo=None)
+            if value.tzinfo is None
+            else value.astimezone(UTC).replace(tzinfo=None)
+        )
+    return datetime.combine(value, time())
+
+
+def to_utc(value: datetime | date, tz: ZoneInfo) -> datetime:
+    """A config date or datetime as UTC; dates and naive datetimes are in the site's zone."""
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time())
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz)
+    return value.astimezone(UTC)
+
+
+def _ratio_steps(value: Ratio, tz: ZoneInfo) -> list[tuple[datetime | None, Fraction]]:
+    if isinstance(value, Decimal):
+        return [(None, Fraction(value))]
+    steps = [(None if s.since is None else to_utc(s.since, tz), Fraction(s.ratio)) for s in value]
+    return sorted(steps, key=lambda s: (s[0] is not None, s[0] or datetime.min))
+
+
+def _meter(cfg: MeterConfig, tz: ZoneInfo) -> Meter:
+    ct = _ratio_steps(cfg.ct_ratio, tz)
+    vt = _ratio_steps(cfg.vt_ratio, tz)
+    boundaries = sorted({s for s, _ in ct + vt if s is not None})
+    starts: list[datetime | None] = [None] if any(s is None for s, _ in ct + vt) else []
+    starts += boundaries
+
+    def at(steps: list[tuple[datetime | None, Fraction]], moment: datetime | None) -> Fraction:
+        current = steps[0][1]
+        for since, ratio in steps:
+            if since is None or (moment is not None and since <= moment):
+                current = ratio
+        return current
+
+    versions = tuple(RatioVersion(s, at(ct, s), at(vt, s)) for s in starts)
+    return Meter(
+        serial=cfg.serial,
+        name=cfg.name or cfg.serial,
+        object=cfg.object,
+        point=cfg.point or cfg.serial,
+        model=cfg.model,
+        accounts=tuple(cfg.accounts),
+        digits=cfg.digits,
+        decimals=cfg.decimals,
+        ratios=versions,
+        tariffs=cfg.tariffs,
+        max_power_kw=None if cfg.max_power_kw is None else Fraction(cfg.max_power_kw),
+        installed=None if cfg.installed is None else to_utc(cfg.installed, tz),
+        removed=None if cfg.removed is None else to_utc(cfg.removed, tz),
+    )
+
+
+def _format_location(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in (
+            "Decimal",
+            "list[RatioStep]",
+            "datetime",
+            "date",
+            "function-after[_positive(), union[decimal,list[RatioStep]]]",
+        ):
+            continue
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "(top level)"
+
+
+def _env_overrides(data: dict[str, Any], environ: dict[str, str]) -> None:
+    """Apply ``AMR_<SECTION>_<KEY>`` variables onto the raw TOML tables."""
+    sections: dict[str, type[BaseModel]] = {"database": DatabaseConfig, "site": SiteConfig}
+    for section, model in sections.items():
+        keys = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias is not None}
+        for key in keys:
+            env_name = f"AMR_{section}_{key}".upper()
+            if env_name in environ:
+                table = data.setdefault(section, {})
+                if not isinstance(table, dict):
+                    raise ConfigError(f"[{section}] must be a table to apply {env_name}")
+                table[key] = environ[env_name]
+
+
+def _resolve_sqlite_path(url: str, base: Path) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+        path = url[len(prefix) :]
+        if path and path != ":memory:":
+            return prefix + str((base / path).resolve())
+    return url
+
+
+def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
+    """Read and validate a configuration file; raise `ConfigError` naming file, key and fix."""
+    file = Path(path)
+    env = dict(os.environ if environ is None else environ)
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such file; pass the configuration with -c FILE") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: is not UTF-8 text; save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: is not valid TOML: {exc}") from None
+    return config_from_dict(data, env, file)
+
+
+def config_from_dict(
+    data: dict[str, Any], environ: dict[str, str] | None = None, file: Path | None = None
+) -> Config:
+    """Validate already-parsed configuration data (used by `load_config` and tests)."""
+    name = str(file) if file is not None else "configuration"
+    _env_overrides(data, dict(os.environ if environ is None else environ))
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            where = _format_location(tuple(error["loc"]))
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown key; check its spelling against the README's configuration reference"
+            elif error["type"] == "missing":
+                message = "is required; add it"
+            lines.append(f"{name}: {where}: {message}")
+        raise ConfigError("\n".join(lines)) from None
+    base = file.parent if file is not None else Path.cwd()
+    url = _resolve_sqlite_path(config.database.url, base)
+    database = config.database.model_copy(update={"url": url})
+    return config.model_copy(update={"database": database, "source_path": file})

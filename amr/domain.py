@@ -1,0 +1,156 @@
+"""The domain's vocabulary: channels, tariffs, sources, flags and readings.
+
+Energy is kept exact: every channel value is an integer number of Wh (active) or
+varh (reactive) at the primary side of the instrument transformers. Conversion to
+and from kWh/kvarh happens only at the edges (`wh_from_kwh`, `kwh_from_wh`).
+Timestamps are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from amr.errors import InputError
+
+WH_PER_KWH = 1000
+
+
+class Channel(str, enum.Enum):
+    """The four cumulative energy registers of a meter."""
+
+    A_PLUS = "a_plus"  # active import, kWh
+    A_MINUS = "a_minus"  # active export, kWh
+    R_PLUS = "r_plus"  # reactive forward, kvarh
+    R_MINUS = "r_minus"  # reactive reverse, kvarh
+
+    @property
+    def unit(self) -> str:
+        """The unit shown at the edges: kWh for active channels, kvarh for reactive ones."""
+        return "kWh" if self in (Channel.A_PLUS, Channel.A_MINUS) else "kvarh"
+
+    @property
+    def label(self) -> str:
+        """The customary short name: A+, A-, R+, R-."""
+        return {"a_plus": "A+", "a_minus": "A-", "r_plus": "R+", "r_minus": "R-"}[self.value]
+
+
+CHANNELS: tuple[Channel, ...] = tuple(Channel)
+
+TARIFF_TOTAL = 0
+TARIFFS: tuple[int, ...] = (0, 1, 2, 3, 4)
+
+
+class Source(str, enum.Enum):
+    """Where a reading came from."""
+
+    MODBUS = "askue:modbus"
+    SERIAL = "askue:serial"
+    MQTT = "askue:mqtt"
+    WEB = "web"
+    MOBILE = "mobile"
+    OPERATOR = "operator"
+    IMPORT = "import"
+
+    @property
+    def is_manual(self) -> bool:
+        """True for readings typed in by a person."""
+        return self in (Source.WEB, Source.MOBILE, Source.OPERATOR)
+
+
+class Flag(enum.IntFlag):
+    """Marks on an accepted reading, stored as a bit mask."""
+
+    NONE = 0
+    ROLLOVER = 1  # a register wrapped through zero before this reading
+    ESTIMATED = 2  # filled in by estimation, not measured
+    OVERRIDDEN = 4  # refused by validation, then accepted by a dispatcher
+
+    @classmethod
+    def names(cls, value: int) -> list[str]:
+        """The lower-case names of the flags set in `value`, e.g. ``["rollover"]``."""
+        return list(_flag_names(value))
+
+    @classmethod
+    def parse(cls, names: list[str]) -> Flag:
+        """The mask for flag names such as ``["rollover"]``."""
+        result = cls.NONE
+        for name in names:
+            result |= cls[name.upper()]
+        return result
+
+
+@functools.cache
+def _flag_names(value: int) -> tuple[str, ...]:
+    return tuple(f.name.lower() for f in Flag if f and f.name and value & f)
+
+
+Values = dict[Channel, int | None]
+"""Channel → value in Wh/varh at the primary side; None when the meter did not report it."""
+
+
+def wh_from_kwh(value: Decimal | str | int) -> int:
+    """Exact Wh from kWh; raises `InputError` when the value has finer resolution than 1 Wh."""
+    try:
+        dec = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation:
+        raise InputError(f"{value!r} is not a number; write it like 1234.567") from None
+    if not dec.is_finite():
+        raise InputError(f"{value!r} is not a finite number")
+    wh = dec * WH_PER_KWH
+    if wh != wh.to_integral_value():
+        raise InputError(f"{value} has more than 3 decimals; values are kept exactly to 1 Wh (0.001 kWh)")
+    return int(wh)
+
+
+def kwh_from_wh(value: int) -> Decimal:
+    """kWh (or kvarh) as an exact decimal with three places."""
+    return (Decimal(value) / WH_PER_KWH).quantize(Decimal("0.001"))
+
+
+def utc(dt: datetime) -> datetime:
+    """`dt` converted to UTC; naive datetimes are refused."""
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise InputError(f"timestamp {dt.isoformat()} has no UTC offset; add one, e.g. +03:00")
+    return dt.astimezone(UTC)
+
+
+@dataclass(slots=True)
+class IncomingReading:
+    """A reading as it arrives, before validation.
+
+    `values` are Wh/varh at the primary side. `problems` carries parse errors found
+    before the pipeline (e.g. a malformed CSV cell); such a reading is refused as
+    `malformed`. `payload` is the original input, kept with a refused reading.
+    Treated as immutable (not frozen only because frozen dataclasses are slow to build).
+    """
+
+    meter: str
+    ts: datetime | None
+    tariff: int
+    values: Values
+    source: Source
+    payload: dict[str, Any] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+    received_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class StoredReading:
+    """An accepted reading as kept in the store (treated as immutable)."""
+
+    meter_id: int
+    ts: datetime
+    tariff: int
+    values: Values
+    source: str
+    flags: int
+    received_at: datetime
+
+    def value(self, channel: Channel) -> int | None:
+        """The value of one channel, or None when absent."""
+        return self.values.get(channel)

@@ -1,0 +1,136 @@
+"""Meters and metering points: register capacity, transformer ratios by date, service dates.
+
+Hierarchy: object (объект) → metering point → meter. A meter replaced on a metering
+point starts its own series; readings of two meters are never compared.
+
+A meter's registers count secondary energy; the primary value is the register value
+× CT ratio × VT ratio in force at that moment. Readings are stored at the primary
+side, so validation divides by the ratio in force (exactly, with fractions) to
+compare registers across a ratio change.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from datetime import datetime
+from fractions import Fraction
+
+WH_PER_KWH = 1000
+WRAP_ZONE = Fraction(1, 10)
+"""A wrap needs the previous register value in the top tenth of the register and the new one in the bottom tenth."""
+
+Exact = int | Fraction
+
+
+def exact(value: Fraction) -> Exact:
+    """An int when `value` is whole (fast to compare), else the fraction."""
+    return value.numerator if value.denominator == 1 else value
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """The register's limits at the primary side for one ratio version (Wh; ints where exact)."""
+
+    ratio: Exact
+    capacity: Exact  # the largest value the register can show, × ratio
+    modulus: Exact  # the register wraps to zero here, × ratio
+    wrap_top: Exact  # a wrap starts above this (primary)
+    wrap_bottom: Exact  # and ends below this (primary)
+    power_w: Exact | None  # rated power in W × ratio: the most the meter can pass
+
+
+@dataclass(frozen=True, slots=True)
+class RatioVersion:
+    """A transformer ratio in force from `since` (UTC, inclusive) until the next version."""
+
+    since: datetime | None  # None: since the beginning
+    ct: Fraction
+    vt: Fraction
+
+
+@dataclass(frozen=True, slots=True)
+class Meter:
+    """One physical meter on one metering point, as configured."""
+
+    serial: str
+    name: str
+    object: str
+    point: str
+    model: str = ""
+    accounts: tuple[str, ...] = ()
+    digits: int = 6
+    decimals: int = 2
+    ratios: tuple[RatioVersion, ...] = (RatioVersion(None, Fraction(1), Fraction(1)),)
+    tariffs: int = 1
+    max_power_kw: Fraction | None = None
+    installed: datetime | None = None
+    removed: datetime | None = None
+    id: int = 0
+    _since: tuple[datetime, ...] = field(default=(), repr=False, compare=False)
+    _scales: tuple[Scale, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        starts = tuple(r.since for r in self.ratios if r.since is not None)
+        object.__setattr__(self, "_since", starts)
+        object.__setattr__(self, "_scales", tuple(self._scale(v) for v in self.ratios))
+
+    def _scale(self, version: RatioVersion) -> Scale:
+        ratio = version.ct * version.vt
+        modulus = Fraction(self.modulus_wh)
+        near = modulus * WRAP_ZONE
+        power = None if self.max_power_kw is None else exact(self.max_power_kw * WH_PER_KWH * ratio)
+        return Scale(
+            ratio=exact(ratio),
+            capacity=exact(self.max_register_wh * ratio),
+            modulus=exact(modulus * ratio),
+            wrap_top=exact((modulus - near) * ratio),
+            wrap_bottom=exact(near * ratio),
+            power_w=power,
+        )
+
+    def scale_at(self, ts: datetime) -> Scale:
+        """The register's limits at the primary side in force at `ts`."""
+        if len(self._scales) == 1:
+            return self._scales[0]
+        return self._scales[self._version_index(ts)]
+
+    @property
+    def modulus_wh(self) -> int:
+        """The register wraps to zero at this many Wh (10^digits kWh)."""
+        return int(10**self.digits) * WH_PER_KWH
+
+    @property
+    def max_register_wh(self) -> Fraction:
+        """The largest value the register can show, in Wh (e.g. 999999.99 kWh)."""
+        return Fraction(self.modulus_wh) - Fraction(WH_PER_KWH, 10**self.decimals)
+
+    def ratio_at(self, ts: datetime) -> Fraction:
+        """CT × VT in force at `ts`."""
+        return Fraction(self.scale_at(ts).ratio)
+
+    def ratio_version_at(self, ts: datetime) -> RatioVersion:
+        """The ratio version in force at `ts` (versions are sorted by `since`)."""
+        return self.ratios[self._version_index(ts)]
+
+    def _version_index(self, ts: datetime) -> int:
+        index = bisect.bisect_right(self._since, ts)
+        if self.ratios[0].since is None:
+            return index
+        return max(index - 1, 0)
+
+    def register_value(self, primary_wh: int, ts: datetime) -> Fraction:
+        """The secondary register value (Wh) behind a primary value at `ts`."""
+        return Fraction(primary_wh) / self.ratio_at(ts)
+
+    def max_energy_wh(self, hours: Fraction) -> Fraction | None:
+        """The most secondary energy the meter can pass in `hours` at its rated power."""
+        if self.max_power_kw is None:
+            return None
+        return self.max_power_kw * WH_PER_KWH * hours
+
+    def in_service(self, ts: datetime) -> bool:
+        """True when `ts` lies within the installation and removal dates."""
+        if self.installed is not None and ts < self.installed:
+            return False
+        return not (self.removed is not None and ts > self.removed)

@@ -1,0 +1,429 @@
+"""Mercury 230/234 (Incotex) requests and answers, as bytes, both directions.
+
+Every frame on the bus, request or answer, is one block ended by a CRC::
+
+    request  +---------+---------+----------------+--------+--------+
+             | address | command | parameters ... | CRC lo | CRC hi |
+             +---------+---------+----------------+--------+--------+
+    answer   +---------+----------------------------------+--------+--------+
+             | address | data ...                         | CRC lo | CRC hi |
+             +---------+----------------------------------+--------+--------+
+
+The CRC is CRC-16/Modbus over every byte before it (`amr.protocols.crc`).
+An answer repeats the address the request was sent to (also for address 0,
+the "universal" address every meter answers, so only one meter may be on the
+line when it is used). Answers carry no command byte: the master knows what it
+asked.
+
+Requests built here (sizes include address and CRC):
+
+=========  =====  =============================================  ==============
+command    bytes  parameters                                     answer
+=========  =====  =============================================  ==============
+0x00 test      4  none                                           status (4)
+0x01 open     11  access level (1 user, 2 admin), 6-byte pwd     status (4)
+0x02 close     4  none                                           status (4)
+0x05 read      6  (array << 4 | month), tariff (0 sum, 1..4)     energy (19)
+=========  =====  =============================================  ==============
+
+A status answer is ``[address][code][CRC lo][CRC hi]``; code 0 means OK. A
+request the meter refuses (e.g. an energy read before the channel is open) is
+answered with a status answer instead of its usual answer, so a reader must be
+ready for 4 bytes where it expected 19 (`is_complete_answer`).
+
+Energy answer (command 0x05)::
+
+    +------+-------------+-------------+-------------+-------------+-----+-----+
+    | addr | A+  4 bytes | A-  4 bytes | R+  4 bytes | R-  4 bytes | CRC | CRC |
+    +------+-------------+-------------+-------------+-------------+-----+-----+
+       0      1 ..  4       5 ..  8       9 .. 12      13 .. 16     17    18
+
+Each value is an unsigned count of Wh (A+, A-) or varh (R+, R-), its four
+bytes sent in the order bits 16-23, bits 24-31, bits 0-7, bits 8-15. (The
+protocol document numbers the bytes from the most significant, B0 = bits
+24-31, and calls this order "B1 B0 B3 B2".) So value 0x0030C528 (3 196 200 Wh)
+travels as ``30 00 28 C5``. The two top bits of the most significant byte are
+not part of the value and are masked off (``& 0x3F``); ``FF FF FF FF`` means
+the meter does not measure that channel (e.g. A- on an import-only meter).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from amr.domain import Channel, Values
+from amr.errors import DeviceError, ProtocolError
+from amr.protocols.crc import append_crc, crc_ok, strip_crc
+
+
+class Command(enum.IntEnum):
+    """Request codes (the second byte of a request)."""
+
+    TEST = 0x00  # test the channel: the meter answers status OK, no access needed
+    OPEN = 0x01  # open the channel with an access level and password
+    CLOSE = 0x02  # close the channel
+    READ_ENERGY = 0x05  # read accumulated energy of one array, month and tariff
+
+
+class AccessLevel(enum.IntEnum):
+    """Access levels of the open-channel request."""
+
+    USER = 1  # reading
+    ADMIN = 2  # reading and parameter writing
+
+
+class Status(enum.IntEnum):
+    """Codes of a status answer ``[address][code][CRC]``."""
+
+    OK = 0
+    ILLEGAL_COMMAND = 1
+    INTERNAL_ERROR = 2
+    ACCESS_DENIED = 3
+    CLOCK_ALREADY_CORRECTED = 4
+    CHANNEL_NOT_OPEN = 5
+
+
+STATUS_TEXT: dict[int, str] = {
+    Status.OK: "OK",
+    Status.ILLEGAL_COMMAND: "illegal command or parameter",
+    Status.INTERNAL_ERROR: "internal meter error",
+    Status.ACCESS_DENIED: (
+        "access denied: wrong password, or the open access level is too low for this request"
+    ),
+    Status.CLOCK_ALREADY_CORRECTED: "the clock has already been corrected today",
+    Status.CHANNEL_NOT_OPEN: "channel not open: send an open-channel request (0x01) first",
+}
+
+
+class EnergyArray(enum.IntEnum):
+    """Arrays of accumulated energy (high nibble of the read-energy parameter byte).
+
+    Only the arrays whose answer is the four-channel, 16-byte layout are listed.
+    """
+
+    SINCE_RESET = 0x0  # accumulated since the last reset: the meter's register
+    CURRENT_YEAR = 0x1
+    PREVIOUS_YEAR = 0x2
+    MONTH = 0x3  # of the month given in the low nibble, 1..12
+    CURRENT_DAY = 0x4
+    PREVIOUS_DAY = 0x5
+
+
+UNIVERSAL_ADDRESS = 0  # every meter answers it; only one meter may be on the line
+STATUS_ANSWER_LENGTH = 4  # address, code, CRC lo, CRC hi
+ENERGY_ANSWER_LENGTH = 19  # address, 4 x 4 value bytes, CRC lo, CRC hi
+PASSWORD_LENGTH = 6
+DEFAULT_PASSWORDS: dict[AccessLevel, str] = {
+    AccessLevel.USER: "111111",  # factory default, sent as 01 01 01 01 01 01
+    AccessLevel.ADMIN: "222222",  # factory default, sent as 02 02 02 02 02 02
+}
+TARIFFS = range(5)  # 0 = sum of all tariffs, 1..4 = T1..T4
+ENERGY_CHANNELS: tuple[Channel, ...] = (
+    Channel.A_PLUS,
+    Channel.A_MINUS,
+    Channel.R_PLUS,
+    Channel.R_MINUS,
+)  # order of the four values in an energy answer
+NOT_SUPPORTED = b"\xff\xff\xff\xff"  # value bytes of a channel the meter does not measure
+VALUE_MASK = 0x3FFFFFFF  # the two top bits of the most significant byte are not value bits
+MAX_ENERGY = VALUE_MASK  # 1 073 741 823 Wh: larger than a 999999.99 kWh register
+
+_REQUEST_LENGTHS: dict[int, int] = {
+    Command.TEST: 4,
+    Command.OPEN: 11,
+    Command.CLOSE: 4,
+    Command.READ_ENERGY: 6,
+}
+_ANSWER_LENGTHS: dict[int, int] = {
+    Command.TEST: STATUS_ANSWER_LENGTH,
+    Command.OPEN: STATUS_ANSWER_LENGTH,
+    Command.CLOSE: STATUS_ANSWER_LENGTH,
+    Command.READ_ENERGY: ENERGY_ANSWER_LENGTH,
+}
+
+
+class MercuryStatusError(DeviceError):
+    """The meter answered a request with a non-zero status code."""
+
+    def __init__(self, address: int, status: int) -> None:
+        text = STATUS_TEXT.get(status, "unknown status code")
+        super().__init__(f"Mercury meter at address {address} answered status {status}: {text}")
+        self.address = address
+        self.status = status
+
+
+# --- values -----------------------------------------------------------------
+
+
+def password_bytes(password: str | bytes) -> bytes:
+    """The six password bytes as sent.
+
+    A string of six digits is sent digit by digit as byte values ("111111" →
+    ``01 01 01 01 01 01``); six raw bytes are sent as they are.
+    """
+    if isinstance(password, bytes):
+        if len(password) != PASSWORD_LENGTH:
+            raise ValueError(f"a Mercury password is {PASSWORD_LENGTH} bytes; got {len(password)}")
+        return password
+    if len(password) != PASSWORD_LENGTH or not all(c in "0123456789" for c in password):
+        raise ValueError(f"a Mercury password is {PASSWORD_LENGTH} digits such as '111111'; got {password!r}")
+    return bytes(int(c) for c in password)
+
+
+def _check_address(address: int) -> None:
+    if not 0 <= address <= 0xFF:
+        raise ValueError(f"a Mercury address is one byte, 0..255; got {address}")
+
+
+def _pack_value(value: int | None) -> bytes:
+    """Four value bytes in the order bits 16-23, 24-31, 0-7, 8-15; None → FF FF FF FF."""
+    if value is None:
+        return NOT_SUPPORTED
+    if not 0 <= value <= MAX_ENERGY:
+        raise ValueError(f"an energy value is 0..{MAX_ENERGY} Wh/varh; got {value}")
+    b = value.to_bytes(4, "big")  # b[0] = bits 24-31 ... b[3] = bits 0-7
+    return bytes((b[1], b[0], b[3], b[2]))
+
+
+def _unpack_value(raw: bytes) -> int | None:
+    """The inverse of `_pack_value`; the two top bits are masked off."""
+    if raw == NOT_SUPPORTED:
+        return None
+    value = raw[1] << 24 | raw[0] << 16 | raw[3] << 8 | raw[2]
+    return value & VALUE_MASK
+
+
+def _status_code(byte: int) -> int:
+    # The code is in the low four bits of the status byte.
+    return byte & 0x0F
+
+
+# --- master side: requests --------------------------------------------------
+
+
+def encode_test_request(address: int) -> bytes:
+    """Test the channel: ``[address] 00 [CRC]``; answered by status OK."""
+    _check_address(address)
+    return append_crc(bytes((address, Command.TEST)))
+
+
+def encode_open_request(
+    address: int,
+    level: AccessLevel = AccessLevel.USER,
+    password: str | bytes | None = None,
+) -> bytes:
+    """Open the channel: ``[address] 01 [level] [6 password bytes] [CRC]``.
+
+    `password` defaults to the factory password of `level`.
+    """
+    _check_address(address)
+    level = AccessLevel(level)
+    secret = password_bytes(DEFAULT_PASSWORDS[level] if password is None else password)
+    return append_crc(bytes((address, Command.OPEN, level)) + secret)
+
+
+def encode_close_request(address: int) -> bytes:
+    """Close the channel: ``[address] 02 [CRC]``."""
+    _check_address(address)
+    return append_crc(bytes((address, Command.CLOSE)))
+
+
+def encode_energy_request(
+    address: int,
+    array: EnergyArray = EnergyArray.SINCE_RESET,
+    month: int = 0,
+    tariff: int = 0,
+) -> bytes:
+    """Read energy: ``[address] 05 [array << 4 | month] [tariff] [CRC]``.
+
+    `month` (1..12) is given only with `EnergyArray.MONTH`; `tariff` is 0 for
+    the sum of all tariffs, 1..4 for T1..T4.
+    """
+    _check_address(address)
+    array = EnergyArray(array)
+    if array is EnergyArray.MONTH:
+        if not 1 <= month <= 12:
+            raise ValueError(f"the month array needs a month 1..12; got {month}")
+    elif month != 0:
+        raise ValueError(f"a month is given only with the MONTH array, not {array.name}")
+    if tariff not in TARIFFS:
+        raise ValueError(f"tariff is 0 (sum) or 1..4; got {tariff}")
+    return append_crc(bytes((address, Command.READ_ENERGY, array << 4 | month, tariff)))
+
+
+def expected_answer_length(request: bytes) -> int:
+    """How many bytes the normal answer to `request` has, CRC included.
+
+    A refused request is answered by a shorter status answer
+    (`STATUS_ANSWER_LENGTH`); use `is_complete_answer` to stop reading then.
+    """
+    if len(request) < 2:
+        raise ValueError("a request has at least an address and a command byte")
+    try:
+        return _ANSWER_LENGTHS[request[1]]
+    except KeyError:
+        raise ValueError(f"no answer length known for command 0x{request[1]:02X}") from None
+
+
+def is_complete_answer(request: bytes, received: bytes) -> bool:
+    """True when `received` holds a whole answer to `request`.
+
+    That is the normal answer length, or a 4-byte status answer with a correct
+    CRC (which is how the meter refuses a request). The first 4 bytes of a long
+    answer end in a correct CRC by chance once in 65536; the reader then stops
+    early, decoding reports a status or length error for that poll, and the
+    poll is retried. A reader that also waits for the line to go quiet (the
+    inter-frame pause) avoids even that.
+    """
+    expected = expected_answer_length(request)
+    if len(received) >= expected:
+        return True
+    return len(received) == STATUS_ANSWER_LENGTH and crc_ok(received)
+
+
+# --- master side: answers ---------------------------------------------------
+
+
+def _checked_body(answer: bytes, address: int, what: str) -> bytes:
+    """The answer without CRC, after checking CRC and address."""
+    body = strip_crc(answer)
+    if body[0] != address:
+        raise ProtocolError(f"{what} comes from address {body[0]}, expected address {address}")
+    return body
+
+
+def decode_status_answer(answer: bytes, address: int) -> None:
+    """Check a status answer of the meter at `address`.
+
+    Returns for status OK; raises `MercuryStatusError` (a `DeviceError`) for any
+    other code and `ProtocolError` for a wrong length, CRC or address.
+    """
+    if len(answer) != STATUS_ANSWER_LENGTH:
+        raise ProtocolError(
+            f"status answer must be {STATUS_ANSWER_LENGTH} bytes ([address][code][CRC]); "
+            f"got {len(answer)}: {answer.hex(' ').upper()}"
+        )
+    body = _checked_body(answer, address, "status answer")
+    status = _status_code(body[1])
+    if status != Status.OK:
+        raise MercuryStatusError(address, status)
+
+
+def decode_energy_answer(answer: bytes, address: int) -> Values:
+    """A+, A-, R+, R- in Wh/varh from an energy answer; None for unsupported channels.
+
+    A status answer in its place is decoded as such: a refusal raises
+    `MercuryStatusError`; status OK (no data) raises `ProtocolError`.
+    """
+    if len(answer) == STATUS_ANSWER_LENGTH:
+        decode_status_answer(answer, address)
+        raise ProtocolError(
+            f"meter at address {address} answered status OK where "
+            f"{ENERGY_ANSWER_LENGTH} bytes of energy were expected"
+        )
+    if len(answer) != ENERGY_ANSWER_LENGTH:
+        raise ProtocolError(
+            f"energy answer must be {ENERGY_ANSWER_LENGTH} bytes "
+            f"([address] + 16 data + 2 CRC) or a {STATUS_ANSWER_LENGTH}-byte status answer; "
+            f"got {len(answer)}: {answer.hex(' ').upper()}"
+        )
+    body = _checked_body(answer, address, "energy answer")
+    return {channel: _unpack_value(body[1 + 4 * i : 5 + 4 * i]) for i, channel in enumerate(ENERGY_CHANNELS)}
+
+
+# --- meter side: requests ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelTestRequest:
+    """``[address] 00 [CRC]``."""
+
+    address: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRequest:
+    """``[address] 01 [level] [password x 6] [CRC]``; `level` as received, maybe invalid."""
+
+    address: int
+    level: int
+    password: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRequest:
+    """``[address] 02 [CRC]``."""
+
+    address: int
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyRequest:
+    """``[address] 05 [array << 4 | month] [tariff] [CRC]``; fields as received."""
+
+    address: int
+    array: int
+    month: int
+    tariff: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownRequest:
+    """A request with a correct CRC and a command this module does not decode.
+
+    A simulator answers it with `Status.ILLEGAL_COMMAND`, as a meter would for
+    a command it lacks.
+    """
+
+    address: int
+    command: int
+    parameters: bytes
+
+
+Request = ChannelTestRequest | OpenRequest | CloseRequest | EnergyRequest | UnknownRequest
+
+
+def decode_request(frame: bytes) -> Request:
+    """The request in `frame`, as a meter receives it.
+
+    Raises `ProtocolError` for a bad CRC, or a known command with the wrong
+    number of parameter bytes.
+    """
+    body = strip_crc(frame)
+    if len(body) < 2:
+        raise ProtocolError(
+            f"a request has an address and a command byte before the CRC; got {frame.hex(' ').upper()}"
+        )
+    address, command, parameters = body[0], body[1], body[2:]
+    expected = _REQUEST_LENGTHS.get(command)
+    if expected is None:
+        return UnknownRequest(address, command, parameters)
+    if len(frame) != expected:
+        raise ProtocolError(
+            f"request 0x{command:02X} must be {expected} bytes; got {len(frame)}: {frame.hex(' ').upper()}"
+        )
+    if command == Command.TEST:
+        return ChannelTestRequest(address)
+    if command == Command.CLOSE:
+        return CloseRequest(address)
+    if command == Command.OPEN:
+        return OpenRequest(address, parameters[0], parameters[1:])
+    return EnergyRequest(address, parameters[0] >> 4, parameters[0] & 0x0F, parameters[1])
+
+
+# --- meter side: answers ----------------------------------------------------
+
+
+def encode_status_answer(address: int, status: Status = Status.OK) -> bytes:
+    """``[address] [code] [CRC]``."""
+    _check_address(address)
+    return append_crc(bytes((address, Status(status))))
+
+
+def encode_energy_answer(address: int, values: Mapping[Channel, int | None]) -> bytes:
+    """``[address] [A+] [A-] [R+] [R-] [CRC]``; a missing or None channel is sent as FF FF FF FF."""
+    _check_address(address)
+    data = b"".join(_pack_value(values.get(channel)) for channel in ENERGY_CHANNELS)
+    return append_crc(bytes((address,)) + data)

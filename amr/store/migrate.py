@@ -1,0 +1,41 @@
+"""Schema migrations (Alembic), run by `amr db upgrade -c FILE` and on first use of a store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def alembic_config(engine: Engine, **attributes: object) -> AlembicConfig:
+    """An Alembic configuration bound to `engine`'s connection at run time."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes.update(attributes)
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head", **attributes: object) -> None:
+    """Bring the schema to `revision`; `attributes` reach the migrations (e.g. timescale, timezone)."""
+    with engine.begin() as conn:
+        cfg = alembic_config(engine, connection=conn, **attributes)
+        command.upgrade(cfg, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at, or None for an empty database."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest revision this package knows."""
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None
+    return head

@@ -1,0 +1,162 @@
+"""Typed SQLAlchemy models: the hierarchy, readings, refused readings and the audit trail.
+
+Energy columns are BIGINT Wh/varh at the primary side: exact, never floats.
+Timestamps are UTC (TIMESTAMPTZ on PostgreSQL; ISO text in UTC on SQLite).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; timestamps must be UTC-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+
+class ObjectRow(Base):
+    """An object (объект): a substation, a house."""
+
+    __tablename__ = "objects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class PointRow(Base):
+    """A metering point; successive meters on it form separate series."""
+
+    __tablename__ = "metering_points"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(100), unique=True)
+    object_id: Mapped[int] = mapped_column(ForeignKey("objects.id"))
+
+
+class MeterRow(Base):
+    """A meter, mirrored from the configuration file."""
+
+    __tablename__ = "meters"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    serial: Mapped[str] = mapped_column(String(64), unique=True)
+    point_id: Mapped[int] = mapped_column(ForeignKey("metering_points.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(100), default="")
+    digits: Mapped[int] = mapped_column(SmallInteger)
+    decimals: Mapped[int] = mapped_column(SmallInteger)
+    tariffs: Mapped[int] = mapped_column(SmallInteger)
+    max_power_kw: Mapped[Any] = mapped_column(Numeric(14, 3), nullable=True)
+    installed: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    removed: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class MeterAccountRow(Base):
+    """Links a meter to a personal account (лицевой счёт)."""
+
+    __tablename__ = "meter_accounts"
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class MeterRatioRow(Base):
+    """A CT and VT ratio version of a meter, in force from `since`."""
+
+    __tablename__ = "meter_ratios"
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ct: Mapped[Any] = mapped_column(Numeric(18, 6))
+    vt: Mapped[Any] = mapped_column(Numeric(18, 6))
+
+
+class ReadingRow(Base):
+    """An accepted reading: four cumulative channels of one tariff zone at one instant."""
+
+    __tablename__ = "readings"
+    meter_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tariff: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    a_plus: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    a_minus: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    r_plus: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    r_minus: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    source: Mapped[str] = mapped_column(String(32))
+    flags: Mapped[int] = mapped_column(SmallInteger, default=0)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RejectedRow(Base):
+    """A refused reading, kept with its reasons and original payload until a dispatcher acts."""
+
+    __tablename__ = "rejected_readings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    meter_serial: Mapped[str] = mapped_column(String(200))
+    meter_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ts: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    tariff: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    a_plus: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    a_minus: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    r_plus: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    r_minus: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    source: Mapped[str] = mapped_column(String(32))
+    reasons: Mapped[str] = mapped_column(String(300))
+    message: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    resolved_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resolution: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("ix_rejected_status_received", "status", "received_at"),)
+
+
+class AuditRow(Base):
+    """Who changed what, when and why."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    subject: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[str] = mapped_column(Text, default="{}")

@@ -1,0 +1,299 @@
+"""The store: one facade over SQLite, PostgreSQL and TimescaleDB.
+
+Library errors are translated here: `StoreUnavailable` when the database cannot be
+reached, `StoreConflict` when a concurrent writer got there first (re-validate and
+retry), `StoreError` for anything else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from amr.config import DatabaseConfig
+from amr.domain import CHANNELS, Channel, Flag, StoredReading
+from amr.errors import ConfigError, NotFound, StoreError, StoreUnavailable
+from amr.meters import Meter
+from amr.store import migrate
+from amr.store.context import load_context
+from amr.store.engine import Backend, make_engine, probe
+from amr.store.meters import sync_meters
+from amr.store.models import AuditRow, ReadingRow, RejectedRow
+from amr.store.rows import reading_from_row, reading_to_row
+from amr.store.writer import write_batch
+from amr.validation.pipeline import BatchResult, ContextRequest, SeriesKey
+
+
+class StoreConflict(StoreError):
+    """Another writer stored a reading for the same key meanwhile; validate again."""
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """A refused reading as kept in the store."""
+
+    id: int
+    meter_serial: str
+    meter_id: int | None
+    ts: datetime | None
+    tariff: int | None
+    values: dict[Channel, int | None]
+    source: str
+    reasons: tuple[str, ...]
+    message: str
+    payload: dict[str, Any]
+    received_at: datetime
+    status: str
+    resolved_by: str | None
+    resolved_at: datetime | None
+    resolution: str | None
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn SQLAlchemy and driver errors into the project's own."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise StoreConflict(f"a concurrent write conflicts with this one: {exc.orig}") from exc
+    except OperationalError as exc:
+        raise StoreUnavailable(f"the database is unavailable: {exc.orig}") from exc
+    except SQLAlchemyError as exc:
+        raise StoreError(f"the database refused the operation: {exc}") from exc
+
+
+class Session:
+    """One transaction: load the batch's context, then write what the pipeline decided."""
+
+    def __init__(self, conn: Connection, use_copy: bool) -> None:
+        self.conn = conn
+        self.use_copy = use_copy
+
+    def load_context(self, requests: Sequence[ContextRequest]) -> dict[SeriesKey, list[StoredReading]]:
+        """See `amr.validation.ContextLoader`."""
+        return load_context(self.conn, requests)
+
+    def write(self, result: BatchResult) -> None:
+        """Write accepted and refused readings of a batch."""
+        write_batch(self.conn, result, self.use_copy)
+
+
+class Store:
+    """Readings, refused readings, meters and the audit trail in one database."""
+
+    def __init__(self, engine: Engine, backend: Backend, *, use_copy: bool, timescale: bool) -> None:
+        self.engine = engine
+        self.backend = backend
+        self.use_copy = use_copy
+        self.timescale = timescale
+
+    @classmethod
+    def open(cls, database: DatabaseConfig, timezone: str = "UTC", *, upgrade: bool = True) -> Store:
+        """Connect, find out what the server can do, and bring an empty database to the schema."""
+        with translate_errors():
+            probe_engine = make_engine(database.url)
+            backend = probe(probe_engine)
+            engine = probe_engine
+            if backend.single_session:
+                probe_engine.dispose()
+                engine = make_engine(database.url, single_session=True)
+        use_copy = {"auto": backend.copy, "on": True, "off": False}[database.copy_mode]
+        if use_copy and backend.dialect != "postgresql":
+            raise ConfigError('database.copy = "on" needs PostgreSQL; use "auto"')
+        timescale = {"auto": backend.timescale_available, "on": True, "off": False}[database.timescale]
+        if timescale and not backend.timescale_available:
+            raise ConfigError(
+                'database.timescale = "on" but the timescaledb extension is not available '
+                'on this server; install it or use "auto"'
+            )
+        store = cls(engine, backend, use_copy=use_copy, timescale=timescale)
+        store.timezone = timezone
+        if upgrade:
+            store.upgrade()
+        return store
+
+    timezone: str = "UTC"
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply migrations up to `revision`."""
+        with translate_errors():
+            migrate.upgrade(self.engine, revision, timescale=self.timescale, timezone=self.timezone)
+
+    def close(self) -> None:
+        """Release connections."""
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction for one batch."""
+        with translate_errors(), self.engine.begin() as conn:
+            yield Session(conn, self.use_copy)
+
+    def load_context(self, requests: Sequence[ContextRequest]) -> dict[SeriesKey, list[StoredReading]]:
+        """See `amr.validation.ContextLoader` (in a transaction of its own)."""
+        with self.session() as session:
+            return session.load_context(requests)
+
+    def sync_meters(self, meters: Sequence[Meter]) -> list[Meter]:
+        """Mirror configured meters into the store and return them with ids."""
+        with translate_errors(), self.engine.begin() as conn:
+            return sync_meters(conn, meters)
+
+    def readings(
+        self,
+        meter_ids: Sequence[int],
+        start: datetime | None = None,
+        end: datetime | None = None,
+        tariff: int | None = None,
+        limit: int | None = None,
+        descending: bool = False,
+    ) -> list[StoredReading]:
+        """Accepted readings of the meters with start <= ts <= end, in time order."""
+        statement = select(ReadingRow).where(ReadingRow.meter_id.in_(meter_ids))
+        if start is not None:
+            statement = statement.where(ReadingRow.ts >= start)
+        if end is not None:
+            statement = statement.where(ReadingRow.ts <= end)
+        if tariff is not None:
+            statement = statement.where(ReadingRow.tariff == tariff)
+        order = ReadingRow.ts.desc() if descending else ReadingRow.ts
+        statement = statement.order_by(order, ReadingRow.meter_id, ReadingRow.tariff).limit(limit)
+        with translate_errors(), self.engine.connect() as conn:
+            rows = conn.execute(statement).mappings().all()
+        return [_reading(row) for row in rows]
+
+    def rejected(
+        self, status: str | None = "open", meter_serial: str | None = None, limit: int = 1000, offset: int = 0
+    ) -> list[RejectedRecord]:
+        """Refused readings, newest first."""
+        statement = select(RejectedRow)
+        if status is not None:
+            statement = statement.where(RejectedRow.status == status)
+        if meter_serial is not None:
+            statement = statement.where(RejectedRow.meter_serial == meter_serial)
+        statement = statement.order_by(RejectedRow.id.desc()).limit(limit).offset(offset)
+        with translate_errors(), self.engine.connect() as conn:
+            return [_rejected(row) for row in conn.execute(statement).mappings()]
+
+    def get_rejected(self, rejected_id: int) -> RejectedRecord:
+        """One refused reading; `NotFound` if there is none with that id."""
+        with translate_errors(), self.engine.connect() as conn:
+            row = conn.execute(select(RejectedRow).where(RejectedRow.id == rejected_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"no refused reading with id {rejected_id}")
+        return _rejected(row)
+
+    def override(
+        self, rejected_id: int, meter: Meter, actor: str, reason: str, now: datetime
+    ) -> StoredReading:
+        """Accept a refused reading against the rules, replacing any stored one at the same time; audited."""
+        record = self.get_rejected(rejected_id)
+        if record.status != "open":
+            raise StoreError(f"refused reading {rejected_id} is already {record.status}")
+        if record.ts is None or record.tariff is None or record.meter_id is None:
+            raise StoreError(
+                f"refused reading {rejected_id} has no meter, time or tariff ({', '.join(record.reasons)}); "
+                "it cannot be accepted, submit a corrected reading instead"
+            )
+        reading = StoredReading(
+            meter_id=meter.id,
+            ts=record.ts,
+            tariff=record.tariff,
+            values=dict(record.values),
+            source=record.source,
+            flags=int(Flag.OVERRIDDEN),
+            received_at=now,
+        )
+        key = (
+            ReadingRow.meter_id == meter.id,
+            ReadingRow.tariff == record.tariff,
+            ReadingRow.ts == record.ts,
+        )
+        with translate_errors(), self.engine.begin() as conn:
+            replaced = conn.execute(select(ReadingRow).where(*key)).mappings().first()
+            if replaced is not None:
+                conn.execute(delete(ReadingRow).where(*key))
+            conn.execute(insert(ReadingRow).values(**reading_to_row(reading)))
+            conn.execute(
+                update(RejectedRow)
+                .where(RejectedRow.id == rejected_id)
+                .values(status="accepted", resolved_by=actor, resolved_at=now, resolution=reason)
+            )
+            details: dict[str, Any] = {"reasons": list(record.reasons), "values": _wh(record.values)}
+            if replaced is not None:
+                details["replaced"] = _wh(_reading(replaced).values)
+            _audit(conn, now, actor, "override", f"rejected/{rejected_id}", reason, details)
+        return reading
+
+    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest audit records."""
+        with translate_errors(), self.engine.connect() as conn:
+            rows = conn.execute(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)).mappings()
+            return [{**r, "details": json.loads(r["details"])} for r in rows]
+
+
+def _wh(values: dict[Channel, int | None]) -> dict[str, int | None]:
+    return {c.value: values.get(c) for c in CHANNELS}
+
+
+def _audit(
+    conn: Connection,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject: str,
+    reason: str,
+    details: dict[str, Any],
+) -> None:
+    conn.execute(
+        insert(AuditRow).values(
+            at=at,
+            actor=actor,
+            action=action,
+            subject=subject,
+            reason=reason,
+            details=json.dumps(details, ensure_ascii=False),
+        )
+    )
+
+
+def _reading(row: Any) -> StoredReading:
+    return StoredReading(
+        meter_id=row["meter_id"],
+        ts=row["ts"],
+        tariff=row["tariff"],
+        values={c: row[c.value] for c in CHANNELS},
+        source=row["source"],
+        flags=row["flags"],
+        received_at=row["received_at"],
+    )
+
+
+def _rejected(row: Any) -> RejectedRecord:
+    return RejectedRecord(
+        id=row["id"],
+        meter_serial=row["meter_serial"],
+        meter_id=row["meter_id"],
+        ts=row["ts"],
+        tariff=row["tariff"],
+        values={c: row[c.value] for c in CHANNELS},
+        source=row["source"],
+        reasons=tuple(r for r in row["reasons"].split(",") if r),
+        message=row["message"],
+        payload=json.loads(row["payload"]),
+        received_at=row["received_at"],
+        status=row["status"],
+        resolved_by=row["resolved_by"],
+        resolved_at=row["resolved_at"],
+        resolution=row["resolution"],
+    )
+
+
+__all__ = ["RejectedRecord", "Session", "Store", "StoreConflict", "reading_from_row"]

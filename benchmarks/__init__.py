@@ -1,0 +1,1 @@
+"""Benchmarks: not tests. Each prints ratios against a baseline measured in the same run."""

@@ -1,0 +1,221 @@
+"""Validated ingest into PostgreSQL against a plain binary COPY of the same rows.
+
+1,000,000 readings from 2,000 meters (500 half-hourly readings each, four channels),
+with known bad readings injected. Prints:
+
+* ingest ratio = COPY time / validated ingest time (goal >= 0.5);
+* validation ratio = naive per-reading SELECT validation time / pipeline time
+  (the naive one measured on a sample and scaled; goal >= 50);
+* that exactly the injected readings were refused;
+* peak memory (RSS) of the ingest.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from sqlalchemy import text
+
+from amr.bulk_ingest import BulkIngest
+from amr.config import config_from_dict
+from amr.domain import CHANNELS, IncomingReading, Source
+from amr.ingest import Ingestor
+from amr.store import Store
+from amr.validation import Pipeline
+
+ADMIN_URL = os.environ.get("AMR_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+START = datetime(2026, 1, 1, tzinfo=UTC)
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+Row = tuple[int, datetime, int, int, int, int]
+
+
+def make_rows(meters: int, per_meter: int, seed: int = 7) -> tuple[list[Row], int]:
+    """Readings as compact tuples (meter index, ts, A+, A-, R+, R-) in Wh, time-major; and the bad count."""
+    rng = random.Random(seed)
+    levels = [[rng.randrange(0, 50_000_000) for _ in range(4)] for _ in range(meters)]
+    rows: list[Row] = []
+    bad = 0
+    for step in range(per_meter):
+        ts = START + timedelta(minutes=30 * step)
+        for m in range(meters):
+            level = levels[m]
+            level[0] += rng.randrange(0, 2000)
+            level[1] += rng.randrange(0, 200)
+            level[2] += rng.randrange(0, 800)
+            level[3] += rng.randrange(0, 100)
+            if step > 0 and rng.random() < 0.001:  # injected: lower than the previous reading
+                rows.append((m, ts, level[0] - 5000, level[1], level[2], level[3]))
+                bad += 1
+                continue
+            rows.append((m, ts, level[0], level[1], level[2], level[3]))
+    return rows, bad
+
+
+def _bad_in(fresh: list[Row], stored: list[Row], meters: int) -> int:
+    """How many of `fresh` are lower than the previous good reading of their meter (the injected ones)."""
+    last: dict[int, tuple[int, int, int, int]] = {}
+    for m, _, ap, am, rp, rm in stored:
+        if m not in last or ap >= last[m][0]:
+            last[m] = (ap, am, rp, rm)
+    bad = 0
+    for m, _, ap, am, rp, rm in fresh:
+        if any(v < p for v, p in zip((ap, am, rp, rm), last[m], strict=True)):
+            bad += 1
+        else:
+            last[m] = (ap, am, rp, rm)
+    return bad
+
+
+def _serial(m: int) -> str:
+    return f"BM{m:06d}"
+
+
+def incoming(rows: list[Row]) -> Iterator[IncomingReading]:
+    """The rows as the pipeline receives them from a driver or a CSV parser."""
+    a_plus, a_minus, r_plus, r_minus = CHANNELS
+    serials = [_serial(m) for m in range(max(r[0] for r in rows) + 1)] if rows else []
+    for m, ts, ap, am, rp, rm in rows:
+        yield IncomingReading(
+            serials[m],
+            ts,
+            0,
+            {a_plus: ap, a_minus: am, r_plus: rp, r_minus: rm},
+            Source.MODBUS,
+            received_at=NOW,
+        )
+
+
+def _fresh_database() -> str:
+    name = f"amr_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def _drop(name: str) -> None:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _url(name: str) -> str:
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def _open(name: str, meters: int) -> tuple[Store, Ingestor]:
+    config = config_from_dict(
+        {
+            "database": {"url": _url(name)},
+            "meters": [{"serial": _serial(m), "digits": 8, "decimals": 2} for m in range(meters)],
+        },
+        environ={},
+    )
+    store = Store.open(config.database, "Europe/Moscow")
+    synced = store.sync_meters(config.meter_objects())
+    return store, Ingestor(store, synced, now=lambda: NOW)
+
+
+def baseline_copy(name: str, rows: list[Row], ids: dict[str, int]) -> float:
+    """Plain binary COPY of the same rows into the same table with the same keys."""
+    with psycopg.connect(_url(name)) as conn:
+        started = time.perf_counter()
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY readings (meter_id, tariff, ts, a_plus, a_minus, r_plus, r_minus, source, flags, received_at) "
+                "FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+        ):
+            copy.set_types(
+                ["int4", "int2", "timestamptz", "int8", "int8", "int8", "int8", "text", "int2", "timestamptz"]
+            )
+            for m, ts, ap, am, rp, rm in rows:
+                copy.write_row((ids[_serial(m)], 0, ts, ap, am, rp, rm, "askue:modbus", 0, NOW))
+        conn.commit()
+        return time.perf_counter() - started
+
+
+def naive_validation(store: Store, rows: list[Row], ids: dict[str, int]) -> tuple[float, int]:
+    """One SELECT of the previous reading per incoming reading, then the comparison; returns (time, refused)."""
+    refused = 0
+    with store.engine.connect() as conn:
+        started = time.perf_counter()
+        for m, ts, ap, am, rp, rm in rows:
+            prev = conn.execute(
+                text(
+                    "SELECT a_plus, a_minus, r_plus, r_minus FROM readings WHERE meter_id = :m AND tariff = 0 "
+                    "AND ts < :ts ORDER BY ts DESC LIMIT 1"
+                ),
+                {"m": ids[_serial(m)], "ts": ts},
+            ).first()
+            if prev is not None and any(v < p for v, p in zip((ap, am, rp, rm), prev, strict=True)):
+                refused += 1
+        return time.perf_counter() - started, refused
+
+
+def run(quick: bool = False) -> None:
+    meters, per_meter = (200, 100) if quick else (2000, 500)
+    batch = 20_000
+    rows, bad = make_rows(meters, per_meter)
+    print(f"ingest benchmark: {len(rows):,} readings from {meters:,} meters, {bad} injected bad readings")
+
+    copy_db = _fresh_database()
+    ingest_db = _fresh_database()
+    try:
+        store, ingestor = _open(copy_db, meters)
+        ids = {s: m.id for s, m in ingestor.meters.items()}
+        store.close()
+        copy_time = baseline_copy(copy_db, rows, ids)
+        print(f"  baseline binary COPY          {copy_time:8.2f} s  ({len(rows) / copy_time:,.0f} rows/s)")
+
+        store, ingestor = _open(ingest_db, meters)
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.perf_counter()
+        summary = BulkIngest(ingestor, batch).run(incoming(rows))
+        ingest_time = time.perf_counter() - started
+        rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(
+            f"  validated ingest              {ingest_time:8.2f} s  ({len(rows) / ingest_time:,.0f} rows/s)"
+        )
+        print(f"  ingest ratio (COPY / ingest)  {copy_time / ingest_time:8.2f}   goal >= 0.5")
+        print(
+            f"  refused {summary.refused} of {bad} injected; exact: "
+            f"{summary.refused == bad and summary.rejected.get('lower_than_previous') == bad}"
+        )
+        print(f"  peak RSS {rss_after / 1024:,.0f} MiB (before ingest {rss_before / 1024:,.0f} MiB)")
+
+        # The validation stage alone: the next readings of every meter, judged without writing.
+        steps = 10 if quick else 50
+        fresh, fresh_bad = make_rows(meters, per_meter + steps, seed=7)
+        fresh = fresh[len(rows) :] if len(fresh) > len(rows) else fresh
+        fresh = [r for r in fresh if r[1] >= START + timedelta(minutes=30 * per_meter)]
+        fresh.sort(key=lambda r: (r[0], r[1]))  # meter by meter: each batch holds whole runs of its meters
+        fresh_bad = _bad_in(fresh, rows, meters)
+        pipeline = Pipeline(ingestor.meters, store, now=lambda: NOW)
+        started = time.perf_counter()
+        refused = 0
+        for offset in range(0, len(fresh), batch):
+            refused += len(pipeline.run(list(incoming(fresh[offset : offset + batch]))).rejected)
+        pipeline_time = time.perf_counter() - started
+        sample = fresh[:: max(1, len(fresh) // 5000)]
+        naive_time, _ = naive_validation(store, sample, {s: m.id for s, m in ingestor.meters.items()})
+        naive_scaled = naive_time * len(fresh) / len(sample)
+        print(
+            f"  validation stage: pipeline    {pipeline_time:8.2f} s for {len(fresh):,} new readings "
+            f"({len(fresh) / pipeline_time:,.0f}/s), refused {refused} of {fresh_bad} injected"
+        )
+        print(
+            f"  validation stage: naive       {naive_scaled:8.2f} s (one SELECT per reading; "
+            f"{len(sample):,} measured, scaled)"
+        )
+        print(f"  validation ratio (naive / pipeline) {naive_scaled / pipeline_time:8.1f}   goal >= 50")
+        store.close()
+    finally:
+        _drop(copy_db)
+        _drop(ingest_db)

@@ -1,0 +1,151 @@
+"""The store contract: every backend (SQLite, PostgreSQL, TimescaleDB) must pass all of it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from amr.consumption import Step, boundaries, consumption
+from amr.domain import Channel, Flag
+from amr.ingest import Ingestor
+from amr.store import Store
+from amr.validation import ContextRequest
+from tests.support.builders import NOW, T0, meters, reading
+
+SPECS = (
+    {"serial": "A1", "object": "ПС Северная", "point": "p1", "accounts": ["111"], "max_power_kw": 100},
+    {"serial": "B2", "object": "ПС Северная", "point": "p2", "ct_ratio": 4000, "tariffs": 2},
+)
+
+
+def ingestor(store: Store, *specs: dict[str, object]) -> Ingestor:
+    synced = store.sync_meters(meters(*(specs or SPECS), ids=False))
+    return Ingestor(store, synced, now=lambda: NOW)
+
+
+def test_sync_meters_is_idempotent_and_assigns_ids(store: Store) -> None:
+    first = store.sync_meters(meters(*SPECS, ids=False))
+    again = store.sync_meters(meters(*SPECS, ids=False))
+    assert [m.id for m in first] == [m.id for m in again]
+    assert all(m.id > 0 for m in first)
+
+
+def test_readings_round_trip_exactly_in_time_order(store: Store) -> None:
+    ing = ingestor(store)
+    huge = "3999999960.00"  # 999999.99 kWh behind a ratio of 4000: needs 64 bits in Wh
+    result = ing.submit(
+        [
+            reading("B2", 2, huge, a_minus="0.001", r_plus="1.5", r_minus=None),
+            reading("A1", 1, "2.000"),
+            reading("A1", 0, "1.000"),
+        ]
+    )
+    assert result.summary().accepted == 3
+    b2 = ing.meters["B2"]
+    [stored] = store.readings([b2.id])
+    assert stored.values == {
+        Channel.A_PLUS: 3_999_999_960_000,
+        Channel.A_MINUS: 1,
+        Channel.R_PLUS: 1500,
+        Channel.R_MINUS: None,
+    }
+    assert stored.ts == T0 + timedelta(hours=2) and stored.ts.tzinfo is not None
+    a1 = store.readings([ing.meters["A1"].id])
+    assert [r.values[Channel.A_PLUS] for r in a1] == [1000, 2000]
+    window = store.readings([ing.meters["A1"].id], start=T0 + timedelta(minutes=30))
+    assert len(window) == 1
+
+
+def test_context_has_each_channels_nearest_neighbours(store: Store) -> None:
+    ing = ingestor(store)
+    ing.submit(
+        [
+            reading("A1", 0, "1.0", r_plus="1.0"),
+            reading("A1", 1, "2.0"),  # no R+
+            reading("A1", 5, "6.0", r_plus="3.0"),
+            reading("A1", 9, "9.0"),
+            reading("A1", 10, "9.5", r_plus="4.0"),
+        ]
+    )
+    meter_id = ing.meters["A1"].id
+    context = store.load_context(
+        [ContextRequest(meter_id, 0, T0 + timedelta(hours=3), T0 + timedelta(hours=6))]
+    )
+    hours = sorted(int((r.ts - T0).total_seconds() // 3600) for r in context[(meter_id, 0)])
+    assert hours == [0, 1, 5, 9, 10]  # A+ before: 1; R+ before: 0; within: 5; A+ after: 9; R+ after: 10
+
+
+def test_refused_readings_are_kept_once_with_reason_and_payload(store: Store) -> None:
+    ing = ingestor(store)
+    ing.submit([reading("A1", 0, "10.0")])
+    bad = [reading("A1", 1, "9.0"), reading("ZZ", 1, "1.0")]
+    ing.submit(bad)
+    ing.submit(bad)  # re-import: refused again, kept once
+    records = store.rejected()
+    assert sorted(r.reasons for r in records) == [("lower_than_previous",), ("unknown_meter",)]
+    lower = next(r for r in records if r.meter_serial == "A1")
+    assert lower.values[Channel.A_PLUS] == 9000
+    assert lower.payload == {"test": True}
+    assert "10.000 kWh" in lower.message
+    assert lower.status == "open"
+
+
+def test_override_is_audited_and_replaces_a_conflicting_reading(store: Store) -> None:
+    ing = ingestor(store)
+    ing.submit([reading("A1", 0, "10.0")])
+    ing.submit([reading("A1", 0, "10.5")])
+    [conflict] = store.rejected()
+    assert conflict.reasons == ("conflict",)
+    meter = ing.meters["A1"]
+    when = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    store.override(conflict.id, meter, "dispatcher1", "meter photo confirms 10.5", when)
+    [stored] = store.readings([meter.id])
+    assert stored.values[Channel.A_PLUS] == 10_500
+    assert stored.flags & Flag.OVERRIDDEN
+    assert store.rejected() == []
+    assert store.get_rejected(conflict.id).status == "accepted"
+    [audit] = store.audit_log()
+    assert audit["actor"] == "dispatcher1"
+    assert audit["reason"] == "meter photo confirms 10.5"
+    assert audit["details"]["replaced"]["a_plus"] == 10_000
+
+
+def test_rollover_flag_moves_when_a_late_reading_arrives(store: Store) -> None:
+    ing = ingestor(store)
+    ing.submit([reading("A1", 0, "999998.0"), reading("A1", 20, "3.0")])
+    ing.submit([reading("A1", 10, "1.0")])
+    flags = [r.flags for r in store.readings([ing.meters["A1"].id])]
+    assert flags == [0, int(Flag.ROLLOVER), 0]
+
+
+def test_bulk_batch(store: Store) -> None:
+    ing = ingestor(store)
+    batch = [reading("A1", h / 2, f"{h}.0") for h in range(5000)]
+    result = ing.submit(batch)
+    assert result.summary().accepted == 5000
+    assert len(store.readings([ing.meters["A1"].id])) == 5000
+
+
+def test_daily_consumption_from_the_store_in_the_site_zone(store: Store) -> None:
+    ing = ingestor(store)
+    moscow_midnight = datetime(2026, 1, 1, 21, tzinfo=UTC)  # 2026-01-02 00:00 MSK
+    batch = [reading("A1", moscow_midnight + timedelta(minutes=30 * i), f"{i}.5") for i in range(0, 97)]
+    ing.submit(batch)
+    meter = ing.meters["A1"]
+    from zoneinfo import ZoneInfo
+
+    edges = boundaries(
+        moscow_midnight, moscow_midnight + timedelta(days=2), Step.DAY, ZoneInfo("Europe/Moscow")
+    )
+    series = [(meter, store.readings([meter.id], edges[0], edges[-1], 0))]
+    buckets = consumption(series, Channel.A_PLUS, edges)
+    assert [b.value for b in buckets] == [48_000, 48_000]
+    assert all(b.complete for b in buckets)
+
+
+@pytest.mark.parametrize("count", [3])
+def test_tariffs_are_stored_separately(store: Store, count: int) -> None:
+    ing = ingestor(store)
+    ing.submit([reading("B2", 1, "5.0", tariff=t) for t in range(count)])
+    assert sorted(r.tariff for r in store.readings([ing.meters["B2"].id])) == [0, 1, 2]
