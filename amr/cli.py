@@ -203,7 +203,7 @@ def cmd_consumption(args: argparse.Namespace) -> int:
             else end - (timedelta(days=31) if step is not Step.MONTH else timedelta(days=366))
         )
         edges = boundaries(start, end, step, tz)
-        series = [(m, app.store.readings([m.id], edges[0], edges[-1], args.tariff)) for m in meters]
+        series = [(m, app.store.consumption_series(m, args.tariff, step, edges[0], edges[-1])) for m in meters]
     buckets = consumption(series, channel, edges)
     data: list[dict[str, Any]] = [
         {

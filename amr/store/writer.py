@@ -84,7 +84,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def rejection_row(rejection: Rejection) -> dict[str, Any]:
-    """The columns of a refused reading; the fingerprint makes a re-import of it a no-op."""
+    """The columns of a refused reading; the fingerprint (the input, not the verdict) keeps it once."""
     incoming = rejection.incoming
     values = {c.value: incoming.values.get(c) for c in CHANNELS}
     payload = json.dumps(incoming.payload or {}, ensure_ascii=False, default=_jsonable, sort_keys=True)
@@ -96,7 +96,6 @@ def rejection_row(rejection: Rejection) -> dict[str, Any]:
             str(incoming.tariff),
             json.dumps(values, sort_keys=True),
             incoming.source.value,
-            reasons,
             payload,
         ]
     )

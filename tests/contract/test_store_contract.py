@@ -10,7 +10,7 @@ from amr.consumption import Step, boundaries, consumption
 from amr.domain import Channel, Flag
 from amr.ingest import Ingestor
 from amr.store import Store
-from amr.validation import ContextRequest
+from amr.validation import ContextRequest, Reason
 from tests.support.builders import NOW, T0, meters, reading
 
 SPECS = (
@@ -69,9 +69,7 @@ def test_context_has_each_channels_nearest_neighbours(store: Store) -> None:
         ]
     )
     meter_id = ing.meters["A1"].id
-    context = store.load_context(
-        [ContextRequest(meter_id, 0, T0 + timedelta(hours=3), T0 + timedelta(hours=6))]
-    )
+    context = store.load_context([ContextRequest(meter_id, 0, T0 + timedelta(hours=3), T0 + timedelta(hours=6))])
     hours = sorted(int((r.ts - T0).total_seconds() // 3600) for r in context[(meter_id, 0)])
     assert hours == [0, 1, 5, 9, 10]  # A+ before: 1; R+ before: 0; within: 5; A+ after: 9; R+ after: 10
 
@@ -135,9 +133,7 @@ def test_daily_consumption_from_the_store_in_the_site_zone(store: Store) -> None
     meter = ing.meters["A1"]
     from zoneinfo import ZoneInfo
 
-    edges = boundaries(
-        moscow_midnight, moscow_midnight + timedelta(days=2), Step.DAY, ZoneInfo("Europe/Moscow")
-    )
+    edges = boundaries(moscow_midnight, moscow_midnight + timedelta(days=2), Step.DAY, ZoneInfo("Europe/Moscow"))
     series = [(meter, store.readings([meter.id], edges[0], edges[-1], 0))]
     buckets = consumption(series, Channel.A_PLUS, edges)
     assert [b.value for b in buckets] == [48_000, 48_000]
@@ -149,3 +145,50 @@ def test_tariffs_are_stored_separately(store: Store, count: int) -> None:
     ing = ingestor(store)
     ing.submit([reading("B2", 1, "5.0", tariff=t) for t in range(count)])
     assert sorted(r.tariff for r in store.readings([ing.meters["B2"].id])) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("step", [Step.HALF_HOUR, Step.DAY, Step.MONTH])
+def test_consumption_series_agrees_with_every_reading(store: Store, step: Step) -> None:
+    from zoneinfo import ZoneInfo
+
+    ing = ingestor(store, {"serial": "W", "digits": 4, "decimals": 2, "max_power_kw": 50})
+    meter = ing.meters["W"]
+    start = datetime(2026, 1, 30, 21, tzinfo=UTC)  # 2026-01-31 00:00 Moscow
+    values, level = [], 9000.0
+    for i in range(4 * 48 + 1):  # four days, half-hourly; the 10000 kWh register wraps on the way
+        level = (level + 12.5 + (i % 7)) % 10000
+        values.append(reading("W", start + timedelta(minutes=30 * i), f"{level:.2f}"))
+    assert ing.submit(values).summary().accepted == len(values)
+    edges = boundaries(start, start + timedelta(days=4), step, ZoneInfo("Europe/Moscow"))
+    raw = consumption([(meter, store.readings([meter.id], edges[0], edges[-1], 0))], Channel.A_PLUS, edges)
+    sampled = consumption(
+        [(meter, store.consumption_series(meter, 0, step, edges[0], edges[-1]))], Channel.A_PLUS, edges
+    )
+    assert [(b.value, b.gaps) for b in sampled] == [(b.value, b.gaps) for b in raw]
+    assert sum(1 for r in store.readings([meter.id]) if r.flags & Flag.ROLLOVER) == 1
+    assert sum(b.value or 0 for b in raw) == sum(int((12.5 + i % 7) * 1000) for i in range(1, 4 * 48 + 1))
+
+
+@pytest.mark.timescale
+def test_timescale_objects(timescale_store: Store) -> None:
+    from sqlalchemy import text
+
+    assert timescale_store.timescale and not timescale_store.use_copy  # COPY kills PGlite: batched INSERT
+    with timescale_store.engine.connect() as conn:
+        hypertables = conn.execute(text("SELECT hypertable_name FROM timescaledb_information.hypertables")).scalars()
+        views = conn.execute(text("SELECT view_name FROM timescaledb_information.continuous_aggregates")).scalars()
+        jobs = conn.execute(text("SELECT proc_name FROM timescaledb_information.jobs")).scalars().all()
+        assert list(hypertables) == ["readings"]
+        assert sorted(views) == ["readings_30min", "readings_daily", "readings_monthly"]
+        assert "policy_compression" in jobs and jobs.count("policy_refresh_continuous_aggregate") == 3
+
+
+def test_preview_answers_previous_and_consumption_and_stores_nothing(store: Store) -> None:
+    ing = ingestor(store)
+    ing.submit([reading("A1", 0, "100.0")])
+    [ok] = ing.preview([reading("A1", 24, "112.5")]).outcomes
+    assert ok.status == "accepted" and ok.consumption[Channel.A_PLUS] == 12_500
+    assert ok.previous[Channel.A_PLUS].values[Channel.A_PLUS] == 100_000
+    [lower] = ing.preview([reading("A1", 24, "99.0")]).outcomes
+    assert lower.reasons == (Reason.LOWER_THAN_PREVIOUS,) and "100.000 kWh" in lower.message
+    assert len(store.readings([ing.meters["A1"].id])) == 1 and store.rejected() == []

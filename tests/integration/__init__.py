@@ -1,0 +1,1 @@
+"""Integration tests: drivers and simulators over real transports."""
