@@ -84,7 +84,7 @@ class VirtualMeter:
     @property
     def modulus_wh(self) -> int:
         """Registers wrap to zero at this many Wh."""
-        return 10**self.digits * 1000
+        return int(10**self.digits) * 1000
 
     def _load_kw(self, local: datetime) -> tuple[float, float]:
         hour = local.hour + local.minute / 60

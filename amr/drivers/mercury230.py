@@ -1,0 +1,194 @@
+"""Mercury 230/234 (Incotex) over RS-485: open the channel, read energy since reset per tariff, close.
+
+One poll of the meter at `address` (``MeterConfig.address``, 1..240)::
+
+    -> [addr] 01 01 [6 password bytes] [CRC]     open, access level 1 (user)
+    <- [addr] 00 [CRC]                           status OK (03: access denied)
+    -> [addr] 05 00 [tariff] [CRC]               energy since reset (array 0), tariff 0 = sum
+    <- [addr] [A+ A- R+ R-, 4 bytes each] [CRC]  or a 4-byte status answer (a refusal)
+       ... once more for each tariff 1..N ...
+    -> [addr] 02 [CRC]                           close
+    <- [addr] 00 [CRC]
+
+Address 0 is the universal address every meter answers: not for polling a bus.
+Bytes are built and checked by `amr.protocols.mercury230`; the line by
+`amr.drivers.serial_line`. A tariff that is refused, garbled or reported as
+FF FF FF FF in every channel is left out and named in ``MeterValues.errors``;
+the other tariffs are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from amr.config import BusConfig, MeterConfig
+from amr.domain import Source, Values
+from amr.drivers.base import MeterValues, PollDriver
+from amr.drivers.serial_line import LineSettings, SerialLine
+from amr.errors import ConfigError, ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
+from amr.protocols import mercury230 as merc
+from amr.protocols.crc import crc_ok
+
+MIN_ADDRESS = 1
+MAX_ADDRESS = 240  # 0 is the universal address; 241..255 are reserved by the protocol
+DEFAULT_PASSWORD = merc.DEFAULT_PASSWORDS[merc.AccessLevel.USER]
+
+
+def meter_address(meter: MeterConfig) -> int:
+    """The meter's bus address 1..240; raises `ConfigError` naming the meter and the fix."""
+    raw = meter.address
+    try:
+        address = int(raw) if raw is not None else -1
+    except ValueError:
+        address = -1
+    if not MIN_ADDRESS <= address <= MAX_ADDRESS:
+        raise ConfigError(
+            f"meter {meter.serial}: a Mercury 230 address is a number {MIN_ADDRESS}..{MAX_ADDRESS} "
+            f"(usually the last three digits of the serial number); got {raw!r}"
+        )
+    return address
+
+
+def meter_password(meter: MeterConfig) -> bytes:
+    """The six password bytes of the user level; the factory default 111111 when none is configured."""
+    try:
+        return merc.password_bytes(meter.password or DEFAULT_PASSWORD)
+    except ValueError as exc:
+        raise ConfigError(f"meter {meter.serial}: password: {exc}") from None
+
+
+class AnswerWaiter:
+    """A completion predicate for the answer to `request`, skipping whole frames of other meters.
+
+    A meter that answers after its timeout has passed puts its late frame on the
+    line while the next meter is being asked; a frame from another address with
+    a correct CRC (4 or 19 bytes) is that, and is skipped. Anything else that
+    fills a whole answer is handed over for decoding to report.
+    """
+
+    def __init__(self, request: bytes) -> None:
+        """Wait for the answer to `request`."""
+        self.request = request
+        self.answer = b""
+        self.skipped: list[int] = []  # addresses of late frames passed over
+
+    def __call__(self, received: bytes) -> bool:
+        """True once `received` ends in a whole answer from the addressed meter, kept in `answer`."""
+        self.skipped, rest = [], received
+        while rest and rest[0] != self.request[0]:
+            sizes = (merc.STATUS_ANSWER_LENGTH, merc.ENERGY_ANSWER_LENGTH)
+            stale = next((n for n in sizes if len(rest) >= n and crc_ok(rest[:n])), 0)
+            if not stale:
+                self.answer = rest
+                return len(rest) >= merc.ENERGY_ANSWER_LENGTH
+            self.skipped.append(rest[0])
+            rest = rest[stale:]
+        self.answer = rest
+        return bool(rest) and merc.is_complete_answer(self.request, rest)
+
+
+def tariffs_to_read(meter: MeterConfig) -> list[int]:
+    """Tariff 0 (sum) and, for a multi-tariff meter, T1..T`tariffs`."""
+    return [0, *range(1, meter.tariffs + 1)] if meter.tariffs > 1 else [0]
+
+
+class Mercury230Driver(PollDriver):
+    """Poll Mercury 230/234 meters on one serial line (a port, a pty, ``socket://`` or ``rfc2217://``)."""
+
+    kind: ClassVar[str] = "mercury230"
+    source: ClassVar[str] = Source.SERIAL.value
+    serial_line: ClassVar[bool] = True
+
+    def __init__(self, bus: BusConfig) -> None:
+        """Use the bus's line settings as configured (Mercury's factory setting is 9600 8N1)."""
+        super().__init__(bus)
+        self.line = SerialLine(LineSettings.from_bus(bus))
+        self._lock = threading.Lock()
+
+    async def open(self) -> None:
+        """Open the line; raise `ConnectError` when it cannot be opened."""
+        await asyncio.to_thread(self._locked, self.line.open)
+
+    async def read(self, meter: MeterConfig) -> MeterValues:
+        """Read one meter in a worker thread (the line blocks, the event loop does not)."""
+        return await asyncio.to_thread(self.read_sync, meter)
+
+    async def close(self) -> None:
+        """Close the line; never raises."""
+        await asyncio.to_thread(self._locked, self.line.close)
+
+    def read_sync(self, meter: MeterConfig) -> MeterValues:
+        """The blocking poll of one meter; reopens the line if a previous error closed it."""
+        address = meter_address(meter)
+        password = meter_password(meter)
+        timeout = (meter.timeout or self.bus.timeout).total_seconds()
+        with self._lock:
+            self.line.open()
+            polled_at = datetime.now(UTC)
+            opened = self._ask(merc.encode_open_request(address, merc.AccessLevel.USER, password), timeout)
+            merc.decode_status_answer(opened, address)
+            tariffs, errors, line_ok = self._read_tariffs(address, tariffs_to_read(meter), timeout)
+            if line_ok:
+                try:
+                    closed = self._ask(merc.encode_close_request(address), timeout)
+                    merc.decode_status_answer(closed, address)
+                except DriverError as exc:
+                    errors["close"] = str(exc)
+        return MeterValues(
+            serial=meter.serial,
+            tariffs=tariffs,
+            polled_at=polled_at,
+            errors=errors,
+            raw={"address": address},
+        )
+
+    def _read_tariffs(
+        self, address: int, tariffs: list[int], timeout: float
+    ) -> tuple[dict[int, Values], dict[str, str], bool]:
+        """Values per tariff, errors per tariff, and whether the line still answers.
+
+        A refusal or a garbled answer costs only its tariff; silence or a lost
+        connection ends the poll. When no tariff at all could be read, the
+        first error is raised.
+        """
+        values: dict[int, Values] = {}
+        errors: dict[str, str] = {}
+        first: DriverError | None = None
+        line_ok = True
+        for tariff in tariffs:
+            request = merc.encode_energy_request(address, merc.EnergyArray.SINCE_RESET, 0, tariff)
+            try:
+                channels = merc.decode_energy_answer(self._ask(request, timeout), address)
+            except (DeviceError, ProtocolError, ReadTimeout, ConnectError) as exc:
+                first = first or exc
+                errors[f"tariff {tariff}"] = str(exc)
+                if isinstance(exc, (ReadTimeout, ConnectError)):
+                    line_ok = False
+                    break
+                continue
+            if all(value is None for value in channels.values()):
+                errors[f"tariff {tariff}"] = "not supported: FF FF FF FF in every channel"
+                continue
+            values[tariff] = channels
+        if not values and first is not None:
+            raise first
+        return values, errors, line_ok
+
+    def _ask(self, request: bytes, timeout: float) -> bytes:
+        waiter = AnswerWaiter(request)
+        try:
+            self.line.exchange(request, waiter, timeout)
+        except ReadTimeout as exc:
+            if not waiter.skipped:
+                raise
+            others = ", ".join(map(str, waiter.skipped))
+            raise ReadTimeout(f"{exc}; skipped late answers from address {others}") from exc
+        return waiter.answer
+
+    def _locked(self, action: Callable[[], None]) -> None:
+        with self._lock:
+            action()

@@ -1,0 +1,338 @@
+"""Modbus TCP and Modbus RTU poll drivers on pymodbus's asyncio clients.
+
+A meter's registers are its built-in ``profile`` and/or its own ``registers``
+(which override the profile's entry for the same channel and tariff); `plan_reads`
+joins them into as few requests as possible and each block is decoded to exact
+Wh/varh by `amr.protocols.modbus_map`. The unit id is the meter's ``address``.
+
+- ``modbus-tcp``, bus ``url = "tcp://host:502"``: a connection and a lock per device
+  (pymodbus cannot pipeline requests on one connection), devices polled at once
+  (``serial_line = False``). ``address = "host:port/unit"`` puts a meter behind its
+  own gateway; a plain number is a unit id at the bus's host.
+- ``modbus-rtu``, bus ``url`` a serial port (``/dev/ttyUSB0``, a pty) or an RS-485
+  converter in raw TCP mode (``socket://host:port``, RTU framing over TCP). One
+  transaction at a time, ``frame_pause`` (at least the 3.5-character gap) between.
+
+Each block is read once (retries are the collector's), with ``meter.timeout or
+bus.timeout`` applied here: no bytes back → `ReadTimeout`; bytes but no valid frame
+(bad CRC, garbled MBAP header, cut short) → `ProtocolError`; an exception response
+→ `DeviceError` naming the code; connection not opened or lost → `ConnectError`.
+A failed block goes to `MeterValues.errors`; a read raises only when no block was read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+import serial
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.client.base import ModbusBaseClient
+from pymodbus.exceptions import ConnectionException, ModbusException
+from pymodbus.framer import FramerType
+
+from amr.config import BusConfig, MeterConfig, RegisterConfig
+from amr.domain import Channel, Values
+from amr.drivers.base import MeterValues, PollDriver
+from amr.errors import ConfigError, ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
+from amr.protocols.crc import crc16_modbus
+from amr.protocols.modbus_map import (
+    DEFAULT_MAX_GAP,
+    PROFILES,
+    Order,
+    ReadBlock,
+    RegisterKey,
+    RegisterMap,
+    RegisterSpec,
+    RegisterType,
+)
+
+EXCEPTION_NAMES = {  # Modbus exception codes
+    1: "illegal function", 2: "illegal data address", 3: "illegal data value", 4: "server device failure",
+    5: "acknowledge", 6: "server device busy", 8: "memory parity error", 10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+_LIBRARY_TIMEOUT = 3600.0  # pymodbus's own timer is never the one that fires
+
+
+def rtu_gap(baudrate: int) -> float:
+    """The Modbus RTU inter-frame gap: 3.5 characters of 11 bits, fixed 1.75 ms above 19200 baud."""
+    return 3.5 * 11 / baudrate if baudrate <= 19200 else 0.00175
+
+
+def register_map(meter: MeterConfig, max_registers: int) -> RegisterMap:
+    """The register map of `meter`: its profile, overridden and extended by its own registers."""
+    registers: dict[RegisterKey, RegisterSpec] = {}
+    max_gap = DEFAULT_MAX_GAP
+    if meter.profile is not None:
+        if meter.profile not in PROFILES:
+            raise ConfigError(f"meter {meter.serial}: unknown profile {meter.profile!r}")
+        known = PROFILES[meter.profile]
+        registers.update(known.registers)
+        max_registers, max_gap = min(max_registers, known.max_registers), known.max_gap
+    try:
+        registers.update({(Channel(r.channel), r.tariff): _spec(r) for r in meter.registers})
+        if not registers:
+            raise ValueError("give a profile or registers")
+        return RegisterMap(meter.serial, registers, max_registers=max_registers, max_gap=max_gap)
+    except ValueError as exc:
+        raise ConfigError(f"meter {meter.serial}: register map: {exc}") from None
+
+
+def _spec(r: RegisterConfig) -> RegisterSpec:
+    return RegisterSpec(
+        r.function, r.address, RegisterType(r.type), r.unit, base=r.base, word_order=Order(r.word_order),
+        byte_order=Order(r.byte_order), scale=r.scale, decimals=r.decimals,
+    )
+
+
+def _unit_id(address: int | str | None, low: int, high: int, serial_no: str) -> int:
+    text = "" if address is None else str(address).strip()
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ConfigError(f"meter {serial_no}: a Modbus unit id is {low}..{high}; got address = {address!r}")
+    return int(text)
+
+
+_Factory = Callable[["_Link"], ModbusBaseClient]
+
+
+class _Link:
+    """One pymodbus client: its lock, its connection and a watch over the transaction in flight."""
+
+    def __init__(self, where: str, rtu: bool, make: _Factory, pause: float) -> None:
+        self.where, self.rtu, self._make, self._pause = where, rtu, make, pause
+        self.lock = asyncio.Lock()
+        self._client: ModbusBaseClient | None = None
+        self._abort: asyncio.Future[DriverError] | None = None
+        self._expect = (0, 0)  # unit, function of the request in flight
+        self._received = 0
+        self._idle_since = 0.0
+
+    async def open(self, timeout: float) -> ModbusBaseClient:
+        """The connected client; `ConnectError` when it cannot be opened."""
+        if self._client is not None and self._client.connected:
+            return self._client
+        self.close()
+        reason = "no such port, refused or unreachable"
+        try:
+            self._client = client = self._make(self)
+            async with asyncio.timeout(timeout):
+                if await client.connect():
+                    return client
+        except (TimeoutError, OSError, ValueError, ModbusException) as exc:
+            reason = str(exc) or f"no connection within {timeout:g} s"
+        self.close()
+        raise ConnectError(f"cannot open {self.where}: {reason}")
+
+    def close(self) -> None:
+        """Close the client; never raises."""
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+    def trace_packet(self, sending: bool, data: bytes) -> bytes:
+        """pymodbus hook with the bytes received so far: a garbled answer ends the transaction."""
+        if not sending and self._abort is not None:
+            self._received = max(self._received, len(data))
+            if problem := self._rtu_problem(data) if self.rtu else self._mbap_problem(data):
+                self._fail(ProtocolError(f"{self.where}: {problem}"))
+        return data
+
+    def trace_connect(self, connected: bool) -> None:
+        """pymodbus hook: a lost connection ends the transaction in flight."""
+        if not connected:
+            self._fail(ConnectError(f"{self.where}: connection lost"))
+
+    def _fail(self, error: DriverError) -> None:
+        if self._abort is not None and not self._abort.done():
+            self._abort.set_result(error)
+
+    def _rtu_problem(self, data: bytes) -> str | None:
+        unit, function = self._expect
+        if len(data) < 3 or data[0] != unit or data[1] not in (function, function | 0x80):
+            return None  # not (yet) our answer; pymodbus skips other units' frames
+        size = 5 if data[1] & 0x80 else 5 + data[2]  # unit, fc, code | byte count + data, CRC
+        bad = len(data) >= size and crc16_modbus(data[:size]) != 0
+        return f"answer of unit {unit} has a bad CRC" if bad else None
+
+    @staticmethod
+    def _mbap_problem(data: bytes) -> str | None:
+        # MBAP header: transaction id, protocol id (always 0), length (unit + PDU, 2..254), unit
+        if len(data) >= 7 and (data[2:4] != b"\0\0" or not 2 <= int.from_bytes(data[4:6], "big") <= 254):
+            return "garbled MBAP header (protocol identifier or length)"
+        return None
+
+    def _no_answer(self, abort: asyncio.Future[DriverError], unit: int, timeout: float) -> DriverError:
+        if abort.done():
+            return abort.result()
+        if self._received:
+            return ProtocolError(f"{self.where}: {self._received} bytes from unit {unit}, no valid frame")
+        return ReadTimeout(f"{self.where}: no answer from unit {unit} within {timeout:g} s")
+
+    async def read(self, block: ReadBlock, unit: int, timeout: float) -> list[int]:
+        """The registers of one block, in one attempt."""
+        client = await self.open(timeout)
+        loop = asyncio.get_running_loop()
+        if self.rtu:
+            await asyncio.sleep(max(0.0, self._idle_since + self._pause - loop.time()))
+        self._expect, self._received = (unit, block.function), 0
+        self._abort = abort = loop.create_future()
+        call = client.read_holding_registers if block.function == 3 else client.read_input_registers
+        task = asyncio.ensure_future(call(block.address, count=block.count, device_id=unit))
+        try:
+            await asyncio.wait({task, abort}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+                raise self._no_answer(abort, unit, timeout)
+            try:
+                response = task.result()
+            except ConnectionException as exc:
+                raise ConnectError(f"{self.where}: {exc}") from None
+            except ModbusException as exc:
+                raise ProtocolError(f"{self.where}: {exc}") from None
+        except (ConnectError, ProtocolError):
+            if not self.rtu or not client.connected:
+                self.close()  # a TCP stream out of step is reopened on the next read
+            raise
+        finally:
+            self._abort, self._idle_since = None, loop.time()
+        if response.isError():
+            code = response.exception_code
+            name = EXCEPTION_NAMES.get(code, "exception")
+            raise DeviceError(f"{self.where}: unit {unit} answered {name} ({code})")
+        registers = list(response.registers)
+        if response.function_code != block.function or len(registers) != block.count:
+            raise ProtocolError(
+                f"{self.where}: asked fc {block.function} for {block.count} registers, "
+                f"got fc {response.function_code} with {len(registers)}"
+            )
+        return registers
+
+
+class _ModbusDriver(PollDriver):
+    source: ClassVar[str] = "askue:modbus"
+    _units: ClassVar[tuple[int, int]] = (1, 247)
+
+    def __init__(self, bus: BusConfig) -> None:
+        super().__init__(bus)
+        self._links: dict[str, _Link] = {}
+
+    def _link(self, target: str) -> _Link:
+        raise NotImplementedError
+
+    def _target(self, meter: MeterConfig) -> tuple[str, int]:
+        return self.bus.url, _unit_id(meter.address, *self._units, meter.serial)
+
+    async def open(self) -> None:
+        """Open the bus's own connection or port."""
+        await self._link(self.bus.url).open(self.bus.timeout.total_seconds())
+
+    async def close(self) -> None:
+        """Close every connection; never raises."""
+        for link in self._links.values():
+            link.close()
+        self._links.clear()
+
+    async def read(self, meter: MeterConfig) -> MeterValues:
+        """Read every block of the meter's map; raise only when none could be read."""
+        polled_at = datetime.now(UTC)
+        regmap = register_map(meter, self.bus.max_registers)
+        target, unit = self._target(meter)
+        link = self._link(target)
+        timeout = (meter.timeout or self.bus.timeout).total_seconds()
+        tariffs: dict[int, Values] = {}
+        errors: dict[str, str] = {}
+        first: DriverError | None = None
+        blocks = regmap.plan()
+        async with link.lock:
+            for index, block in enumerate(blocks):
+                try:
+                    registers = await link.read(block, unit, timeout)
+                    for tariff, values in regmap.decode_reads({block: registers}).items():
+                        tariffs.setdefault(tariff, {}).update(values)
+                except DriverError as exc:
+                    errors[_name(block)], first = str(exc), first or exc
+                    if isinstance(exc, ConnectError | ReadTimeout) and not tariffs:
+                        raise  # the meter is not there: spare the bus the other blocks' timeouts
+                    if isinstance(exc, ConnectError):
+                        errors.update({_name(rest): f"not read: {exc}" for rest in blocks[index + 1 :]})
+                        break
+        if not tariffs and first is not None:
+            raise first
+        raw: dict[str, object] = {"unit": unit, "requests": len(blocks)}
+        return MeterValues(meter.serial, tariffs, polled_at, errors=errors, raw=raw)
+
+
+def _name(block: ReadBlock) -> str:
+    return f"fc{block.function}:{block.address}+{block.count}"
+
+
+class ModbusTcpDriver(_ModbusDriver):
+    """Modbus TCP: ``tcp://host:port``; a client and a lock per device, devices polled concurrently."""
+
+    kind: ClassVar[str] = "modbus-tcp"
+    serial_line: ClassVar[bool] = False
+    _units: ClassVar[tuple[int, int]] = (0, 255)
+
+    def _target(self, meter: MeterConfig) -> tuple[str, int]:
+        if isinstance(meter.address, str) and "/" in meter.address:
+            host_port, _, unit = meter.address.rpartition("/")
+            return host_port, _unit_id(unit, *self._units, meter.serial)
+        return super()._target(meter)
+
+    def _link(self, target: str) -> _Link:
+        parts = urlsplit(target if "//" in target else f"tcp://{target}")
+        try:
+            host, port = parts.hostname or "", parts.port or 502
+        except ValueError:
+            raise ConfigError(f"bus {self.bus.name}: {target!r} is not tcp://host:port") from None
+        key = f"tcp://{host}:{port}"
+        if key not in self._links:
+            self._links[key] = _Link(key, False, _tcp_client(host, port, FramerType.SOCKET), 0.0)
+        return self._links[key]
+
+
+class ModbusRtuDriver(_ModbusDriver):
+    """Modbus RTU on a serial line, a pty or an RS-485 converter (``socket://host:port``)."""
+
+    kind: ClassVar[str] = "modbus-rtu"
+    serial_line: ClassVar[bool] = True
+
+    def _link(self, target: str) -> _Link:
+        if target not in self._links:
+            bus, parts = self.bus, urlsplit(target)
+            pause = max(bus.frame_pause.total_seconds(), rtu_gap(bus.baudrate))
+            if parts.scheme == "socket":
+                make = _tcp_client(parts.hostname or "", parts.port or 502, FramerType.RTU)
+            else:
+                make = self._serial_client
+            self._links[target] = _Link(target, True, make, pause)
+        return self._links[target]
+
+    def _serial_client(self, link: _Link) -> ModbusBaseClient:
+        bus = self.bus
+        if type(serial.serial_for_url(bus.url, do_not_open=True)).fileno is io.RawIOBase.fileno:
+            # pymodbus's asyncio serial transport waits on a file descriptor (rfc2217:// has none)
+            raise ConnectError(f"{bus.url}: this kind of port has no file descriptor; use socket://host:port")
+        return AsyncModbusSerialClient(
+            bus.url, baudrate=bus.baudrate, bytesize=bus.bytesize, parity=bus.parity, stopbits=bus.stopbits,
+            timeout=_LIBRARY_TIMEOUT, retries=0, reconnect_delay=0,
+            trace_packet=link.trace_packet, trace_connect=link.trace_connect,
+        )
+
+
+def _tcp_client(host: str, port: int, framer: FramerType) -> _Factory:
+    def make(link: _Link) -> ModbusBaseClient:
+        return AsyncModbusTcpClient(
+            host, port=port, framer=framer, timeout=_LIBRARY_TIMEOUT, retries=0, reconnect_delay=0,
+            trace_packet=link.trace_packet, trace_connect=link.trace_connect,
+        )
+
+    return make
