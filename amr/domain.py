@@ -62,6 +62,10 @@ class Source(str, enum.Enum):
         return self in (Source.WEB, Source.MOBILE, Source.OPERATOR)
 
 
+SOURCE_TEXT: dict[Source, str] = {s: s.value for s in Source}
+"""Source → its stored text, for hot loops (faster than `.value`)."""
+
+
 class Flag(enum.IntFlag):
     """Marks on an accepted reading, stored as a bit mask."""
 

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from sqlalchemy import text
 
 from amr.bulk_ingest import BulkIngest
 from amr.config import config_from_dict
@@ -141,19 +140,17 @@ def baseline_copy(name: str, rows: list[Row], ids: dict[str, int]) -> float:
         return time.perf_counter() - started
 
 
-def naive_validation(store: Store, rows: list[Row], ids: dict[str, int]) -> tuple[float, int]:
-    """One SELECT of the previous reading per incoming reading, then the comparison; returns (time, refused)."""
+def naive_validation(name: str, rows: list[Row], ids: dict[str, int]) -> tuple[float, int]:
+    """One prepared SELECT of the previous reading per incoming reading, then the comparison."""
     refused = 0
-    with store.engine.connect() as conn:
+    query = (
+        "SELECT a_plus, a_minus, r_plus, r_minus FROM readings WHERE meter_id = %s AND tariff = 0 "
+        "AND ts < %s ORDER BY ts DESC LIMIT 1"
+    )
+    with psycopg.connect(_url(name)) as conn, conn.cursor() as cur:
         started = time.perf_counter()
         for m, ts, ap, am, rp, rm in rows:
-            prev = conn.execute(
-                text(
-                    "SELECT a_plus, a_minus, r_plus, r_minus FROM readings WHERE meter_id = :m AND tariff = 0 "
-                    "AND ts < :ts ORDER BY ts DESC LIMIT 1"
-                ),
-                {"m": ids[_serial(m)], "ts": ts},
-            ).first()
+            prev = cur.execute(query, (ids[_serial(m)], ts), prepare=True).fetchone()
             if prev is not None and any(v < p for v, p in zip((ap, am, rp, rm), prev, strict=True)):
                 refused += 1
         return time.perf_counter() - started, refused
@@ -204,14 +201,14 @@ def run(quick: bool = False) -> None:
             refused += len(pipeline.run(list(incoming(fresh[offset : offset + batch]))).rejected)
         pipeline_time = time.perf_counter() - started
         sample = fresh[:: max(1, len(fresh) // 5000)]
-        naive_time, _ = naive_validation(store, sample, {s: m.id for s, m in ingestor.meters.items()})
+        naive_time, _ = naive_validation(ingest_db, sample, {s: m.id for s, m in ingestor.meters.items()})
         naive_scaled = naive_time * len(fresh) / len(sample)
         print(
             f"  validation stage: pipeline    {pipeline_time:8.2f} s for {len(fresh):,} new readings "
             f"({len(fresh) / pipeline_time:,.0f}/s), refused {refused} of {fresh_bad} injected"
         )
         print(
-            f"  validation stage: naive       {naive_scaled:8.2f} s (one SELECT per reading; "
+            f"  validation stage: naive       {naive_scaled:8.2f} s (one prepared SELECT per reading; "
             f"{len(sample):,} measured, scaled)"
         )
         print(f"  validation ratio (naive / pipeline) {naive_scaled / pipeline_time:8.1f}   goal >= 50")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -27,12 +28,13 @@ def _part(kind: str, channel: str | None, alias: str) -> str:
     return f"{where} AND {alias}.ts {op} {bound}{having} ORDER BY {alias}.ts {order} LIMIT 1"
 
 
-Parts = list[tuple[str, str | None]]
-NEAREST: Parts = [("within", None), ("before", None), ("after", None)]
-PER_CHANNEL: Parts = [(d, c.value) for d in ("before", "after") for c in CHANNELS]
+Parts = tuple[tuple[str, str | None], ...]
+NEAREST: Parts = (("within", None), ("before", None), ("after", None))
+PER_CHANNEL: Parts = tuple((d, c.value) for d in ("before", "after") for c in CHANNELS)
 
 
-def _statement(count: int, dialect: str, parts: Parts) -> Any:
+@functools.lru_cache(maxsize=64)
+def _statement(count: int, dialect: str, parts: tuple[tuple[str, str | None], ...]) -> Any:
     rows = ", ".join(f"(:m{i}, :t{i}, :s{i}, :e{i})" for i in range(count))
     head = f"WITH k(m, t, s, e) AS (VALUES {rows}) "
     if dialect == "postgresql":

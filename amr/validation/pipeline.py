@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from amr.domain import CHANNELS, Channel, Flag, IncomingReading, StoredReading, kwh_from_wh
+from amr.domain import CHANNELS, SOURCE_TEXT, Channel, Flag, IncomingReading, StoredReading, kwh_from_wh
 from amr.energy import consumption_wh
 from amr.meters import Meter
 from amr.validation.bulk import BULK_MIN, acceptable_in_bulk
@@ -269,7 +269,7 @@ class Pipeline:
                     reading.ts,  # type: ignore[arg-type]
                     reading.tariff,
                     values,
-                    reading.source.value,
+                    SOURCE_TEXT[reading.source],
                     0,
                     reading.received_at or now,
                 )
@@ -350,7 +350,7 @@ class Pipeline:
             return
         flags = ROLLOVER if wrapped else 0
         stored = StoredReading(
-            meter.id, ts, reading.tariff, values, reading.source.value, flags, reading.received_at or now
+            meter.id, ts, reading.tariff, values, SOURCE_TEXT[reading.source], flags, reading.received_at or now
         )
         series.add(stored)
         result.accepted.append(stored)
