@@ -212,6 +212,27 @@ class BusConfig(_Section):
         return self
 
 
+class ApiConfig(_Section):
+    """``[api]``: the HTTP service for cabinets, АСКУЭ users and dispatchers."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    token_ttl: Duration = timedelta(hours=12)
+    login_attempts: int = Field(5, ge=1, le=100)  # failed logins allowed per window, per login and per address
+    login_window: Duration = timedelta(minutes=15)
+    public_submission: bool = True
+    moderated_sources: list[Literal["web", "mobile", "operator"]] = []
+
+
+class ExportConfig(_Section):
+    """``[export]``: who sends the макет 80020 files and for which area."""
+
+    sender_inn: str = ""
+    sender_name: str = ""
+    area_inn: str = ""
+    area_name: str = ""
+
+
 class MeterConfig(_Section):
     """One ``[[meters]]`` entry."""
 
@@ -264,6 +285,8 @@ class Config(_Section):
 
     database: DatabaseConfig = DatabaseConfig()
     site: SiteConfig = SiteConfig()
+    api: ApiConfig = ApiConfig()
+    export: ExportConfig = ExportConfig()
     buses: list[BusConfig] = []
     meters: list[MeterConfig] = []
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 
 from amr.config import BusConfig, MeterConfig
@@ -48,8 +48,9 @@ class PollDriver(abc.ABC):
     source: ClassVar[str]  # "askue:modbus", "askue:serial"
     serial_line: ClassVar[bool] = True
 
-    def __init__(self, bus: BusConfig) -> None:
+    def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC) -> None:
         self.bus = bus
+        self.tz = tz  # the site's zone, for meters whose clocks report local time
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -73,9 +74,10 @@ class PushDriver(abc.ABC):
     kind: ClassVar[str]
     source: ClassVar[str]  # "askue:mqtt"
 
-    def __init__(self, bus: BusConfig, meters: Sequence[MeterConfig]) -> None:
+    def __init__(self, bus: BusConfig, meters: Sequence[MeterConfig], *, tz: tzinfo = UTC) -> None:
         self.bus = bus
         self.meters = list(meters)
+        self.tz = tz  # the site's zone, for payload times written without an offset
 
     @abc.abstractmethod
     async def run(self, sink: Sink) -> None:

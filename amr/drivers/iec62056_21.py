@@ -155,8 +155,7 @@ class Iec62056Driver(PollDriver):
 
     def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC, max_baudrate: int = 19200) -> None:
         """`tz` is the zone the meters' clocks run in; `max_baudrate` caps the speed switched to."""
-        super().__init__(bus)
-        self.tz = tz
+        super().__init__(bus, tz=tz)
         self.max_baudrate = max_baudrate
         given = bus.model_fields_set
         settings = LineSettings.from_bus(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 
 from amr.config import BusConfig, MeterConfig
@@ -103,9 +103,9 @@ class Mercury230Driver(PollDriver):
     source: ClassVar[str] = Source.SERIAL.value
     serial_line: ClassVar[bool] = True
 
-    def __init__(self, bus: BusConfig) -> None:
+    def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC) -> None:
         """Use the bus's line settings as configured (Mercury's factory setting is 9600 8N1)."""
-        super().__init__(bus)
+        super().__init__(bus, tz=tz)
         self.line = SerialLine(LineSettings.from_bus(bus))
         self._lock = threading.Lock()
 

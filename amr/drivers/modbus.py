@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import io
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 from urllib.parse import urlsplit
 
@@ -220,8 +220,8 @@ class _ModbusDriver(PollDriver):
     source: ClassVar[str] = "askue:modbus"
     _units: ClassVar[tuple[int, int]] = (1, 247)
 
-    def __init__(self, bus: BusConfig) -> None:
-        super().__init__(bus)
+    def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC) -> None:
+        super().__init__(bus, tz=tz)
         self._links: dict[str, _Link] = {}
 
     def _link(self, target: str) -> _Link:

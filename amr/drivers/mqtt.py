@@ -109,7 +109,7 @@ class MqttDriver(PushDriver):
         tz: tzinfo | None = None,
         session_expiry: timedelta = SESSION_EXPIRY,
     ) -> None:
-        super().__init__(bus, meters)
+        super().__init__(bus, meters, tz=tz or UTC)
         if bus.kind != "mqtt":
             raise ConfigError(f"bus {bus.name!r} is {bus.kind}, not mqtt")
         self.host, self.port = broker_address(bus.url)

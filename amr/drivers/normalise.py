@@ -24,7 +24,11 @@ def normalise(values: MeterValues, meter: Meter | None, source: Source) -> list[
     if values.errors:
         payload["errors"] = dict(values.errors)
     readings = []
-    for tariff, channels in sorted(values.tariffs.items()):
+    # A message or answer that yielded no value at all is kept as a malformed reading naming why.
+    tariffs = values.tariffs or ({0: {}} if values.errors else {})
+    nothing = not any(v is not None for channels in tariffs.values() for v in channels.values())
+    problems = tuple(f"{where}: {why}" for where, why in values.errors.items()) if nothing else ()
+    for tariff, channels in sorted(tariffs.items()):
         if meter is None:
             primary = dict(channels)
         else:
@@ -38,6 +42,7 @@ def normalise(values: MeterValues, meter: Meter | None, source: Source) -> list[
                 values=primary,
                 source=source,
                 payload={**payload, "register_wh": {c.value: v for c, v in channels.items()}},
+                problems=problems,
                 received_at=values.polled_at,
             )
         )

@@ -21,7 +21,7 @@ def alembic_config(engine: Engine, **attributes: object) -> AlembicConfig:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head", **attributes: object) -> None:
+def upgrade(engine: Engine, revision: str = "heads", **attributes: object) -> None:
     """Bring the schema to `revision`; `attributes` reach the migrations (e.g. timescale, timezone)."""
     with engine.begin() as conn:
         cfg = alembic_config(engine, connection=conn, **attributes)

@@ -123,7 +123,7 @@ class Store:
 
     timezone: str = "UTC"
 
-    def upgrade(self, revision: str = "head") -> None:
+    def upgrade(self, revision: str = "heads") -> None:
         """Apply migrations up to `revision`."""
         with translate_errors():
             migrate.upgrade(self.engine, revision, timescale=self.timescale, timezone=self.timezone)
