@@ -291,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="end")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_consumption)
+
+    from simulators.cli import add_parser as add_sim
+
+    add_sim(sub)
     return parser
 
 

@@ -1,0 +1,187 @@
+"""`amr sim KIND`: virtual meters on real transports until Ctrl-C, with a ready configuration to poll them.
+
+Examples::
+
+    amr sim modbus-tcp --meters 20 --port 5020
+    amr sim mercury230 --transport pty --meters 4 --fault 2:silent --fault 3:corrupt=0.5
+    amr sim iec62056-21 --transport tcp
+    amr sim mqtt --meters 50 --period 10s --payload tasmota-sml
+
+Faults: ``SERIAL_OR_INDEX:NAME[=VALUE]`` with NAME one of silent, delay (seconds), corrupt
+(probability), exception (Modbus code), drop (probability), lower (Wh), wrap (duration
+until the A+ register wraps), drift (clock offset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from amr.durations import parse_duration
+from amr.errors import InputError
+from simulators.model import Faults, VirtualMeter
+
+KINDS = ("modbus-tcp", "modbus-rtu", "mercury230", "iec62056-21", "mqtt")
+PROFILE = "eastron-sdm630"
+
+
+def parse_fault(text: str, faults: Faults) -> Faults:
+    """Apply one ``NAME[=VALUE]`` fault to `faults`."""
+    name, _, value = text.partition("=")
+    try:
+        if name == "silent":
+            return replace(faults, silent=True)
+        if name == "delay":
+            return replace(faults, delay=parse_duration(value or "2s").total_seconds())
+        if name == "corrupt":
+            return replace(faults, corrupt=float(value or 1))
+        if name == "exception":
+            return replace(faults, exception=int(value or 2))
+        if name == "drop":
+            return replace(faults, drop=float(value or 1))
+        if name == "lower":
+            return replace(faults, lower_by_wh=int(value or 5000))
+        if name == "wrap":
+            return replace(faults, wrap_after=parse_duration(value or "2h"))
+        if name == "drift":
+            return replace(faults, clock_drift=parse_duration(value or "90s"))
+    except ValueError as exc:
+        raise InputError(f"fault {text!r}: {exc}") from None
+    raise InputError(f"unknown fault {name!r}; use silent, delay, corrupt, exception, drop, lower, wrap or drift")
+
+
+def build_meters(args: argparse.Namespace) -> list[VirtualMeter]:
+    """The virtual meters asked for on the command line, faults applied."""
+    meters = [
+        VirtualMeter(
+            serial=f"{args.prefix}{i:04d}",
+            address=i,
+            tariffs=args.tariffs,
+            solar_kw=4.0 if args.prosumers and i % args.prosumers == 0 else 0.0,
+            seed=i,
+        )
+        for i in range(1, args.meters + 1)
+    ]
+    for spec in args.fault:
+        who, _, fault = spec.partition(":")
+        if not fault:
+            raise InputError(f"fault {spec!r}: write SERIAL_OR_INDEX:NAME[=VALUE], e.g. 2:silent")
+        found = [m for m in meters if who in (m.serial, str(m.address))]
+        if not found:
+            raise InputError(f"fault {spec!r}: no simulated meter {who!r} (serials {meters[0].serial}..)")
+        for meter in found:
+            meter.faults = parse_fault(fault, meter.faults)
+    return meters
+
+
+def config_snippet(kind: str, url: str, meters: list[VirtualMeter], args: argparse.Namespace) -> str:
+    """TOML for `amr collect` to poll these meters."""
+    lines = ["[[buses]]", f'name = "sim-{kind}"', f'kind = "{kind}"', f'url = "{url}"']
+    if kind == "mqtt":
+        lines += [f'topics = ["{args.topic.replace("{serial}", "+")}"]', f'payload = "{args.payload}"']
+    elif kind in ("modbus-rtu", "mercury230"):
+        lines += [f"baudrate = {args.baud}"]
+    elif kind == "iec62056-21":
+        lines += ["baudrate = 300", "bytesize = 7", 'parity = "E"']
+    lines += ['timeout = "1s"', 'schedule = "30s"', ""]
+    for meter in meters:
+        lines += ["[[meters]]", f'serial = "{meter.serial}"', f'bus = "sim-{kind}"', f"tariffs = {meter.tariffs}"]
+        if kind != "mqtt":
+            lines.append(f"address = {meter.address}")
+        if kind.startswith("modbus"):
+            lines.append(f'profile = "{PROFILE}"')
+        lines.append("")
+    return "\n".join(lines)
+
+
+async def _serve(args: argparse.Namespace, meters: list[VirtualMeter], ready: Callable[[str], None]) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        if args.kind == "mqtt":
+            from simulators.mqtt_publisher import MqttPublisher
+
+            publisher = stack.enter_context(
+                MqttPublisher(meters, payload=args.payload, topic=args.topic, port=args.broker_port)
+            )
+            ready(f"mqtt://127.0.0.1:{args.broker_port}")
+            await publisher.run_async(duration=None, period=parse_duration(args.period).total_seconds())
+            return
+        simulator: Any
+        if args.kind == "modbus-tcp":
+            from simulators.modbus import ModbusTcpSimulator
+
+            simulator = ModbusTcpSimulator(meters, profile=PROFILE, port=args.port)
+        elif args.kind == "modbus-rtu":
+            from simulators.modbus import ModbusRtuSimulator
+
+            simulator = ModbusRtuSimulator(
+                meters, transport=args.transport, baudrate=args.baud, profile=PROFILE, port=args.port
+            )
+        else:
+            from simulators.serial_meters import IecSimulator, MercurySimulator
+
+            cls = MercurySimulator if args.kind == "mercury230" else IecSimulator
+            simulator = cls(meters, transport=args.transport, baudrate=None if cls is IecSimulator else args.baud)
+        await stack.enter_async_context(simulator)
+        ready(simulator.url)
+        await asyncio.Event().wait()
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    """Run the simulators until SIGINT/SIGTERM."""
+    meters = build_meters(args)
+
+    def ready(url: str) -> None:
+        snippet = config_snippet(args.kind, url, meters, args)
+        if args.config_out:
+            Path(args.config_out).write_text(snippet, encoding="utf-8")
+        print(f"{len(meters)} simulated {args.kind} meter(s) at {url}; Ctrl-C stops them", flush=True)
+        if not args.quiet:
+            print("\n# configuration to poll them:\n" + snippet, flush=True)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(_serve(args, meters, ready))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    print("simulators stopped", file=sys.stderr)
+    return 0
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``amr sim``."""
+    p = subparsers.add_parser(
+        "sim",
+        help="virtual meters for test benches",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("kind", choices=KINDS)
+    p.add_argument("--meters", type=int, default=4, help="how many meters (addresses 1..N)")
+    p.add_argument("--prefix", default="SIM", help="serial prefix (serials PREFIX0001..)")
+    p.add_argument("--tariffs", type=int, default=2, choices=[1, 2, 3, 4])
+    p.add_argument("--prosumers", type=int, default=0, help="every K-th meter exports (solar), 0: none")
+    p.add_argument("--transport", choices=["pty", "tcp"], default="tcp", help="serial kinds: a pty or a TCP socket")
+    p.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
+    p.add_argument("--baud", type=int, default=9600, help="simulated line speed of serial kinds")
+    p.add_argument("--fault", action="append", default=[], metavar="WHO:FAULT[=VALUE]")
+    p.add_argument("--topic", default="amr/sim/{serial}/energy", help="mqtt: topic pattern")
+    p.add_argument("--payload", choices=["amr", "tasmota-sml"], default="amr", help="mqtt: payload format")
+    p.add_argument("--broker-port", type=int, default=1883, help="mqtt: the loopback broker's port")
+    p.add_argument("--period", default="10s", help="mqtt: publish every")
+    p.add_argument("--config-out", help="also write the configuration snippet to this file")
+    p.add_argument("--quiet", action="store_true", help="do not print the configuration snippet")
+    p.set_defaults(func=cmd_sim)
+
+
+__all__ = ["add_parser", "build_meters", "cmd_sim", "config_snippet", "parse_fault"]
