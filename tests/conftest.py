@@ -45,7 +45,7 @@ def timescale_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from tests.support.timescale import TimescaleStartError, start_timescale
 
     try:
-        server = start_timescale(max_connections=2)
+        server = start_timescale()
     except TimescaleStartError as exc:
         if IN_CI:
             pytest.fail(f"TimescaleDB could not be started: {exc}", pytrace=False)

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlalchemy.pool import StaticPool
 
 from amr.errors import StoreError, StoreUnavailable
 
@@ -61,7 +60,11 @@ def make_engine(url: str, *, single_session: bool = False) -> Engine:
             f"unsupported database URL {parsed.render_as_string()}; use sqlite:/// or postgresql://"
         )
     if single_session:
-        return create_engine(url, poolclass=StaticPool, connect_args={"prepare_threshold": None})
+        # One connection at a time: a second checkout waits instead of sharing the one session
+        # (PGlite shares one backend session among all connections and cannot prepare statements).
+        return create_engine(
+            url, pool_size=1, max_overflow=0, pool_timeout=120, connect_args={"prepare_threshold": None}
+        )
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 

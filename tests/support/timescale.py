@@ -6,12 +6,24 @@ over the Postgres wire protocol on 127.0.0.1 by ``tools/timescale/server.mjs``.
 
 Limits of this engine that callers must respect:
 
-* Every client connection shares ONE backend session.  Use a single
-  connection (SQLAlchemy: ``poolclass=StaticPool``) and disable server-side
-  prepared statements (psycopg ``prepare_threshold=None``).
+* Every client connection shares ONE backend session (same transaction,
+  ``SET`` values, temp tables and prepared statements).  Use one connection
+  at a time and disable server-side prepared statements (psycopg
+  ``prepare_threshold=None``).  With SQLAlchemy, ``pool_size=1,
+  max_overflow=0`` makes a second checkout wait instead of sharing the
+  session; ``poolclass=StaticPool`` works too, but a nested checkout shares
+  the outer transaction and rolls it back when it closes.  While one
+  connection has a transaction open, every other connection -- even a new
+  one still logging in -- waits for it to end: in a single thread that is a
+  deadlock, cut short by the ``connect_timeout`` in :attr:`~TimescaleServer.dsn`.
 * ``COPY`` over the wire kills the session; use ``INSERT`` instead.
-* Neither SSL nor GSS encryption is understood, so both are disabled in
-  :attr:`TimescaleServer.dsn` / :attr:`TimescaleServer.url`.
+* Neither SSL nor GSS encryption is understood (an SSL request hangs), so
+  both are disabled in :attr:`TimescaleServer.dsn` / :attr:`TimescaleServer.url`.
+* User, password and database name are not checked: the session is always
+  user ``postgres``, database ``template1``.
+* No background workers: policies (compression, continuous aggregate
+  refresh) are registered but never run by themselves; use
+  ``CALL run_job(<id>)`` or ``CALL refresh_continuous_aggregate(...)``.
 """
 
 from __future__ import annotations
@@ -46,6 +58,7 @@ _USER: Final = "postgres"
 _PASSWORD: Final = "postgres"  # PGlite wants a password, accepts any
 _DATABASE: Final = "postgres"
 _HOST: Final = "127.0.0.1"
+_CONNECT_TIMEOUT_S: Final = 10
 _NPM_TIMEOUT_S: Final = 300.0
 
 
@@ -79,7 +92,7 @@ class TimescaleServer:
         return (
             f"host={self.host} port={self.port} user={_USER} "
             f"password={_PASSWORD} dbname={_DATABASE} "
-            "sslmode=disable gssencmode=disable"
+            f"sslmode=disable gssencmode=disable connect_timeout={_CONNECT_TIMEOUT_S}"
         )
 
     @property
@@ -88,6 +101,7 @@ class TimescaleServer:
         return (
             f"postgresql+psycopg://{_USER}:{_PASSWORD}@{self.host}:{self.port}"
             f"/{_DATABASE}?sslmode=disable&gssencmode=disable"
+            f"&connect_timeout={_CONNECT_TIMEOUT_S}"
         )
 
     @property
@@ -125,7 +139,7 @@ class TimescaleServer:
 def start_timescale(
     workdir: Path | None = None,
     *,
-    max_connections: int = 1,
+    max_connections: int = 4,
     startup_timeout: float = 60.0,
 ) -> TimescaleServer:
     """Start a TimescaleDB server on a free port of 127.0.0.1.
@@ -134,6 +148,11 @@ def start_timescale(
         workdir: data directory of the cluster; it is created on first use
             and reused (persisted) on later starts.  ``None`` keeps the
             cluster in memory, so every start is empty.
+        max_connections: client connections the server accepts at once;
+            further ones are refused.  Keep it above 1: a just-closed
+            connection is released asynchronously, so with a limit of 1 an
+            immediate reconnect (e.g. after ``engine.dispose()``) is often
+            refused with "server closed the connection unexpectedly".
         startup_timeout: seconds to wait for the server to accept connections.
 
     Returns:
@@ -159,9 +178,7 @@ def start_timescale(
         (log_dir / "stdout.log").open("wb") as out,
         (log_dir / "stderr.log").open("wb") as err,
     ):
-        process = subprocess.Popen(
-            cmd, cwd=TOOLS_DIR, stdin=subprocess.PIPE, stdout=out, stderr=err
-        )
+        process = subprocess.Popen(cmd, cwd=TOOLS_DIR, stdin=subprocess.PIPE, stdout=out, stderr=err)
     server_port = _wait_ready(process, log_dir, startup_timeout)
     return TimescaleServer(process, server_port, log_dir, workdir)
 
@@ -193,18 +210,13 @@ def ensure_node_modules() -> None:
             msg = f"`npm ci` in {TOOLS_DIR} timed out after {_NPM_TIMEOUT_S:.0f}s"
             raise TimescaleStartError(msg) from exc
         if result.returncode != 0 or not _node_modules_present():
-            msg = (
-                f"`npm ci` in {TOOLS_DIR} failed (exit {result.returncode}):\n"
-                f"{result.stdout}\n{result.stderr}"
-            )
+            msg = f"`npm ci` in {TOOLS_DIR} failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
             raise TimescaleStartError(msg)
 
 
 def _node_modules_present() -> bool:
     modules = TOOLS_DIR / "node_modules"
-    return all(
-        (modules / name / "package.json").is_file() for name in _REQUIRED_MODULES
-    )
+    return all((modules / name / "package.json").is_file() for name in _REQUIRED_MODULES)
 
 
 def _which(program: str) -> str:

