@@ -1,4 +1,4 @@
-"""IEC 62056-21 and Mercury 230 meters on a simulated RS-485 line: a pty or a TCP socket on 127.0.0.1.
+"""IEC 62056-21 and Mercury 230 meters on a simulated RS-485 line (`simulators.serial_line`).
 
     async with MercurySimulator([VirtualMeter("m1", address=17)], transport="pty") as sim:
         ...  # drivers open sim.url: "/dev/pts/N", or "socket://127.0.0.1:PORT" with transport="tcp"
@@ -23,236 +23,20 @@ act in the model.
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import contextlib
-import os
-import tty
-from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, ClassVar, Generic, Literal, Self, TypedDict, TypeVar, Unpack
+from typing import ClassVar, Unpack
 from zoneinfo import ZoneInfo
 
 from amr.domain import CHANNELS, Values
-from amr.drivers.serial_line import frame_time
 from amr.errors import ProtocolError
 from amr.protocols import iec62056_21 as iec
 from amr.protocols import mercury230 as merc
 from amr.protocols.crc import crc_ok
 from simulators.model import VirtualMeter
-
-Transport = Literal["pty", "tcp"]
-S = TypeVar("S")
-
-
-class LineOptions(TypedDict, total=False):
-    """Keyword options of every simulator, as `SerialSimulator` takes them."""
-
-    transport: Transport
-    baudrate: int | None
-    line_speed: bool
-    clock: Callable[[], datetime] | None
-    passwords: Mapping[str, str] | None
-
-
-@dataclass
-class _Link:
-    """One connection to the simulated line: bytes in from `reader`, out through `send`."""
-
-    reader: asyncio.StreamReader
-    send: Callable[[bytes], Awaitable[None]]
-    writer: asyncio.StreamWriter | None = None  # TCP only: a pty cannot be dropped
-
-    def close(self) -> None:
-        """Drop a TCP connection."""
-        if self.writer is not None:
-            self.writer.close()
-
-
-class SerialSimulator(abc.ABC, Generic[S]):
-    """Meters on one simulated line; use ``async with``, then point a driver at `url`."""
-
-    default_baudrate: ClassVar[int] = 9600
-    bits_per_char: ClassVar[int] = 10  # start + 8 data + stop (8N1), or start + 7 data + parity + stop (7E1)
-
-    def __init__(
-        self,
-        meters: Iterable[VirtualMeter],
-        *,
-        transport: Transport = "pty",
-        baudrate: int | None = None,
-        line_speed: bool = True,
-        clock: Callable[[], datetime] | None = None,
-        passwords: Mapping[str, str] | None = None,
-    ) -> None:
-        """`baudrate`: the line's speed (IEC: the sign-on speed); `passwords`: serial → password."""
-        self.meters = list(meters)
-        self.transport = transport
-        self.baudrate = baudrate or self.default_baudrate
-        self.line_speed = line_speed
-        self.clock = clock or (lambda: datetime.now(UTC))
-        self.passwords = dict(passwords or {})
-        self.answers: Counter[str] = Counter()  # serial → answers sent
-        self.url = ""
-        self._bus = asyncio.Lock()  # one frame on the wire at a time (meters react independently)
-        self._links: list[_Link] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._server: asyncio.Server | None = None
-        self._pty: tuple[int, int, asyncio.BaseTransport] | None = None
-
-    async def start(self) -> None:
-        """Open the pty or listen on 127.0.0.1 (a free port); sets `url`."""
-        if self.transport == "pty":
-            master, slave = os.openpty()
-            tty.setraw(slave)  # no echo, no line editing, until a driver opens it
-            reader = asyncio.StreamReader()
-            pipe = os.fdopen(master, "rb", buffering=0, closefd=False)
-            loop = asyncio.get_running_loop()
-            transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
-            self._pty, self.url = (master, slave, transport), os.ttyname(slave)
-            self._spawn(self._serve(_Link(reader, self._pty_send)))
-        elif self.transport == "tcp":
-            self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-            self.url = f"socket://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-        else:
-            raise ValueError(f"transport is 'pty' or 'tcp'; got {self.transport!r}")
-
-    async def stop(self) -> None:
-        """Close every connection, the server and the pty."""
-        if self._server is not None:
-            self._server.close()
-        for link in self._links:
-            link.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-        if self._pty is not None:
-            master, slave, transport = self._pty
-            transport.close()
-            os.close(master)
-            os.close(slave)
-            self._pty = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-    async def _pty_send(self, data: bytes) -> None:
-        assert self._pty is not None
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[os.write(self._pty[0], view) :]
-            except BlockingIOError:
-                await asyncio.sleep(0.001)
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        async def send(data: bytes) -> None:
-            with contextlib.suppress(ConnectionError):
-                writer.write(data)
-                await writer.drain()
-
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            await self._serve(_Link(reader, send, writer))
-        finally:
-            self._tasks.discard(task)
-
-    async def _serve(self, link: _Link) -> None:
-        self._links.append(link)
-        session = self._new_session()
-        buffer = bytearray()
-        try:
-            while data := await link.reader.read(4096):
-                buffer += data
-                while (frame := self._next_frame(buffer)) is not None:
-                    self._spawn(self._handle(frame, link, session))  # a late meter holds up no one
-        except ConnectionError:
-            pass
-        finally:
-            self._links.remove(link)
-            link.close()
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _meter(self, address: str) -> VirtualMeter | None:
-        """The meter at `address`; "" or "0" (everyone) only when it is alone on the line."""
-        if address in ("", "0"):
-            return self.meters[0] if len(self.meters) == 1 else None
-        return next((m for m in self.meters if str(m.address) == address), None)
-
-    async def _reply(
-        self,
-        link: _Link,
-        meter: VirtualMeter,
-        request: int,
-        answer: bytes,
-        baud_in: int,
-        baud_out: int,
-        *,
-        checked: bool = True,
-    ) -> None:
-        """Answer a request of `request` bytes, faults applied; a `checked` answer ends with a CRC or BCC."""
-        faults = meter.faults
-        if faults.silent:
-            return
-        if self.line_speed:
-            await asyncio.sleep(frame_time(request, baud_in, self.bits_per_char))
-        if faults.delay:
-            await asyncio.sleep(faults.delay)
-        if meter.roll(faults.drop):
-            if link.writer is not None:
-                link.close()
-                return
-            answer = answer[: len(answer) // 2]
-        elif checked and len(answer) > 2 and meter.roll(faults.corrupt):
-            answer = answer[:-1] + bytes((answer[-1] ^ 0x01,))
-        async with self._bus:
-            await self._transmit(link, answer, baud_out)
-        self.answers[meter.serial] += 1
-
-    async def _transmit(self, link: _Link, data: bytes, baudrate: int) -> None:
-        """Write `data` no faster than `baudrate` carries it, a character every `bits_per_char` bits."""
-        if not self.line_speed:
-            await link.send(data)
-            return
-        loop = asyncio.get_running_loop()
-        char, start, sent = frame_time(1, baudrate, self.bits_per_char), loop.time(), 0
-        while sent < len(data):
-            due = min(len(data), int((loop.time() - start) / char))
-            if due > sent:
-                await link.send(data[sent:due])
-                sent = due
-            if sent < len(data):
-                await asyncio.sleep(max(0.0, start + (sent + 1) * char - loop.time()))
-
-    @abc.abstractmethod
-    def _new_session(self) -> S:
-        """Protocol state of one connection."""
-
-    @abc.abstractmethod
-    def _next_frame(self, buffer: bytearray) -> bytes | None:
-        """Take one whole request out of `buffer`, if there is one."""
-
-    @abc.abstractmethod
-    async def _handle(self, frame: bytes, link: _Link, session: S) -> None:
-        """Answer one request (or stay silent, as a meter does for another address)."""
+from simulators.serial_line import LineOptions, Link, SerialSimulator, Transport
 
 
 class MercurySimulator(SerialSimulator[set[str]]):
@@ -270,7 +54,7 @@ class MercurySimulator(SerialSimulator[set[str]]):
         del buffer[:-64]
         return None
 
-    async def _handle(self, frame: bytes, link: _Link, session: set[str]) -> None:
+    async def _handle(self, frame: bytes, link: Link, session: set[str]) -> None:
         try:
             request = merc.decode_request(frame)
         except ProtocolError:
@@ -356,7 +140,7 @@ class IecSimulator(SerialSimulator[_IecSession]):
         del buffer[:length]
         return frame
 
-    async def _handle(self, frame: bytes, link: _Link, session: _IecSession) -> None:
+    async def _handle(self, frame: bytes, link: Link, session: _IecSession) -> None:
         baud_in = session.baudrate
         if frame[0] == ord("/"):
             with contextlib.suppress(ProtocolError):
@@ -420,3 +204,6 @@ class IecSimulator(SerialSimulator[_IecSession]):
         sets.append(iec.DataSet("0.9.1", local.strftime("%H%M%S")))
         sets.append(iec.DataSet("0.9.2", local.strftime("%y%m%d")))
         return sets
+
+
+__all__ = ["IecSimulator", "MercurySimulator", "SerialSimulator", "Transport"]
