@@ -220,8 +220,12 @@ class ApiConfig(_Section):
     token_ttl: Duration = timedelta(hours=12)
     login_attempts: int = Field(5, ge=1, le=100)  # failed logins allowed per window, per login and per address
     login_window: Duration = timedelta(minutes=15)
-    public_submission: bool = True
+    public_submission: bool = True  # default for accounts whose holder has not chosen
+    public_attempts: int = Field(10, ge=1, le=10000)  # submissions without login per window, per address
+    public_window: Duration = timedelta(hours=1)
     moderated_sources: list[Literal["web", "mobile", "operator"]] = []
+    idempotency_ttl: Duration = timedelta(hours=24)  # how long an Idempotency-Key answer is kept
+    trusted_proxies: list[str] = []  # peers whose X-Forwarded-For names the client address
 
 
 class ExportConfig(_Section):
@@ -231,6 +235,7 @@ class ExportConfig(_Section):
     sender_name: str = ""
     area_inn: str = ""
     area_name: str = ""
+    point_codes: dict[str, str] = {}  # metering point → its code in 80020 (e.g. the АТС code); default the point
 
 
 class MeterConfig(_Section):
@@ -280,6 +285,34 @@ class MeterConfig(_Section):
         return self
 
 
+class CollectorConfig(_Section):
+    """``[collector]``: how meters are polled and readings written (see `amr.collector`)."""
+
+    buffer: str = Field(
+        "var/buffer.sqlite",
+        description="SQLite file that keeps readings while the store is unreachable; relative to the config file",
+    )
+    offline_after: int = Field(
+        3, ge=1, le=1000, description="consecutive failed polls after which a meter is offline"
+    )
+    default_schedule: Schedule = Field(
+        ScheduleConfig(cron="*/30 * * * *"),
+        description="schedule of meters whose meter and bus give none (default: every 30 minutes at :00 and :30)",
+    )
+    write_interval: Duration = Field(
+        timedelta(milliseconds=200), description="readings arriving within this time are written in one batch"
+    )
+    write_batch: int = Field(500, ge=1, le=100_000, description="a batch is written at once when this many wait")
+    store_retry: Duration = Field(
+        timedelta(seconds=1), description="first wait before writing buffered readings again; doubles each time"
+    )
+    store_retry_max: Duration = Field(timedelta(minutes=1), description="the longest wait between such attempts")
+    read_limit: Duration | None = Field(
+        None,
+        description="safety net around one driver read (default: 10 × the meter's timeout + 5 s)",
+    )
+
+
 class Config(_Section):
     """The whole configuration file."""
 
@@ -289,6 +322,7 @@ class Config(_Section):
     export: ExportConfig = ExportConfig()
     buses: list[BusConfig] = []
     meters: list[MeterConfig] = []
+    collector: CollectorConfig = CollectorConfig()
 
     source_path: Path | None = Field(None, exclude=True)
 
@@ -447,8 +481,14 @@ def _format_location(loc: tuple[int | str, ...]) -> str:
 
 
 def _env_overrides(data: dict[str, Any], environ: dict[str, str]) -> None:
-    """Apply ``AMR_<SECTION>_<KEY>`` variables onto the raw TOML tables."""
-    sections: dict[str, type[BaseModel]] = {"database": DatabaseConfig, "site": SiteConfig}
+    """Apply ``AMR_<SECTION>_<KEY>`` variables onto the raw TOML tables (every top-level table)."""
+    sections: dict[str, type[BaseModel]] = {
+        "database": DatabaseConfig,
+        "site": SiteConfig,
+        "api": ApiConfig,
+        "export": ExportConfig,
+        "collector": CollectorConfig,
+    }
     for section, model in sections.items():
         keys = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias is not None}
         for key in keys:

@@ -65,7 +65,7 @@ def make_engine(url: str, *, single_session: bool = False) -> Engine:
         return create_engine(
             url, pool_size=1, max_overflow=0, pool_timeout=120, connect_args={"prepare_threshold": None}
         )
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 5})
 
 
 def probe(engine: Engine) -> Backend:

@@ -1,0 +1,270 @@
+"""The collector: schedules polls, runs bus workers and push drivers, hands every reading to the writer.
+
+    collector = Collector(app)              # App.open(config): store, meters with ids, ingestor
+    await collector.start()                 # writer, buses, push drivers, scheduler
+    result = await collector.poll_now("01100017")
+    await collector.stop()                  # graceful: see `stop`
+
+Every meter with a ``bus`` is collected: meters on polled buses by schedule (APScheduler 3,
+`AsyncIOScheduler`, one job per meter with `PollTrigger`, ``coalesce``, ``max_instances=1``,
+``misfire_grace_time`` from the schedule), meters on push buses as their messages come. A
+meter is never polled twice at once: a poll requested (`poll_now`) or scheduled while one is
+running joins it and gets its result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from amr.app import App
+from amr.collector.buffer import ReadingBuffer
+from amr.collector.bus import BusWorker, ReadOutcome, Stopping, describe
+from amr.collector.health import HealthBook
+from amr.collector.push import PushRunner
+from amr.collector.result import PollResult
+from amr.collector.schedule import check_schedule, make_trigger, schedule_for
+from amr.collector.writer import Writer
+from amr.config import BusConfig, Config, MeterConfig, ScheduleConfig
+from amr.domain import Source
+from amr.drivers import is_push, poll_driver, push_driver
+from amr.drivers.base import MeterValues, PushDriver, Sink
+from amr.drivers.normalise import normalise
+from amr.errors import NotFound, StoreError
+from amr.store.health import load_health
+
+log = logging.getLogger("amr.collector")
+PushFactory = Callable[[BusConfig, Sequence[MeterConfig], tzinfo], PushDriver]
+
+
+def buffer_path(config: Config) -> Path:
+    """``[collector] buffer`` resolved against the configuration file's directory."""
+    path = Path(config.collector.buffer)
+    if not path.is_absolute():
+        base = config.source_path.parent if config.source_path is not None else Path.cwd()
+        path = base / path
+    return path
+
+
+class Collector:
+    """Polls and receives every field meter of one configuration into its store."""
+
+    def __init__(self, app: App, *, push_factory: PushFactory = push_driver) -> None:
+        """Build drivers and schedules from `app.config`; `ConfigError` names what is wrong. No I/O yet."""
+        self.app = app
+        config = self.config = app.config
+        self.tz = config.site.tz
+        self.stopping = asyncio.Event()
+        self.on_poll: list[Callable[[PollResult], None]] = []  # called after every finished poll
+        buses = {bus.name: bus for bus in config.buses}
+        self.meters: dict[str, MeterConfig] = {m.serial: m for m in config.meters if m.bus is not None}
+        self.workers: dict[str, BusWorker] = {}
+        self.polled: dict[str, BusWorker] = {}
+        self.schedules: dict[str, ScheduleConfig] = {}
+        push_meters: dict[str, list[MeterConfig]] = {}
+        for meter in self.meters.values():
+            bus = buses[meter.bus or ""]
+            if is_push(bus):
+                push_meters.setdefault(bus.name, []).append(meter)
+                continue
+            if bus.name not in self.workers:
+                driver = poll_driver(bus, self.tz)
+                self.workers[bus.name] = BusWorker(bus, driver, self.stopping, config.collector.read_limit)
+            self.polled[meter.serial] = self.workers[bus.name]
+            schedule = schedule_for(meter, bus, config.collector.default_schedule)
+            check_schedule(schedule, meter.timeout or bus.timeout, f"meter {meter.serial} on bus {bus.name}")
+            self.schedules[meter.serial] = schedule
+        self.pushers = [
+            PushRunner(buses[name], driver, self._sink(buses[name], driver))
+            for name, meters in push_meters.items()
+            for driver in [push_factory(buses[name], meters, self.tz)]
+        ]
+        secrets = {
+            m.serial: [m.password or "", buses[m.bus or ""].password] for m in self.meters.values()
+        }
+        ids = {serial: app.meters[serial].id for serial in self.meters if serial in app.meters}
+        self.health = HealthBook(ids, config.collector.offline_after, secrets)
+        self.buffer_path = buffer_path(config)
+        self.buffer: ReadingBuffer | None = None
+        self.writer: Writer | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self._inflight: dict[str, asyncio.Task[PollResult]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = self._stopped = False
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def start(self, *, schedule: bool = True, push: bool = True) -> None:
+        """Open the buffer and start the writer, open the buses, start push drivers and the scheduler."""
+        if self._started:
+            return
+        self._started = True
+        cfg = self.config.collector
+        self.buffer = await asyncio.to_thread(ReadingBuffer, self.buffer_path)
+        try:
+            self.health.restore(await asyncio.to_thread(load_health, self.app.store, self.health_ids()))
+        except StoreError as exc:
+            log.warning("meter health not loaded (%s); counting from zero", exc)
+        self.writer = Writer(
+            self.app.ingestor, self.buffer, self.health,
+            interval=cfg.write_interval.total_seconds(), batch=cfg.write_batch,
+            retry=cfg.store_retry.total_seconds(), retry_max=cfg.store_retry_max.total_seconds(),
+        )
+        self.writer.start()
+        await asyncio.gather(*(worker.open() for worker in self.workers.values()))
+        if push:
+            self._tasks += [asyncio.create_task(p.run(), name=f"amr-push-{p.bus.name}") for p in self.pushers]
+        if schedule and self.polled:
+            self.scheduler = AsyncIOScheduler(timezone=self.tz)
+            for serial, meter_schedule in self.schedules.items():
+                self.scheduler.add_job(
+                    self._scheduled, make_trigger(meter_schedule, self.tz), args=[serial], id=serial,
+                    name=f"poll {serial}", coalesce=True, max_instances=1,
+                    misfire_grace_time=max(1, int(meter_schedule.misfire_grace.total_seconds())),
+                )
+            self.scheduler.start()
+            self._warn_tight_schedules()
+        log.info(
+            "collecting %d polled meter(s) on %d bus(es) and %d push bus(es); buffer %s",
+            len(self.polled), len(self.workers), len(self.pushers), self.buffer_path,
+        )
+
+    def _warn_tight_schedules(self) -> None:
+        for serial, worker in self.polled.items():
+            worst = worker.policy(self.meters[serial]).worst_case()
+            interval = self.schedules[serial].shortest_interval.total_seconds()
+            if worst >= interval:
+                log.warning(
+                    "meter %s: a poll of a silent meter takes up to %g s (timeout × attempts + backoff), not less "
+                    "than its poll interval %g s; while it does not answer, some polls are skipped",
+                    serial, worst, interval,
+                )
+
+    def health_ids(self) -> list[int]:
+        """Store ids of the collected meters."""
+        return [record.meter_id for record in self.health.all().values()]
+
+    async def stop(self) -> int:
+        """Stop gracefully: no new polls, push drivers stopped, polls on the bus finished (each
+        bounded by its timeout), the writer flushed and the buffer tried once, buses closed.
+        Returns the readings left in the buffer."""
+        if self._stopped or not self._started:
+            return 0
+        self._stopped = True
+        self.stopping.set()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
+        left = await self.writer.close() if self.writer is not None else 0
+        await asyncio.gather(*(worker.close() for worker in self.workers.values()))
+        if self.buffer is not None:
+            self.buffer.close()
+        if left:
+            log.warning("%d reading(s) stay in the buffer %s for the next run", left, self.buffer_path)
+        log.info("collector stopped")
+        return left
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Start, collect until `stop` is set, stop; the readings left in the buffer."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            left = await self.stop()
+        return left
+
+    # --- polls ----------------------------------------------------------------------
+
+    async def poll_now(self, serial: str) -> PollResult:
+        """Poll one meter now and return the result; joins the poll already running for it, if any."""
+        if serial not in self.polled:
+            known = "a push meter: it reports by itself" if serial in self.meters else "not a collected meter"
+            raise NotFound(f"meter {serial!r}: {known}")
+        if self.writer is None:
+            raise Stopping("the collector is not started")
+        task = self._inflight.get(serial)
+        if task is None:
+            if self.stopping.is_set():
+                raise Stopping("the collector is stopping")
+            task = asyncio.create_task(self._poll(self.meters[serial]), name=f"amr-poll-{serial}")
+            self._inflight[serial] = task
+            task.add_done_callback(lambda done: self._forget(serial, done))
+        return await asyncio.shield(task)
+
+    async def poll_all(self) -> list[PollResult]:
+        """Poll every polled meter once (serial lines one meter at a time, buses at once), in config order."""
+        return list(await asyncio.gather(*(self.poll_now(serial) for serial in self.polled)))
+
+    def busy(self) -> set[str]:
+        """Serials of the meters being polled right now."""
+        return set(self._inflight)
+
+    def _forget(self, serial: str, task: asyncio.Task[PollResult]) -> None:
+        if self._inflight.get(serial) is task:
+            del self._inflight[serial]
+
+    async def _scheduled(self, serial: str) -> None:
+        try:
+            await self.poll_now(serial)
+        except asyncio.CancelledError:
+            if not self.stopping.is_set():
+                raise
+            # the scheduler's shutdown cancels its jobs; the poll itself (shielded) ends and `stop` waits for it
+        except Stopping:
+            pass
+        except Exception:
+            log.exception("poll of meter %s failed unexpectedly", serial)
+
+    async def _poll(self, meter: MeterConfig) -> PollResult:
+        worker = self.polled[meter.serial]
+        started = datetime.now(UTC)
+        outcome: ReadOutcome = await worker.read(meter)
+        result = PollResult(meter.serial, worker.bus.name, started, datetime.now(UTC), outcome.attempts)
+        assert self.writer is not None
+        if outcome.values is not None:
+            result.values = outcome.values
+            self.health.success(meter.serial, result.finished_at, outcome.values.errors, worker.bus.name)
+            source = Source(worker.driver.source)
+            result.readings = normalise(outcome.values, self.app.meters.get(meter.serial), source)
+            try:
+                result.delivery = await self.writer.submit(result.readings)
+            except Exception as exc:
+                result.store_error = describe(exc)
+        elif isinstance(outcome.error, Stopping) and outcome.attempts == 0:
+            result.skipped, result.error, result.error_kind = True, str(outcome.error), "Stopping"
+        else:
+            error = outcome.error or RuntimeError("no values and no error")
+            result.error = self.health.redact(meter.serial, describe(error))
+            result.error_kind, result.exception = type(error).__name__, error
+            self.health.failure(meter.serial, result.finished_at, result.error, worker.bus.name)
+            self.writer.nudge()
+        result.status = self.health.get(meter.serial).status if meter.serial in self.health else None
+        for listener in self.on_poll:
+            listener(result)
+        return result
+
+    # --- push -----------------------------------------------------------------------
+
+    def _sink(self, bus: BusConfig, driver: PushDriver) -> Sink:
+        source = Source(driver.source)
+
+        async def sink(values: MeterValues) -> None:
+            readings = normalise(values, self.app.meters.get(values.serial), source)
+            if any(v is not None for r in readings for v in r.values.values()):
+                self.health.success(values.serial, values.polled_at, values.errors, bus.name)
+            else:
+                why = "; ".join(f"{k}: {v}" for k, v in values.errors.items()) or "no values in the message"
+                self.health.failure(values.serial, values.polled_at, why, bus.name)
+            assert self.writer is not None
+            await self.writer.submit(readings)  # stored or buffered durably before the driver acknowledges
+
+        return sink
+
