@@ -29,13 +29,12 @@ def upgrade(engine: Engine, revision: str = "heads", **attributes: object) -> No
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The schema revision the database is at, or None for an empty database."""
+    """The schema revision(s) the database is at ("0003+0004" when branches meet), or None when empty."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        heads = MigrationContext.configure(conn).get_current_heads()
+    return "+".join(sorted(heads)) or None
 
 
 def head_revision() -> str:
-    """The newest revision this package knows."""
-    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
-    assert head is not None
-    return head
+    """The newest revision(s) this package knows."""
+    return "+".join(sorted(ScriptDirectory(str(MIGRATIONS)).get_heads()))

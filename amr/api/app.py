@@ -1,0 +1,85 @@
+"""Building the FastAPI application over a wired `amr.app.App`."""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from amr import __version__
+from amr.api.context import ApiContext, Poller
+from amr.api.errors import install_error_handlers
+from amr.api.metrics import Metrics, MetricsMiddleware
+from amr.api.routes import (
+    accounts,
+    askue,
+    auth,
+    dashboard,
+    dispatch,
+    export,
+    meters,
+    moderation,
+    public,
+    readings,
+    system,
+)
+from amr.api.security import Passwords
+from amr.app import App
+from amr.dashboard import mount as mount_dashboard
+from amr.errors import ConfigError
+
+DESCRIPTION = """
+АСКУЭ (AMR) service API for customer cabinets, АСКУЭ users and dispatchers.
+
+* Log in with `POST /api/v1/auth/token` and send `Authorization: Bearer <token>`; service
+  accounts may send `X-API-Key` instead.
+* Errors are always `{"code": "...", "message": "..."}`; `code` is stable (the validation reason
+  codes such as `lower_than_previous` among them), `message` is in Russian or English by
+  `Accept-Language` (Russian by default).
+* Energy values are decimal strings in kWh (A+, A-) or kvarh (R+, R-) at the primary side.
+* Whatever belongs to another user is answered as 404 `not_found`.
+"""
+
+
+def create_app(
+    app: App,
+    poller: Poller | None = None,
+    *,
+    registry: CollectorRegistry | None = None,
+    passwords: Passwords | None = None,
+) -> FastAPI:
+    """The HTTP API over `app`'s store and meters.
+
+    `poller` is the collector's «poll now» (optional); `registry` a Prometheus registry shared with
+    the collector (a new one by default; it is `api.state.metrics.registry`); `passwords` the
+    argon2 hasher (tests pass a cheap one).
+    """
+    api = FastAPI(
+        title="amr АСКУЭ API",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    metrics = Metrics(registry)
+    api.state.amr = ApiContext(app, passwords or Passwords(), metrics, poller)
+    api.state.metrics = metrics
+    install_error_handlers(api)
+    for module in (auth, askue, accounts, meters, readings, public, moderation, dispatch, export, dashboard, system):
+        api.include_router(module.router)
+    mount_dashboard(api)
+    api.add_middleware(MetricsMiddleware, metrics=metrics)
+    return api
+
+
+CONFIG_VARIABLE = "AMR_CONFIG"
+
+
+def app_from_environment() -> FastAPI:
+    """The API for the configuration file named by ``AMR_CONFIG`` (one per worker process of `amr api --workers N`)."""
+    path = os.environ.get(CONFIG_VARIABLE)
+    if not path:
+        raise ConfigError(f"set {CONFIG_VARIABLE} to the configuration file")
+    return create_app(App.open(path))

@@ -1,0 +1,188 @@
+"""Presenting domain objects in API bodies: reading ids, kWh strings, local times, periods."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from amr.api.errors import ApiError, invalid, not_found
+from amr.api.schemas import ChannelValues, ReadingItem
+from amr.domain import CHANNELS, Channel, Flag, StoredReading, kwh_from_wh
+from amr.energy import consumption_wh
+from amr.meters import Meter
+from amr.store import Store
+from amr.validation import ContextRequest
+from amr.validation.series import Series
+
+UNITS_RU = {"kWh": "кВт·ч", "kvarh": "квар·ч"}
+
+
+def kwh(value: int | None) -> str | None:
+    """Wh as a kWh decimal string with three places (None stays None)."""
+    return None if value is None else str(kwh_from_wh(value))
+
+
+def local(ts: datetime, tz: ZoneInfo) -> str:
+    """ISO local time in the site's zone, to the second."""
+    return ts.astimezone(tz).isoformat(timespec="seconds")
+
+
+def human_time(ts: datetime, tz: ZoneInfo, lang: str) -> str:
+    """A short local time for messages: 05.01.2026 12:00 (ru) or 2026-01-05 12:00 (en)."""
+    moment = ts.astimezone(tz)
+    return moment.strftime("%d.%m.%Y %H:%M") if lang == "ru" else moment.strftime("%Y-%m-%d %H:%M")
+
+
+def unit_text(channel: Channel, lang: str) -> str:
+    """kWh / kvarh, in Russian as кВт·ч / квар·ч."""
+    return UNITS_RU[channel.unit] if lang == "ru" else channel.unit
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> str:
+    padded = text + "=" * (-len(text) % 4)
+    return base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
+
+
+def reading_id(serial: str, tariff: int, ts: datetime) -> str:
+    """An opaque, stable id of an accepted reading, derived from (meter, tariff, ts)."""
+    micros = int((ts - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1))
+    return _b64(f"{serial}|{tariff}|{micros}")
+
+
+def parse_reading_id(text: str) -> tuple[str, int, datetime]:
+    """(serial, tariff, ts) of a reading id; 404 not found when it is not one."""
+    try:
+        serial, tariff, micros = _unb64(text).rsplit("|", 2)
+        return serial, int(tariff), datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(micros))
+    except (ValueError, UnicodeError, binascii.Error, OverflowError):
+        raise not_found("no such reading", "показание не найдено") from None
+
+
+def encode_cursor(ts: datetime, tariff: int) -> str:
+    """A page cursor after the reading (ts, tariff)."""
+    return _b64(f"{ts.isoformat()}|{tariff}")
+
+
+def decode_cursor(text: str) -> tuple[datetime, int]:
+    """The (ts, tariff) in a page cursor; 422 when it is not one."""
+    try:
+        moment, tariff = _unb64(text).rsplit("|", 1)
+        ts = datetime.fromisoformat(moment)
+        if ts.tzinfo is None:
+            raise ValueError(moment)
+        return ts.astimezone(UTC), int(tariff)
+    except (ValueError, UnicodeError, binascii.Error):
+        raise invalid(
+            "cursor",
+            "is not a cursor from this API; pass next_cursor of the previous page",
+            "это не курсор этого API; передайте next_cursor предыдущей страницы",
+        ) from None
+
+
+def channel_values(values: Mapping[Channel, int | None]) -> ChannelValues:
+    """Values per channel as kWh strings."""
+    return ChannelValues(**{c.value: kwh(values.get(c)) for c in CHANNELS})
+
+
+def reading_item(
+    meter: Meter, reading: StoredReading, tz: ZoneInfo, consumption: Mapping[Channel, int] | None = None
+) -> ReadingItem:
+    """An accepted reading for the API."""
+    moment = reading.ts.astimezone(tz)
+    return ReadingItem(
+        id=reading_id(meter.serial, reading.tariff, reading.ts),
+        meter=meter.serial,
+        timestamp=reading.ts,
+        local_time=moment.isoformat(timespec="seconds"),
+        billing_month=moment.strftime("%Y-%m"),
+        tariff=reading.tariff,
+        values=channel_values(reading.values),
+        consumption=channel_values(consumption or {}),
+        source=reading.source,
+        flags=Flag.names(reading.flags),
+        received_at=reading.received_at,
+    )
+
+
+def consumption_since_previous(
+    store: Store, meter: Meter, readings: Sequence[StoredReading]
+) -> dict[tuple[int, datetime], dict[Channel, int]]:
+    """For each reading, per channel, the energy since the previous accepted reading of its series
+    (whatever its source), in one query for all of them."""
+    spans: dict[int, tuple[datetime, datetime]] = {}
+    for r in readings:
+        start, end = spans.get(r.tariff, (r.ts, r.ts))
+        spans[r.tariff] = (min(start, r.ts), max(end, r.ts))
+    if not spans:
+        return {}
+    context = store.load_context([ContextRequest(meter.id, t, s, e) for t, (s, e) in spans.items()])
+    result: dict[tuple[int, datetime], dict[Channel, int]] = {}
+    for tariff in spans:
+        series = Series(list(context.get((meter.id, tariff), ())))
+        for r in (x for x in readings if x.tariff == tariff):
+            found: dict[Channel, int] = {}
+            for channel in CHANNELS:
+                value = r.values.get(channel)
+                prev = series.previous(channel, r.ts) if value is not None else None
+                if prev is None or value is None:
+                    continue
+                prev_value = prev.values[channel]
+                assert prev_value is not None
+                wrapped = bool(r.flags & Flag.ROLLOVER) and meter.register_value(value, r.ts) < meter.register_value(
+                    prev_value, prev.ts
+                )
+                found[channel] = consumption_wh(meter, prev.ts, prev_value, r.ts, value, wrapped)
+            result[(tariff, r.ts)] = found
+    return result
+
+
+def parse_moment(text: str, field: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
+    """A date (site's zone; as an end, the whole day is included) or an ISO datetime, as UTC."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text) + (timedelta(days=1) if end else timedelta())
+            return datetime.combine(day, time(), tz).astimezone(UTC)
+        value = datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        raise invalid(
+            field,
+            f"{text!r} is not a date (2026-01-31) or an ISO datetime (2026-01-31T12:00+03:00)",
+            f"{text!r} — не дата (2026-01-31) и не дата-время ISO (2026-01-31T12:00+03:00)",
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise invalid(field, "is out of range", "вне допустимого диапазона") from None
+
+
+def parse_month(text: str, field: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """A billing month YYYY-MM as [start, end) in UTC (month boundaries in the site's zone)."""
+    try:
+        first = date.fromisoformat(f"{text}-01")
+        following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    except (ValueError, OverflowError):
+        raise invalid(
+            field, f"{text!r} is not a month; write YYYY-MM", f"{text!r} — не месяц; пишите ГГГГ-ММ"
+        ) from None
+    return (
+        datetime.combine(first, time(), tz).astimezone(UTC),
+        datetime.combine(following, time(), tz).astimezone(UTC),
+    )
+
+
+def period(start: str | None, end: str | None, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+    """``from``/``to`` query values as UTC [start, end); 422 when ``to`` is not after ``from``."""
+    begin = parse_moment(start, "from", tz) if start else None
+    finish = parse_moment(end, "to", tz, end=True) if end else None
+    if begin is not None and finish is not None and finish <= begin:
+        raise ApiError(422, "invalid_input", "to: must be later than from", "to: должно быть позже from", field="to")
+    return begin, finish

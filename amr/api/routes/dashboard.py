@@ -1,0 +1,577 @@
+"""``/api/v1/dashboard``: what the dispatcher's dashboard shows, one request a screen.
+
+* ``info`` — the site, its time zone, the caller and what this process can do;
+* ``summary`` — meters online / degraded / offline / unknown, readings and refusals today;
+* ``meters`` — every visible meter with its protocol, status and latest four channels;
+* ``meters/{serial}`` — one meter: configuration, health, the latest reading of every tariff
+  zone, recent polls (when the collector runs in this process) and recent problems;
+* ``rejected`` — the queue of refused readings with the previous accepted reading beside each;
+* ``audit`` — the newest audit records (overrides, deletions, moderation).
+
+Account holders (askue) see their own meters without collector health; the summary, the
+queue and the audit trail are for dispatchers and admins.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from amr import __version__
+from amr.api.context import ApiContext
+from amr.api.deps import Ctx, CurrentUser, Language, Staff
+from amr.api.errors import responses
+from amr.api.present import channel_values, local
+from amr.api.schemas import ChannelValues, HealthStatus, ReasonItem
+from amr.domain import Flag, StoredReading
+from amr.meters import Meter
+from amr.store.health import HealthRecord, Status, load_health
+from amr.store.models import AuditRow, ReadingRow, RejectedRow
+from amr.store.readings_api import history, latest_readings, received, rejected_of
+from amr.store.store import translate_errors
+from amr.validation import Reason, describe
+
+router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
+Serial = Annotated[str, Path(min_length=1, max_length=64, description="meter serial number")]
+SLOT = timedelta(minutes=30)
+PROTOCOLS = {
+    "modbus-tcp": "Modbus TCP",
+    "modbus-rtu": "Modbus RTU",
+    "mercury230": "Меркурий 230",
+    "iec62056-21": "IEC 62056-21",
+    "mqtt": "MQTT",
+}
+
+
+# --- bodies ----------------------------------------------------------------------------------
+
+
+class DashInfo(BaseModel):
+    """The site and the caller."""
+
+    site: str
+    timezone: str
+    now: datetime
+    today: str = Field(description="YYYY-MM-DD in the site's zone")
+    login: str
+    name: str
+    role: str
+    staff: bool
+    collector: Literal["running", "absent"]
+    polls: bool = Field(description="recent polls are kept by this process")
+    export_80020: bool = Field(description="[export] is configured, so макет 80020 can be built")
+    version: str
+
+
+class StatusCounts(BaseModel):
+    """Meters by collector status."""
+
+    online: int = 0
+    degraded: int = 0
+    offline: int = 0
+    unknown: int = 0
+
+
+class DashSummary(BaseModel):
+    """The overview's counters (today is the site's local day)."""
+
+    meters: int
+    status: StatusCounts
+    readings_today: int = Field(description="accepted readings of tariff 0 taken today")
+    expected_today: int = Field(description="30-minute slots of today so far, over every meter")
+    refused_today: int = Field(description="readings refused today (by the time they were received)")
+    refused_open: int = Field(description="refused readings waiting for a dispatcher")
+    day_start: datetime
+    now: datetime
+
+
+class DashMeter(BaseModel):
+    """One row of the meters table."""
+
+    serial: str
+    name: str
+    object: str
+    point: str
+    model: str
+    protocol: str | None = Field(None, description="bus kind: modbus-tcp, modbus-rtu, mercury230, iec62056-21, mqtt")
+    protocol_name: str | None = None
+    bus: str | None = None
+    tariffs: int
+    status: HealthStatus | None = Field(None, description="null for account holders")
+    last_poll: datetime | None = None
+    last_error: str | None = None
+    last_reading: datetime | None = None
+    local_time: str | None = None
+    source: str | None = None
+    values: ChannelValues
+    readings_today: int = 0
+
+
+class TariffReading(BaseModel):
+    """The latest accepted reading of one tariff zone."""
+
+    tariff: int
+    timestamp: datetime
+    local_time: str
+    values: ChannelValues
+    source: str
+    flags: list[str]
+
+
+class HealthDetail(BaseModel):
+    """The collector's record of a meter."""
+
+    status: HealthStatus
+    last_poll: datetime | None = None
+    last_success: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    consecutive_failures: int = 0
+    polls: int = 0
+    failures: int = 0
+
+
+class PollEntry(BaseModel):
+    """One poll as the collector reported it (kept in memory by this process)."""
+
+    polled_at: datetime
+    ok: bool
+    seconds: float
+    attempts: int
+    error: str | None = None
+    error_kind: str | None = None
+    status: str | None = None
+    values: dict[str, str | None] | None = None
+    errors: dict[str, str] = {}
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: dict[str, int] = {}
+
+
+class ProblemEntry(BaseModel):
+    """Something that went wrong with a meter: a failed poll or a refused reading."""
+
+    at: datetime
+    kind: Literal["poll", "refused"]
+    code: str
+    message: str
+
+
+class DashMeterDetail(BaseModel):
+    """One meter's page."""
+
+    meter: DashMeter
+    address: str | None = None
+    ct_ratio: str
+    vt_ratio: str
+    digits: int
+    decimals: int
+    accounts: list[str]
+    health: HealthDetail | None = None
+    latest: list[TariffReading]
+    polls: list[PollEntry] | None = Field(None, description="null when the collector does not run in this process")
+    problems: list[ProblemEntry]
+
+
+class PreviousValue(BaseModel):
+    """The last accepted reading before a refused one (same meter and tariff)."""
+
+    timestamp: datetime
+    local_time: str
+    values: ChannelValues
+    source: str
+
+
+class DashRejected(BaseModel):
+    """A refused reading with the meter's names and the previous accepted reading."""
+
+    id: int
+    meter: str
+    meter_name: str | None = None
+    object: str | None = None
+    timestamp: datetime | None = None
+    local_time: str | None = None
+    tariff: int | None = None
+    values: ChannelValues
+    previous: PreviousValue | None = None
+    source: str
+    reasons: list[ReasonItem]
+    message: str
+    status: str
+    received_at: datetime
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+
+
+class DashRejectedPage(BaseModel):
+    """Refused readings, newest first."""
+
+    total: int
+    items: list[DashRejected]
+
+
+class AuditEntry(BaseModel):
+    """One audit record."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    reason: str
+    details: dict[str, Any]
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _today(ctx: ApiContext) -> tuple[datetime, datetime, datetime]:
+    """(now, start of today, start of tomorrow) in UTC, days in the site's zone."""
+    now = ctx.now()
+    day = now.astimezone(ctx.tz).date()
+    start = datetime.combine(day, time(), ctx.tz).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(), ctx.tz).astimezone(UTC)
+    return now, start, end
+
+
+def _field_settings(ctx: ApiContext) -> dict[str, tuple[str, str, str | None]]:
+    """serial → (bus kind, bus name, address) for meters the configuration puts on a bus."""
+    config = ctx.app.config
+    kinds: dict[str, str] = {bus.name: bus.kind for bus in config.buses}
+    found: dict[str, tuple[str, str, str | None]] = {}
+    for meter in config.meters:
+        if meter.bus is not None and meter.bus in kinds:
+            address = None if meter.address is None else str(meter.address)
+            found[meter.serial] = (kinds[meter.bus], meter.bus, address)
+    return found
+
+
+def _status(record: HealthRecord | None) -> Status:
+    return record.status if record is not None else "unknown"
+
+
+def _row(
+    meter: Meter,
+    field: tuple[str, str, str | None] | None,
+    health: HealthRecord | None,
+    reading: StoredReading | None,
+    today: int,
+    staff: bool,
+    ctx: ApiContext,
+) -> DashMeter:
+    kind = field[0] if field else None
+    return DashMeter(
+        serial=meter.serial,
+        name=meter.name,
+        object=meter.object,
+        point=meter.point,
+        model=meter.model,
+        protocol=kind,
+        protocol_name=PROTOCOLS.get(kind) if kind else None,
+        bus=field[1] if field else None,
+        tariffs=meter.tariffs,
+        status=_status(health) if staff else None,
+        last_poll=health.last_poll_at if staff and health else None,
+        last_error=health.last_error if staff and health and health.status != "online" else None,
+        last_reading=reading.ts if reading else None,
+        local_time=local(reading.ts, ctx.tz) if reading else None,
+        source=reading.source if reading else None,
+        values=channel_values(reading.values if reading else {}),
+        readings_today=today,
+    )
+
+
+def _count(ctx: ApiContext, statement: Any) -> int:
+    with translate_errors(), ctx.store.engine.connect() as conn:
+        return int(conn.execute(statement).scalar_one())
+
+
+def _ratio(meter: Meter, now: datetime, which: str) -> str:
+    version = meter.ratios[0]
+    for candidate in meter.ratios:
+        if candidate.since is None or candidate.since <= now:
+            version = candidate
+    value = getattr(version, which)
+    return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
+
+
+def _reason(code: str, lang: str) -> ReasonItem:
+    try:
+        return ReasonItem(code=code, message=describe(Reason(code), lang))
+    except ValueError:
+        return ReasonItem(code=code, message=code)
+
+
+def poll_log(request: Request) -> Any:
+    """The process's `amr.dashboard.polls.PollLog`, when the collector runs here and keeps one."""
+    return getattr(request.app.state, "poll_log", None)
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+
+@router.get("/info", response_model=DashInfo, responses=responses(401))
+def info(principal: CurrentUser, ctx: Ctx, request: Request) -> DashInfo:
+    """The site, its time zone and today, the caller, and what this process offers."""
+    export = ctx.app.config.export
+    now = ctx.now()
+    return DashInfo(
+        site=ctx.app.config.site.name,
+        timezone=ctx.tz.key,
+        now=now,
+        today=now.astimezone(ctx.tz).date().isoformat(),
+        login=principal.login,
+        name=principal.user.name,
+        role=principal.role,
+        staff=principal.is_staff,
+        collector="running" if ctx.poller is not None else "absent",
+        polls=poll_log(request) is not None,
+        export_80020=bool(export.sender_inn and export.sender_name and export.area_inn and export.area_name),
+        version=__version__,
+    )
+
+
+@router.get("/summary", response_model=DashSummary, responses=responses(401, 403))
+def summary(principal: Staff, ctx: Ctx) -> DashSummary:
+    """Counters of the overview: meters by status, today's readings and refusals, the open queue."""
+    now, start, _ = _today(ctx)
+    meters = principal.scope.meters(ctx.meters)
+    ids = [m.id for m in meters]
+    health = load_health(ctx.store, ids)
+    counts = StatusCounts()
+    for meter in meters:
+        state = _status(health.get(meter.id))
+        setattr(counts, state, getattr(counts, state) + 1)
+    readings = select(func.count()).select_from(ReadingRow).where(
+        ReadingRow.tariff == 0, ReadingRow.ts >= start, ReadingRow.ts <= now
+    )
+    refused = select(func.count()).select_from(RejectedRow).where(RejectedRow.received_at >= start)
+    waiting = select(func.count()).select_from(RejectedRow).where(RejectedRow.status == "open")
+    serials = principal.scope.serial_filter()
+    if serials is not None:
+        readings = readings.where(ReadingRow.meter_id.in_(ids))
+        refused = refused.where(RejectedRow.meter_serial.in_(list(serials)))
+        waiting = waiting.where(RejectedRow.meter_serial.in_(list(serials)))
+    slots = 0
+    for meter in meters:
+        since = max(start, meter.installed) if meter.installed else start
+        until = min(now, meter.removed) if meter.removed else now
+        slots += max(0, int((until - since) / SLOT))
+    return DashSummary(
+        meters=len(meters),
+        status=counts,
+        readings_today=_count(ctx, readings),
+        expected_today=slots,
+        refused_today=_count(ctx, refused),
+        refused_open=_count(ctx, waiting),
+        day_start=start,
+        now=now,
+    )
+
+
+@router.get("/meters", response_model=list[DashMeter], responses=responses(401))
+def meters_table(principal: CurrentUser, ctx: Ctx) -> list[DashMeter]:
+    """Every visible meter by object and name: protocol, status (staff only), the latest reading
+    of tariff 0 with its four channels, and the readings taken today."""
+    now, start, _ = _today(ctx)
+    meters = principal.scope.meters(ctx.meters)
+    ids = [m.id for m in meters]
+    latest = latest_readings(ctx.store, ids, (0,))
+    health = load_health(ctx.store, ids) if principal.is_staff else {}
+    today = received(ctx.store, ids, start, now + timedelta(microseconds=1))
+    fields = _field_settings(ctx)
+    return [
+        _row(
+            m,
+            fields.get(m.serial),
+            health.get(m.id),
+            latest.get((m.id, 0)),
+            today[m.id].count if m.id in today else 0,
+            principal.is_staff,
+            ctx,
+        )
+        for m in meters
+    ]
+
+
+@router.get("/meters/{serial}", response_model=DashMeterDetail, responses=responses(401, 404))
+def meter_detail(serial: Serial, principal: CurrentUser, ctx: Ctx, request: Request, lang: Language) -> DashMeterDetail:
+    """One meter: what it is, how it answers, the latest reading of every tariff zone, recent
+    polls (when the collector runs in this process) and recent problems."""
+    meter = principal.meter(serial, ctx.meters)
+    now, start, _ = _today(ctx)
+    tariffs = tuple(range(meter.tariffs + 1)) if meter.tariffs > 1 else (0,)
+    latest = latest_readings(ctx.store, [meter.id], tariffs)
+    record = load_health(ctx.store, [meter.id]).get(meter.id) if principal.is_staff else None
+    today = received(ctx.store, [meter.id], start, now + timedelta(microseconds=1))
+    field = _field_settings(ctx).get(meter.serial)
+    row = _row(
+        meter, field, record, latest.get((meter.id, 0)), today[meter.id].count if today else 0, principal.is_staff, ctx
+    )
+    config = next((m for m in ctx.app.config.meters if m.serial == meter.serial), None)
+    readings = [
+        TariffReading(
+            tariff=r.tariff,
+            timestamp=r.ts,
+            local_time=local(r.ts, ctx.tz),
+            values=channel_values(r.values),
+            source=r.source,
+            flags=Flag.names(r.flags),
+        )
+        for t in tariffs
+        if (r := latest.get((meter.id, t))) is not None
+    ]
+    polls: list[PollEntry] | None = None
+    problems: list[ProblemEntry] = []
+    if principal.is_staff:
+        log = poll_log(request)
+        if log is not None:
+            polls = [PollEntry(**entry) for entry in log.recent(meter.serial)]
+            problems += [
+                ProblemEntry(at=p.polled_at, kind="poll", code=p.error_kind or "error", message=p.error or "")
+                for p in polls
+                if not p.ok
+            ]
+        elif record is not None and record.last_error and record.last_error_at:
+            problems.append(
+                ProblemEntry(at=record.last_error_at, kind="poll", code="error", message=record.last_error)
+            )
+        for refused in rejected_of(ctx.store, None, frozenset({meter.serial}), 20, 0):
+            reasons = [_reason(c, lang) for c in refused.reasons]
+            problems.append(
+                ProblemEntry(
+                    at=refused.received_at,
+                    kind="refused",
+                    code=",".join(r.code for r in reasons) or "refused",
+                    message="; ".join(r.message for r in reasons)
+                    + (f" — {refused.message}" if refused.message else ""),
+                )
+            )
+        problems.sort(key=lambda p: p.at, reverse=True)
+    health = None
+    if record is not None:
+        health = HealthDetail(
+            status=record.status,
+            last_poll=record.last_poll_at,
+            last_success=record.last_success_at,
+            last_error=record.last_error,
+            last_error_at=record.last_error_at,
+            consecutive_failures=record.consecutive_failures,
+            polls=record.polls,
+            failures=record.failures,
+        )
+    elif principal.is_staff:
+        health = HealthDetail(status="unknown")
+    return DashMeterDetail(
+        meter=row,
+        address=field[2] if field else None,
+        ct_ratio=_ratio(meter, now, "ct"),
+        vt_ratio=_ratio(meter, now, "vt"),
+        digits=meter.digits,
+        decimals=meter.decimals,
+        accounts=list(config.accounts) if config else list(meter.accounts),
+        health=health,
+        latest=readings,
+        polls=polls,
+        problems=problems[:30],
+    )
+
+
+@router.get("/rejected", response_model=DashRejectedPage, responses=responses(401, 403, 422))
+def rejected_queue(
+    principal: Staff,
+    ctx: Ctx,
+    lang: Language,
+    status: Literal["open", "accepted", "all"] = "open",
+    meter: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> DashRejectedPage:
+    """Refused readings, newest first, each with its reasons and the previous accepted reading of
+    the same meter and tariff (the value it was compared with)."""
+    serials = principal.scope.serial_filter()
+    if meter is not None:
+        serials = frozenset({meter}) if serials is None or meter in serials else frozenset()
+    wanted = None if status == "all" else status
+    records = rejected_of(ctx.store, wanted, serials, limit, offset)
+    total = select(func.count()).select_from(RejectedRow)
+    if wanted is not None:
+        total = total.where(RejectedRow.status == wanted)
+    if serials is not None:
+        total = total.where(RejectedRow.meter_serial.in_(list(serials)))
+    items = []
+    for r in records:
+        known = ctx.meters.get(r.meter_serial)
+        previous = None
+        if known is not None and r.ts is not None and r.tariff is not None:
+            found = history(ctx.store, known.id, None, r.ts, None, None, 1, r.tariff)
+            if found:
+                p = found[0]
+                previous = PreviousValue(
+                    timestamp=p.ts, local_time=local(p.ts, ctx.tz), values=channel_values(p.values), source=p.source
+                )
+        items.append(
+            DashRejected(
+                id=r.id,
+                meter=r.meter_serial,
+                meter_name=known.name if known else None,
+                object=known.object if known else None,
+                timestamp=r.ts,
+                local_time=local(r.ts, ctx.tz) if r.ts else None,
+                tariff=r.tariff,
+                values=channel_values(r.values),
+                previous=previous,
+                source=r.source,
+                reasons=[_reason(c, lang) for c in r.reasons],
+                message=r.message,
+                status=r.status,
+                received_at=r.received_at,
+                resolved_by=r.resolved_by,
+                resolved_at=r.resolved_at,
+                resolution=r.resolution,
+            )
+        )
+    return DashRejectedPage(total=_count(ctx, total), items=items)
+
+
+@router.get("/audit", response_model=list[AuditEntry], responses=responses(401, 403, 422))
+def audit_trail(
+    principal: Staff,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[AuditEntry]:
+    """The newest audit records: who changed what, when and why (a dispatcher limited to some
+    objects sees only its own records)."""
+    statement = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+    if not principal.scope.everything:
+        statement = statement.where(AuditRow.actor == principal.login)
+    with translate_errors(), ctx.store.engine.connect() as conn:
+        rows: Sequence[Any] = conn.execute(statement).mappings().all()
+    entries = []
+    for row in rows:
+        try:
+            details = json.loads(row["details"] or "{}")
+        except ValueError:
+            details = {"text": row["details"]}
+        entries.append(
+            AuditEntry(
+                id=row["id"],
+                at=row["at"],
+                actor=row["actor"],
+                action=row["action"],
+                subject=row["subject"],
+                reason=row["reason"] or "",
+                details=details if isinstance(details, dict) else {"value": details},
+            )
+        )
+    return entries
+
+
+__all__ = ["PROTOCOLS", "router"]

@@ -1,0 +1,199 @@
+"""``/api/v1/dispatch``: the dispatcher's view — meter status and completeness, the queue of
+refused readings with override (audited), and «poll now»."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+
+from amr.api.deps import Ctx, Language, Staff
+from amr.api.errors import ApiError, invalid, not_found, responses
+from amr.api.present import channel_values, reading_item
+from amr.api.schemas import (
+    DispatchMeter,
+    DispatchMeters,
+    OverrideResult,
+    PollResult,
+    ReasonItem,
+    RejectedItem,
+    ResolveInput,
+)
+from amr.errors import DriverError, NotFound
+from amr.store.readings_api import UNKNOWN, meter_health, received, rejected_of
+from amr.validation import Reason, describe
+
+router = APIRouter(prefix="/api/v1/dispatch", tags=["dispatch"])
+SLOT = timedelta(minutes=30)
+RejectedId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+def _reason(code: str, lang: str) -> ReasonItem:
+    try:
+        return ReasonItem(code=code, message=describe(Reason(code), lang))
+    except ValueError:
+        return ReasonItem(code=code, message=code)
+
+
+@router.get("/meters", response_model=DispatchMeters, responses=responses(401, 403, 422))
+def dispatch_meters(
+    principal: Staff,
+    ctx: Ctx,
+    status: Literal["online", "degraded", "offline", "unknown"] | None = None,
+    object_name: Annotated[str | None, Query(alias="object", max_length=200)] = None,
+    search: Annotated[str | None, Query(max_length=100, description="part of serial, name or point")] = None,
+    period: Literal["day", "month"] = "day",
+    day: Annotated[str | None, Query(alias="date", pattern=r"^\d{4}-\d{2}-\d{2}$", description="default today")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> DispatchMeters:
+    """Per meter: status (online, degraded, offline, unknown — from the collector), last poll, last
+    error, and completeness: accepted tariff-0 readings ÷ 30-minute slots of the day or month so far."""
+    tz = ctx.tz
+    now = ctx.now()
+    try:
+        chosen = date.fromisoformat(day) if day else now.astimezone(tz).date()
+    except ValueError:
+        raise invalid("date", "is not a date; write YYYY-MM-DD", "не дата; пишите ГГГГ-ММ-ДД") from None
+    first = chosen if period == "day" else chosen.replace(day=1)
+    following = (
+        first + timedelta(days=1) if period == "day" else (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    )
+    start = datetime.combine(first, time(), tz).astimezone(UTC)
+    end = datetime.combine(following, time(), tz).astimezone(UTC)
+    meters = principal.scope.meters(ctx.meters)
+    if object_name:
+        meters = [m for m in meters if m.object == object_name]
+    if search:
+        needle = search.lower()
+        meters = [m for m in meters if needle in f"{m.serial} {m.name} {m.point}".lower()]
+    health = meter_health(ctx.store)
+    counts = received(ctx.store, [m.id for m in meters], start, end)
+    items = []
+    for meter in meters:
+        state = health.get(meter.id, UNKNOWN)
+        if status is not None and state.status != status:
+            continue
+        since = max(start, meter.installed) if meter.installed else start
+        until = min(end, now, meter.removed) if meter.removed else min(end, now)
+        expected = max(0, int((until - since) / SLOT)) if until > since else 0
+        got = counts.get(meter.id)
+        count = got.count if got else 0
+        items.append(
+            DispatchMeter(
+                serial=meter.serial,
+                name=meter.name,
+                object=meter.object,
+                point=meter.point,
+                model=meter.model,
+                status=state.status,
+                last_poll=state.last_poll,
+                last_error=state.last_error,
+                last_reading=got.last if got else None,
+                readings_expected=expected,
+                readings_received=count,
+                completeness=min(1.0, round(count / expected, 4)) if expected else (1.0 if count else 0.0),
+            )
+        )
+    return DispatchMeters(period=period, start=start, end=end, total=len(items), items=items[offset : offset + limit])
+
+
+@router.get("/rejected", response_model=list[RejectedItem], responses=responses(401, 403, 422))
+def rejected(
+    principal: Staff,
+    ctx: Ctx,
+    lang: Language,
+    status: Literal["open", "accepted", "all"] = "open",
+    meter: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> list[RejectedItem]:
+    """Refused readings, newest first, with reason codes and messages."""
+    serials = principal.scope.serial_filter()
+    if meter is not None:
+        serials = frozenset({meter}) if serials is None or meter in serials else frozenset()
+    records = rejected_of(ctx.store, None if status == "all" else status, serials, limit, offset)
+    return [
+        RejectedItem(
+            id=r.id,
+            meter=r.meter_serial,
+            timestamp=r.ts,
+            tariff=r.tariff,
+            values=channel_values(r.values),
+            source=r.source,
+            reasons=[_reason(c, lang) for c in r.reasons],
+            message=r.message,
+            status=r.status,
+            received_at=r.received_at,
+            resolved_by=r.resolved_by,
+            resolved_at=r.resolved_at,
+            resolution=r.resolution,
+        )
+        for r in records
+    ]
+
+
+@router.post(
+    "/rejected/{rejected_id}/accept", response_model=OverrideResult, responses=responses(401, 403, 404, 409, 422)
+)
+def accept_rejected(rejected_id: RejectedId, body: ResolveInput, principal: Staff, ctx: Ctx) -> OverrideResult:
+    """Accept a refused reading against the rules (flagged overridden, replacing a conflicting one),
+    with a reason; audited."""
+    try:
+        record = ctx.store.get_rejected(rejected_id)
+    except NotFound:
+        record = None
+    if record is None or not principal.scope.sees(record.meter_serial):
+        raise not_found(f"no refused reading {rejected_id}", f"отклонённое показание {rejected_id} не найдено")
+    if record.status != "open":
+        raise ApiError(
+            409,
+            "already_resolved",
+            f"refused reading {rejected_id} is already {record.status}",
+            f"отклонённое показание {rejected_id} уже обработано ({record.status})",
+        )
+    meter = ctx.meters.get(record.meter_serial)
+    if meter is None or record.ts is None or record.tariff is None or record.meter_id is None:
+        raise ApiError(
+            422,
+            "cannot_accept",
+            "this refused reading has no known meter, time or tariff; submit a corrected reading instead",
+            "у этого показания нет известного счётчика, времени или тарифа; передайте исправленное",
+        )
+    reading = ctx.store.override(rejected_id, meter, principal.login, body.reason, ctx.now())
+    return OverrideResult(rejected_id=rejected_id, reading=reading_item(meter, reading, ctx.tz))
+
+
+@router.post("/meters/{serial}/poll", response_model=PollResult, responses=responses(401, 403, 404, 422, 502, 503))
+async def poll_now(serial: Annotated[str, Path(min_length=1, max_length=64)], principal: Staff, ctx: Ctx) -> PollResult:
+    """Poll a meter now through the collector (503 collector_not_running when it is not running here)."""
+    meter = principal.meter(serial, ctx.meters)
+    if ctx.poller is None:
+        raise ApiError(
+            503,
+            "collector_not_running",
+            "the collector is not running in this process",
+            "сборщик данных не запущен в этом процессе",
+            retry_after=30,
+        )
+    try:
+        result = await ctx.poller.poll_now(meter.serial)
+    except DriverError as exc:
+        code = {
+            "ConnectError": "connect_error",
+            "ReadTimeout": "read_timeout",
+            "ProtocolError": "protocol_error",
+            "DeviceError": "device_error",
+        }.get(type(exc).__name__, "poll_failed")
+        raise ApiError(
+            502, code, f"the meter could not be polled: {exc}", f"не удалось опросить счётчик: {exc}"
+        ) from None
+    except NotFound:
+        raise ApiError(
+            503,
+            "collector_not_running",
+            "the collector does not poll this meter",
+            "сборщик данных не опрашивает этот счётчик",
+        ) from None
+    return PollResult(serial=meter.serial, result=dict(result))

@@ -1,0 +1,125 @@
+"""``/api/v1/meters/{serial}``: a meter's history of accepted readings and its consumption."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+
+from amr.api.deps import Ctx, CurrentUser
+from amr.api.errors import invalid, responses
+from amr.api.present import (
+    consumption_since_previous,
+    decode_cursor,
+    encode_cursor,
+    kwh,
+    local,
+    parse_month,
+    period,
+    reading_item,
+)
+from amr.api.schemas import ConsumptionBucket, ConsumptionSeries, Gap, ReadingPage, SourceFilter
+from amr.consumption import Step, boundaries, consumption
+from amr.domain import Channel, Source
+from amr.store.readings_api import history
+
+router = APIRouter(prefix="/api/v1/meters", tags=["meters"])
+Serial = Annotated[str, Path(min_length=1, max_length=64, description="meter serial number")]
+From = Annotated[str | None, Query(alias="from", max_length=40, description="date (site's zone) or ISO datetime")]
+To = Annotated[
+    str | None, Query(alias="to", max_length=40, description="date (its whole day is included) or ISO datetime")
+]
+MAX_BUCKETS = 20_000
+ASKUE = [s.value for s in Source if s.value.startswith("askue:")]
+
+
+@router.get("/{serial}/readings", response_model=ReadingPage, responses=responses(401, 404, 422))
+def readings(
+    serial: Serial,
+    principal: CurrentUser,
+    ctx: Ctx,
+    start: From = None,
+    end: To = None,
+    source: Annotated[list[SourceFilter] | None, Query(description="askue means every askue:* source")] = None,
+    billing_month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")] = None,
+    tariff: Annotated[int | None, Query(ge=0, le=4)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> ReadingPage:
+    """Accepted readings, newest first: value per channel, consumption since the previous reading of
+    the same tariff (whatever its source), source and flags; paginated with ``cursor``."""
+    meter = principal.meter(serial, ctx.meters)
+    tz = ctx.tz
+    begin, finish = period(start, end, tz)
+    if billing_month is not None:
+        month_start, month_end = parse_month(billing_month, "billing_month", tz)
+        begin = month_start if begin is None else max(begin, month_start)
+        finish = month_end if finish is None else min(finish, month_end)
+    sources = None
+    if source:
+        sources = sorted({s for name in source for s in (ASKUE if name == "askue" else [name])})
+    after = decode_cursor(cursor) if cursor else None
+    page = history(ctx.store, meter.id, begin, finish, sources, after, limit + 1, tariff)
+    more = len(page) > limit
+    page = page[:limit]
+    used = consumption_since_previous(ctx.store, meter, page)
+    items = [reading_item(meter, r, tz, used.get((r.tariff, r.ts))) for r in page]
+    next_cursor = encode_cursor(page[-1].ts, page[-1].tariff) if more and page else None
+    return ReadingPage(meter=meter.serial, items=items, next_cursor=next_cursor)
+
+
+@router.get("/{serial}/consumption", response_model=ConsumptionSeries, responses=responses(401, 404, 422))
+def meter_consumption(
+    serial: Serial,
+    principal: CurrentUser,
+    ctx: Ctx,
+    start: From = None,
+    end: To = None,
+    step: Literal["30min", "hour", "day", "month"] = "day",
+    channel: Channel = Channel.A_PLUS,
+    tariff: Annotated[int, Query(ge=0, le=4)] = 0,
+) -> ConsumptionSeries:
+    """Consumption per bucket in the site's zone, for plots and bills; a bucket not fully covered by
+    readings is marked incomplete with its gaps (nothing is interpolated). Default: the last 31 days
+    (366 for months)."""
+    meter = principal.meter(serial, ctx.meters)
+    tz = ctx.tz
+    bucket = Step(step)
+    begin, finish = period(start, end, tz)
+    finish = finish or ctx.now()
+    begin = begin or finish - (timedelta(days=366) if bucket is Step.MONTH else timedelta(days=31))
+    if finish <= begin:
+        raise invalid("from", "must be earlier than to", "должно быть раньше to")
+    per_bucket = {Step.HALF_HOUR: 1800, Step.HOUR: 3600, Step.DAY: 86400, Step.MONTH: 28 * 86400}[bucket]
+    if (finish - begin).total_seconds() / per_bucket > MAX_BUCKETS:
+        raise invalid(
+            "step",
+            f"more than {MAX_BUCKETS} buckets; shorten the period or take a longer step",
+            f"больше {MAX_BUCKETS} интервалов; сократите период или укрупните шаг",
+        )
+    edges = boundaries(begin, finish, bucket, tz)
+    series = [(meter, ctx.store.consumption_series(meter, tariff, bucket, edges[0], edges[-1]))]
+    buckets = consumption(series, channel, edges)
+    values = [b.value for b in buckets if b.value is not None]
+    return ConsumptionSeries(
+        meter=meter.serial,
+        channel=channel,
+        unit=channel.unit,
+        tariff=tariff,
+        step=bucket.value,
+        timezone=tz.key,
+        total=kwh(sum(values)) if values else None,
+        complete=all(b.complete for b in buckets),
+        buckets=[
+            ConsumptionBucket(
+                start=b.start,
+                end=b.end,
+                local_start=local(b.start, tz),
+                value=kwh(b.value),
+                complete=b.complete,
+                gaps=[Gap(start=s, end=e) for s, e in b.gaps],
+            )
+            for b in buckets
+        ],
+    )

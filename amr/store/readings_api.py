@@ -1,0 +1,319 @@
+"""Queries the HTTP API needs beyond `Store`: the latest reading per series, a page of a
+meter's history, deleting the latest manual reading, received counts, streaming for export,
+refused readings of a set of meters, and the collector's meter health.
+
+The latest reading per (meter, tariff) is one index probe per series: on PostgreSQL a
+LATERAL subquery over the primary key (meter_id, tariff, ts) read backwards; on SQLite a
+correlated ``max(ts)``, which SQLite answers from the same index. Neither reads a series'
+history, so the cost grows with the number of meters, not of readings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, inspect, or_, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from amr.domain import CHANNELS, Channel, StoredReading
+from amr.errors import NotFound, StoreError
+from amr.store.audit_trail import audit
+from amr.store.models import ReadingRow, RejectedRow, UTCDateTime
+from amr.store.rows import READING_COLUMNS, reading_from_row
+from amr.store.store import RejectedRecord, Store, _rejected, translate_errors
+
+CHUNK = 200
+_COLUMNS = ", ".join(f"r.{c}" for c in READING_COLUMNS)
+
+
+class NotLatest(StoreError):
+    """Only the latest reading of a series may be deleted."""
+
+
+class NotManual(StoreError):
+    """Only readings typed in by a person (web, mobile, operator) may be deleted."""
+
+
+def _latest_sql(count: int, dialect: str) -> Any:
+    if dialect == "postgresql":
+        return text(
+            "SELECT r.* FROM unnest(CAST(:m AS integer[]), CAST(:t AS integer[])) AS k(m, t) "
+            f"CROSS JOIN LATERAL (SELECT {_COLUMNS} FROM readings r WHERE r.meter_id = k.m AND r.tariff = k.t "
+            "ORDER BY r.ts DESC LIMIT 1) r"
+        )
+    rows = ", ".join(f"(:m{i}, :t{i})" for i in range(count))
+    return text(
+        f"WITH k(m, t) AS (VALUES {rows}) SELECT {_COLUMNS} FROM k JOIN readings r "
+        "ON r.meter_id = k.m AND r.tariff = k.t "
+        "AND r.ts = (SELECT max(x.ts) FROM readings x WHERE x.meter_id = k.m AND x.tariff = k.t)"
+    )
+
+
+def latest_readings(
+    store: Store, meter_ids: Sequence[int], tariffs: Sequence[int] = (0,)
+) -> dict[tuple[int, int], StoredReading]:
+    """The latest accepted reading of each (meter, tariff), keyed so; series without readings are absent."""
+    keys = [(m, t) for m in dict.fromkeys(meter_ids) for t in tariffs]
+    found: dict[tuple[int, int], StoredReading] = {}
+    with translate_errors(), store.engine.connect() as conn:
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            rows = conn.execute(
+                _latest_sql(len(keys), dialect), {"m": [k[0] for k in keys], "t": [k[1] for k in keys]}
+            ).mappings()
+            for row in rows:
+                reading = reading_from_row(row)
+                found[(reading.meter_id, reading.tariff)] = reading
+            return found
+        for offset in range(0, len(keys), CHUNK):
+            chunk = keys[offset : offset + CHUNK]
+            params: dict[str, int] = {}
+            for i, (m, t) in enumerate(chunk):
+                params[f"m{i}"] = m
+                params[f"t{i}"] = t
+            for row in conn.execute(_latest_sql(len(chunk), dialect), params).mappings():
+                reading = reading_from_row(row)
+                found[(reading.meter_id, reading.tariff)] = reading
+    return found
+
+
+def history(
+    store: Store,
+    meter_id: int,
+    start: datetime | None,
+    end: datetime | None,
+    sources: Collection[str] | None,
+    after: tuple[datetime, int] | None,
+    limit: int,
+    tariff: int | None = None,
+) -> list[StoredReading]:
+    """A page of a meter's accepted readings, newest first (then by tariff); `after` is the
+    (ts, tariff) of the last reading of the previous page."""
+    statement = select(ReadingRow).where(ReadingRow.meter_id == meter_id)
+    if start is not None:
+        statement = statement.where(ReadingRow.ts >= start)
+    if end is not None:
+        statement = statement.where(ReadingRow.ts < end)
+    if sources is not None:
+        statement = statement.where(ReadingRow.source.in_(list(sources)))
+    if tariff is not None:
+        statement = statement.where(ReadingRow.tariff == tariff)
+    if after is not None:
+        ts, last_tariff = after
+        statement = statement.where(or_(ReadingRow.ts < ts, and_(ReadingRow.ts == ts, ReadingRow.tariff > last_tariff)))
+    statement = statement.order_by(ReadingRow.ts.desc(), ReadingRow.tariff).limit(limit)
+    with translate_errors(), store.engine.connect() as conn:
+        return [_stored(row) for row in conn.execute(statement).mappings()]
+
+
+def previous_reading(store: Store, meter_id: int, tariff: int, ts: datetime, channel: Channel) -> StoredReading | None:
+    """The last accepted reading of a series before `ts` that has `channel`."""
+    column = getattr(ReadingRow, channel.value)
+    statement = (
+        select(ReadingRow)
+        .where(ReadingRow.meter_id == meter_id, ReadingRow.tariff == tariff, ReadingRow.ts < ts, column.is_not(None))
+        .order_by(ReadingRow.ts.desc())
+        .limit(1)
+    )
+    with translate_errors(), store.engine.connect() as conn:
+        row = conn.execute(statement).mappings().first()
+    return None if row is None else _stored(row)
+
+
+def get_reading(store: Store, meter_id: int, tariff: int, ts: datetime) -> StoredReading:
+    """One accepted reading by its key; `NotFound` otherwise."""
+    statement = select(ReadingRow).where(
+        ReadingRow.meter_id == meter_id, ReadingRow.tariff == tariff, ReadingRow.ts == ts
+    )
+    with translate_errors(), store.engine.connect() as conn:
+        row = conn.execute(statement).mappings().first()
+    if row is None:
+        raise NotFound("no such reading")
+    return _stored(row)
+
+
+def delete_latest(
+    store: Store,
+    meter_id: int,
+    tariff: int,
+    ts: datetime,
+    sources: Collection[str],
+    actor: str,
+    reason: str,
+    now: datetime,
+    subject: str,
+) -> StoredReading:
+    """Delete a reading if it is the latest of its series and from one of `sources`; audited.
+
+    Raises `NotFound`, `NotManual` or `NotLatest`.
+    """
+    key = (ReadingRow.meter_id == meter_id, ReadingRow.tariff == tariff)
+    with translate_errors(), store.engine.begin() as conn:
+        row = conn.execute(select(ReadingRow).where(*key, ReadingRow.ts == ts)).mappings().first()
+        if row is None:
+            raise NotFound("no such reading")
+        reading = _stored(row)
+        if reading.source not in sources:
+            raise NotManual(reading.source)
+        later = conn.execute(select(ReadingRow.ts).where(*key, ReadingRow.ts > ts).limit(1)).first()
+        if later is not None:
+            raise NotLatest(later[0].isoformat() if isinstance(later[0], datetime) else str(later[0]))
+        conn.execute(delete(ReadingRow).where(*key, ReadingRow.ts == ts))
+        audit(
+            conn,
+            now,
+            actor,
+            "delete_reading",
+            subject,
+            reason,
+            {
+                "meter_id": meter_id,
+                "tariff": tariff,
+                "ts": ts.isoformat(),
+                "source": reading.source,
+                "values": {c.value: reading.values.get(c) for c in CHANNELS},
+            },
+        )
+    return reading
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """Readings of tariff 0 received for a meter in a period, and the newest one's time."""
+
+    count: int
+    last: datetime | None
+
+
+def received(store: Store, meter_ids: Sequence[int], start: datetime, end: datetime) -> dict[int, Received]:
+    """Per meter: accepted tariff-0 readings with start <= ts < end."""
+    statement = (
+        select(ReadingRow.meter_id, func.count(), func.max(ReadingRow.ts))
+        .where(ReadingRow.tariff == 0, ReadingRow.ts >= start, ReadingRow.ts < end)
+        .group_by(ReadingRow.meter_id)
+    )
+    wanted = set(meter_ids)
+    with translate_errors(), store.engine.connect() as conn:
+        rows = conn.execute(statement).all()
+    result = {}
+    for meter_id, count, last in rows:
+        if meter_id in wanted:
+            if isinstance(last, str):
+                last = UTCDateTime().process_result_value(last, conn.dialect)
+            result[int(meter_id)] = Received(int(count), last)
+    return result
+
+
+def stream_readings(
+    store: Store, meter_ids: Sequence[int], start: datetime, end: datetime, batch: int = 5000
+) -> Iterator[StoredReading]:
+    """Accepted readings of the meters with start <= ts < end, by meter, time and tariff, read in batches."""
+    for meter_id in meter_ids:
+        after: tuple[datetime, int] | None = None
+        while True:
+            statement = select(ReadingRow).where(
+                ReadingRow.meter_id == meter_id, ReadingRow.ts >= start, ReadingRow.ts < end
+            )
+            if after is not None:
+                statement = statement.where(
+                    or_(ReadingRow.ts > after[0], and_(ReadingRow.ts == after[0], ReadingRow.tariff > after[1]))
+                )
+            statement = statement.order_by(ReadingRow.ts, ReadingRow.tariff).limit(batch)
+            with translate_errors(), store.engine.connect() as conn:
+                rows = [_stored(row) for row in conn.execute(statement).mappings()]
+            yield from rows
+            if len(rows) < batch:
+                break
+            after = (rows[-1].ts, rows[-1].tariff)
+
+
+def rejected_of(
+    store: Store, status: str | None, serials: Collection[str] | None, limit: int, offset: int
+) -> list[RejectedRecord]:
+    """Refused readings, newest first; `serials` limits the meters (None: every one, unknown serials too)."""
+    statement = select(RejectedRow)
+    if status is not None:
+        statement = statement.where(RejectedRow.status == status)
+    if serials is not None:
+        statement = statement.where(RejectedRow.meter_serial.in_(list(serials)))
+    statement = statement.order_by(RejectedRow.id.desc()).limit(limit).offset(offset)
+    with translate_errors(), store.engine.connect() as conn:
+        return [_rejected(row) for row in conn.execute(statement).mappings()]
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """How a meter answers the collector (table ``meter_health``, kept by `amr.collector`)."""
+
+    status: str  # online | degraded | offline | unknown
+    last_poll: datetime | None = None
+    last_error: str | None = None
+
+
+UNKNOWN = Health("unknown")
+_POLL_COLUMNS = ("last_poll_at", "last_poll", "polled_at", "last_success_at")
+_ERROR_COLUMNS = ("last_error", "error")
+
+
+def meter_health(store: Store) -> dict[int, Health]:
+    """Health per meter id from the collector's ``meter_health`` table; empty when the table
+    does not exist (yet), so every meter reads as "unknown"."""
+    try:
+        with store.engine.connect() as conn:
+            return _health(conn)
+    except SQLAlchemyError:
+        return {}
+
+
+def _health(conn: Connection) -> dict[int, Health]:
+    inspector = inspect(conn)
+    if not inspector.has_table("meter_health"):
+        return {}
+    columns = {c["name"] for c in inspector.get_columns("meter_health")}
+    if "meter_id" not in columns:
+        return {}
+    poll = next((c for c in _POLL_COLUMNS if c in columns), None)
+    error = next((c for c in _ERROR_COLUMNS if c in columns), None)
+    status = "status" if "status" in columns else None
+    picked = ["meter_id", status or "NULL", poll or "NULL", error or "NULL"]
+    statement = text(f"SELECT {', '.join(picked)} FROM meter_health")
+    result = {}
+    for meter_id, state, last_poll, last_error in conn.execute(statement).all():
+        if isinstance(last_poll, (str, datetime)):  # raw SQL: ISO text on SQLite, maybe naive
+            last_poll = UTCDateTime().process_result_value(last_poll, conn.dialect)
+        known = state if state in ("online", "degraded", "offline") else "unknown"
+        result[int(meter_id)] = Health(known, last_poll, last_error)
+    return result
+
+
+def _stored(row: Any) -> StoredReading:
+    return StoredReading(
+        meter_id=row["meter_id"],
+        ts=row["ts"],
+        tariff=row["tariff"],
+        values={c: row[c.value] for c in CHANNELS},
+        source=row["source"],
+        flags=row["flags"],
+        received_at=row["received_at"],
+    )
+
+
+__all__ = [
+    "UNKNOWN",
+    "Health",
+    "NotLatest",
+    "NotManual",
+    "Received",
+    "delete_latest",
+    "get_reading",
+    "history",
+    "latest_readings",
+    "meter_health",
+    "previous_reading",
+    "received",
+    "rejected_of",
+    "stream_readings",
+]
