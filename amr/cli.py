@@ -292,9 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_consumption)
 
+    from amr.api.command import add_parsers as add_api
+    from amr.collector.command import add_parser as add_collect
+    from amr.demo import add_parser as add_demo
     from simulators.cli import add_parser as add_sim
 
+    add_collect(sub)
+    add_api(sub)
     add_sim(sub)
+    add_demo(sub)
     return parser
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHMARKS = {"ingest": "benchmarks.ingest"}
+BENCHMARKS = {
+    "ingest": "benchmarks.ingest",
+    "api": "benchmarks.api",
+    "poll_sweep": "benchmarks.poll_sweep",
+    "serial_line": "benchmarks.serial_line",
+    "mqtt_ingest": "benchmarks.mqtt_ingest",
+}
 
 
 def main() -> None:
