@@ -29,8 +29,8 @@ from pathlib import Path
 
 import psycopg
 
-from amr.app import App
 from amr.api.security import Passwords
+from amr.app import App
 from amr.store.users import Users
 
 ADMIN_URL = os.environ.get("AMR_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -73,11 +73,16 @@ def _config(folder: Path, database: str, meters: int, port: int) -> Path:
 
 def _load(database: str, ids: list[int], steps: int) -> None:
     with psycopg.connect(_url(database)) as conn:
-        with conn.cursor() as cur, cur.copy(
-            "COPY readings (meter_id, tariff, ts, a_plus, a_minus, r_plus, r_minus, source, flags, received_at) "
-            "FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(["int4", "int2", "timestamptz", "int8", "int8", "int8", "int8", "text", "int2", "timestamptz"])
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY readings (meter_id, tariff, ts, a_plus, a_minus, r_plus, r_minus, source, flags, received_at) "
+                "FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+        ):
+            copy.set_types(
+                ["int4", "int2", "timestamptz", "int8", "int8", "int8", "int8", "text", "int2", "timestamptz"]
+            )
             for step in range(steps):
                 ts = START + timedelta(minutes=30 * step)
                 for meter_id in ids:
@@ -186,8 +191,11 @@ def run(quick: bool = False) -> None:
                 "ORDER BY ts DESC LIMIT 1) r"
             )
             best_ms = _measure(_sql_caller(database, best_sql, (my_ids,)), 1600)
-        for label, values in (("API GET /api/v1/askue/meters", api_ms), ("naive DISTINCT ON", naive_ms),
-                              ("best raw SQL (LATERAL)", best_ms)):
+        for label, values in (
+            ("API GET /api/v1/askue/meters", api_ms),
+            ("naive DISTINCT ON", naive_ms),
+            ("best raw SQL (LATERAL)", best_ms),
+        ):
             print(f"  {label:<30} p50 {_p(values, 50):9.2f} ms   p99 {_p(values, 99):9.2f} ms   ({len(values)} calls)")
         print(f"  naive p50 / API p50            {_p(naive_ms, 50) / _p(api_ms, 50):9.1f}   goal >= 100")
         print(f"  API p99 / raw SQL p99          {_p(api_ms, 99) / _p(best_ms, 99):9.1f}   goal <= 10")
