@@ -1,0 +1,401 @@
+"""Poll sweep: simulated Modbus TCP meters polled once by the collector, against a naive sequential loop.
+
+Every meter is its own Modbus TCP device on its own loopback port (``address =
+"127.0.0.1:PORT/1"``), as a meter with its own IP address is in the field: the driver keeps
+one connection and lock per device, so meters are read concurrently up to the bus's
+``concurrency``. Every meter answers 50 ms late (``Faults(delay=0.05)``); 1 % never answer
+(``Faults(silent=True)``: meters 50, 150, ...). The simulators run in separate processes
+(at most `METERS_PER_PROCESS` meters each, meter i in process i % processes; a listening and
+an accepted socket per meter there), so that no process comes near the limit of 20,000 open
+files; the collector's process holds one client socket per meter.
+
+Bus: timeout 300 ms (6 × the latency), 2 retries, backoff 50 ms (a dead meter's poll costs
+3 × 0.3 + 0.05 + 0.1 = 1.05 s), concurrency 200 (more does not help on 2 cores: the event
+loop is the limit; at 1,000 the loop's own lag turns answers into timeouts).
+
+Prints:
+
+* the naive baseline: a plain synchronous pymodbus `ModbusTcpClient` connect / read / close
+  per meter, one after another, the same timeout, one attempt, no store; measured on a sample
+  (the first 100 meters, one of them dead) and scaled;
+* sweeps through the real collector path: `App.open`, `Collector.start(schedule=False,
+  push=False)`, `poll_all`, `stop` (what ``amr collect --once`` does, without printing), every
+  answer normalised, validated and written into an SQLite store. 2,000 meters: a cold sweep
+  (connections opened) and a warm one (connections kept), each as a ratio naive / collector
+  (goal >= 80); 10,000 meters, cold (goal: under 60 s). The time is `poll_all`'s; setting up
+  (store, meters, collector) is printed apart;
+* per sweep: meters answered, dead meters failed, live meters failed (should be 0), retries
+  of live meters (timeouts that were not the meter's), readings in the store, CPU seconds
+  of the collector's process (and the part spent in garbage collection) and of the simulators;
+* a diagnostic: the 10,000-meter cold sweep again with the garbage collector off.
+
+``--quick``: 1,000 and 2,000 meters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import logging
+import os
+import resource
+import select
+import sqlite3
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from pymodbus.client import ModbusTcpClient
+from pymodbus.exceptions import ModbusException
+
+from amr.app import App
+from amr.collector import Collector
+from amr.config import Config, config_from_dict
+from simulators.modbus import ModbusTcpSimulator
+from simulators.model import Faults, VirtualMeter
+
+ROOT = Path(__file__).resolve().parents[1]  # the subprocesses run `python -m benchmarks.<module>` here
+HOST = "127.0.0.1"
+DELAY = 0.05  # device latency, s
+DEAD_EVERY = 100  # meter i is dead when i % 100 == 99: 1 %
+TIMEOUT_MS = 300  # per request: 6 × the device latency, as in tests/integration/test_collector.py
+RETRIES = 2
+BACKOFF_MS = 50
+CONCURRENCY = 200
+METERS_PER_PROCESS = 2500  # a simulator process holds 2 sockets per meter: 5,000 fds
+SIM_LIFETIME = 600.0  # a simulator process ends by itself after this long, whatever happens
+PROFILE = "eastron-sdm630"  # one read of 8 input registers (fc 4 @ 0x48)
+
+
+def _dead(index: int) -> bool:
+    return index % DEAD_EVERY == DEAD_EVERY // 2
+
+
+def _serial(index: int) -> str:
+    return f"PS{index:05d}"
+
+
+# --- the simulator processes ------------------------------------------------------------
+
+
+async def _serve(part: int, parts: int, meters: int, delay: float) -> None:
+    """Serve meters part, part + parts, ... below `meters`, each on its own port; print the ports; stop on stdin EOF."""
+    now = datetime.now(UTC)
+    sims = []
+    for index in range(part, meters, parts):
+        faults = Faults(silent=True) if _dead(index) else Faults(delay=delay)
+        # start = now: the model does not first simulate a day minute by minute
+        meter = VirtualMeter(_serial(index), address=1, tariffs=1, start=now, faults=faults)
+        sim = ModbusTcpSimulator([meter], profile=PROFILE)
+        await sim.start()
+        sims.append(sim)
+    print(json.dumps([sim.port for sim in sims]), flush=True)
+    eof = asyncio.ensure_future(asyncio.to_thread(sys.stdin.read))
+    await asyncio.wait({eof}, timeout=SIM_LIFETIME)
+    for sim in sims:
+        await sim.stop()
+    os._exit(0)  # the thread reading stdin may still be blocked
+
+
+class Simulators:
+    """The simulator processes for `meters` meters (meter i in process i % processes); `ports[i]` is meter i's."""
+
+    def __init__(self, meters: int) -> None:
+        self.meters = meters
+        self.parts = -(-meters // METERS_PER_PROCESS)
+        self.procs: list[subprocess.Popen[str]] = []
+        self.ports: list[int] = []
+
+    def __enter__(self) -> Simulators:
+        try:
+            for part in range(self.parts):
+                self.procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "benchmarks.poll_sweep", "--serve", str(part), str(self.parts),
+                         str(self.meters), "--delay", str(DELAY)],
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                    )
+                )
+            ports: list[list[int]] = []
+            for proc in self.procs:
+                assert proc.stdout is not None
+                ports.append(json.loads(_readline(proc.stdout, 120.0)))
+            self.ports = [ports[i % self.parts][i // self.parts] for i in range(self.meters)]
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for proc in self.procs:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+    def cpu(self) -> float:
+        """CPU seconds the simulator processes used so far."""
+        total = 0
+        for proc in self.procs:
+            with open(f"/proc/{proc.pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / os.sysconf("SC_CLK_TCK")
+
+
+def _readline(stream: IO[str], timeout: float) -> str:
+    ready, _, _ = select.select([stream], [], [], timeout)
+    line = stream.readline() if ready else ""
+    if not line:
+        raise RuntimeError(f"a simulator process gave no ports within {timeout:g} s")
+    return line
+
+
+# --- the naive baseline -------------------------------------------------------------------
+
+
+def naive_loop(ports: Sequence[int], timeout: float) -> tuple[float, int, int]:
+    """Connect, read the profile's 8 input registers, decode, close; meter after meter. Seconds, ok, failed."""
+    ok = failed = 0
+    started = time.perf_counter()
+    for port in ports:
+        client = ModbusTcpClient(HOST, port=port, timeout=timeout, retries=0)
+        try:
+            if not client.connect():  # type: ignore[no-untyped-call]
+                failed += 1
+                continue
+            answer = client.read_input_registers(0x48, count=8, device_id=1)
+            if answer.isError():
+                failed += 1
+            else:
+                words = struct.pack(">8H", *answer.registers)
+                struct.unpack(">4f", words)  # A+, A-, R+, R- in kWh / kvarh
+                ok += 1
+        except ModbusException:
+            failed += 1
+        finally:
+            client.close()  # type: ignore[no-untyped-call]
+    return time.perf_counter() - started, ok, failed
+
+
+# --- the collector sweep -----------------------------------------------------------------
+
+
+@dataclass
+class Sweep:
+    """One `poll_all` over every meter of the configuration."""
+
+    label: str
+    meters: int
+    seconds: float
+    cpu: float  # this process's CPU seconds during poll_all (event loop, writer thread, kernel)
+    sim_cpu: float  # the simulator processes' CPU seconds meanwhile
+    gc_seconds: float  # time this process spent in garbage collection
+    answered: int
+    dead_failed: int
+    live_failed: int
+    dead_answered: int
+    extra_attempts: int  # attempts on answering meters beyond their first: timeouts that were not the meter's
+    stored: int  # readings in the store after the sweep (cumulative over the collector's sweeps)
+    poll_seconds: list[float]
+    errors: dict[str, int]
+
+
+class _GcClock:
+    """Wall time spent in the cyclic garbage collector while installed."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._start = 0.0
+
+    def __call__(self, phase: str, _: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.total += time.perf_counter() - self._start
+
+
+def sweep_config(ports: Sequence[int], directory: Path, concurrency: int) -> Config:
+    bus = {
+        "name": "field", "kind": "modbus-tcp", "url": f"tcp://{HOST}:{ports[0]}",
+        "timeout": f"{TIMEOUT_MS}ms", "retries": RETRIES, "retry_backoff": f"{BACKOFF_MS}ms",
+        "concurrency": concurrency,
+    }
+    meters = [
+        {"serial": _serial(i), "bus": "field", "address": f"{HOST}:{port}/1", "profile": PROFILE}
+        for i, port in enumerate(ports)
+    ]
+    data: dict[str, Any] = {
+        "database": {"url": f"sqlite:///{directory / 'amr.sqlite'}"},
+        "buses": [bus],
+        "meters": meters,
+        "collector": {"buffer": str(directory / "buffer.sqlite")},
+    }
+    return config_from_dict(data, environ={}, file=directory / "amr.toml")
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _stored(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return int(db.execute("SELECT count(*) FROM readings").fetchone()[0])
+
+
+async def _sweeps(
+    config: Config, sims: Simulators, labels: Sequence[str], gc_off: bool
+) -> tuple[float, float, list[Sweep]]:
+    """Open the app, start the collector, `poll_all` once per label, stop. Setup and stop seconds, sweeps."""
+    started = time.perf_counter()
+    app = await asyncio.to_thread(App.open, config)
+    sweeps = []
+    try:
+        collector = Collector(app)
+        await collector.start(schedule=False, push=False)
+        setup = time.perf_counter() - started
+        try:
+            for label in labels:
+                sweeps.append(await _sweep(collector, config, sims, label, gc_off))
+        finally:
+            stopping = time.perf_counter()
+            await collector.stop()
+            stop = time.perf_counter() - stopping
+    finally:
+        app.close()
+    return setup, stop, sweeps
+
+
+async def _sweep(collector: Collector, config: Config, sims: Simulators, label: str, gc_off: bool) -> Sweep:
+    clock = _GcClock()
+    gc.callbacks.append(clock)
+    if gc_off:
+        gc.disable()
+    cpu, sim_cpu, started = _cpu(), sims.cpu(), time.perf_counter()
+    try:
+        results = await collector.poll_all()
+    finally:
+        seconds, cpu, sim_cpu = time.perf_counter() - started, _cpu() - cpu, sims.cpu() - sim_cpu
+        gc.enable()
+        gc.callbacks.remove(clock)
+    database = config.database.url.removeprefix("sqlite:///")
+    errors: dict[str, int] = {}
+    dead_failed = live_failed = dead_answered = answered = extra = 0
+    for index, result in enumerate(results):
+        if result.ok:
+            answered += 1
+            dead_answered += _dead(index)
+            extra += result.attempts - 1
+        else:
+            errors[result.error_kind or "?"] = errors.get(result.error_kind or "?", 0) + 1
+            if _dead(index):
+                dead_failed += 1
+            else:
+                live_failed += 1
+    return Sweep(
+        label, len(results), seconds, cpu, sim_cpu, clock.total, answered, dead_failed, live_failed,
+        dead_answered, extra, await asyncio.to_thread(_stored, Path(database)),
+        [r.seconds for r in results if r.ok], errors,
+    )
+
+
+def collector_sweeps(
+    sims: Simulators, meters: int, labels: Sequence[str], *, gc_off: bool = False
+) -> tuple[float, float, list[Sweep]]:
+    """`_sweeps` over the first `meters` simulated meters with a fresh store."""
+    with tempfile.TemporaryDirectory(prefix="amr-bench-sweep-") as tmp:
+        config = sweep_config(sims.ports[:meters], Path(tmp), CONCURRENCY)
+        return asyncio.run(_sweeps(config, sims, labels, gc_off))
+
+
+def _report(sweep: Sweep) -> None:
+    dead = sum(_dead(i) for i in range(sweep.meters))
+    times = sorted(sweep.poll_seconds)
+    cuts = statistics.quantiles(times, n=100) if len(times) > 1 else times * 99
+    print(
+        f"  collector, {sweep.label + ',':<5} {sweep.meters:>6,} meters {sweep.seconds:8.2f} s  "
+        f"({sweep.meters / sweep.seconds:,.0f} meters/s)"
+    )
+    print(
+        f"      answered {sweep.answered:,}; dead failed {sweep.dead_failed} of {dead}; live failed "
+        f"{sweep.live_failed}; dead answered {sweep.dead_answered}; retries of live meters {sweep.extra_attempts}; "
+        f"readings in the store {sweep.stored:,}; errors {sweep.errors}"
+    )
+    print(
+        f"      CPU: collector process {sweep.cpu:.2f} s ({sweep.cpu / sweep.meters * 1000:.2f} ms a meter, of which "
+        f"GC {sweep.gc_seconds:.2f} s), simulators {sweep.sim_cpu:.2f} s; poll time (from poll_all, slot wait "
+        f"included) median {cuts[49]:.2f} s, max {times[-1]:.2f} s"
+    )
+
+
+def run(quick: bool = False) -> None:
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # the naive loop's timeouts are expected
+    logging.getLogger("amr").setLevel(logging.ERROR)  # a warning per dead meter is expected
+    small, large = (1000, 2000) if quick else (2000, 10_000)
+    sample = 100
+    timeout = TIMEOUT_MS / 1000
+    worst = timeout * (RETRIES + 1) + sum(BACKOFF_MS / 1000 * 2**n for n in range(RETRIES))
+    print(
+        f"poll sweep benchmark: Modbus TCP meters, each on its own loopback port, {DELAY * 1000:.0f} ms latency, "
+        f"1 % dead; bus timeout {TIMEOUT_MS} ms, retries {RETRIES}, backoff {BACKOFF_MS} ms "
+        f"(a dead meter's poll: {worst:.2f} s), concurrency {CONCURRENCY}; SQLite store"
+    )
+    with Simulators(large) as sims:
+        print(f"  {large:,} simulated meters in {len(sims.procs)} simulator process(es)")
+        naive, ok, failed = naive_loop(sims.ports[:sample], timeout)
+        per_meter = naive / sample
+        print(
+            f"  naive sequential loop       {naive:8.2f} s for {sample} meters ({ok} answered, {failed} dead, "
+            f"one attempt each): {per_meter * 1000:.1f} ms a meter; scaled to {small:,}: {per_meter * small:.1f} s"
+        )
+        setup, stop, (cold, warm) = collector_sweeps(sims, small, ["cold", "warm"])
+        print(f"  {small:,} meters: store, meters and collector set up in {setup:.2f} s; stopped in {stop:.2f} s")
+        _report(cold)
+        _report(warm)
+        print(
+            f"  sweep ratio (naive / collector, {small:,} meters): cold {per_meter * small / cold.seconds:.1f}, "
+            f"warm (connections kept from the cold sweep) {per_meter * small / warm.seconds:.1f}   goal >= 80"
+        )
+        setup, stop, (big,) = collector_sweeps(sims, large, ["cold"])
+        print(f"  {large:,} meters: store, meters and collector set up in {setup:.2f} s; stopped in {stop:.2f} s")
+        _report(big)
+        print(
+            f"  {large:,} meters polled in {big.seconds:.1f} s (goal < 60 s); the naive loop would take "
+            f"{per_meter * large:.0f} s (ratio {per_meter * large / big.seconds:.1f})"
+        )
+        _, _, (diag,) = collector_sweeps(sims, large, ["cold"], gc_off=True)
+        print(
+            f"  diagnostic, not a figure: the {large:,}-meter cold sweep again with the garbage collector off: "
+            f"{diag.seconds:.2f} s (collector CPU {diag.cpu:.2f} s, retries of live meters {diag.extra_attempts}, "
+            f"live failed {diag.live_failed})"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.poll_sweep")
+    parser.add_argument("--serve", nargs=3, type=int, metavar=("PART", "PARTS", "METERS"), required=True,
+                        help="serve meters PART, PART + PARTS, ... below METERS (the benchmark starts these itself)")
+    parser.add_argument("--delay", type=float, default=DELAY)
+    args = parser.parse_args(argv)
+    part, parts, meters = args.serve
+    asyncio.run(_serve(part, parts, meters, args.delay))
+
+
+if __name__ == "__main__":
+    main()
