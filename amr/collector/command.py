@@ -33,7 +33,7 @@ from amr.collector.collector import Collector
 from amr.collector.result import PollResult
 from amr.config import Config, load_config
 from amr.domain import CHANNELS
-from amr.errors import AmrError, ConfigError, StoreUnavailable
+from amr.errors import StoreUnavailable
 
 log = logging.getLogger("amr.collector")
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -177,25 +177,3 @@ def _print_text(report: dict[str, Any]) -> None:
         f"{report['accepted']} reading(s) accepted, {report['duplicate']} duplicate, "
         f"{sum(report['rejected'].values())} refused, {report['buffered']} meter(s) buffered"
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry (``python -m amr.collector.command collect -c FILE``), as `amr` would run it."""
-    parser = argparse.ArgumentParser(prog="amr")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except ConfigError as exc:
-        print(f"configuration error:\n{exc}", file=sys.stderr)
-        return 2
-    except AmrError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 import pytest
 
 from amr.app import App
+from amr.cli import main as collect_main
 from amr.collector import Collector, PollResult
-from amr.collector.command import main as collect_main
 from amr.collector.command import once
 from amr.config import Config, config_from_dict, load_config
 from amr.domain import Channel, kwh_from_wh
