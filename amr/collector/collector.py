@@ -15,6 +15,7 @@ running joins it and gets its result.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
@@ -117,6 +118,11 @@ class Collector:
         )
         self.writer.start()
         await asyncio.gather(*(worker.open() for worker in self.workers.values()))
+        # Configuration, meters and drivers live as long as the process: keep them out of the cyclic
+        # GC's scans, whose pauses would make the event loop late and answers that came in time look
+        # like timeouts on a large sweep.
+        gc.collect()
+        gc.freeze()
         if push:
             self._tasks += [asyncio.create_task(p.run(), name=f"amr-push-{p.bus.name}") for p in self.pushers]
         if schedule and self.polled:

@@ -25,6 +25,7 @@ reconnects on its own with exponential backoff from 1 s to 60 s, and messages ke
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import threading
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 1883
 SESSION_EXPIRY = timedelta(days=7)
-RECEIVE_MAXIMUM = 100
+RECEIVE_MAXIMUM = 1000
 KEEPALIVE_S = 30
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 60
 
@@ -155,16 +156,42 @@ class MqttDriver(PushDriver):
             except TimeoutError:
                 where = f"{self.host}:{self.port}"
                 raise ConnectError(f"MQTT broker {where} did not answer in {KEEPALIVE_S} s") from None
-            while True:
-                item = await queue.get()
-                if isinstance(item, BaseException):
-                    raise item
-                for values in self.decoder.decode(item.topic, item.payload, item.received_at):
-                    await sink(values)
-                self._ack(client, item)
+            in_flight: collections.deque[tuple[_Incoming, asyncio.Task[None]]] = collections.deque()
+            failed: list[BaseException] = []
+
+            def acknowledge(_: object = None) -> None:
+                # MQTT requires PUBACKs in the order the PUBLISHes came: ack the done prefix only.
+                while in_flight and in_flight[0][1].done() and not failed:
+                    item, task = in_flight.popleft()
+                    if task.cancelled() or task.exception() is not None:
+                        failed.append(task.exception() or asyncio.CancelledError())
+                        queue.put_nowait(failed[0])  # wake the loop below: `run` ends with the sink's error
+                        return
+                    self._ack(client, item)
+
+            try:
+                while True:
+                    item = await queue.get()
+                    if isinstance(item, BaseException):
+                        raise item
+                    if failed:
+                        raise failed[0]
+                    # Messages are handled concurrently (up to the broker's Receive Maximum in flight),
+                    # so a backlog fills the writer's batches instead of waiting one message at a time.
+                    task = asyncio.create_task(self._deliver(sink, item))
+                    in_flight.append((item, task))
+                    task.add_done_callback(acknowledge)
+            finally:
+                for _, task in in_flight:
+                    task.cancel()
+                await asyncio.gather(*(t for _, t in in_flight), return_exceptions=True)
         finally:
             subscribed.clear()
             await asyncio.shield(asyncio.to_thread(_stop, client))
+
+    async def _deliver(self, sink: Sink, item: _Incoming) -> None:
+        for values in self.decoder.decode(item.topic, item.payload, item.received_at):
+            await sink(values)
 
     async def _connect(self, client: paho.Client) -> None:
         """Open the connection; `bus.retries` more attempts with exponential backoff, then `ConnectError`."""
