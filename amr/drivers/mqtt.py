@@ -163,9 +163,10 @@ class MqttDriver(PushDriver):
                 # MQTT requires PUBACKs in the order the PUBLISHes came: ack the done prefix only.
                 while in_flight and in_flight[0][1].done() and not failed:
                     item, task = in_flight.popleft()
-                    if task.cancelled() or task.exception() is not None:
-                        failed.append(task.exception() or asyncio.CancelledError())
-                        queue.put_nowait(failed[0])  # wake the loop below: `run` ends with the sink's error
+                    error = asyncio.CancelledError() if task.cancelled() else task.exception()
+                    if error is not None:
+                        failed.append(error)
+                        queue.put_nowait(error)  # wake the loop below: `run` ends with the sink's error
                         return
                     self._ack(client, item)
 
