@@ -9,12 +9,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from amr.api.errors import ApiError, invalid, not_found
-from amr.api.schemas import ChannelValues, ReadingItem
+from amr.api.schemas import ChannelValues, ReadingItem, ReasonItem, RejectedItem
 from amr.domain import CHANNELS, Channel, Flag, StoredReading, kwh_from_wh
 from amr.energy import consumption_wh
 from amr.meters import Meter
-from amr.store import Store
-from amr.validation import ContextRequest
+from amr.store import RejectedRecord, Store
+from amr.validation import ContextRequest, Reason, describe
 from amr.validation.series import Series
 
 UNITS_RU = {"kWh": "кВт·ч", "kvarh": "квар·ч"}
@@ -89,6 +89,33 @@ def decode_cursor(text: str) -> tuple[datetime, int]:
 def channel_values(values: Mapping[Channel, int | None]) -> ChannelValues:
     """Values per channel as kWh strings."""
     return ChannelValues(**{c.value: kwh(values.get(c)) for c in CHANNELS})
+
+
+def reason_item(code: str, lang: str) -> ReasonItem:
+    """A reason code with its description in `lang` (an unknown code describes itself)."""
+    try:
+        return ReasonItem(code=code, message=describe(Reason(code), lang))
+    except ValueError:
+        return ReasonItem(code=code, message=code)
+
+
+def rejected_item(record: RejectedRecord, lang: str) -> RejectedItem:
+    """A refused reading as the API shows it."""
+    return RejectedItem(
+        id=record.id,
+        meter=record.meter_serial,
+        timestamp=record.ts,
+        tariff=record.tariff,
+        values=channel_values(record.values),
+        source=record.source,
+        reasons=[reason_item(c, lang) for c in record.reasons],
+        message=record.message,
+        status=record.status,
+        received_at=record.received_at,
+        resolved_by=record.resolved_by,
+        resolved_at=record.resolved_at,
+        resolution=record.resolution,
+    )
 
 
 def reading_item(

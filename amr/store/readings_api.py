@@ -23,7 +23,7 @@ from amr.errors import NotFound, StoreError
 from amr.store.audit_trail import audit
 from amr.store.models import ReadingRow, RejectedRow, UTCDateTime
 from amr.store.rows import READING_COLUMNS, reading_from_row
-from amr.store.store import RejectedRecord, Store, _rejected, translate_errors
+from amr.store.store import RejectedRecord, Store, rejected_from_row, translate_errors
 
 CHUNK = 200
 _COLUMNS = ", ".join(f"r.{c}" for c in READING_COLUMNS)
@@ -106,7 +106,7 @@ def history(
         statement = statement.where(or_(ReadingRow.ts < ts, and_(ReadingRow.ts == ts, ReadingRow.tariff > last_tariff)))
     statement = statement.order_by(ReadingRow.ts.desc(), ReadingRow.tariff).limit(limit)
     with translate_errors(), store.engine.connect() as conn:
-        return [_stored(row) for row in conn.execute(statement).mappings()]
+        return [reading_from_row(row) for row in conn.execute(statement).mappings()]
 
 
 def previous_reading(store: Store, meter_id: int, tariff: int, ts: datetime, channel: Channel) -> StoredReading | None:
@@ -120,7 +120,7 @@ def previous_reading(store: Store, meter_id: int, tariff: int, ts: datetime, cha
     )
     with translate_errors(), store.engine.connect() as conn:
         row = conn.execute(statement).mappings().first()
-    return None if row is None else _stored(row)
+    return None if row is None else reading_from_row(row)
 
 
 def get_reading(store: Store, meter_id: int, tariff: int, ts: datetime) -> StoredReading:
@@ -132,7 +132,7 @@ def get_reading(store: Store, meter_id: int, tariff: int, ts: datetime) -> Store
         row = conn.execute(statement).mappings().first()
     if row is None:
         raise NotFound("no such reading")
-    return _stored(row)
+    return reading_from_row(row)
 
 
 def delete_latest(
@@ -155,7 +155,7 @@ def delete_latest(
         row = conn.execute(select(ReadingRow).where(*key, ReadingRow.ts == ts)).mappings().first()
         if row is None:
             raise NotFound("no such reading")
-        reading = _stored(row)
+        reading = reading_from_row(row)
         if reading.source not in sources:
             raise NotManual(reading.source)
         later = conn.execute(select(ReadingRow.ts).where(*key, ReadingRow.ts > ts).limit(1)).first()
@@ -223,7 +223,7 @@ def stream_readings(
                 )
             statement = statement.order_by(ReadingRow.ts, ReadingRow.tariff).limit(batch)
             with translate_errors(), store.engine.connect() as conn:
-                rows = [_stored(row) for row in conn.execute(statement).mappings()]
+                rows = [reading_from_row(row) for row in conn.execute(statement).mappings()]
             yield from rows
             if len(rows) < batch:
                 break
@@ -241,7 +241,7 @@ def rejected_of(
         statement = statement.where(RejectedRow.meter_serial.in_(list(serials)))
     statement = statement.order_by(RejectedRow.id.desc()).limit(limit).offset(offset)
     with translate_errors(), store.engine.connect() as conn:
-        return [_rejected(row) for row in conn.execute(statement).mappings()]
+        return [rejected_from_row(row) for row in conn.execute(statement).mappings()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,18 +287,6 @@ def _health(conn: Connection) -> dict[int, Health]:
         known = state if state in ("online", "degraded", "offline") else "unknown"
         result[int(meter_id)] = Health(known, last_poll, last_error)
     return result
-
-
-def _stored(row: Any) -> StoredReading:
-    return StoredReading(
-        meter_id=row["meter_id"],
-        ts=row["ts"],
-        tariff=row["tariff"],
-        values={c: row[c.value] for c in CHANNELS},
-        source=row["source"],
-        flags=row["flags"],
-        received_at=row["received_at"],
-    )
 
 
 __all__ = [

@@ -169,7 +169,7 @@ class Store:
         statement = statement.order_by(order, ReadingRow.meter_id, ReadingRow.tariff).limit(limit)
         with translate_errors(), self.engine.connect() as conn:
             rows = conn.execute(statement).mappings().all()
-        return [_reading(row) for row in rows]
+        return [reading_from_row(row) for row in rows]
 
     def consumption_series(
         self, meter: Meter, tariff: int, step: Step, start: datetime, end: datetime
@@ -194,7 +194,7 @@ class Store:
             statement = statement.where(RejectedRow.meter_serial == meter_serial)
         statement = statement.order_by(RejectedRow.id.desc()).limit(limit).offset(offset)
         with translate_errors(), self.engine.connect() as conn:
-            return [_rejected(row) for row in conn.execute(statement).mappings()]
+            return [rejected_from_row(row) for row in conn.execute(statement).mappings()]
 
     def get_rejected(self, rejected_id: int) -> RejectedRecord:
         """One refused reading; `NotFound` if there is none with that id."""
@@ -202,7 +202,7 @@ class Store:
             row = conn.execute(select(RejectedRow).where(RejectedRow.id == rejected_id)).mappings().first()
         if row is None:
             raise NotFound(f"no refused reading with id {rejected_id}")
-        return _rejected(row)
+        return rejected_from_row(row)
 
     def override(
         self, rejected_id: int, meter: Meter, actor: str, reason: str, now: datetime
@@ -242,7 +242,7 @@ class Store:
             )
             details: dict[str, Any] = {"reasons": list(record.reasons), "values": _wh(record.values)}
             if replaced is not None:
-                details["replaced"] = _wh(_reading(replaced).values)
+                details["replaced"] = _wh(reading_from_row(replaced).values)
             _audit(conn, now, actor, "override", f"rejected/{rejected_id}", reason, details)
         return reading
 
@@ -278,19 +278,8 @@ def _audit(
     )
 
 
-def _reading(row: Any) -> StoredReading:
-    return StoredReading(
-        meter_id=row["meter_id"],
-        ts=row["ts"],
-        tariff=row["tariff"],
-        values={c: row[c.value] for c in CHANNELS},
-        source=row["source"],
-        flags=row["flags"],
-        received_at=row["received_at"],
-    )
-
-
-def _rejected(row: Any) -> RejectedRecord:
+def rejected_from_row(row: Any) -> RejectedRecord:
+    """A `RejectedRecord` from a row of `rejected_readings`."""
     return RejectedRecord(
         id=row["id"],
         meter_serial=row["meter_serial"],
@@ -310,4 +299,4 @@ def _rejected(row: Any) -> RejectedRecord:
     )
 
 
-__all__ = ["RejectedRecord", "Session", "Store", "StoreConflict", "reading_from_row"]
+__all__ = ["RejectedRecord", "Session", "Store", "StoreConflict", "reading_from_row", "rejected_from_row"]

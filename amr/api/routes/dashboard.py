@@ -27,15 +27,14 @@ from amr import __version__
 from amr.api.context import ApiContext
 from amr.api.deps import Ctx, CurrentUser, Language, Staff
 from amr.api.errors import responses
-from amr.api.present import channel_values, local
-from amr.api.schemas import ChannelValues, HealthStatus, ReasonItem
+from amr.api.present import channel_values, local, reason_item, rejected_item
+from amr.api.schemas import ChannelValues, HealthStatus, RejectedItem
 from amr.domain import Flag, StoredReading
 from amr.meters import Meter
 from amr.store.health import HealthRecord, Status, load_health
 from amr.store.models import AuditRow, ReadingRow, RejectedRow
 from amr.store.readings_api import history, latest_readings, received, rejected_of
 from amr.store.store import translate_errors
-from amr.validation import Reason, describe
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
 Serial = Annotated[str, Path(min_length=1, max_length=64, description="meter serial number")]
@@ -188,26 +187,13 @@ class PreviousValue(BaseModel):
     source: str
 
 
-class DashRejected(BaseModel):
+class DashRejected(RejectedItem):
     """A refused reading with the meter's names and the previous accepted reading."""
 
-    id: int
-    meter: str
     meter_name: str | None = None
     object: str | None = None
-    timestamp: datetime | None = None
     local_time: str | None = None
-    tariff: int | None = None
-    values: ChannelValues
     previous: PreviousValue | None = None
-    source: str
-    reasons: list[ReasonItem]
-    message: str
-    status: str
-    received_at: datetime
-    resolved_by: str | None = None
-    resolved_at: datetime | None = None
-    resolution: str | None = None
 
 
 class DashRejectedPage(BaseModel):
@@ -302,13 +288,6 @@ def _ratio(meter: Meter, now: datetime, which: str) -> str:
     return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
 
 
-def _reason(code: str, lang: str) -> ReasonItem:
-    try:
-        return ReasonItem(code=code, message=describe(Reason(code), lang))
-    except ValueError:
-        return ReasonItem(code=code, message=code)
-
-
 def poll_log(request: Request) -> Any:
     """The process's `amr.dashboard.polls.PollLog`, when the collector runs here and keeps one."""
     return getattr(request.app.state, "poll_log", None)
@@ -349,8 +328,10 @@ def summary(principal: Staff, ctx: Ctx) -> DashSummary:
     for meter in meters:
         state = _status(health.get(meter.id))
         setattr(counts, state, getattr(counts, state) + 1)
-    readings = select(func.count()).select_from(ReadingRow).where(
-        ReadingRow.tariff == 0, ReadingRow.ts >= start, ReadingRow.ts <= now
+    readings = (
+        select(func.count())
+        .select_from(ReadingRow)
+        .where(ReadingRow.tariff == 0, ReadingRow.ts >= start, ReadingRow.ts <= now)
     )
     refused = select(func.count()).select_from(RejectedRow).where(RejectedRow.received_at >= start)
     waiting = select(func.count()).select_from(RejectedRow).where(RejectedRow.status == "open")
@@ -440,11 +421,9 @@ def meter_detail(serial: Serial, principal: CurrentUser, ctx: Ctx, request: Requ
                 if not p.ok
             ]
         elif record is not None and record.last_error and record.last_error_at:
-            problems.append(
-                ProblemEntry(at=record.last_error_at, kind="poll", code="error", message=record.last_error)
-            )
+            problems.append(ProblemEntry(at=record.last_error_at, kind="poll", code="error", message=record.last_error))
         for refused in rejected_of(ctx.store, None, frozenset({meter.serial}), 20, 0):
-            reasons = [_reason(c, lang) for c in refused.reasons]
+            reasons = [reason_item(c, lang) for c in refused.reasons]
             problems.append(
                 ProblemEntry(
                     at=refused.received_at,
@@ -519,23 +498,11 @@ def rejected_queue(
                 )
         items.append(
             DashRejected(
-                id=r.id,
-                meter=r.meter_serial,
+                **dict(rejected_item(r, lang)),
                 meter_name=known.name if known else None,
                 object=known.object if known else None,
-                timestamp=r.ts,
                 local_time=local(r.ts, ctx.tz) if r.ts else None,
-                tariff=r.tariff,
-                values=channel_values(r.values),
                 previous=previous,
-                source=r.source,
-                reasons=[_reason(c, lang) for c in r.reasons],
-                message=r.message,
-                status=r.status,
-                received_at=r.received_at,
-                resolved_by=r.resolved_by,
-                resolved_at=r.resolved_at,
-                resolution=r.resolution,
             )
         )
     return DashRejectedPage(total=_count(ctx, total), items=items)

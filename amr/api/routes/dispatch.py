@@ -10,30 +10,21 @@ from fastapi import APIRouter, Path, Query
 
 from amr.api.deps import Ctx, Language, Staff
 from amr.api.errors import ApiError, invalid, not_found, responses
-from amr.api.present import channel_values, reading_item
+from amr.api.present import reading_item, rejected_item
 from amr.api.schemas import (
     DispatchMeter,
     DispatchMeters,
     OverrideResult,
     PollResult,
-    ReasonItem,
     RejectedItem,
     ResolveInput,
 )
 from amr.errors import DriverError, NotFound
 from amr.store.readings_api import UNKNOWN, meter_health, received, rejected_of
-from amr.validation import Reason, describe
 
 router = APIRouter(prefix="/api/v1/dispatch", tags=["dispatch"])
 SLOT = timedelta(minutes=30)
 RejectedId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-
-
-def _reason(code: str, lang: str) -> ReasonItem:
-    try:
-        return ReasonItem(code=code, message=describe(Reason(code), lang))
-    except ValueError:
-        return ReasonItem(code=code, message=code)
 
 
 @router.get("/meters", response_model=DispatchMeters, responses=responses(401, 403, 422))
@@ -114,24 +105,7 @@ def rejected(
     if meter is not None:
         serials = frozenset({meter}) if serials is None or meter in serials else frozenset()
     records = rejected_of(ctx.store, None if status == "all" else status, serials, limit, offset)
-    return [
-        RejectedItem(
-            id=r.id,
-            meter=r.meter_serial,
-            timestamp=r.ts,
-            tariff=r.tariff,
-            values=channel_values(r.values),
-            source=r.source,
-            reasons=[_reason(c, lang) for c in r.reasons],
-            message=r.message,
-            status=r.status,
-            received_at=r.received_at,
-            resolved_by=r.resolved_by,
-            resolved_at=r.resolved_at,
-            resolution=r.resolution,
-        )
-        for r in records
-    ]
+    return [rejected_item(r, lang) for r in records]
 
 
 @router.post(
