@@ -1,14 +1,16 @@
 """One worker per polled bus: who may talk on the bus when, and one meter's read with its retries.
 
 - A serial line (``driver.serial_line``: Modbus RTU, IEC 62056-21, Mercury 230) carries one
-  transaction at a time: an `asyncio.Lock` per bus, first come first served. The driver keeps
+  transaction at a time: one slot per bus, first come first served. The driver keeps
   the inter-frame pause itself.
-- A TCP bus (Modbus TCP) reads up to ``bus.concurrency`` meters at once (a semaphore); the
+- A TCP bus (Modbus TCP) reads up to ``bus.concurrency`` meters at once (as many slots); the
   driver keeps one connection per device.
 
 The bus is held for one attempt, never during the backoff before a retry, so a silent meter
 costs the others on its line at most ``timeout × (retries + 1)``, and meters on other buses
-(or other TCP devices) nothing. Retry rules: `amr.collector.retry`.
+(or other TCP devices) nothing. A retry takes the next free turn, ahead of first attempts
+(`BusSlots`), so a silent meter's poll ends soon after its last timeout, not after the
+sweep. Retry rules: `amr.collector.retry`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from amr.collector.retry import RetryPolicy, is_transient
+from amr.collector.slots import BusSlots
 from amr.config import BusConfig, MeterConfig
 from amr.drivers.base import MeterValues, PollDriver
 from amr.errors import AmrError, ReadTimeout
@@ -62,7 +65,7 @@ class BusWorker:
         self.stopping = stopping
         self.read_limit = read_limit
         self.serial_line = driver.serial_line
-        self._slot = asyncio.Semaphore(1 if driver.serial_line else bus.concurrency)
+        self.slots = BusSlots(1 if driver.serial_line else bus.concurrency)
 
     def policy(self, meter: MeterConfig) -> RetryPolicy:
         """Timeout, retries and backoff of `meter` on this bus."""
@@ -95,12 +98,13 @@ class BusWorker:
                 if self.stopping.is_set():
                     break
                 await asyncio.sleep(policy.delay(attempt - 1))
-            async with self._slot:
+            async with self.slots.hold(retry=attempt > 1):
                 if self.stopping.is_set():
                     return ReadOutcome(None, error or Stopping("the collector is stopping"), attempts)
                 attempts = attempt
                 try:
-                    values = await asyncio.wait_for(self.driver.read(meter), policy.limit)
+                    async with asyncio.timeout(policy.limit):
+                        values = await self.driver.read(meter)
                     return ReadOutcome(values, None, attempts)
                 except TimeoutError:
                     error = ReadTimeout(

@@ -40,7 +40,24 @@ from amr.errors import NotFound, StoreError
 from amr.store.health import load_health
 
 log = logging.getLogger("amr.collector")
+GC_THRESHOLDS = (20_000, 20, 20)  # allocations before a young collection; young, middle per older one
+START_WAVE = 50  # polls `poll_all` starts per turn of the event loop
 PushFactory = Callable[[BusConfig, Sequence[MeterConfig], tzinfo], PushDriver]
+
+
+def tune_gc() -> None:
+    """Set the cyclic garbage collector for a process that holds thousands of connections.
+
+    Configuration, meters and drivers live as long as the process: they are moved out of the
+    collector's scans (`gc.freeze`). A sweep makes and drops many short-lived objects and keeps
+    a connection per device: with Python's default thresholds the full collections that follow
+    scan every connection again and again, and their pauses make the event loop late, so that
+    answers which came in time look like timeouts. Collections of the young generation are
+    made rarer (`GC_THRESHOLDS`); nothing is turned off, cycles are still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*(max(now, wanted) for now, wanted in zip(gc.get_threshold(), GC_THRESHOLDS, strict=True)))
 
 
 def buffer_path(config: Config) -> Path:
@@ -118,11 +135,7 @@ class Collector:
         )
         self.writer.start()
         await asyncio.gather(*(worker.open() for worker in self.workers.values()))
-        # Configuration, meters and drivers live as long as the process: keep them out of the cyclic
-        # GC's scans, whose pauses would make the event loop late and answers that came in time look
-        # like timeouts on a large sweep.
-        gc.collect()
-        gc.freeze()
+        tune_gc()
         if push:
             self._tasks += [asyncio.create_task(p.run(), name=f"amr-push-{p.bus.name}") for p in self.pushers]
         if schedule and self.polled:
@@ -191,6 +204,29 @@ class Collector:
 
     async def poll_now(self, serial: str) -> PollResult:
         """Poll one meter now and return the result; joins the poll already running for it, if any."""
+        return await asyncio.shield(self._poll_task(serial))
+
+    async def poll_all(self) -> list[PollResult]:
+        """Poll every polled meter once (serial lines one meter at a time, buses at once); results in
+        config order. Meters whose last poll failed start first: a dead meter's timeouts then run
+        while the others are read instead of after them."""
+        if not self.polled:
+            return []
+        tasks: dict[str, asyncio.Task[PollResult]] = {}
+        for serial in sorted(self.polled, key=self._failing_first):
+            tasks[serial] = self._poll_task(serial)
+            if len(tasks) % START_WAVE == 0:
+                # let the loop run the polls started so far: one loop turn starting thousands of polls
+                # would hold back every timer (timeouts fire late) and every answer meanwhile
+                await asyncio.sleep(0)
+        await asyncio.wait(tasks.values())  # like `shield`: cancelling the sweep leaves the polls running
+        return [tasks[serial].result() for serial in self.polled]
+
+    def _failing_first(self, serial: str) -> int:
+        return 0 if serial in self.health and self.health.get(serial).consecutive_failures else 1
+
+    def _poll_task(self, serial: str) -> asyncio.Task[PollResult]:
+        """The running poll of `serial`, started now if there is none."""
         if serial not in self.polled:
             known = "a push meter: it reports by itself" if serial in self.meters else "not a collected meter"
             raise NotFound(f"meter {serial!r}: {known}")
@@ -203,11 +239,7 @@ class Collector:
             task = asyncio.create_task(self._poll(self.meters[serial]), name=f"amr-poll-{serial}")
             self._inflight[serial] = task
             task.add_done_callback(lambda done: self._forget(serial, done))
-        return await asyncio.shield(task)
-
-    async def poll_all(self) -> list[PollResult]:
-        """Poll every polled meter once (serial lines one meter at a time, buses at once), in config order."""
-        return list(await asyncio.gather(*(self.poll_now(serial) for serial in self.polled)))
+        return task
 
     def busy(self) -> set[str]:
         """Serials of the meters being polled right now."""
@@ -241,7 +273,8 @@ class Collector:
             source = Source(worker.driver.source)
             result.readings = normalise(outcome.values, self.app.meters.get(meter.serial), source)
             try:
-                result.delivery = await self.writer.submit(result.readings)
+                last = len(self._inflight) <= 1  # this poll only: no reason to wait for a fuller batch
+                result.delivery = await self.writer.submit(result.readings, last=last)
             except Exception as exc:
                 result.store_error = describe(exc)
         elif isinstance(outcome.error, Stopping) and outcome.attempts == 0:

@@ -92,6 +92,7 @@ class Writer:
         self._suspect = False  # the buffer's head chunk was refused: try row by row
         self._strikes = 0
         self._closing = False
+        self._hurry = False  # write what is there without waiting for the batch to fill
 
     @property
     def buffered(self) -> int:
@@ -105,8 +106,11 @@ class Writer:
             if len(self.buffer):
                 log.info("%d reading(s) wait in the buffer %s; writing them first", len(self.buffer), self.buffer.path)
 
-    async def submit(self, readings: Sequence[IncomingReading]) -> Delivery:
-        """Store `readings` (or buffer them durably) and return the verdicts; returns once that is done."""
+    async def submit(self, readings: Sequence[IncomingReading], *, last: bool = False) -> Delivery:
+        """Store `readings` (or buffer them durably) and return the verdicts; returns once that is done.
+
+        `last`: nothing else is on its way (the last poll of a sweep): write without waiting for
+        the batch to fill."""
         if self._task is None or self._task.done() or self._closing:
             raise RuntimeError("the writer is not running")
         if not readings:
@@ -114,6 +118,7 @@ class Writer:
         loop = asyncio.get_running_loop()
         job = _Job(list(readings), loop.create_future(), loop.time())
         self._jobs.append(job)
+        self._hurry = self._hurry or last
         self._wake.set()
         return await job.done
 
@@ -156,12 +161,12 @@ class Writer:
             if not self._jobs and not self._flushes:
                 waiting = len(self.buffer) > 0
                 await self._sleep(max(0.0, self._due - loop.time()) if waiting else None)
-            while self._jobs and not self._flushes and sum(len(j.readings) for j in self._jobs) < self.batch:
+            while self._jobs and not (self._flushes or self._hurry) and self._pending() < self.batch:
                 remaining = self._jobs[0].arrived + self.interval - loop.time()
                 if remaining <= 0:
                     break
                 await self._sleep(remaining)
-            jobs, self._jobs = self._jobs, []
+            jobs, self._jobs, self._hurry = self._jobs, [], False
             flushes, self._flushes = self._flushes, []
             try:
                 await self._turn(loop, jobs, any(f.drain for f in flushes))
@@ -170,6 +175,9 @@ class Writer:
             for flush in flushes:
                 if not flush.done.done():
                     flush.done.set_result(None)
+
+    def _pending(self) -> int:
+        return sum(len(job.readings) for job in self._jobs)
 
     async def _turn(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job], drain: bool) -> None:
         if jobs:

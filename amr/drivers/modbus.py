@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
@@ -67,6 +68,17 @@ def rtu_gap(baudrate: int) -> float:
 
 def register_map(meter: MeterConfig, max_registers: int) -> RegisterMap:
     """The register map of `meter`: its profile, overridden and extended by its own registers."""
+    if meter.profile in PROFILES and not meter.registers:
+        return _profile_map(meter.profile, max_registers)  # shared by every meter of the profile
+    return _own_map(meter, max_registers)
+
+
+@functools.lru_cache(maxsize=256)
+def _profile_map(profile: str, max_registers: int) -> RegisterMap:
+    return _own_map(MeterConfig(serial=profile, profile=profile), max_registers)
+
+
+def _own_map(meter: MeterConfig, max_registers: int) -> RegisterMap:
     registers: dict[RegisterKey, RegisterSpec] = {}
     max_gap = DEFAULT_MAX_GAP
     if meter.profile is not None:
@@ -99,16 +111,25 @@ def _unit_id(address: int | str | None, low: int, high: int, serial_no: str) -> 
 
 
 _Factory = Callable[["_Link"], ModbusBaseClient]
+_Plan = tuple[RegisterMap, list[ReadBlock], "_Link", int]  # a meter's map, its reads, its link, its unit id
 
 
 class _Link:
-    """One pymodbus client: its lock, its connection and a watch over the transaction in flight."""
+    """One pymodbus client: its lock, its connection and a watch over the transaction in flight.
+
+    The watch is a deadline timer and pymodbus's trace hooks; either ends the transaction by
+    cancelling the reading task, with the reason kept in `_failure`. A deadline reached while
+    an answer that already arrived waits its turn in the event loop lets that answer through:
+    on a busy loop the answer is counted, not turned into a timeout.
+    """
 
     def __init__(self, where: str, rtu: bool, make: _Factory, pause: float) -> None:
         self.where, self.rtu, self._make, self._pause = where, rtu, make, pause
         self.lock = asyncio.Lock()
         self._client: ModbusBaseClient | None = None
-        self._abort: asyncio.Future[DriverError] | None = None
+        self._reader: asyncio.Task[object] | None = None  # the task waiting for the answer
+        self._transaction = 0  # counts transactions: a late verdict on an earlier one is ignored
+        self._failure: DriverError | None = None
         self._expect = (0, 0)  # unit, function of the request in flight
         self._received = 0
         self._idle_since = 0.0
@@ -138,7 +159,7 @@ class _Link:
 
     def trace_packet(self, sending: bool, data: bytes) -> bytes:
         """pymodbus hook with the bytes received so far: a garbled answer ends the transaction."""
-        if not sending and self._abort is not None:
+        if not sending and self._reader is not None:
             self._received = max(self._received, len(data))
             if problem := self._rtu_problem(data) if self.rtu else self._mbap_problem(data):
                 self._fail(ProtocolError(f"{self.where}: {problem}"))
@@ -149,9 +170,22 @@ class _Link:
         if not connected:
             self._fail(ConnectError(f"{self.where}: connection lost"))
 
-    def _fail(self, error: DriverError) -> None:
-        if self._abort is not None and not self._abort.done():
-            self._abort.set_result(error)
+    def _fail(self, error: DriverError, transaction: int | None = None) -> None:
+        """End `transaction` (default: the one in flight) with `error`, once."""
+        reader = self._reader
+        if reader is None or transaction not in (None, self._transaction) or self._failure is not None:
+            return
+        self._failure = error
+        reader.cancel()
+
+    def _expire(self, transaction: int, unit: int, timeout: float, hops: int = 3) -> None:
+        # Timers run after the I/O callbacks of their loop iteration. When bytes have come in, the
+        # answer may be complete with its hand-over to the reader (a few callbacks) still queued:
+        # the verdict waits behind them, so an answer that came in time is never a timeout.
+        if self._received and hops:
+            asyncio.get_running_loop().call_soon(self._expire, transaction, unit, timeout, hops - 1)
+        else:
+            self._fail(self._no_answer(unit, timeout), transaction)
 
     def _rtu_problem(self, data: bytes) -> str | None:
         unit, function = self._expect
@@ -168,9 +202,7 @@ class _Link:
             return "garbled MBAP header (protocol identifier or length)"
         return None
 
-    def _no_answer(self, abort: asyncio.Future[DriverError], unit: int, timeout: float) -> DriverError:
-        if abort.done():
-            return abort.result()
+    def _no_answer(self, unit: int, timeout: float) -> DriverError:
         if self._received:
             return ProtocolError(f"{self.where}: {self._received} bytes from unit {unit}, no valid frame")
         return ReadTimeout(f"{self.where}: no answer from unit {unit} within {timeout:g} s")
@@ -181,28 +213,31 @@ class _Link:
         loop = asyncio.get_running_loop()
         if self.rtu:
             await asyncio.sleep(max(0.0, self._idle_since + self._pause - loop.time()))
-        self._expect, self._received = (unit, block.function), 0
-        self._abort = abort = loop.create_future()
+        reader = asyncio.current_task()
+        assert reader is not None
+        self._expect, self._received, self._failure, self._reader = (unit, block.function), 0, None, reader
+        self._transaction += 1
+        deadline = loop.call_later(timeout, self._expire, self._transaction, unit, timeout)
         call = client.read_holding_registers if block.function == 3 else client.read_input_registers
-        task = asyncio.ensure_future(call(block.address, count=block.count, device_id=unit))
         try:
-            await asyncio.wait({task, abort}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if not task.done():
-                task.cancel()
-                await asyncio.wait({task})
-                raise self._no_answer(abort, unit, timeout)
-            try:
-                response = task.result()
-            except ConnectionException as exc:
-                raise ConnectError(f"{self.where}: {exc}") from None
-            except ModbusException as exc:
-                raise ProtocolError(f"{self.where}: {exc}") from None
-        except (ConnectError, ProtocolError):
-            if not self.rtu or not client.connected:
-                self.close()  # a TCP stream out of step is reopened on the next read
-            raise
+            response = await call(block.address, count=block.count, device_id=unit)
+        except asyncio.CancelledError:
+            failure = self._failure
+            if failure is None or reader.uncancel() > 0:
+                raise  # not ours: the collector is stopping
+            self._failed(client)
+            raise failure from None
+        except ConnectionException as exc:
+            self._failed(client)
+            raise ConnectError(f"{self.where}: {exc}") from None
+        except ModbusException as exc:
+            self._failed(client)
+            raise ProtocolError(f"{self.where}: {exc}") from None
         finally:
-            self._abort, self._idle_since = None, loop.time()
+            deadline.cancel()
+            self._reader, self._idle_since = None, loop.time()
+        if self._failure is not None:  # the deadline fired while the answer was being taken in
+            reader.uncancel()
         if response.isError():
             code = response.exception_code
             name = EXCEPTION_NAMES.get(code, "exception")
@@ -215,6 +250,10 @@ class _Link:
             )
         return registers
 
+    def _failed(self, client: ModbusBaseClient) -> None:
+        if not self.rtu or not client.connected:
+            self.close()  # a TCP stream out of step is reopened on the next read
+
 
 class _ModbusDriver(PollDriver):
     source: ClassVar[str] = "askue:modbus"
@@ -223,6 +262,7 @@ class _ModbusDriver(PollDriver):
     def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC) -> None:
         super().__init__(bus, tz=tz)
         self._links: dict[str, _Link] = {}
+        self._plans: dict[str, tuple[MeterConfig, _Plan]] = {}
 
     def _link(self, target: str) -> _Link:
         raise NotImplementedError
@@ -239,18 +279,27 @@ class _ModbusDriver(PollDriver):
         for link in self._links.values():
             link.close()
         self._links.clear()
+        self._plans.clear()
+
+    def _prepared(self, meter: MeterConfig) -> _Plan:
+        """The meter's register map, its reads, its link and unit id: worked out on its first read."""
+        known = self._plans.get(meter.serial)
+        if known is not None and known[0] is meter:
+            return known[1]
+        regmap = register_map(meter, self.bus.max_registers)
+        target, unit = self._target(meter)
+        plan = (regmap, regmap.plan(), self._link(target), unit)
+        self._plans[meter.serial] = (meter, plan)
+        return plan
 
     async def read(self, meter: MeterConfig) -> MeterValues:
         """Read every block of the meter's map; raise only when none could be read."""
         polled_at = datetime.now(UTC)
-        regmap = register_map(meter, self.bus.max_registers)
-        target, unit = self._target(meter)
-        link = self._link(target)
+        regmap, blocks, link, unit = self._prepared(meter)
         timeout = (meter.timeout or self.bus.timeout).total_seconds()
         tariffs: dict[int, Values] = {}
         errors: dict[str, str] = {}
         first: DriverError | None = None
-        blocks = regmap.plan()
         async with link.lock:
             for index, block in enumerate(blocks):
                 try:

@@ -336,8 +336,12 @@ class RegisterMap:
         object.__setattr__(self, "_by_spec", types.MappingProxyType(frozen))
 
     def plan(self) -> list[ReadBlock]:
-        """The reads that fetch every register of this map."""
-        return plan_reads(self.registers.values(), self.max_registers, self.max_gap)
+        """The reads that fetch every register of this map (worked out once; a map never changes)."""
+        planned: list[ReadBlock] | None = self.__dict__.get("_plan")
+        if planned is None:
+            planned = plan_reads(self.registers.values(), self.max_registers, self.max_gap)
+            object.__setattr__(self, "_plan", planned)
+        return list(planned)
 
     def decode_reads(self, results: Mapping[ReadBlock, Sequence[int]]) -> dict[int, Values]:
         """Tariff → channel → Wh/varh from the registers each planned read returned."""

@@ -229,6 +229,10 @@ def test_silent_meters_cost_one_timeout_run_per_sweep_and_go_offline(tmp_path: P
                         results = await collector.poll_all()
                         sweeps.append(time.monotonic() - started)
                         assert sorted(r.serial for r in results if r.ok) == sorted([*f.good])
+                        assert [r.serial for r in results] == list(collector.polled)  # in config order
+                        if len(sweeps) > 1:  # the meters that failed before start first
+                            failing = max(r.started_at for r in results if not r.ok)
+                            assert failing <= min(r.started_at for r in results if r.ok)
                 finally:
                     await collector.stop()
                 health = {s: load_health(app.store)[app.meters[s].id] for s in f.virtual}

@@ -8,10 +8,12 @@ driver cannot be cancelled out by the same mistake in an encoder.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
+import threading
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC
 from typing import Any, TypeVar
@@ -198,3 +200,46 @@ def test_connection_refused_is_a_connect_error() -> None:
         await driver.close()
 
     run(scenario())
+
+
+@contextlib.contextmanager
+def threaded_peer(registers: list[int]) -> Iterator[str]:
+    """A Modbus TCP peer on its own thread (answers at once, whatever the event loop does): fc 4 → `registers`."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+
+    def serve() -> None:
+        with contextlib.suppress(OSError), listener.accept()[0] as conn:
+            while request := conn.recv(12):
+                # MBAP: transaction id, protocol id, length, unit; PDU: function, address, count
+                tid, _, _, unit, function, _, count = struct.unpack(">HHHBBHH", request)
+                body = struct.pack(f">BB{count}H", function, 2 * count, *registers[:count])
+                conn.sendall(struct.pack(">HHHB", tid, 0, len(body) + 1, unit) + body)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        thread.join(5)
+
+
+def test_an_answer_that_came_in_time_counts_when_the_event_loop_was_late() -> None:
+    # The peer answers at once; the collector's event loop is then held up past the timeout (a burst
+    # of work, a GC pause). When it runs again, the answer waits in the socket and the deadline is due
+    # in the same turn: the answer must win, not turn into a timeout or a "no valid frame".
+    registers = [word for address in sorted(SDM630) for word in SDM630[address]]
+
+    async def scenario() -> MeterValues:
+        with threaded_peer(registers) as url:
+            driver = ModbusTcpDriver(bus(url, timeout=0.2))
+            try:
+                await driver.open()
+                asyncio.get_running_loop().call_soon(time.sleep, 0.5)  # runs once the request is sent
+                return await driver.read(meter("SDM", 1, profile="eastron-sdm630"))
+            finally:
+                await driver.close()
+
+    values = run(scenario())
+    assert values.tariffs[0][Channel.A_PLUS] == 12_345_670 and values.errors == {}

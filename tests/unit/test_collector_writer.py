@@ -88,6 +88,31 @@ def test_readings_arriving_together_share_a_transaction(tmp_path: Path) -> None:
     assert ingestor.transactions <= 6  # 2000 readings in batches of 500, not 2000 transactions
 
 
+def test_the_last_submission_of_a_sweep_is_written_without_waiting_for_a_batch(tmp_path: Path) -> None:
+    ingestor = FakeIngestor()
+
+    async def scenario() -> tuple[float, float]:
+        w = writer(tmp_path, ingestor, interval=5.0)
+        w.start()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await w.submit([reading(1)], last=True)
+        alone = loop.time() - started
+        started = loop.time()
+        waiting = asyncio.create_task(w.submit([reading(2)]))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()  # an ordinary submission waits for company, up to the interval
+        await w.submit([reading(3)], last=True)  # ... until the last one of the sweep comes
+        await waiting
+        together = loop.time() - started
+        await w.close()
+        return alone, together
+
+    alone, together = run(scenario())
+    assert alone < 1.0 and together < 1.0
+    assert ingestor.transactions == 2  # the second and third went together
+
+
 def test_store_away_readings_buffered_then_written_in_order_once(tmp_path: Path) -> None:
     ingestor = FakeIngestor()
 
