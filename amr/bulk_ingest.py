@@ -14,12 +14,14 @@ meters); such a write is still caught at the latest when it collides on a key.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from amr.domain import CHANNELS, Channel, IncomingReading, StoredReading
+from amr.gc_policy import paused_gc
 from amr.ingest import Ingestor
 from amr.validation import BatchResult, ContextRequest, Pipeline, Summary
 from amr.validation.pipeline import SeriesKey
@@ -79,10 +81,26 @@ class _TailLoader:
 
     def remember(self, result: BatchResult) -> None:
         """Extend the tails with a judged batch's accepted readings."""
+        newest: dict[SeriesKey, StoredReading] = {}
         for reading in result.accepted:
-            tail = self.tails.get((reading.meter_id, reading.tariff))
-            if tail is not None:
-                tail.extend(reading)
+            key = (reading.meter_id, reading.tariff)
+            held = newest.get(key)
+            if held is None or held.ts < reading.ts:
+                newest[key] = reading
+        partial: set[SeriesKey] = set()
+        for key, reading in newest.items():
+            tail = self.tails.get(key)
+            if tail is None:
+                continue
+            if len(reading.values) == len(CHANNELS) and None not in reading.values.values():
+                tail.extend(reading)  # it has every channel: it is the newest of each
+            else:
+                partial.add(key)  # an older reading may hold the newest value of the channel it lacks
+        if partial:
+            for reading in result.accepted:
+                key = (reading.meter_id, reading.tariff)
+                if key in partial:
+                    self.tails[key].extend(reading)
         if result.flag_updates:
             for key in {(r.meter_id, r.tariff) for r in result.flag_updates.values()}:
                 self.tails.pop(key, None)
@@ -99,6 +117,10 @@ class BulkIngest:
         self, readings: Iterable[IncomingReading], progress: Callable[[int], None] | None = None
     ) -> Summary:
         """Ingest everything; returns the counts. Progress is reported as batches are written."""
+        with paused_gc():  # parsing, judging and writing make a million short-lived objects, no cycles
+            return self._run(readings, progress)
+
+    def _run(self, readings: Iterable[IncomingReading], progress: Callable[[int], None] | None) -> Summary:
         summary = Summary()
         pending: queue.Queue[tuple[list[IncomingReading], BatchResult] | None] = queue.Queue(maxsize=2)
         written = threading.Condition()
@@ -152,11 +174,6 @@ class BulkIngest:
 
 
 def _batches(readings: Iterable[IncomingReading], size: int) -> Iterable[list[IncomingReading]]:
-    batch: list[IncomingReading] = []
-    for reading in readings:
-        batch.append(reading)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
+    stream = iter(readings)
+    while batch := list(itertools.islice(stream, size)):
         yield batch

@@ -15,7 +15,6 @@ running joins it and gets its result.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
@@ -37,27 +36,12 @@ from amr.drivers import is_push, poll_driver, push_driver
 from amr.drivers.base import MeterValues, PushDriver, Sink
 from amr.drivers.normalise import normalise
 from amr.errors import NotFound, StoreError
+from amr.gc_policy import tune_gc
 from amr.store.health import load_health
 
 log = logging.getLogger("amr.collector")
-GC_THRESHOLDS = (20_000, 20, 20)  # allocations before a young collection; young, middle per older one
 START_WAVE = 50  # polls `poll_all` starts per turn of the event loop
 PushFactory = Callable[[BusConfig, Sequence[MeterConfig], tzinfo], PushDriver]
-
-
-def tune_gc() -> None:
-    """Set the cyclic garbage collector for a process that holds thousands of connections.
-
-    Configuration, meters and drivers live as long as the process: they are moved out of the
-    collector's scans (`gc.freeze`). A sweep makes and drops many short-lived objects and keeps
-    a connection per device: with Python's default thresholds the full collections that follow
-    scan every connection again and again, and their pauses make the event loop late, so that
-    answers which came in time look like timeouts. Collections of the young generation are
-    made rarer (`GC_THRESHOLDS`); nothing is turned off, cycles are still collected.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*(max(now, wanted) for now, wanted in zip(gc.get_threshold(), GC_THRESHOLDS, strict=True)))
 
 
 def buffer_path(config: Config) -> Path:

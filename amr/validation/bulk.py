@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from fractions import Fraction
+from itertools import repeat
 
 from amr.domain import CHANNELS, IncomingReading
 from amr.meters import Meter
@@ -21,8 +23,8 @@ from amr.validation.series import Series
 BULK_MIN = 8
 """Runs shorter than this go reading by reading (and get full detail in their outcomes)."""
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_PROBLEMS = operator.attrgetter("problems")
 _MICROS_PER_HOUR = 3_600_000_000
 
 
@@ -49,34 +51,46 @@ def acceptable_in_bulk(
     times: list[datetime] = [r.ts for r in readings]  # type: ignore[misc]
     if not all(map(operator.lt, times, times[1:])):
         return False
-    for reading in readings:
-        if reading.problems or not any(v is not None for v in reading.values.values()):
-            return False
-    micros = [(t - _EPOCH) // _MICROSECOND for t in times]
+    if any(map(_PROBLEMS, readings)):
+        return False
+    value_maps = [r.values for r in readings]
+    columns: list[list[int | None]] = [list(map(dict.get, value_maps, repeat(channel))) for channel in CHANNELS]
+    if all(None in column for column in columns) and not all(map(_has_value, *columns)):
+        return False  # a reading without any value
     power = scale.power_w
     capacity = scale.capacity
-    for channel in CHANNELS:
-        column = [r.values.get(channel) for r in readings]
+    for channel, column in zip(CHANNELS, columns, strict=True):
+        stamps: list[datetime]
         if None in column:
-            kept = [(m, v) for m, v in zip(micros, column, strict=True) if v is not None]
+            kept = [(t, v) for t, v in zip(times, column, strict=True) if v is not None]
             if not kept:
                 continue
-            stamps, values = [m for m, _ in kept], [v for _, v in kept]
+            stamps, values = [t for t, _ in kept], [v for _, v in kept]
         else:
-            stamps, values = list(micros), column  # type: ignore[assignment]
+            stamps, values = list(times), column  # type: ignore[assignment]
         prev, _ = series.around(channel, first)
         if prev is not None:
             if meter.scale_at(prev.ts) is not scale:
                 return False
-            stamps.insert(0, (prev.ts - _EPOCH) // _MICROSECOND)
+            stamps.insert(0, prev.ts)
             values.insert(0, prev.values[channel])  # type: ignore[arg-type]
         if min(values) < 0 or max(values) > capacity:
             return False
         if not all(map(operator.le, values, values[1:])):
             return False
-        if power is not None:
-            deltas = map(operator.sub, values[1:], values)
-            spans = map(operator.sub, stamps[1:], stamps)
-            if not all(d * _MICROS_PER_HOUR <= power * t for d, t in zip(deltas, spans, strict=True)):
-                return False
+        if power is not None and len(values) > 1 and not _within_power(values, stamps, power):
+            return False
     return True
+
+
+def _within_power(values: list[int], stamps: list[datetime], power_w: int | Fraction) -> bool:
+    """True when no step of the register passes more than `power_w` could in its time (exact)."""
+    deltas = list(map(operator.sub, values[1:], values))
+    spans = list(map(operator.sub, stamps[1:], stamps))
+    if max(deltas) * _MICROS_PER_HOUR <= power_w * (min(spans) // _MICROSECOND):
+        return True  # even the largest step in the shortest time is within the limit
+    return all(d * _MICROS_PER_HOUR <= power_w * (t // _MICROSECOND) for d, t in zip(deltas, spans, strict=True))
+
+
+def _has_value(*values: int | None) -> bool:
+    return any(value is not None for value in values)

@@ -9,6 +9,7 @@ writes nothing. `amr.ingest` writes what it decided.
 
 from __future__ import annotations
 
+import operator
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 from amr.domain import CHANNELS, SOURCE_TEXT, Channel, Flag, IncomingReading, StoredReading, kwh_from_wh
 from amr.energy import consumption_wh
+from amr.gc_policy import paused_gc
 from amr.meters import Meter
 from amr.validation.bulk import BULK_MIN, acceptable_in_bulk
 from amr.validation.reasons import Reason
@@ -213,11 +215,16 @@ class Pipeline:
 
     def run(self, batch: Sequence[IncomingReading]) -> BatchResult:
         """Judge every reading of `batch`; later readings see earlier accepted ones."""
+        with paused_gc():
+            return self._run(batch)
+
+    def _run(self, batch: Sequence[IncomingReading]) -> BatchResult:
         now = self.now()
         result = BatchResult(outcomes=[Outcome("rejected")] * len(batch))
         groups: dict[SeriesKey, list[int]] = defaultdict(list)
+        find = self.meters.get
         for index, reading in enumerate(batch):
-            meter = self.meters.get(reading.meter)
+            meter = find(reading.meter)
             if meter is None:
                 problem = (Reason.UNKNOWN_METER, f"no meter with serial {reading.meter!r} is configured")
                 self._reject(result, index, reading, None, [problem])
@@ -230,50 +237,79 @@ class Pipeline:
         if not groups:
             return result
         requests = []
+        runs: dict[SeriesKey, list[IncomingReading]] = {}
         for (meter_id, tariff), indices in groups.items():
-            indices.sort(key=lambda i: batch[i].ts)  # type: ignore[arg-type,return-value]
-            start, end = batch[indices[0]].ts, batch[indices[-1]].ts
-            assert start is not None and end is not None
-            requests.append(ContextRequest(meter_id, tariff, start, end))
+            run = runs[(meter_id, tariff)] = list(map(batch.__getitem__, indices))
+            stamps: list[datetime] = [r.ts for r in run]  # type: ignore[misc]
+            if not all(map(operator.le, stamps, stamps[1:])):  # most runs come in time order
+                indices.sort(key=lambda i: batch[i].ts)  # type: ignore[arg-type,return-value]
+                run = runs[(meter_id, tariff)] = list(map(batch.__getitem__, indices))
+                stamps = [r.ts for r in run]  # type: ignore[misc]
+            requests.append(ContextRequest(meter_id, tariff, stamps[0], stamps[-1]))
         context = self.loader.load_context(requests)
         latest_allowed = now + self.clock_tolerance
         for key, indices in groups.items():
             series = Series(list(context.get(key, ())))
-            meter = self.meters[batch[indices[0]].meter]
-            run = [batch[i] for i in indices]
+            run = runs[key]
+            meter = self.meters[run[0].meter]
             if len(run) >= BULK_MIN and acceptable_in_bulk(meter, key[1], run, series, latest_allowed):
-                self._accept_run(result, meter, indices, run, now)
-                continue
-            for index, reading in zip(indices, run, strict=True):
-                problems = static_reasons(reading, meter, now, self.clock_tolerance)
-                if problems:
-                    self._reject(result, index, reading, meter, problems)
-                else:
-                    self._judge(result, index, reading, series, now)
+                self._accept_run(result, meter, indices, run, now)  # the common case: nothing to add to `series`
+            else:
+                self._judge_run(result, meter, key[1], indices, run, series, now, latest_allowed)
         return result
+
+    def _judge_run(
+        self,
+        result: BatchResult,
+        meter: Meter,
+        tariff: int,
+        indices: list[int],
+        run: list[IncomingReading],
+        series: Series,
+        now: datetime,
+        latest_allowed: datetime,
+    ) -> None:
+        """A run that failed the bulk test: its halves are tried again (most of a long run is usually
+        fine), down to short pieces judged reading by reading. Each piece sees every reading accepted
+        before it, so the verdicts are those of judging the whole run one by one."""
+        if len(run) >= 2 * BULK_MIN:
+            half = len(run) // 2
+            for part in (slice(None, half), slice(half, None)):
+                piece = run[part]
+                if acceptable_in_bulk(meter, tariff, piece, series, latest_allowed):
+                    self._accept_run(result, meter, indices[part], piece, now)
+                    for stored in result.accepted[len(result.accepted) - len(piece) :]:
+                        series.add(stored)
+                else:
+                    self._judge_run(result, meter, tariff, indices[part], piece, series, now, latest_allowed)
+            return
+        for index, reading in zip(indices, run, strict=True):
+            problems = static_reasons(reading, meter, now, self.clock_tolerance)
+            if problems:
+                self._reject(result, index, reading, meter, problems)
+            else:
+                self._judge(result, index, reading, series, now)
 
     def _accept_run(
         self, result: BatchResult, meter: Meter, indices: list[int], run: list[IncomingReading], now: datetime
     ) -> None:
-        outcome = Outcome("accepted", meter=meter)
-        meter_id = meter.id
-        accepted = result.accepted
-        outcomes = result.outcomes
-        for index, reading in zip(indices, run, strict=True):
-            values = (
-                reading.values if len(reading.values) == 4 else {c: reading.values.get(c) for c in CHANNELS}
-            )
-            accepted.append(
+        meter_id, texts = meter.id, SOURCE_TEXT
+        result.accepted.extend(
+            [
                 StoredReading(
                     meter_id,
-                    reading.ts,  # type: ignore[arg-type]
-                    reading.tariff,
-                    values,
-                    SOURCE_TEXT[reading.source],
+                    r.ts,  # type: ignore[arg-type]
+                    r.tariff,
+                    r.values if len(r.values) == 4 else {c: r.values.get(c) for c in CHANNELS},
+                    texts[r.source],
                     0,
-                    reading.received_at or now,
+                    r.received_at or now,
                 )
-            )
+                for r in run
+            ]
+        )
+        outcome, outcomes = Outcome("accepted", meter=meter), result.outcomes
+        for index in indices:
             outcomes[index] = outcome
 
     def _reject(

@@ -6,12 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from amr.bulk_ingest import BulkIngest
 from amr.consumption import Step, boundaries, consumption
 from amr.domain import Channel, Flag
 from amr.ingest import Ingestor
 from amr.store import Store
-from amr.validation import ContextRequest, Reason
+from amr.validation import ContextRequest, Pipeline, Reason, Summary
 from tests.support.builders import NOW, T0, meters, reading
+from tests.support.memory import MemoryLoader
 
 SPECS = (
     {"serial": "A1", "object": "ПС Северная", "point": "p1", "accounts": ["111"], "max_power_kw": 100},
@@ -123,6 +125,44 @@ def test_bulk_batch(store: Store) -> None:
     result = ing.submit(batch)
     assert result.summary().accepted == 5000
     assert len(store.readings([ing.meters["A1"].id])) == 5000
+
+
+def test_bulk_ingest_across_batches_agrees_with_judging_batch_by_batch(store: Store) -> None:
+    # BulkIngest judges a batch against its in-memory tails of the series, not the store: the
+    # verdicts and what is stored must be those of judging each batch against everything before.
+    ing = ingestor(store)
+    stream = []
+    a_plus, r_plus = 100.0, 50.0
+    for step in range(80):
+        hour = step / 2
+        a_plus, r_plus = a_plus + 1.5, r_plus + 0.5
+        if step % 13 == 6:
+            stream.append(reading("A1", hour, f"{a_plus - 40:.1f}", r_plus=f"{r_plus:.1f}"))  # A+ went back
+        elif step % 5 == 0:
+            stream.append(reading("A1", hour, f"{a_plus:.1f}"))  # no R+: R+'s newest stays an older reading
+        elif step % 5 == 1 and step % 2:
+            stream.append(reading("A1", hour, f"{a_plus:.1f}", r_plus=f"{r_plus - 2:.1f}"))  # below that R+
+        else:
+            stream.append(reading("A1", hour, f"{a_plus:.1f}", r_plus=f"{r_plus:.1f}"))
+        stream.append(reading("B2", hour, f"{a_plus:.1f}", tariff=step % 3))
+    stream.insert(100, reading("A1", 10.25, "116.0", r_plus="55.2"))  # a back-fill between stored readings
+    stream.insert(130, reading("A1", 4.0, "110.0"))  # an existing time with another value: conflict
+
+    expected, loader = Summary(), MemoryLoader()
+    pipeline = Pipeline(ing.meters, loader, ing.clock_tolerance, ing.now)
+    for offset in range(0, len(stream), 7):
+        result = pipeline.run(stream[offset : offset + 7])
+        loader.apply(result)
+        expected.add(result)
+    summary = BulkIngest(ing, batch_size=7).run(stream)
+
+    assert summary.as_dict() == expected.as_dict()
+    assert summary.rejected["lower_than_previous"] >= 10 and summary.rejected["conflict"] == 1
+    for serial in ("A1", "B2"):
+        meter_id = ing.meters[serial].id
+        for tariff in range(3):
+            stored = [(r.ts, r.values, r.flags) for r in store.readings([meter_id], tariff=tariff)]
+            assert stored == [(r.ts, r.values, r.flags) for r in loader.series(meter_id, tariff)]
 
 
 def test_daily_consumption_from_the_store_in_the_site_zone(store: Store) -> None:
