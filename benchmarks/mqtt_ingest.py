@@ -35,7 +35,6 @@ import contextlib
 import json
 import logging
 import os
-import select
 import socket
 import sqlite3
 import subprocess
@@ -59,6 +58,7 @@ from amr.app import App
 from amr.collector import Collector
 from amr.config import config_from_dict
 from amr.drivers.mqtt import RECEIVE_MAXIMUM, MqttDriver
+from benchmarks.children import end, readline
 from simulators.model import VirtualMeter
 from simulators.mqtt_publisher import MqttPublisher, render_amr
 
@@ -188,24 +188,12 @@ class Publisher:
         return report
 
     def __exit__(self, *_: object) -> None:
-        if self.proc is None:
-            return
-        if self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.close()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        if self.proc is not None:
+            end([self.proc])
 
 
 def _readline(stream: IO[str], timeout: float) -> str:
-    ready, _, _ = select.select([stream], [], [], timeout)
-    line = stream.readline() if ready else ""
-    if not line:
-        raise RuntimeError(f"the publisher process ended or said nothing within {timeout:g} s")
-    return line
+    return readline(stream, timeout, "the publisher process ended or said nothing")
 
 
 # --- the consumers --------------------------------------------------------------------------

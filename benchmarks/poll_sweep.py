@@ -50,7 +50,6 @@ import json
 import logging
 import os
 import resource
-import select
 import sqlite3
 import statistics
 import struct
@@ -70,6 +69,7 @@ from pymodbus.exceptions import ModbusException
 from amr.app import App
 from amr.collector import Collector
 from amr.config import Config, config_from_dict
+from benchmarks.children import end, readline
 from simulators.modbus import ModbusTcpSimulator
 from simulators.model import Faults, VirtualMeter
 
@@ -146,15 +146,7 @@ class Simulators:
         return self
 
     def __exit__(self, *_: object) -> None:
-        for proc in self.procs:
-            if proc.stdin is not None:
-                proc.stdin.close()
-        for proc in self.procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        end(self.procs)
 
     def cpu(self) -> float:
         """CPU seconds the simulator processes used so far."""
@@ -167,11 +159,7 @@ class Simulators:
 
 
 def _readline(stream: IO[str], timeout: float) -> str:
-    ready, _, _ = select.select([stream], [], [], timeout)
-    line = stream.readline() if ready else ""
-    if not line:
-        raise RuntimeError(f"a simulator process gave no ports within {timeout:g} s")
-    return line
+    return readline(stream, timeout, "a simulator process gave no ports")
 
 
 # --- the naive baseline -------------------------------------------------------------------

@@ -35,7 +35,6 @@ import contextlib
 import json
 import logging
 import os
-import select
 import sqlite3
 import subprocess
 import sys
@@ -54,6 +53,7 @@ from amr.collector import Collector
 from amr.config import Config, MeterConfig, config_from_dict
 from amr.drivers.modbus import register_map, rtu_gap
 from amr.protocols.crc import crc_bytes
+from benchmarks.children import end, readline
 from simulators.modbus import ModbusRtuSimulator, rtu_line_time
 from simulators.model import VirtualMeter
 
@@ -156,24 +156,12 @@ class Simulator:
         return int(str(self._ask("count")["requests"]))
 
     def __exit__(self, *_: object) -> None:
-        if self.proc is None:
-            return
-        if self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.close()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        if self.proc is not None:
+            end([self.proc])
 
 
 def _readline(stream: IO[str], timeout: float) -> str:
-    ready, _, _ = select.select([stream], [], [], timeout)
-    line = stream.readline() if ready else ""
-    if not line:
-        raise RuntimeError(f"the simulator process did not answer within {timeout:g} s")
-    return line
+    return readline(stream, timeout, "the simulator process did not answer")
 
 
 # --- the bare loop --------------------------------------------------------------------------

@@ -35,17 +35,16 @@ import struct
 import tty
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 
 from amr.drivers.modbus import rtu_gap
 from amr.protocols.crc import crc16_modbus, crc_bytes
 from amr.protocols.modbus_map import PROFILES, RegisterMap
 from simulators.model import VirtualMeter
+from simulators.serving import LOOPBACK, Connections, Service
 
 Profile = str | RegisterMap  # a built-in profile's name, or a map
 Request = tuple[int, int, int, int]  # unit, function, address, count
-LOOPBACK = "127.0.0.1"
 GATEWAY_TARGET_FAILED = 0x0B  # exception code of a gateway whose target does not answer
 
 
@@ -115,7 +114,7 @@ class _Meters:
         return bytes([function, 2 * count]) + b"".join(table.get(a, 0).to_bytes(2, "big") for a in wanted)
 
 
-class _Simulator:
+class _Simulator(Service):
     def __init__(
         self,
         meters: Iterable[VirtualMeter],
@@ -130,8 +129,7 @@ class _Simulator:
         self.meters = _Meters(meters, profile, profiles or {})
         self.host, self.port = host, port
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._connections = Connections()
 
     @property
     def requests(self) -> list[Request]:
@@ -145,39 +143,17 @@ class _Simulator:
 
     async def stop(self) -> None:
         """Stop serving and close every connection."""
-        if self._server is not None:
-            self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
+        await self._connections.close(self._server)
+        self._server = None
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self._writers.add(writer)
-        try:
-            await self._serve(reader, writer)
-        except (asyncio.CancelledError, asyncio.IncompleteReadError, ConnectionError):
-            pass  # stopped, or the client went away; asyncio's stream callback chokes on a cancelled task
-        finally:
-            self._tasks.discard(task)
-            self._writers.discard(writer)
-            writer.close()
+        with self._connections.serving(writer):
+            try:
+                await self._serve(reader, writer)
+            except (asyncio.CancelledError, asyncio.IncompleteReadError, ConnectionError):
+                pass  # stopped, or the client went away; asyncio's stream callback chokes on a cancelled task
+            finally:
+                writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         raise NotImplementedError
@@ -285,7 +261,7 @@ class ModbusRtuSimulator(_Simulator):
                 await self._transact(await queue.get(), lambda data: os.write(master, data))
 
         asyncio.get_running_loop().add_reader(master, readable)
-        self._tasks.add(asyncio.create_task(line()))
+        self._connections.spawn(line())
 
     async def stop(self) -> None:
         """Stop serving; close the pty."""

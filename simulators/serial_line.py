@@ -21,14 +21,14 @@ import contextlib
 import os
 import tty
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, ClassVar, Generic, Literal, Self, TypedDict, TypeVar
+from typing import ClassVar, Generic, Literal, TypedDict, TypeVar
 
 from amr.drivers.serial_line import frame_time
 from simulators.model import VirtualMeter
+from simulators.serving import LOOPBACK, Connections, Service
 
 Transport = Literal["pty", "tcp"]
 S = TypeVar("S")
@@ -44,7 +44,7 @@ class LineOptions(TypedDict, total=False):
     passwords: Mapping[str, str] | None
 
 
-@dataclass
+@dataclass(eq=False)  # one per connection: compared and hashed by identity
 class Link:
     """One connection to the simulated line: bytes in from `reader`, out through `send`."""
 
@@ -58,7 +58,7 @@ class Link:
             self.writer.close()
 
 
-class SerialSimulator(abc.ABC, Generic[S]):
+class SerialSimulator(Service, Generic[S]):
     """Meters on one simulated line; use ``async with``, then point a driver at `url`."""
 
     default_baudrate: ClassVar[int] = 9600
@@ -84,8 +84,7 @@ class SerialSimulator(abc.ABC, Generic[S]):
         self.answers: Counter[str] = Counter()  # serial → answers sent
         self.url = ""
         self._bus = asyncio.Lock()  # one frame on the wire at a time (meters react independently)
-        self._links: list[Link] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._connections = Connections()
         self._server: asyncio.Server | None = None
         self._pty: tuple[int, int, asyncio.BaseTransport] | None = None
 
@@ -99,40 +98,22 @@ class SerialSimulator(abc.ABC, Generic[S]):
             loop = asyncio.get_running_loop()
             transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
             self._pty, self.url = (master, slave, transport), os.ttyname(slave)
-            self._spawn(self._serve(Link(reader, self._pty_send)))
+            self._connections.spawn(self._serve(Link(reader, self._pty_send)))
         elif self.transport == "tcp":
-            self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-            self.url = f"socket://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+            self._server = await asyncio.start_server(self._accept, LOOPBACK, 0)
+            self.url = f"socket://{LOOPBACK}:{self._server.sockets[0].getsockname()[1]}"
         else:
             raise ValueError(f"transport is 'pty' or 'tcp'; got {self.transport!r}")
 
     async def stop(self) -> None:
         """Close every connection, the server and the pty."""
-        if self._server is not None:
-            self._server.close()
-        for link in self._links:
-            link.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
+        await self._connections.close(self._server)
         if self._pty is not None:
             master, slave, transport = self._pty
             transport.close()
             os.close(master)
             os.close(slave)
             self._pty = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def _pty_send(self, data: bytes) -> None:
         assert self._pty is not None
@@ -149,33 +130,22 @@ class SerialSimulator(abc.ABC, Generic[S]):
                 writer.write(data)
                 await writer.drain()
 
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            await self._serve(Link(reader, send, writer))
-        finally:
-            self._tasks.discard(task)
+        link = Link(reader, send, writer)
+        with self._connections.serving(link):
+            await self._serve(link)
 
     async def _serve(self, link: Link) -> None:
-        self._links.append(link)
         session = self._new_session()
         buffer = bytearray()
         try:
             while data := await link.reader.read(4096):
                 buffer += data
                 while (frame := self._next_frame(buffer)) is not None:
-                    self._spawn(self._handle(frame, link, session))  # a late meter holds up no one
+                    self._connections.spawn(self._handle(frame, link, session))  # a late meter holds up no one
         except ConnectionError:
             pass
         finally:
-            self._links.remove(link)
             link.close()
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _meter(self, address: str) -> VirtualMeter | None:
         """The meter at `address`; "" or "0" (everyone) only when it is alone on the line."""

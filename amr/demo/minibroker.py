@@ -15,8 +15,9 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from simulators.serving import LOOPBACK, Connections, Service
+
 log = logging.getLogger("amr.demo.broker")
-LOOPBACK = "127.0.0.1"
 
 CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC = 1, 2, 3, 4, 5
 SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 10, 11, 12, 13, 14
@@ -126,7 +127,7 @@ class _Client:
             self.writer.write(data)
 
 
-class MiniBroker:
+class MiniBroker(Service):
     """``async with MiniBroker() as broker:`` listens on 127.0.0.1:`broker.port` until the block ends."""
 
     def __init__(self, port: int = 0) -> None:
@@ -135,7 +136,7 @@ class MiniBroker:
         self.clients: dict[str, _Client] = {}
         self.delivered = 0
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._connections = Connections()
 
     async def start(self) -> None:
         """Start listening on the loopback interface."""
@@ -144,23 +145,8 @@ class MiniBroker:
 
     async def stop(self) -> None:
         """Close every connection and stop listening."""
-        if self._server is not None:
-            self._server.close()
-        for client in list(self.clients.values()):
-            client.writer.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
-
-    async def __aenter__(self) -> MiniBroker:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.stop()
+        await self._connections.close(self._server)
+        self._server = None
 
     async def _read_packet(self, reader: asyncio.StreamReader) -> tuple[int, int, bytes]:
         first = (await reader.readexactly(1))[0]
@@ -176,39 +162,36 @@ class MiniBroker:
         return first >> 4, first & 0x0F, await reader.readexactly(length)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        client: _Client | None = None
-        try:
-            kind, _, body = await asyncio.wait_for(self._read_packet(reader), 10)
-            if kind != CONNECT:
-                return
-            client = self._connect(body, writer)
-            while True:
-                kind, flags, body = await self._read_packet(reader)
-                if kind == PUBLISH:
-                    self._publish(client, flags, body)
-                elif kind == SUBSCRIBE:
-                    self._subscribe(client, body)
-                elif kind == UNSUBSCRIBE:
-                    self._unsubscribe(client, body)
-                elif kind == PINGREQ:
-                    client.send(packet(PINGRESP, 0, b""))
-                elif kind == DISCONNECT:
+        with self._connections.serving(writer):
+            client: _Client | None = None
+            try:
+                kind, _, body = await asyncio.wait_for(self._read_packet(reader), 10)
+                if kind != CONNECT:
                     return
-                elif kind not in (PUBACK,):
-                    raise ProtocolViolation(f"packet type {kind} is not supported by the demo broker")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, asyncio.CancelledError):
-            pass
-        except (ProtocolViolation, UnicodeDecodeError) as exc:
-            log.debug("demo broker: dropping a client: %s", exc)
-        finally:
-            if client is not None and self.clients.get(client.client_id) is client:
-                del self.clients[client.client_id]
-            writer.close()
-            self._tasks.discard(task)
+                client = self._connect(body, writer)
+                while True:
+                    kind, flags, body = await self._read_packet(reader)
+                    if kind == PUBLISH:
+                        self._publish(client, flags, body)
+                    elif kind == SUBSCRIBE:
+                        self._subscribe(client, body)
+                    elif kind == UNSUBSCRIBE:
+                        self._unsubscribe(client, body)
+                    elif kind == PINGREQ:
+                        client.send(packet(PINGRESP, 0, b""))
+                    elif kind == DISCONNECT:
+                        return
+                    elif kind not in (PUBACK,):
+                        raise ProtocolViolation(f"packet type {kind} is not supported by the demo broker")
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, asyncio.CancelledError):
+                pass
+            except (ProtocolViolation, UnicodeDecodeError) as exc:
+                log.debug("demo broker: dropping a client: %s", exc)
+            finally:
+                if client is not None and self.clients.get(client.client_id) is client:
+                    del self.clients[client.client_id]
+                writer.close()
 
     def _connect(self, body: bytes, writer: asyncio.StreamWriter) -> _Client:
         r = Reader(body)

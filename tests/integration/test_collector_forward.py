@@ -25,6 +25,7 @@ from amr.store.health import load_health
 from amr.store.models import MeterRow
 from simulators.modbus import ModbusTcpSimulator
 from simulators.model import VirtualMeter
+from simulators.serving import Connections
 from tests.integration.test_collector import run
 
 
@@ -35,8 +36,7 @@ class Proxy:
         self.target = (host, port)
         self.port = 0
         self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._connections = Connections()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
@@ -44,13 +44,7 @@ class Proxy:
 
     async def cut(self) -> None:
         assert self._server is not None
-        self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
+        await self._connections.close(self._server)
         self._server = None
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -59,7 +53,7 @@ class Proxy:
         except OSError:
             writer.close()
             return
-        self._writers.update((writer, up_writer))
+        self._connections.open.update((writer, up_writer))
 
         async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
             try:
@@ -71,11 +65,9 @@ class Proxy:
             finally:
                 sink.close()
 
-        tasks = [asyncio.create_task(pipe(reader, up_writer)), asyncio.create_task(pipe(up_reader, writer))]
-        self._tasks.update(tasks)
+        tasks = [self._connections.spawn(pipe(reader, up_writer)), self._connections.spawn(pipe(up_reader, writer))]
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.difference_update(tasks)
-        self._writers.difference_update((writer, up_writer))
+        self._connections.open.difference_update((writer, up_writer))
 
 
 def through(url: str, port: int) -> str:
