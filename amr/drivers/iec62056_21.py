@@ -31,17 +31,15 @@ cannot be read is named in ``MeterValues.errors``; the others are kept.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 
 from amr.config import BusConfig, MeterConfig
 from amr.domain import Channel, Source, Values
-from amr.drivers.base import MeterValues, PollDriver
-from amr.drivers.serial_line import LineSettings, SerialLine
+from amr.drivers.base import MeterValues
+from amr.drivers.serial_line import LineSettings, SerialLineDriver
 from amr.errors import ConfigError, ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
 from amr.protocols import iec62056_21 as iec
 from amr.protocols import obis
@@ -146,17 +144,14 @@ def register_codes(tariffs: int) -> list[str]:
     return [obis.energy_code(channel, zone) for zone in zones for channel in Channel] + ["0.9.1", "0.9.2"]
 
 
-class Iec62056Driver(PollDriver):
+class Iec62056Driver(SerialLineDriver):
     """Poll IEC 62056-21 mode C meters on one serial line, each by its device address."""
 
     kind: ClassVar[str] = "iec62056-21"
     source: ClassVar[str] = Source.SERIAL.value
-    serial_line: ClassVar[bool] = True
 
     def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC, max_baudrate: int = 19200) -> None:
         """`tz` is the zone the meters' clocks run in; `max_baudrate` caps the speed switched to."""
-        super().__init__(bus, tz=tz)
-        self.max_baudrate = max_baudrate
         given = bus.model_fields_set
         settings = LineSettings.from_bus(
             bus,
@@ -164,21 +159,9 @@ class Iec62056Driver(PollDriver):
             bytesize=bus.bytesize if "bytesize" in given else 7,
             parity=bus.parity if "parity" in given else "E",
         )
+        super().__init__(bus, settings, tz=tz)
+        self.max_baudrate = max_baudrate
         self.initial_baudrate = settings.baudrate
-        self.line = SerialLine(settings)
-        self._lock = threading.Lock()
-
-    async def open(self) -> None:
-        """Open the line; raise `ConnectError` when it cannot be opened."""
-        await asyncio.to_thread(self._locked, self.line.open)
-
-    async def read(self, meter: MeterConfig) -> MeterValues:
-        """Read one meter in a worker thread."""
-        return await asyncio.to_thread(self.read_sync, meter)
-
-    async def close(self) -> None:
-        """Close the line; never raises."""
-        await asyncio.to_thread(self._locked, self.line.close)
 
     def choose_baudrate(self, offered: int) -> int:
         """The speed to ask for: the meter's offer capped by `max_baudrate`; the initial one over ``socket://``."""
@@ -271,7 +254,3 @@ class Iec62056Driver(PollDriver):
         except DriverError as exc:
             errors["break"] = str(exc)
         return data_sets, errors
-
-    def _locked(self, action: Callable[[], None]) -> None:
-        with self._lock:
-            action()

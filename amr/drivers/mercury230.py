@@ -19,16 +19,13 @@ the other tariffs are kept.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 
 from amr.config import BusConfig, MeterConfig
 from amr.domain import Source, Values
-from amr.drivers.base import MeterValues, PollDriver
-from amr.drivers.serial_line import LineSettings, SerialLine
+from amr.drivers.base import MeterValues
+from amr.drivers.serial_line import LineSettings, SerialLineDriver
 from amr.errors import ConfigError, ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
 from amr.protocols import mercury230 as merc
 from amr.protocols.crc import crc_ok
@@ -96,30 +93,15 @@ def tariffs_to_read(meter: MeterConfig) -> list[int]:
     return [0, *range(1, meter.tariffs + 1)] if meter.tariffs > 1 else [0]
 
 
-class Mercury230Driver(PollDriver):
+class Mercury230Driver(SerialLineDriver):
     """Poll Mercury 230/234 meters on one serial line (a port, a pty, ``socket://`` or ``rfc2217://``)."""
 
     kind: ClassVar[str] = "mercury230"
     source: ClassVar[str] = Source.SERIAL.value
-    serial_line: ClassVar[bool] = True
 
     def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC) -> None:
         """Use the bus's line settings as configured (Mercury's factory setting is 9600 8N1)."""
-        super().__init__(bus, tz=tz)
-        self.line = SerialLine(LineSettings.from_bus(bus))
-        self._lock = threading.Lock()
-
-    async def open(self) -> None:
-        """Open the line; raise `ConnectError` when it cannot be opened."""
-        await asyncio.to_thread(self._locked, self.line.open)
-
-    async def read(self, meter: MeterConfig) -> MeterValues:
-        """Read one meter in a worker thread (the line blocks, the event loop does not)."""
-        return await asyncio.to_thread(self.read_sync, meter)
-
-    async def close(self) -> None:
-        """Close the line; never raises."""
-        await asyncio.to_thread(self._locked, self.line.close)
+        super().__init__(bus, LineSettings.from_bus(bus), tz=tz)
 
     def read_sync(self, meter: MeterConfig) -> MeterValues:
         """The blocking poll of one meter; reopens the line if a previous error closed it."""
@@ -188,7 +170,3 @@ class Mercury230Driver(PollDriver):
             others = ", ".join(map(str, waiter.skipped))
             raise ReadTimeout(f"{exc}; skipped late answers from address {others}") from exc
         return waiter.answer
-
-    def _locked(self, action: Callable[[], None]) -> None:
-        with self._lock:
-            action()

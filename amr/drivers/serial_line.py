@@ -20,8 +20,9 @@ Timing of one exchange on a half-duplex line (RS-485 carries one frame at a time
 Reads are deadline based: the first byte must arrive within ``timeout`` after
 the request has left the wire, each later gap between bytes must be shorter
 than ``timeout``, and a read never blocks more than one poll slice (`POLL`,
-10 ms) past its deadline. Everything here blocks; drivers call it through
-``asyncio.to_thread`` so that the event loop never waits on a port.
+10 ms) past its deadline. The line blocks; `SerialLineDriver`, the base of the
+serial drivers, calls it through ``asyncio.to_thread`` so that the event loop never
+waits on a port.
 
 Errors: pyserial, OS and socket failures become `ConnectError` (and the port is
 closed, so the next `open` reconnects); silence becomes `ReadTimeout`.
@@ -29,15 +30,20 @@ closed, so the next `open` reconnects); silence becomes `ReadTimeout`.
 
 from __future__ import annotations
 
+import abc
+import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from datetime import UTC, tzinfo
+from typing import Any, ClassVar
 
 import serial
 
-from amr.config import BusConfig
+from amr.config import BusConfig, MeterConfig
+from amr.drivers.base import MeterValues, PollDriver
 from amr.errors import ConnectError, ProtocolError, ReadTimeout
 
 POLL = 0.01  # seconds: the longest single blocking read
@@ -240,3 +246,35 @@ class SerialLine:
         except (serial.SerialException, OSError) as exc:
             self.close()
             raise ConnectError(f"cannot {action} serial line {self.settings.url}: {exc}") from exc
+
+
+class SerialLineDriver(PollDriver):
+    """A poll driver on one blocking `SerialLine`: every call runs in a worker thread, one at a time,
+    so the line blocks and the event loop does not."""
+
+    serial_line: ClassVar[bool] = True
+
+    def __init__(self, bus: BusConfig, settings: LineSettings, *, tz: tzinfo = UTC) -> None:
+        super().__init__(bus, tz=tz)
+        self.line = SerialLine(settings)
+        self._lock = threading.Lock()  # held by `read_sync` for a whole poll
+
+    async def open(self) -> None:
+        """Open the line; raise `ConnectError` when it cannot be opened."""
+        await asyncio.to_thread(self._locked, self.line.open)
+
+    async def read(self, meter: MeterConfig) -> MeterValues:
+        """Read one meter in a worker thread."""
+        return await asyncio.to_thread(self.read_sync, meter)
+
+    async def close(self) -> None:
+        """Close the line; never raises."""
+        await asyncio.to_thread(self._locked, self.line.close)
+
+    @abc.abstractmethod
+    def read_sync(self, meter: MeterConfig) -> MeterValues:
+        """The blocking poll of one meter."""
+
+    def _locked(self, action: Callable[[], None]) -> None:
+        with self._lock:
+            action()
