@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
 import socket
 import statistics
@@ -22,8 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,15 +30,11 @@ import psycopg
 from amr.api.security import Passwords
 from amr.app import App
 from amr.store.users import Users
+from benchmarks.databases import copy_readings, fresh_database, url
 
-ADMIN_URL = os.environ.get("AMR_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 START = datetime(2025, 11, 1, tzinfo=UTC)
 CONCURRENCY = 16
 PASSWORD = "bench-password-1"
-
-
-def _url(name: str) -> str:
-    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
 def _free_port() -> int:
@@ -52,7 +46,7 @@ def _free_port() -> int:
 def _config(folder: Path, database: str, meters: int, port: int) -> Path:
     lines = [
         "[database]",
-        f'url = "{_url(database)}"',
+        f'url = "{url(database)}"',
         "[api]",
         f"port = {port}",
         "login_attempts = 100",
@@ -72,22 +66,15 @@ def _config(folder: Path, database: str, meters: int, port: int) -> Path:
 
 
 def _load(database: str, ids: list[int], steps: int) -> None:
-    with psycopg.connect(_url(database)) as conn:
-        with (
-            conn.cursor() as cur,
-            cur.copy(
-                "COPY readings (meter_id, tariff, ts, a_plus, a_minus, r_plus, r_minus, source, flags, received_at) "
-                "FROM STDIN (FORMAT BINARY)"
-            ) as copy,
-        ):
-            copy.set_types(
-                ["int4", "int2", "timestamptz", "int8", "int8", "int8", "int8", "text", "int2", "timestamptz"]
-            )
-            for step in range(steps):
-                ts = START + timedelta(minutes=30 * step)
-                for meter_id in ids:
-                    v = step * 500 + meter_id
-                    copy.write_row((meter_id, 0, ts, v, step, v // 3, step // 2, "askue:modbus", 0, ts))
+    def rows() -> Iterator[tuple[object, ...]]:
+        for step in range(steps):
+            ts = START + timedelta(minutes=30 * step)
+            for meter_id in ids:
+                v = step * 500 + meter_id
+                yield (meter_id, 0, ts, v, step, v // 3, step // 2, "askue:modbus", 0, ts)
+
+    with psycopg.connect(url(database)) as conn:
+        copy_readings(conn, rows())
         conn.commit()
         conn.execute("ANALYZE readings")
 
@@ -124,7 +111,7 @@ def _sql_caller(database: str, sql: str, params: tuple[object, ...]) -> Callable
 
     def call() -> None:
         if not hasattr(local, "conn"):
-            local.conn = psycopg.connect(_url(database), autocommit=True)
+            local.conn = psycopg.connect(url(database), autocommit=True)
         local.conn.execute(sql, params, prepare=True).fetchall()
 
     return call
@@ -148,63 +135,61 @@ def _api_caller(port: int, token: str) -> Callable[[], None]:
 def run(quick: bool = False) -> None:
     meters, days = (50, 14) if quick else (500, 365)
     steps = days * 48
-    database = f"amr_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{database}"')
-    server: subprocess.Popen[bytes] | None = None
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            port = _free_port()
-            config = _config(Path(folder), database, meters, port)
-            with App.open(config) as app:
-                ids = [m.id for m in app.meters.values()]
-                users = Users(app.store)
-                users.add("bench", "askue", Passwords().hash(PASSWORD), datetime.now(UTC))
-                mine = sorted(app.meters.values(), key=lambda m: m.serial)[:: meters // 10][:10]
-                users.link("bench", "meter", [m.serial for m in mine])
-                my_ids = [m.id for m in mine]
-            started = time.perf_counter()
-            _load(database, ids, steps)
-            print(
-                f"askue/meters benchmark: {meters} meters × {days} days of 30-minute readings "
-                f"({meters * steps:,} rows, loaded in {time.perf_counter() - started:.0f} s); "
-                f"a user with 10 meters; concurrency {CONCURRENCY}"
-            )
-            server = subprocess.Popen(
-                [sys.executable, "-m", "amr", "api", "-c", str(config), "--port", str(port), "--workers", "2"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            token = _login(port)
-            api = _api_caller(port, token)
-            for _ in range(50):
-                api()
-            api_ms = _measure(api, 1600)
-            naive_sql = (
-                "SELECT * FROM (SELECT DISTINCT ON (meter_id) meter_id, ts, a_plus, a_minus, r_plus, r_minus "
-                "FROM readings WHERE tariff = 0 ORDER BY meter_id, ts DESC) latest WHERE meter_id = ANY(%s)"
-            )
-            naive_ms = _measure(_sql_caller(database, naive_sql, (my_ids,)), 32 if not quick else 160)
-            best_sql = (
-                "SELECT r.* FROM unnest(%s::integer[]) AS k(m) CROSS JOIN LATERAL (SELECT meter_id, ts, a_plus, "
-                "a_minus, r_plus, r_minus FROM readings WHERE meter_id = k.m AND tariff = 0 "
-                "ORDER BY ts DESC LIMIT 1) r"
-            )
-            best_ms = _measure(_sql_caller(database, best_sql, (my_ids,)), 1600)
-        for label, values in (
-            ("API GET /api/v1/askue/meters", api_ms),
-            ("naive DISTINCT ON", naive_ms),
-            ("best raw SQL (LATERAL)", best_ms),
-        ):
-            print(f"  {label:<30} p50 {_p(values, 50):9.2f} ms   p99 {_p(values, 99):9.2f} ms   ({len(values)} calls)")
-        print(f"  naive p50 / API p50            {_p(naive_ms, 50) / _p(api_ms, 50):9.1f}   goal >= 100")
-        print(f"  API p99 / raw SQL p99          {_p(api_ms, 99) / _p(best_ms, 99):9.1f}   goal <= 10")
-    finally:
-        if server is not None:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=30)
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    with fresh_database() as database:
+        server: subprocess.Popen[bytes] | None = None
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                port = _free_port()
+                config = _config(Path(folder), database, meters, port)
+                with App.open(config) as app:
+                    ids = [m.id for m in app.meters.values()]
+                    users = Users(app.store)
+                    users.add("bench", "askue", Passwords().hash(PASSWORD), datetime.now(UTC))
+                    mine = sorted(app.meters.values(), key=lambda m: m.serial)[:: meters // 10][:10]
+                    users.link("bench", "meter", [m.serial for m in mine])
+                    my_ids = [m.id for m in mine]
+                started = time.perf_counter()
+                _load(database, ids, steps)
+                print(
+                    f"askue/meters benchmark: {meters} meters × {days} days of 30-minute readings "
+                    f"({meters * steps:,} rows, loaded in {time.perf_counter() - started:.0f} s); "
+                    f"a user with 10 meters; concurrency {CONCURRENCY}"
+                )
+                server = subprocess.Popen(
+                    [sys.executable, "-m", "amr", "api", "-c", str(config), "--port", str(port), "--workers", "2"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                token = _login(port)
+                api = _api_caller(port, token)
+                for _ in range(50):
+                    api()
+                api_ms = _measure(api, 1600)
+                naive_sql = (
+                    "SELECT * FROM (SELECT DISTINCT ON (meter_id) meter_id, ts, a_plus, a_minus, r_plus, r_minus "
+                    "FROM readings WHERE tariff = 0 ORDER BY meter_id, ts DESC) latest WHERE meter_id = ANY(%s)"
+                )
+                naive_ms = _measure(_sql_caller(database, naive_sql, (my_ids,)), 32 if not quick else 160)
+                best_sql = (
+                    "SELECT r.* FROM unnest(%s::integer[]) AS k(m) CROSS JOIN LATERAL (SELECT meter_id, ts, a_plus, "
+                    "a_minus, r_plus, r_minus FROM readings WHERE meter_id = k.m AND tariff = 0 "
+                    "ORDER BY ts DESC LIMIT 1) r"
+                )
+                best_ms = _measure(_sql_caller(database, best_sql, (my_ids,)), 1600)
+            for label, values in (
+                ("API GET /api/v1/askue/meters", api_ms),
+                ("naive DISTINCT ON", naive_ms),
+                ("best raw SQL (LATERAL)", best_ms),
+            ):
+                print(
+                    f"  {label:<30} p50 {_p(values, 50):9.2f} ms   p99 {_p(values, 99):9.2f} ms   ({len(values)} calls)"
+                )
+            print(f"  naive p50 / API p50            {_p(naive_ms, 50) / _p(api_ms, 50):9.1f}   goal >= 100")
+            print(f"  API p99 / raw SQL p99          {_p(api_ms, 99) / _p(best_ms, 99):9.1f}   goal <= 10")
+        finally:
+            if server is not None:
+                server.send_signal(signal.SIGINT)
+                server.wait(timeout=30)
 
 
 def _login(port: int) -> str:

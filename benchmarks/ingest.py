@@ -21,12 +21,10 @@ with known bad readings injected. Prints:
 from __future__ import annotations
 
 import gc
-import os
 import random
 import resource
 import statistics
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -38,8 +36,8 @@ from amr.domain import CHANNELS, IncomingReading, Source
 from amr.ingest import Ingestor
 from amr.store import Store
 from amr.validation import Pipeline
+from benchmarks.databases import copy_readings, fresh_database, url
 
-ADMIN_URL = os.environ.get("AMR_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 START = datetime(2026, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 Row = tuple[int, datetime, int, int, int, int]
@@ -102,26 +100,10 @@ def incoming(rows: list[Row]) -> Iterator[IncomingReading]:
         )
 
 
-def _fresh_database() -> str:
-    name = f"amr_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name
-
-
-def _drop(name: str) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _url(name: str) -> str:
-    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
 def _open(name: str, meters: int) -> tuple[Store, Ingestor]:
     config = config_from_dict(
         {
-            "database": {"url": _url(name)},
+            "database": {"url": url(name)},
             "meters": [{"serial": _serial(m), "digits": 8, "decimals": 2} for m in range(meters)],
         },
         environ={},
@@ -133,20 +115,11 @@ def _open(name: str, meters: int) -> tuple[Store, Ingestor]:
 
 def baseline_copy(name: str, rows: list[Row], ids: dict[str, int]) -> float:
     """Plain binary COPY of the same rows into the same table with the same keys."""
-    with psycopg.connect(_url(name)) as conn:
+    with psycopg.connect(url(name)) as conn:
         started = time.perf_counter()
-        with (
-            conn.cursor() as cur,
-            cur.copy(
-                "COPY readings (meter_id, tariff, ts, a_plus, a_minus, r_plus, r_minus, source, flags, received_at) "
-                "FROM STDIN (FORMAT BINARY)"
-            ) as copy,
-        ):
-            copy.set_types(
-                ["int4", "int2", "timestamptz", "int8", "int8", "int8", "int8", "text", "int2", "timestamptz"]
-            )
-            for m, ts, ap, am, rp, rm in rows:
-                copy.write_row((ids[_serial(m)], 0, ts, ap, am, rp, rm, "askue:modbus", 0, NOW))
+        copy_readings(
+            conn, ((ids[_serial(m)], 0, ts, ap, am, rp, rm, "askue:modbus", 0, NOW) for m, ts, ap, am, rp, rm in rows)
+        )
         conn.commit()
         return time.perf_counter() - started
 
@@ -158,7 +131,7 @@ def naive_validation(name: str, rows: list[Row], ids: dict[str, int]) -> tuple[f
         "SELECT a_plus, a_minus, r_plus, r_minus FROM readings WHERE meter_id = %s AND tariff = 0 "
         "AND ts < %s ORDER BY ts DESC LIMIT 1"
     )
-    with psycopg.connect(_url(name)) as conn, conn.cursor() as cur:
+    with psycopg.connect(url(name)) as conn, conn.cursor() as cur:
         started = time.perf_counter()
         for m, ts, ap, am, rp, rm in rows:
             prev = cur.execute(query, (ids[_serial(m)], ts), prepare=True).fetchone()
@@ -174,19 +147,16 @@ def _rss_mib() -> float:
 
 def _on_the_fly(rows: list[Row], meters: int, batch: int, copy_time: float) -> None:
     """Diagnostic: the same ingest into a fresh database, each reading built from its tuple as it is read."""
-    name = _fresh_database()
-    try:
+    with fresh_database() as name:
         store, ingestor = _open(name, meters)
         started = time.perf_counter()
         BulkIngest(ingestor, batch).run(incoming(rows))
         seconds = time.perf_counter() - started
         store.close()
-        print(
-            f"  diagnostic, not the figure: readings built during the ingest {seconds:8.2f} s "
-            f"(COPY / that {copy_time / seconds:.2f})"
-        )
-    finally:
-        _drop(name)
+    print(
+        f"  diagnostic, not the figure: readings built during the ingest {seconds:8.2f} s "
+        f"(COPY / that {copy_time / seconds:.2f})"
+    )
 
 
 def run(quick: bool = False) -> None:
@@ -197,9 +167,7 @@ def run(quick: bool = False) -> None:
     gc.freeze()  # the benchmark's own million rows are not the ingest's garbage to scan
     print(f"ingest benchmark: {len(rows):,} readings from {meters:,} meters, {bad} injected bad readings")
 
-    copy_db = _fresh_database()
-    ingest_db = _fresh_database()
-    try:
+    with fresh_database() as copy_db, fresh_database() as ingest_db:
         store, ingestor = _open(copy_db, meters)
         ids = {s: m.id for s, m in ingestor.meters.items()}
         store.close()
@@ -261,6 +229,3 @@ def run(quick: bool = False) -> None:
         )
         print(f"  validation ratio (naive / pipeline) {naive_scaled / pipeline_time:8.1f}   goal >= 50")
         store.close()
-    finally:
-        _drop(copy_db)
-        _drop(ingest_db)

@@ -18,6 +18,9 @@ from amr.store.rows import READING_COLUMNS, reading_to_row
 from amr.validation.pipeline import BatchResult, Rejection
 
 INSERT_CHUNK = 1000
+READINGS_COPY = f"COPY readings ({', '.join(READING_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+READINGS_COPY_TYPES = ("int4", "int2", "timestamptz", "int8", "int8", "int8", "int8", "text", "int2", "timestamptz")
+"""The PostgreSQL types of `READING_COLUMNS`, in order, for binary COPY."""
 
 
 def write_accepted(conn: Connection, readings: Sequence[StoredReading], use_copy: bool) -> None:
@@ -34,11 +37,9 @@ def write_accepted(conn: Connection, readings: Sequence[StoredReading], use_copy
 
 def _copy(conn: Connection, readings: Sequence[StoredReading]) -> None:
     raw = conn.connection.driver_connection
-    columns = ", ".join(READING_COLUMNS)
     a_plus, a_minus, r_plus, r_minus = CHANNELS
-    statement = f"COPY readings ({columns}) FROM STDIN (FORMAT BINARY)"
-    with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
-        copy.set_types(["int4", "int2", "timestamptz", "int8", "int8", "int8", "int8", "text", "int2", "timestamptz"])
+    with raw.cursor() as cursor, cursor.copy(READINGS_COPY) as copy:  # type: ignore[union-attr]
+        copy.set_types(list(READINGS_COPY_TYPES))
         write = copy.write_row
         for r in readings:
             v = r.values
