@@ -45,9 +45,13 @@ class Scope:
         found = meters.values() if self.everything else [meters[s] for s in self.serials if s in meters]
         return sorted(found, key=lambda m: (m.object, m.name, m.serial))
 
-    def serial_filter(self) -> frozenset[str] | None:
-        """The serials to filter queries by, or None for every meter."""
-        return None if self.everything else self.serials
+    def serial_filter(self, meter: str | None = None) -> frozenset[str] | None:
+        """The serials to filter queries by, or None for every meter; narrowed to `meter` when one is
+        asked for (to nothing when it lies outside the scope)."""
+        serials = None if self.everything else self.serials
+        if meter is not None:
+            return frozenset({meter}) if serials is None or meter in serials else frozenset()
+        return serials
 
 
 def scope_for(user: User, meters: Mapping[str, Meter]) -> Scope:

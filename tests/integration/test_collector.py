@@ -29,6 +29,7 @@ from amr.cli import main as collect_main
 from amr.collector import Collector, PollResult
 from amr.collector.command import once
 from amr.config import Config, config_from_dict, load_config
+from amr.demo.field import to_toml
 from amr.domain import Channel, kwh_from_wh
 from amr.store import Store
 from amr.store.health import load_health
@@ -47,29 +48,9 @@ def run(coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value), ensure_ascii=False)
-
-
 def toml(data: dict[str, Any]) -> str:
-    """Enough TOML for a configuration: tables of scalars and arrays of tables."""
-    lines: list[str] = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            lines.append(f"[{key}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in value.items()]
-        else:
-            for item in value:
-                lines.append(f"[[{key}]]")
-                lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()]
-        lines.append("")
-    return "\n".join(lines)
+    """The configuration as TOML, written as the demo writes its own."""
+    return to_toml(data, header="")
 
 
 @dataclass

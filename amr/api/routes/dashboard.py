@@ -475,9 +475,7 @@ def rejected_queue(
 ) -> DashRejectedPage:
     """Refused readings, newest first, each with its reasons and the previous accepted reading of
     the same meter and tariff (the value it was compared with)."""
-    serials = principal.scope.serial_filter()
-    if meter is not None:
-        serials = frozenset({meter}) if serials is None or meter in serials else frozenset()
+    serials = principal.scope.serial_filter(meter)
     wanted = None if status == "all" else status
     records = rejected_of(ctx.store, wanted, serials, limit, offset)
     total = select(func.count()).select_from(RejectedRow)

@@ -101,9 +101,7 @@ def rejected(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[RejectedItem]:
     """Refused readings, newest first, with reason codes and messages."""
-    serials = principal.scope.serial_filter()
-    if meter is not None:
-        serials = frozenset({meter}) if serials is None or meter in serials else frozenset()
+    serials = principal.scope.serial_filter(meter)
     records = rejected_of(ctx.store, None if status == "all" else status, serials, limit, offset)
     return [rejected_item(r, lang) for r in records]
 
