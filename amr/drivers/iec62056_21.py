@@ -112,16 +112,14 @@ def values_from_data_sets(
     found: dict[int, Values] = {}
     problems = dict(errors or {})
     for data_set in sets:
-        code = obis.parse_obis(data_set.address)
-        register = None if code is None else obis.energy_register(code)
-        if register is None:
-            continue
-        channel, tariff = register
         try:
-            wh = iec.energy_readings([data_set])[tariff][channel]
+            energy = iec.energy_value(data_set)
         except ProtocolError as exc:
             problems[data_set.address] = str(exc)
             continue
+        if energy is None:
+            continue
+        channel, tariff, wh = energy
         previous = found.setdefault(tariff, {}).setdefault(channel, wh)
         if previous != wh:
             problems[data_set.address] = f"{channel.label} tariff {tariff} sent twice: {previous} and {wh} Wh"

@@ -477,20 +477,29 @@ def energy_readings(data_sets: Iterable[DataSet], default_unit: str | None = Non
     readings: dict[int, Values] = {}
     sources: dict[tuple[Channel, int], str] = {}
     for data_set in data_sets:
-        code = obis.parse_obis(data_set.address)
-        register = None if code is None else obis.energy_register(code)
-        if register is None:
+        energy = energy_value(data_set, default_unit)
+        if energy is None:
             continue
-        channel, tariff = register
-        wh = _energy_wh(data_set, channel, default_unit)
+        channel, tariff, wh = energy
         previous = readings.setdefault(tariff, {}).setdefault(channel, wh)
         if previous != wh:
             raise ProtocolError(
                 f"{channel.label} tariff {tariff} is given twice with different values: "
-                f"{sources[register]} and {data_set.format()}"
+                f"{sources[(channel, tariff)]} and {data_set.format()}"
             )
-        sources.setdefault(register, data_set.format())
+        sources.setdefault((channel, tariff), data_set.format())
     return readings
+
+
+def energy_value(data_set: DataSet, default_unit: str | None = None) -> tuple[Channel, int, int] | None:
+    """Channel, tariff and Wh/varh of one data set; None when it is not an energy register; raises
+    `ProtocolError` as `energy_readings` does for a bad value or unit."""
+    code = obis.parse_obis(data_set.address)
+    register = None if code is None else obis.energy_register(code)
+    if register is None:
+        return None
+    channel, tariff = register
+    return channel, tariff, _energy_wh(data_set, channel, default_unit)
 
 
 def _energy_wh(data_set: DataSet, channel: Channel, default_unit: str | None) -> int:

@@ -18,6 +18,7 @@ from itertools import repeat
 
 from amr.domain import CHANNELS, IncomingReading
 from amr.meters import Meter
+from amr.validation.rules import MICROS_PER_HOUR
 from amr.validation.series import Series
 
 BULK_MIN = 8
@@ -25,7 +26,6 @@ BULK_MIN = 8
 
 _MICROSECOND = timedelta(microseconds=1)
 _PROBLEMS = operator.attrgetter("problems")
-_MICROS_PER_HOUR = 3_600_000_000
 
 
 def acceptable_in_bulk(
@@ -87,9 +87,9 @@ def _within_power(values: list[int], stamps: list[datetime], power_w: int | Frac
     """True when no step of the register passes more than `power_w` could in its time (exact)."""
     deltas = list(map(operator.sub, values[1:], values))
     spans = list(map(operator.sub, stamps[1:], stamps))
-    if max(deltas) * _MICROS_PER_HOUR <= power_w * (min(spans) // _MICROSECOND):
+    if max(deltas) * MICROS_PER_HOUR <= power_w * (min(spans) // _MICROSECOND):
         return True  # even the largest step in the shortest time is within the limit
-    return all(d * _MICROS_PER_HOUR <= power_w * (t // _MICROSECOND) for d, t in zip(deltas, spans, strict=True))
+    return all(d * MICROS_PER_HOUR <= power_w * (t // _MICROSECOND) for d, t in zip(deltas, spans, strict=True))
 
 
 def _has_value(*values: int | None) -> bool:
