@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import io
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
@@ -68,17 +67,9 @@ def rtu_gap(baudrate: int) -> float:
 
 def register_map(meter: MeterConfig, max_registers: int) -> RegisterMap:
     """The register map of `meter`: its profile, overridden and extended by its own registers."""
-    if meter.profile in PROFILES and not meter.registers:
-        return _profile_map(meter.profile, max_registers)  # shared by every meter of the profile
-    return _own_map(meter, max_registers)
-
-
-@functools.lru_cache(maxsize=256)
-def _profile_map(profile: str, max_registers: int) -> RegisterMap:
-    return _own_map(MeterConfig(serial=profile, profile=profile), max_registers)
-
-
-def _own_map(meter: MeterConfig, max_registers: int) -> RegisterMap:
+    known = PROFILES.get(meter.profile) if meter.profile is not None else None
+    if known is not None and not meter.registers and known.max_registers <= max_registers:
+        return known  # the built-in map itself, shared (with its read plan) by every meter of the profile
     registers: dict[RegisterKey, RegisterSpec] = {}
     max_gap = DEFAULT_MAX_GAP
     if meter.profile is not None:
