@@ -138,6 +138,18 @@ class ScheduleConfig(_Section):
             raise ValueError("every must be longer than 0")
         return self
 
+    def check(self, timeout: timedelta, where: str) -> None:
+        """Refuse polls that would overlap their own timeout or whose jitter reaches the next poll
+        (`ValueError` naming `where` and the fix)."""
+        spacing = self.shortest_interval
+        if timeout >= spacing:
+            raise ValueError(
+                f"{where}: timeout {timeout} is not shorter than the poll interval {spacing}; "
+                "shorten the timeout or poll less often"
+            )
+        if self.jitter >= spacing:
+            raise ValueError(f"{where}: jitter {self.jitter} must be shorter than the poll interval {spacing}")
+
     @property
     def shortest_interval(self) -> timedelta:
         """The interval, or a lower bound of the cron's spacing (one minute when unknown)."""
@@ -396,12 +408,10 @@ def check_field_settings(config: Config) -> None:
                 )
             addresses[key] = meter.serial
         schedule = meter.schedule or bus.schedule
-        timeout = meter.timeout or bus.timeout
-        if schedule is not None and timeout >= schedule.shortest_interval:
-            raise ValueError(
-                f"{where}: timeout {timeout} is not shorter than the poll interval "
-                f"{schedule.shortest_interval}; shorten the timeout or poll less often"
-            )
+        if schedule is None and bus.kind != "mqtt":  # a polled meter without its own: the collector's default
+            schedule = config.collector.default_schedule
+        if schedule is not None:
+            schedule.check(meter.timeout or bus.timeout, where)
 
 
 def _as_naive_sort_key(value: datetime | date) -> datetime:

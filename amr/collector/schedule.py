@@ -39,14 +39,10 @@ def schedule_for(meter: MeterConfig, bus: BusConfig | None, default: ScheduleCon
 
 def check_schedule(schedule: ScheduleConfig, timeout: timedelta, where: str) -> None:
     """Refuse a schedule whose polls would overlap their own timeout or whose jitter reaches the next poll."""
-    spacing = schedule.shortest_interval
-    if timeout >= spacing:
-        raise ConfigError(
-            f"{where}: timeout {timeout} is not shorter than the poll interval {spacing}; "
-            "shorten the timeout or poll less often"
-        )
-    if schedule.jitter >= spacing:
-        raise ConfigError(f"{where}: jitter {schedule.jitter} must be shorter than the poll interval {spacing}")
+    try:
+        schedule.check(timeout, where)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def crontab_weekdays(field: str) -> str:

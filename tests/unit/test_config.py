@@ -115,6 +115,17 @@ def test_field_settings_parse_durations_and_schedules(tmp_path: Path) -> None:
             '\n[[meters]]\nserial = "B"\nbus = "line1"\naddress = 2\nprofile = "eastron-sdm630"\nschedule = "400ms"\n',
             "not shorter than the poll interval",
         ),
+        (  # a bus without a schedule: its meters are polled on the collector's default
+            '\n[collector]\ndefault_schedule = "1s"\n\n[[buses]]\nname = "line2"\nkind = "modbus-tcp"\n'
+            'url = "tcp://127.0.0.1:1502"\ntimeout = "2s"\n\n'
+            '[[meters]]\nserial = "B"\nbus = "line2"\naddress = 1\nprofile = "eastron-sdm630"\n',
+            "meters[1] (B): timeout 0:00:02 is not shorter than the poll interval 0:00:01",
+        ),
+        (
+            '\n[[meters]]\nserial = "B"\nbus = "line1"\naddress = 2\nprofile = "eastron-sdm630"\n'
+            'schedule = { every = "1m", jitter = "1m" }\n',
+            "jitter 0:01:00 must be shorter than the poll interval 0:01:00",
+        ),
     ],
 )
 def test_field_settings_are_cross_checked(tmp_path: Path, extra: str, fragment: str) -> None:
