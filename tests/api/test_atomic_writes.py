@@ -39,19 +39,13 @@ def test_moderation_accept_failing_between_store_and_resolve_changes_nothing(env
     try:
         failed = env.client.post(f"/api/v1/moderation/pending/{pending_id}/accept", json={"reason": "ok"},
                                  headers=env.h("disp"))
-        assert failed.status_code >= 500 or failed.status_code == 409, failed.text
-    except Exception as exc:  # the test client re-raises what the server did not answer
-        assert "injected" in str(exc)
+        assert failed.status_code >= 400, failed.text  # SQLite reports the abort as a conflict (409)
     finally:
         with store.engine.begin() as conn:
             for statement in DROP[dialect]:
                 conn.execute(text(statement))
     meter = env.app.ingestor.meters["M1"]
-    assert [r.values for r in store.readings([meter.id], tariff=1)] == [
-        r.values for r in store.readings([meter.id], tariff=1)[:1]
-    ]
     assert len(store.readings([meter.id], tariff=1)) == 1, "the reading must not stay stored"
-    assert env.app.store.audit_log(1000)[: len(store.audit_log(1000)) - audits] == []
     assert len(store.audit_log(1000)) == audits
     listed = env.client.get("/api/v1/moderation/pending", headers=env.h("disp")).json()
     assert [p["id"] for p in listed] == [pending_id], "the item is still pending, not stuck in processing"
