@@ -8,12 +8,17 @@ every earlier batch is written, then asks. If a write fails, the writer stops, t
 failed batch and every later one are judged again against the database and written
 one by one: nothing is lost or doubled.
 
-A run assumes no other process writes the same meters meanwhile (collectors own their
-meters); such a write is still caught at the latest when it collides on a key.
+Another process may write the same meters meanwhile (a second import, the API, a
+collector). So each batch is written in a transaction that first takes the locks of its
+series and loads the context the batch was judged against from the database (one query,
+in the writer thread, overlapped with judging the next batch); when it differs from what
+the batch saw, the batch is judged again there, under the locks, and the in-memory tails
+of those series are dropped.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import queue
 import threading
@@ -23,8 +28,12 @@ from dataclasses import dataclass, field
 from amr.domain import CHANNELS, Channel, IncomingReading, StoredReading
 from amr.gc_policy import paused_gc
 from amr.ingest import Ingestor
-from amr.validation import BatchResult, ContextRequest, Pipeline, Summary
+from amr.store import Session
+from amr.validation import BatchResult, ContextRequest, Summary
 from amr.validation.pipeline import SeriesKey
+
+Context = dict[SeriesKey, list[StoredReading]]
+_Item = tuple[list[IncomingReading], BatchResult, list[ContextRequest], Context]
 
 
 @dataclass(slots=True)
@@ -52,9 +61,26 @@ class _TailLoader:
         self.ingestor = ingestor
         self.wait_for_writes = wait_for_writes
         self.tails: dict[SeriesKey, _Tail] = {}
+        self.seen: tuple[list[ContextRequest], Context] = ([], {})
+        self._stale: set[SeriesKey] = set()
+        self._stale_lock = threading.Lock()
 
-    def load_context(self, requests: Sequence[ContextRequest]) -> dict[SeriesKey, list[StoredReading]]:
-        found: dict[SeriesKey, list[StoredReading]] = {}
+    def invalidate(self, keys: Iterable[SeriesKey]) -> None:
+        """Forget the tails of `keys` (another writer changed those series); safe from another thread."""
+        with self._stale_lock:
+            self._stale.update(keys)
+
+    def take_seen(self) -> tuple[list[ContextRequest], Context]:
+        """The requests of the last `load_context` and what it answered (what a batch was judged against)."""
+        seen, self.seen = self.seen, ([], {})
+        return seen
+
+    def load_context(self, requests: Sequence[ContextRequest]) -> Context:
+        with self._stale_lock:
+            stale, self._stale = self._stale, set()
+        for key in stale:
+            self.tails.pop(key, None)
+        found: Context = {}
         missing = []
         for request in requests:
             key = (request.meter_id, request.tariff)
@@ -77,6 +103,7 @@ class _TailLoader:
                     tail = self.tails[key] = _Tail()
                     for reading in readings:
                         tail.extend(reading)
+        self.seen = (list(requests), found)
         return found
 
     def remember(self, result: BatchResult) -> None:
@@ -112,6 +139,7 @@ class BulkIngest:
     def __init__(self, ingestor: Ingestor, batch_size: int = 20_000) -> None:
         self.ingestor = ingestor
         self.batch_size = batch_size
+        self.rejudged = 0  # batches judged again under their locks (another writer changed their series)
 
     def run(
         self, readings: Iterable[IncomingReading], progress: Callable[[int], None] | None = None
@@ -122,19 +150,32 @@ class BulkIngest:
 
     def _run(self, readings: Iterable[IncomingReading], progress: Callable[[int], None] | None) -> Summary:
         summary = Summary()
-        pending: queue.Queue[tuple[list[IncomingReading], BatchResult] | None] = queue.Queue(maxsize=2)
+        pending: queue.Queue[_Item | None] = queue.Queue(maxsize=2)
         written = threading.Condition()
         state: dict[str, object] = {"queued": 0, "done": 0, "failed": None}
         failed_batches: list[list[IncomingReading]] = []
+        loader = _TailLoader(self.ingestor, lambda: wait_for_writes())
+
+        def write(session: Session, batch: list[IncomingReading], result: BatchResult,
+                  requests: list[ContextRequest], seen: Context) -> BatchResult:
+            if requests:
+                now = session.load_context(requests)  # the batch's series locked, then read as they are
+                if not _same(now, seen, requests):
+                    self.rejudged += 1
+                    loader.invalidate((r.meter_id, r.tariff) for r in requests)
+                    result = self.ingestor.judge(session, batch)
+            session.write(result)
+            return result
 
         def writer() -> None:
             while (item := pending.get()) is not None:
-                batch, result = item
+                batch, result, requests, seen = item
                 if state["failed"] is None:
                     try:
-                        with self.ingestor.store.session() as session:
-                            session.write(result)
-                        summary.add(result)
+                        done = self.ingestor.store.write(
+                            functools.partial(write, batch=batch, result=result, requests=requests, seen=seen)
+                        )
+                        summary.add(done)
                         if progress:
                             progress(len(batch))
                     except Exception as exc:  # every later batch is redone synchronously
@@ -149,8 +190,7 @@ class BulkIngest:
             with written:
                 written.wait_for(lambda: state["done"] == state["queued"])
 
-        loader = _TailLoader(self.ingestor, wait_for_writes)
-        pipeline = Pipeline(self.ingestor.meters, loader, self.ingestor.clock_tolerance, self.ingestor.now)
+        pipeline = self.ingestor.pipeline(loader)
         thread = threading.Thread(target=writer, name="amr-bulk-writer", daemon=True)
         thread.start()
         try:
@@ -159,9 +199,10 @@ class BulkIngest:
                     failed_batches.append(batch)
                     continue
                 result = pipeline.run(batch)
+                requests, seen = loader.take_seen()
                 loader.remember(result)
                 state["queued"] = int(state["queued"]) + 1  # type: ignore[call-overload]
-                pending.put((batch, result))
+                pending.put((batch, result, requests, seen))
         finally:
             pending.put(None)
             thread.join()
@@ -171,6 +212,19 @@ class BulkIngest:
             if progress:
                 progress(len(batch))
         return summary
+
+
+def _fingerprint(readings: Iterable[StoredReading]) -> set[tuple[object, ...]]:
+    return {(r.ts, r.flags, *(r.values.get(c) for c in CHANNELS)) for r in readings}
+
+
+def _same(now: Context, seen: Context, requests: Sequence[ContextRequest]) -> bool:
+    """True when every requested series holds what the batch was judged against."""
+    for request in requests:
+        key = (request.meter_id, request.tariff)
+        if _fingerprint(now.get(key, ())) != _fingerprint(seen.get(key, ())):
+            return False
+    return True
 
 
 def _batches(readings: Iterable[IncomingReading], size: int) -> Iterable[list[IncomingReading]]:

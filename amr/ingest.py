@@ -1,4 +1,10 @@
-"""Readings in: validate a batch with the pipeline and write it in the same transaction."""
+"""Readings in: validate a batch with the pipeline and write it in the same transaction.
+
+This is the one write path of readings: `Ingestor.judge` runs the pipeline inside a write
+transaction (`Store.write`), whose context load first takes the locks of the batch's
+series, so no other writer, in this process or another, changes those series between
+the verdict and the write. The retry on a conflict lives in `Store.write`.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from amr.domain import IncomingReading
 from amr.meters import Meter
-from amr.store import Store, StoreConflict
-from amr.validation import BatchResult, Pipeline
-
-RETRIES_ON_CONFLICT = 3
+from amr.store import Session, Store
+from amr.validation import BatchResult, ContextLoader, Pipeline
 
 
 def _utcnow() -> datetime:
@@ -32,19 +36,26 @@ class Ingestor:
         self.clock_tolerance = clock_tolerance
         self.now = now
 
+    def pipeline(self, loader: ContextLoader) -> Pipeline:
+        """The VEE pipeline over this ingestor's meters, reading context from `loader`."""
+        return Pipeline(self.meters, loader, self.clock_tolerance, self.now)
+
     def preview(self, batch: Sequence[IncomingReading]) -> BatchResult:
         """Judge readings without storing anything (the cabinet's "Рассчитать")."""
-        return Pipeline(self.meters, self.store, self.clock_tolerance, self.now).run(batch)
+        return self.pipeline(self.store).run(batch)
+
+    def judge(self, session: Session, batch: Sequence[IncomingReading]) -> BatchResult:
+        """Judge a batch inside a write transaction, holding the locks of its series (taken before
+        the context is loaded); the caller writes in the same transaction."""
+        return self.pipeline(session).run(batch)
 
     def submit(self, batch: Sequence[IncomingReading]) -> BatchResult:
-        """Judge and store a batch in one transaction; re-judge if a concurrent writer interfered."""
-        for attempt in range(RETRIES_ON_CONFLICT):
-            try:
-                with self.store.session() as session:
-                    result = Pipeline(self.meters, session, self.clock_tolerance, self.now).run(batch)
-                    session.write(result)
-                return result
-            except StoreConflict:
-                if attempt == RETRIES_ON_CONFLICT - 1:
-                    raise
-        raise AssertionError("unreachable")
+        """Judge and store a batch in one transaction under its series locks; judged again if a
+        concurrent writer still interfered (a conflict), see `Store.write`."""
+
+        def work(session: Session) -> BatchResult:
+            result = self.judge(session, batch)
+            session.write(result)
+            return result
+
+        return self.store.write(work)

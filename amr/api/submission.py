@@ -21,13 +21,12 @@ from amr.api.schemas import PreviousReading, ReadingInput, ReasonItem, SubmitRes
 from amr.domain import CHANNELS, Channel, Flag, IncomingReading, Source, StoredReading, wh_from_kwh
 from amr.errors import InputError
 from amr.meters import Meter
-from amr.store import StoreConflict
+from amr.store import Session
 from amr.store.audit_trail import audit
 from amr.store.pending import NewPending
 from amr.store.readings_api import previous_reading
-from amr.validation import BatchResult, Outcome, Pipeline, Reason, describe
+from amr.validation import BatchResult, Outcome, Reason, describe
 
-RETRIES = 3
 NOON = time(12)
 
 
@@ -118,29 +117,23 @@ def batch_of(form: Form, source: Source, received_at: datetime, payload: dict[st
     ]
 
 
-def _pipeline(ctx: ApiContext, loader: Any) -> Pipeline:
-    ingestor = ctx.app.ingestor
-    return Pipeline(ingestor.meters, loader, ingestor.clock_tolerance, ingestor.now)
+def judge_and_store(
+    session: Session, ctx: ApiContext, batch: list[IncomingReading], actor: str
+) -> tuple[BatchResult, bool]:
+    """In the caller's write transaction, under the batch's series locks: judge the batch and store it,
+    or, when any reading is refused, keep only the refusals. Every stored reading gets an audit
+    record naming `actor` (who typed it in)."""
+    result = ctx.app.ingestor.judge(session, batch)
+    refused = any(o.status == "rejected" for o in result.outcomes)
+    session.write(BatchResult(outcomes=result.outcomes, rejected=result.rejected) if refused else result)
+    if not refused:
+        _audit_stored(session.conn, ctx, result, actor)
+    return result, not refused
 
 
 def store_all_or_none(ctx: ApiContext, batch: list[IncomingReading], actor: str) -> tuple[BatchResult, bool]:
-    """Judge and store a batch in one transaction; when any is refused, only the refusals are kept.
-
-    Every stored reading gets an audit record naming `actor` (who typed it in), in the same transaction.
-    """
-    for attempt in range(RETRIES):
-        try:
-            with ctx.store.session() as session:
-                result = _pipeline(ctx, session).run(batch)
-                refused = any(o.status == "rejected" for o in result.outcomes)
-                session.write(BatchResult(outcomes=result.outcomes, rejected=result.rejected) if refused else result)
-                if not refused:
-                    _audit_stored(session.conn, ctx, result, actor)
-            return result, not refused
-        except StoreConflict:
-            if attempt == RETRIES - 1:
-                raise
-    raise AssertionError("unreachable")
+    """Judge and store a batch in one transaction (`judge_and_store`); True when it was stored."""
+    return ctx.store.write(lambda session: judge_and_store(session, ctx, batch, actor))
 
 
 def _audit_stored(conn: Connection, ctx: ApiContext, result: BatchResult, actor: str) -> None:
@@ -161,7 +154,7 @@ def _audit_stored(conn: Connection, ctx: ApiContext, result: BatchResult, actor:
 
 def preview(ctx: ApiContext, batch: list[IncomingReading]) -> BatchResult:
     """Judge without storing (the cabinet's «Рассчитать»)."""
-    return _pipeline(ctx, ctx.store).run(batch)
+    return ctx.app.ingestor.preview(batch)
 
 
 def _reason_text(

@@ -2,8 +2,10 @@
 
 A reading from a source listed in ``[api] moderated_sources`` is kept here, not counted,
 until an operator accepts it (then it goes through the validation pipeline) or refuses it.
-Statuses: ``pending`` → ``processing`` (claimed by one operator) → ``accepted`` |
-``rejected`` (refused by the pipeline) | ``refused`` (by the operator).
+Statuses: ``pending`` → ``accepted`` | ``rejected`` (refused by the pipeline) | ``refused``
+(by the operator). Accepting is one transaction with the judging and storing of the reading
+(`resolve_in`), so an item is never left half done; ``processing`` is only found in rows
+left by earlier versions.
 """
 
 from __future__ import annotations
@@ -108,27 +110,24 @@ class PendingReadings:
             raise NotFound(f"no pending reading with id {pending_id}")
         return _record(row)
 
-    def claim(self, pending_id: int) -> bool:
-        """Mark a pending reading as being processed; False if it is no longer pending."""
-        with translate_errors(), self.store.engine.begin() as conn:
-            return bool(_set_status(conn, pending_id, "pending", status="processing"))
-
-    def unclaim(self, pending_id: int) -> None:
-        """Put a claimed reading back (processing failed unexpectedly)."""
-        with translate_errors(), self.store.engine.begin() as conn:
-            _set_status(conn, pending_id, "processing", status="pending")
-
     def resolve(
-        self, pending_id: int, status: str, actor: str, reason: str, now: datetime, expect: str = "processing"
+        self, pending_id: int, status: str, actor: str, reason: str, now: datetime, expect: str = "pending"
     ) -> bool:
         """Record the outcome of moderation, audited; False if the reading was not in status `expect`."""
         with translate_errors(), self.store.engine.begin() as conn:
-            done = _set_status(
-                conn, pending_id, expect, status=status, resolved_by=actor[:100], resolved_at=now, resolution=reason
-            )
-            if done:
-                audit(conn, now, actor, f"moderation_{status}", f"pending/{pending_id}", reason, {"status": status})
-        return bool(done)
+            return resolve_in(conn, pending_id, status, actor, reason, now, expect)
+
+
+def resolve_in(
+    conn: Connection, pending_id: int, status: str, actor: str, reason: str, now: datetime, expect: str = "pending"
+) -> bool:
+    """`PendingReadings.resolve` in the caller's transaction (with the reading's write, when accepted)."""
+    done = _set_status(
+        conn, pending_id, expect, status=status, resolved_by=actor[:100], resolved_at=now, resolution=reason
+    )
+    if done:
+        audit(conn, now, actor, f"moderation_{status}", f"pending/{pending_id}", reason, {"status": status})
+    return bool(done)
 
 
 def _set_status(conn: Connection, pending_id: int, expect: str, **values: Any) -> int:

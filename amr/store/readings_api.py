@@ -23,7 +23,7 @@ from amr.errors import NotFound, StoreError
 from amr.store.audit_trail import audit
 from amr.store.models import ReadingRow, RejectedRow, UTCDateTime
 from amr.store.rows import READING_COLUMNS, reading_from_row
-from amr.store.store import RejectedRecord, Store, rejected_from_row, translate_errors
+from amr.store.store import RejectedRecord, Session, Store, rejected_from_row, translate_errors
 
 CHUNK = 200
 _COLUMNS = ", ".join(f"r.{c}" for c in READING_COLUMNS)
@@ -151,7 +151,10 @@ def delete_latest(
     Raises `NotFound`, `NotManual` or `NotLatest`.
     """
     key = (ReadingRow.meter_id == meter_id, ReadingRow.tariff == tariff)
-    with translate_errors(), store.engine.begin() as conn:
+
+    def work(session: Session) -> StoredReading:
+        session.lock([(meter_id, tariff)])  # no reading of the series is judged or written meanwhile
+        conn = session.conn
         row = conn.execute(select(ReadingRow).where(*key, ReadingRow.ts == ts)).mappings().first()
         if row is None:
             raise NotFound("no such reading")
@@ -177,7 +180,9 @@ def delete_latest(
                 "values": {c.value: reading.values.get(c) for c in CHANNELS},
             },
         )
-    return reading
+        return reading
+
+    return store.write(work)
 
 
 @dataclass(frozen=True, slots=True)

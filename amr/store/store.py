@@ -1,18 +1,21 @@
 """The store: one facade over SQLite, PostgreSQL and TimescaleDB.
 
 Library errors are translated here: `StoreUnavailable` when the database cannot be
-reached, `StoreConflict` when a concurrent writer got there first (re-validate and
-retry), `StoreError` for anything else.
+reached, `StoreConflict` when a concurrent writer got there first or the server broke a
+deadlock (re-validate and retry), `StoreError` for anything else.
+
+Every write of readings goes through `Store.write`: one transaction holding the locks of
+the series it judges (`amr.store.series_lock`), retried from the start on a conflict.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -29,12 +32,18 @@ from amr.store.engine import Backend, make_engine, probe
 from amr.store.meters import sync_meters
 from amr.store.models import AuditRow, ReadingRow, RejectedRow
 from amr.store.rows import reading_from_row, reading_to_row
+from amr.store.series_lock import SeriesLocks
 from amr.store.writer import write_batch
 from amr.validation.pipeline import BatchResult, ContextRequest, SeriesKey
 
 
 class StoreConflict(StoreError):
     """Another writer stored a reading for the same key meanwhile; validate again."""
+
+
+T = TypeVar("T")
+RETRIES_ON_CONFLICT = 4
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,20 +75,29 @@ def translate_errors() -> Iterator[None]:
     except IntegrityError as exc:
         raise StoreConflict(f"a concurrent write conflicts with this one: {exc.orig}") from exc
     except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
+            raise StoreConflict(f"a concurrent write conflicts with this one: {exc.orig}") from exc
         raise StoreUnavailable(f"the database is unavailable: {exc.orig}") from exc
     except SQLAlchemyError as exc:
         raise StoreError(f"the database refused the operation: {exc}") from exc
 
 
 class Session:
-    """One transaction: load the batch's context, then write what the pipeline decided."""
+    """One write transaction: lock the series, load the batch's context, write what the pipeline decided."""
 
     def __init__(self, conn: Connection, use_copy: bool) -> None:
         self.conn = conn
         self.use_copy = use_copy
+        self.locks = SeriesLocks(conn)
+
+    def lock(self, series: Iterable[SeriesKey]) -> None:
+        """Hold the locks of `series` until the transaction ends."""
+        self.locks.take(series)
 
     def load_context(self, requests: Sequence[ContextRequest]) -> dict[SeriesKey, list[StoredReading]]:
-        """See `amr.validation.ContextLoader`."""
+        """See `amr.validation.ContextLoader`; the series are locked first, so what is loaded stays
+        true until this transaction commits."""
+        self.lock((r.meter_id, r.tariff) for r in requests)
         return load_context(self.conn, requests)
 
     def write(self, result: BatchResult) -> None:
@@ -134,14 +152,34 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A transaction for one batch."""
+        """A write transaction (on SQLite it begins IMMEDIATE: the write lock is held from the start,
+        so what it reads cannot change before it writes). Prefer `write`, which also retries."""
         with translate_errors(), self.engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                # pysqlite begins lazily, before the first write; an explicit BEGIN takes over.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
             yield Session(conn, self.use_copy)
 
+    def write(self, work: Callable[[Session], T], retries: int = RETRIES_ON_CONFLICT) -> T:
+        """Run `work` in a write transaction and commit; on `StoreConflict` (a key taken meanwhile,
+        a deadlock broken by the server) run it again from the start, up to `retries` times.
+
+        `work` must judge what it writes inside the transaction (after `Session.lock` or through
+        `Session.load_context`), so a retry judges again against what is stored now.
+        """
+        for attempt in range(retries):
+            try:
+                with self.session() as session:
+                    return work(session)
+            except StoreConflict:
+                if attempt == retries - 1:
+                    raise
+        raise AssertionError("unreachable")
+
     def load_context(self, requests: Sequence[ContextRequest]) -> dict[SeriesKey, list[StoredReading]]:
-        """See `amr.validation.ContextLoader` (in a transaction of its own)."""
-        with self.session() as session:
-            return session.load_context(requests)
+        """See `amr.validation.ContextLoader` (read without locks, for previews and look-ahead)."""
+        with translate_errors(), self.engine.connect() as conn:
+            return load_context(conn, requests)
 
     def sync_meters(self, meters: Sequence[Meter]) -> list[Meter]:
         """Mirror configured meters into the store and return them with ids."""
@@ -207,10 +245,12 @@ class Store:
     def override(
         self, rejected_id: int, meter: Meter, actor: str, reason: str, now: datetime
     ) -> StoredReading:
-        """Accept a refused reading against the rules, replacing any stored one at the same time; audited."""
+        """Accept a refused reading against the rules, replacing any stored one at the same time; audited.
+
+        One transaction under the series lock: the reading, the refused record's status and the
+        audit record are written together or not at all, and only once however many ask at once.
+        """
         record = self.get_rejected(rejected_id)
-        if record.status != "open":
-            raise StoreError(f"refused reading {rejected_id} is already {record.status}")
         if record.ts is None or record.tariff is None or record.meter_id is None:
             raise StoreError(
                 f"refused reading {rejected_id} has no meter, time or tariff ({', '.join(record.reasons)}); "
@@ -230,21 +270,28 @@ class Store:
             ReadingRow.tariff == record.tariff,
             ReadingRow.ts == record.ts,
         )
-        with translate_errors(), self.engine.begin() as conn:
+
+        def work(session: Session) -> StoredReading:
+            conn = session.conn
+            session.lock([(meter.id, reading.tariff)])
+            claimed = conn.execute(
+                update(RejectedRow)
+                .where(RejectedRow.id == rejected_id, RejectedRow.status == "open")
+                .values(status="accepted", resolved_by=actor, resolved_at=now, resolution=reason)
+            ).rowcount
+            if not claimed:
+                raise StoreError(f"refused reading {rejected_id} is already {self.get_rejected(rejected_id).status}")
             replaced = conn.execute(select(ReadingRow).where(*key)).mappings().first()
             if replaced is not None:
                 conn.execute(delete(ReadingRow).where(*key))
             conn.execute(insert(ReadingRow).values(**reading_to_row(reading)))
-            conn.execute(
-                update(RejectedRow)
-                .where(RejectedRow.id == rejected_id)
-                .values(status="accepted", resolved_by=actor, resolved_at=now, resolution=reason)
-            )
             details: dict[str, Any] = {"reasons": list(record.reasons), "values": _wh(record.values)}
             if replaced is not None:
                 details["replaced"] = _wh(reading_from_row(replaced).values)
             _audit(conn, now, actor, "override", f"rejected/{rejected_id}", reason, details)
-        return reading
+            return reading
+
+        return self.write(work)
 
     def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest audit records."""

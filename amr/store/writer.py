@@ -120,7 +120,9 @@ def write_rejected(conn: Connection, rejected: Sequence[Rejection]) -> None:
     """Keep refused readings; one already kept (same fingerprint) is not kept twice."""
     if not rejected:
         return
-    rows = list({row["fingerprint"]: row for row in map(rejection_row, rejected)}.values())
+    # in fingerprint order: two writers keeping the same refusals take their keys in one order (no deadlock)
+    rows = sorted({row["fingerprint"]: row for row in map(rejection_row, rejected)}.values(),
+                  key=lambda row: str(row["fingerprint"]))
     maker = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = maker(RejectedRow).on_conflict_do_nothing(index_elements=["fingerprint"])
     for offset in range(0, len(rows), INSERT_CHUNK):

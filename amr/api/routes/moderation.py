@@ -14,10 +14,12 @@ from amr.api.deps import Ctx, Language, Staff
 from amr.api.errors import ApiError, not_found, responses
 from amr.api.present import channel_values, local
 from amr.api.schemas import AcceptInput, ModerationResult, PendingItem, ResolveInput
-from amr.api.submission import Form, localized_refusal, store_all_or_none, verdicts
+from amr.api.submission import Form, judge_and_store, localized_refusal, verdicts
 from amr.domain import CHANNELS, Channel, IncomingReading, Source
 from amr.errors import NotFound
-from amr.store.pending import PendingRecord
+from amr.store import Session
+from amr.store.pending import PendingRecord, resolve_in
+from amr.validation import BatchResult
 
 router = APIRouter(prefix="/api/v1/moderation", tags=["moderation"])
 PendingId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -51,6 +53,10 @@ def _visible(ctx: ApiContext, principal: Principal, pending_id: int) -> PendingR
     return record
 
 
+class _Resolved(Exception):
+    """Another operator resolved the item first: the transaction is rolled back."""
+
+
 def _already(record: PendingRecord) -> ApiError:
     return ApiError(
         409,
@@ -82,10 +88,11 @@ def accept_pending(
     """Accept a pending reading: it goes through the validation pipeline now (422 with the reason
     code if the pipeline refuses it; it is then kept among refused readings)."""
     record = _visible(ctx, principal, pending_id)
-    if not ctx.pending.claim(pending_id):
-        raise _already(ctx.pending.get(pending_id))
+    if record.status != "pending":
+        raise _already(record)
     meter = ctx.meters[record.meter_serial]
     channel = next((c for c in CHANNELS if record.values.get(c) is not None), Channel.A_PLUS)
+    now = ctx.now()
     reading = IncomingReading(
         meter=record.meter_serial,
         ts=record.ts,
@@ -93,17 +100,25 @@ def accept_pending(
         values=dict(record.values),
         source=Source(record.source),
         payload={**record.payload, "pending_id": record.id, "accepted_by": principal.login},
-        received_at=ctx.now(),
+        received_at=now,
     )
+    note = body.reason if body is not None else ""
+
+    def work(session: Session) -> tuple[BatchResult, bool]:
+        # one transaction under the series lock: the verdict, the reading (or its refusal), the
+        # item's new status and both audit records; nothing of it stays when any part fails
+        result, stored = judge_and_store(session, ctx, [reading], record.submitted_by)
+        status = "accepted" if stored else "rejected"
+        if not resolve_in(session.conn, pending_id, status, principal.login, note, now):
+            raise _Resolved
+        return result, stored
+
     try:
-        result, stored = store_all_or_none(ctx, [reading], record.submitted_by)
-    except BaseException:
-        ctx.pending.unclaim(pending_id)
-        raise
+        result, stored = ctx.store.write(work)
+    except _Resolved:
+        raise _already(ctx.pending.get(pending_id)) from None
     form = Form(meter, record.ts, channel, {record.tariff: record.values.get(channel) or 0}, {})
     found = verdicts(ctx, form, result, lang, "stored" if stored else "withheld")
-    note = body.reason if body is not None else ""
-    ctx.pending.resolve(pending_id, "accepted" if stored else "rejected", principal.login, note, ctx.now())
     for verdict in found:
         ctx.metrics.count_reading(record.source, verdict.status, [r.code for r in verdict.reasons])
     if not stored:
