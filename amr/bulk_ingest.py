@@ -150,7 +150,9 @@ class BulkIngest:
                 written.wait_for(lambda: state["done"] == state["queued"])
 
         loader = _TailLoader(self.ingestor, wait_for_writes)
-        pipeline = Pipeline(self.ingestor.meters, loader, self.ingestor.clock_tolerance, self.ingestor.now)
+        pipeline = Pipeline(
+            self.ingestor.meters, loader, self.ingestor.clock_tolerance, self.ingestor.now, self.ingestor.tz
+        )
         thread = threading.Thread(target=writer, name="amr-bulk-writer", daemon=True)
         thread.start()
         try:

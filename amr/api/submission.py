@@ -120,7 +120,7 @@ def batch_of(form: Form, source: Source, received_at: datetime, payload: dict[st
 
 def _pipeline(ctx: ApiContext, loader: Any) -> Pipeline:
     ingestor = ctx.app.ingestor
-    return Pipeline(ingestor.meters, loader, ingestor.clock_tolerance, ingestor.now)
+    return Pipeline(ingestor.meters, loader, ingestor.clock_tolerance, ingestor.now, ingestor.tz)
 
 
 def store_all_or_none(ctx: ApiContext, batch: list[IncomingReading], actor: str) -> tuple[BatchResult, bool]:

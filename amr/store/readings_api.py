@@ -30,7 +30,11 @@ _COLUMNS = ", ".join(f"r.{c}" for c in READING_COLUMNS)
 
 
 class NotLatest(StoreError):
-    """Only the latest reading of a series may be deleted."""
+    """Only the latest reading of a series may be deleted; `later` is the time of a later one (UTC)."""
+
+    def __init__(self, later: datetime) -> None:
+        super().__init__(later.isoformat())
+        self.later = later
 
 
 class NotManual(StoreError):
@@ -160,7 +164,7 @@ def delete_latest(
             raise NotManual(reading.source)
         later = conn.execute(select(ReadingRow.ts).where(*key, ReadingRow.ts > ts).limit(1)).first()
         if later is not None:
-            raise NotLatest(later[0].isoformat() if isinstance(later[0], datetime) else str(later[0]))
+            raise NotLatest(later[0])
         conn.execute(delete(ReadingRow).where(*key, ReadingRow.ts == ts))
         audit(
             conn,
