@@ -95,8 +95,18 @@ class HealthDetail(BaseModel):
     failures: int = 0
 
 
+class MissingItem(BaseModel):
+    """A read a poll could not make: the driver's name for it, what it carries, the device's answer."""
+
+    where: str = Field(description="the driver's name of the read, e.g. fc4:344+2 (Modbus function 4, address 344, "
+                                   "2 registers), an OBIS code or a tariff zone")
+    channels: list[str] = Field(description="the channels and tariff zones it carries, e.g. T1 A+ (empty: not known)")
+    answer: str = Field(description="the device's answer or the error, as the driver reported it")
+
+
 class PollEntry(BaseModel):
-    """One poll as the collector reported it (kept in memory by this process)."""
+    """One poll as the collector reported it (kept in memory by this process); `missing` lists
+    the reads that failed in a poll that otherwise answered."""
 
     polled_at: datetime
     ok: bool
@@ -107,18 +117,23 @@ class PollEntry(BaseModel):
     status: str | None = None
     values: dict[str, str | None] | None = None
     errors: dict[str, str] = {}
+    missing: list[MissingItem] = []
     accepted: int = 0
     duplicate: int = 0
     rejected: dict[str, int] = {}
 
 
 class ProblemEntry(BaseModel):
-    """Something that went wrong with a meter: a failed poll or a refused reading."""
+    """Something that went wrong with a meter: a failed poll, a poll that answered in part, or a
+    refused reading. `code` is the error kind (ConnectError, ReadTimeout, ProtocolError,
+    DeviceError, StoreError) for a poll, ``partial`` for a partial answer, the reason codes for a
+    refusal; the dashboard translates it and shows `message` as the technical detail."""
 
     at: datetime
-    kind: Literal["poll", "refused"]
+    kind: Literal["poll", "partial", "refused"]
     code: str
     message: str
+    missing: list[MissingItem] = []
 
 
 class DashMeterDetail(BaseModel):
@@ -183,6 +198,7 @@ __all__ = [
     "DashRejectedPage",
     "DashSummary",
     "HealthDetail",
+    "MissingItem",
     "PollEntry",
     "PreviousValue",
     "ProblemEntry",

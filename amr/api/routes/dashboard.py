@@ -34,12 +34,15 @@ from amr.api.schemas_dashboard import (
     DashRejectedPage,
     DashSummary,
     HealthDetail,
+    MissingItem,
     PollEntry,
     PreviousValue,
     ProblemEntry,
     StatusCounts,
     TariffReading,
 )
+from amr.config import MeterConfig
+from amr.dashboard.problems import missing_reads
 from amr.domain import Flag, StoredReading
 from amr.meters import Meter
 from amr.store.dashboard_queries import meter_schedules, refused_count
@@ -131,6 +134,17 @@ def _today_completeness(
     """Each meter's readings today (until now, inclusive) against the polls its schedule makes."""
     schedules = meter_schedules(ctx.app.config, [m.serial for m in meters])
     return completeness_of(ctx.store, meters, schedules, start, now + timedelta(microseconds=1), ctx.tz)
+
+
+def _poll(entry: dict[str, Any], config: MeterConfig | None, ctx: ApiContext) -> PollEntry:
+    """A kept poll with the reads it could not make named by channel where the register map knows them."""
+    errors = entry.get("errors") or {}
+    bus = next((b for b in ctx.app.config.buses if config is not None and b.name == config.bus), None)
+    missing = [
+        MissingItem(where=m.where, channels=list(m.channels), answer=m.answer)
+        for m in missing_reads(config, bus, errors)
+    ]
+    return PollEntry(**entry, missing=missing)
 
 
 def poll_log(request: Request) -> Any:
@@ -244,14 +258,39 @@ def meter_detail(serial: Serial, principal: CurrentUser, ctx: Ctx, request: Requ
     if principal.is_staff:
         log = poll_log(request)
         if log is not None:
-            polls = [PollEntry(**entry) for entry in log.recent(meter.serial)]
-            problems += [
-                ProblemEntry(at=p.polled_at, kind="poll", code=p.error_kind or "error", message=p.error or "")
-                for p in polls
-                if not p.ok
-            ]
-        elif record is not None and record.last_error and record.last_error_at:
-            problems.append(ProblemEntry(at=record.last_error_at, kind="poll", code="error", message=record.last_error))
+            polls = [_poll(entry, config, ctx) for entry in log.recent(meter.serial)]
+            for p in polls:
+                if not p.ok:
+                    problems.append(
+                        ProblemEntry(at=p.polled_at, kind="poll", code=p.error_kind or "error", message=p.error or "")
+                    )
+                elif p.missing:
+                    problems.append(
+                        ProblemEntry(
+                            at=p.polled_at,
+                            kind="partial",
+                            code="partial",
+                            message="; ".join(f"{m.where}: {m.answer}" for m in p.missing),
+                            missing=p.missing,
+                        )
+                    )
+        if (
+            not problems
+            and record is not None
+            and (log is None or record.status in ("degraded", "offline"))
+            and record.last_error
+            and record.last_error_at
+        ):
+            # no poll of it kept here: a degraded meter whose last poll succeeded answered in part
+            partial = record.status == "degraded" and record.consecutive_failures == 0
+            problems.append(
+                ProblemEntry(
+                    at=record.last_error_at,
+                    kind="partial" if partial else "poll",
+                    code="partial" if partial else "error",
+                    message=record.last_error,
+                )
+            )
         for refused in rejected_of(ctx.store, None, frozenset({meter.serial}), 20, 0):
             reasons = [reason_item(c, lang) for c in refused.reasons]
             problems.append(
