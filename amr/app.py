@@ -32,7 +32,7 @@ class App:
         except Exception:
             store.close()
             raise
-        ingestor = Ingestor(store, meters, config.site.clock_tolerance)
+        ingestor = Ingestor(store, meters, config.site.clock_tolerance, tz=config.site.tz)
         return cls(config, store, {m.serial: m for m in meters}, ingestor)
 
     def meter(self, serial: str) -> Meter:

@@ -15,7 +15,7 @@ from amr import __version__
 from amr.app import App
 from amr.bulk_ingest import BulkIngest
 from amr.config import load_config
-from amr.consumption import Step, boundaries, consumption
+from amr.consumption import Step, boundaries, consumption, gap_text
 from amr.csvio import count_rows, read_readings
 from amr.domain import CHANNELS, Channel, Flag, StoredReading, kwh_from_wh
 from amr.errors import AmrError, ConfigError, InputError
@@ -168,6 +168,7 @@ def cmd_rejected(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(data)
         return 0
+    print(f"times in {tz.key}")
     for r in records:
         when = _local(r.ts, tz)[:16] if r.ts else "—"
         print(
@@ -223,12 +224,9 @@ def cmd_consumption(args: argparse.Namespace) -> int:
     print(
         f"{label}: {channel.label} consumption by {step.value}, tariff {args.tariff}, {channel.unit}, {tz.key}"
     )
-    for row in data:
-        note = (
-            ""
-            if row["complete"]
-            else "  gap " + ", ".join(f"{s[11:16] or s}…{e[11:16] or e}" for s, e in row["gaps"])
-        )
+    for bucket, row in zip(buckets, data, strict=True):
+        texts = [gap_text(bucket, gap, tz) for gap in bucket.gaps]
+        note = "" if not texts else "  no readings" if texts == ["no readings"] else "  gap " + ", ".join(texts)
         print(f"{row['start'][:16]}  {row['value'] or '—':>14}{note}")
     return 0
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from amr.domain import Channel, Flag, StoredReading
@@ -43,6 +43,27 @@ class Bucket:
     def complete(self) -> bool:
         """True when readings cover the whole bucket."""
         return not self.gaps
+
+
+def _clock(moment: datetime, day: date) -> str:
+    """HH:MM of a local `moment` counted on `day`: the midnight that ends `day` is 24:00."""
+    if moment.date() == day + timedelta(days=1) and moment.time() == time():
+        return "24:00"
+    return moment.strftime("%H:%M")
+
+
+def gap_text(bucket: Bucket, gap: tuple[datetime, datetime], tz: ZoneInfo) -> str:
+    """A gap of `bucket` as a person reads it in the site's zone: ``no readings`` for the whole
+    bucket, ``10:30…12:30`` (``18:00…24:00``) within one day, with dates when it spans days."""
+    start, end = gap
+    if start <= bucket.start and end >= bucket.end:
+        return "no readings"
+    first, last = start.astimezone(tz), end.astimezone(tz)
+    # the day an end at midnight belongs to is the day before it
+    last_day = last.date() - timedelta(days=1) if last.time() == time() and last > first else last.date()
+    if first.date() == last_day:
+        return f"{_clock(first, first.date())}…{_clock(last, first.date())}"
+    return f"{first.date().isoformat()} {_clock(first, first.date())}…{last_day.isoformat()} {_clock(last, last_day)}"
 
 
 def boundaries(start: datetime, end: datetime, step: Step, tz: ZoneInfo) -> list[datetime]:

@@ -9,7 +9,7 @@ the verdict and the write. The retry on a conflict lives in `Store.write`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from amr.domain import IncomingReading
 from amr.meters import Meter
@@ -30,15 +30,17 @@ class Ingestor:
         meters: Sequence[Meter],
         clock_tolerance: timedelta = timedelta(minutes=5),
         now: Callable[[], datetime] = _utcnow,
+        tz: tzinfo = UTC,
     ) -> None:
         self.store = store
         self.meters = {m.serial: m for m in meters}
         self.clock_tolerance = clock_tolerance
         self.now = now
+        self.tz = tz  # the site's zone, for the times in refusal messages
 
     def pipeline(self, loader: ContextLoader) -> Pipeline:
         """The VEE pipeline over this ingestor's meters, reading context from `loader`."""
-        return Pipeline(self.meters, loader, self.clock_tolerance, self.now)
+        return Pipeline(self.meters, loader, self.clock_tolerance, self.now, self.tz)
 
     def preview(self, batch: Sequence[IncomingReading]) -> BatchResult:
         """Judge readings without storing anything (the cabinet's "Рассчитать")."""

@@ -14,6 +14,7 @@ from amr.domain import CHANNELS, Channel, Flag, StoredReading, kwh_from_wh
 from amr.energy import consumption_wh
 from amr.meters import Meter
 from amr.store import RejectedRecord, Store
+from amr.timetext import zone_label
 from amr.validation import ContextRequest, Reason, describe
 from amr.validation.series import Series
 
@@ -31,9 +32,11 @@ def local(ts: datetime, tz: ZoneInfo) -> str:
 
 
 def human_time(ts: datetime, tz: ZoneInfo, lang: str) -> str:
-    """A short local time for messages: 05.01.2026 12:00 (ru) or 2026-01-05 12:00 (en)."""
+    """A short local time for messages, with the zone: 05.01.2026 12:00 (MSK) (ru) or
+    2026-01-05 12:00 (MSK) (en)."""
     moment = ts.astimezone(tz)
-    return moment.strftime("%d.%m.%Y %H:%M") if lang == "ru" else moment.strftime("%Y-%m-%d %H:%M")
+    text = moment.strftime("%d.%m.%Y %H:%M") if lang == "ru" else moment.strftime("%Y-%m-%d %H:%M")
+    return f"{text} ({zone_label(ts, tz)})"
 
 
 def unit_text(channel: Channel, lang: str) -> str:

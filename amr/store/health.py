@@ -11,17 +11,18 @@ against the polls its schedule makes in that period (`completeness`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, tzinfo
 from typing import Any, Literal
 
-from sqlalchemy import Connection, distinct, func, select
+from sqlalchemy import Connection, distinct, func, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from amr.config import ScheduleConfig
 from amr.meters import Meter
-from amr.store.models import MeterHealthRow, ReadingRow
+from amr.store.models import MeterHealthRow, ReadingRow, UTCDateTime
 from amr.store.store import Store, translate_errors
 
 Status = Literal["unknown", "online", "degraded", "offline"]
@@ -55,12 +56,19 @@ def _record(row: Any) -> HealthRecord:
 
 
 def load_health(store: Store, meter_ids: Iterable[int] | None = None) -> dict[int, HealthRecord]:
-    """The stored health of the meters (all when `meter_ids` is None), by meter id."""
+    """The stored health of the meters (all when `meter_ids` is None), by meter id; a meter without
+    a row has not been polled ("unknown")."""
     statement = select(MeterHealthRow)
     if meter_ids is not None:
         statement = statement.where(MeterHealthRow.meter_id.in_(list(meter_ids)))
-    with translate_errors(), store.engine.connect() as conn:
-        rows = conn.execute(statement).mappings().all()
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(statement).mappings().all()
+    except SQLAlchemyError:
+        if not inspect(store.engine).has_table("meter_health"):
+            return {}  # a database without the collector's table: every meter reads as "unknown"
+        with translate_errors():
+            raise
     return {row["meter_id"]: _record(row) for row in rows}
 
 
@@ -83,37 +91,86 @@ def upsert_health(conn: Connection, records: Sequence[HealthRecord]) -> None:
 
 def readings_count(store: Store, meter: Meter, start: datetime, end: datetime) -> int:
     """Distinct reading times stored for `meter` with start <= ts < end (any tariff zone)."""
-    statement = select(func.count(distinct(ReadingRow.ts))).where(
-        ReadingRow.meter_id == meter.id, ReadingRow.ts >= start, ReadingRow.ts < end
+    found = stored_times(store, [meter.id], start, end).get(meter.id)
+    return found.received if found else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Completeness:
+    """A meter's readings in a period against the polls its schedule makes in it."""
+
+    expected: int
+    received: int
+    last: datetime | None = None
+
+    @property
+    def share(self) -> float:
+        """received ÷ expected, at most 1; a period without polls is complete (1.0)."""
+        return 1.0 if self.expected == 0 else min(1.0, self.received / self.expected)
+
+
+def stored_times(store: Store, meter_ids: Sequence[int], start: datetime, end: datetime) -> dict[int, Completeness]:
+    """Per meter: distinct reading times stored with start <= ts < end and the newest (expected left 0)."""
+    if not meter_ids:
+        return {}
+    statement = (
+        select(ReadingRow.meter_id, func.count(distinct(ReadingRow.ts)), func.max(ReadingRow.ts))
+        .where(ReadingRow.meter_id.in_(list(meter_ids)), ReadingRow.ts >= start, ReadingRow.ts < end)
+        .group_by(ReadingRow.meter_id)
     )
     with translate_errors(), store.engine.connect() as conn:
-        return int(conn.execute(statement).scalar_one())
+        rows = conn.execute(statement).all()
+        dialect = conn.dialect
+    result = {}
+    for meter_id, count, newest in rows:
+        # an aggregate skips the column type: ISO text on SQLite, maybe naive
+        last = UTCDateTime().process_result_value(newest, dialect) if newest is not None else None
+        result[int(meter_id)] = Completeness(0, int(count), last)
+    return result
+
+
+def completeness_of(
+    store: Store,
+    meters: Sequence[Meter],
+    schedules: Mapping[str, ScheduleConfig],
+    start: datetime,
+    end: datetime,
+    tz: tzinfo,
+) -> dict[int, Completeness]:
+    """Per meter id: the polls its schedule (`schedules[serial]`) makes in [start, end) while the
+    meter is in service, and the distinct reading times stored then. Expected polls count the
+    schedule's fire times in the site's zone `tz` (offset included, jitter not); one query for all."""
+    from amr.collector.schedule import expected_polls  # the scheduling rules live with the collector
+
+    stored = stored_times(store, [m.id for m in meters], start, end)
+    result = {}
+    for meter in meters:
+        since = max(start, meter.installed) if meter.installed else start
+        until = min(end, meter.removed) if meter.removed else end
+        expected = expected_polls(schedules[meter.serial], since, until, tz) if until > since else 0
+        got = stored.get(meter.id)  # readings out of service are refused, so [start, end) holds only in-service ones
+        result[meter.id] = Completeness(expected, got.received if got else 0, got.last if got else None)
+    return result
 
 
 def completeness(
     store: Store, meter: Meter, schedule: ScheduleConfig, start: datetime, end: datetime, tz: tzinfo
 ) -> float:
-    """Share (0..1) of the polls `schedule` makes in [start, end) that left a stored reading.
-
-    Expected polls count the schedule's fire times in the site's zone `tz` (offset included,
-    jitter not); stored readings count distinct timestamps of accepted readings. A period in
-    which the schedule makes no poll is complete (1.0).
-    """
-    from amr.collector.schedule import expected_polls  # the scheduling rules live with the collector
-
-    expected = expected_polls(schedule, start, end, tz)
-    if expected == 0:
-        return 1.0
-    return min(1.0, readings_count(store, meter, start, end) / expected)
+    """Share (0..1) of the polls `schedule` makes in [start, end) that left a stored reading
+    (`completeness_of` for one meter)."""
+    return completeness_of(store, [meter], {meter.serial: schedule}, start, end, tz)[meter.id].share
 
 
 __all__ = [
     "STATUSES",
+    "Completeness",
     "HealthRecord",
     "Status",
     "completeness",
+    "completeness_of",
     "load_health",
     "readings_count",
     "save_health",
+    "stored_times",
     "upsert_health",
 ]

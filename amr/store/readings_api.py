@@ -1,6 +1,6 @@
 """Queries the HTTP API needs beyond `Store`: the latest reading per series, a page of a
-meter's history, deleting the latest manual reading, received counts, streaming for export,
-refused readings of a set of meters, and the collector's meter health.
+meter's history, deleting the latest manual reading, streaming for export, and refused readings
+of a set of meters.
 
 The latest reading per (meter, tariff) is one index probe per series: on PostgreSQL a
 LATERAL subquery over the primary key (meter_id, tariff, ts) read backwards; on SQLite a
@@ -11,17 +11,15 @@ history, so the cost grows with the number of meters, not of readings.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, inspect, or_, select, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import and_, delete, or_, select, text
 
 from amr.domain import CHANNELS, Channel, StoredReading
 from amr.errors import NotFound, StoreError
 from amr.store.audit_trail import audit
-from amr.store.models import ReadingRow, RejectedRow, UTCDateTime
+from amr.store.models import ReadingRow, RejectedRow
 from amr.store.rows import READING_COLUMNS, reading_from_row
 from amr.store.store import RejectedRecord, Session, Store, rejected_from_row, translate_errors
 
@@ -30,7 +28,11 @@ _COLUMNS = ", ".join(f"r.{c}" for c in READING_COLUMNS)
 
 
 class NotLatest(StoreError):
-    """Only the latest reading of a series may be deleted."""
+    """Only the latest reading of a series may be deleted; `later` is the time of a later one (UTC)."""
+
+    def __init__(self, later: datetime) -> None:
+        super().__init__(later.isoformat())
+        self.later = later
 
 
 class NotManual(StoreError):
@@ -163,7 +165,7 @@ def delete_latest(
             raise NotManual(reading.source)
         later = conn.execute(select(ReadingRow.ts).where(*key, ReadingRow.ts > ts).limit(1)).first()
         if later is not None:
-            raise NotLatest(later[0].isoformat() if isinstance(later[0], datetime) else str(later[0]))
+            raise NotLatest(later[0])
         conn.execute(delete(ReadingRow).where(*key, ReadingRow.ts == ts))
         audit(
             conn,
@@ -183,33 +185,6 @@ def delete_latest(
         return reading
 
     return store.write(work)
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    """Readings of tariff 0 received for a meter in a period, and the newest one's time."""
-
-    count: int
-    last: datetime | None
-
-
-def received(store: Store, meter_ids: Sequence[int], start: datetime, end: datetime) -> dict[int, Received]:
-    """Per meter: accepted tariff-0 readings with start <= ts < end."""
-    statement = (
-        select(ReadingRow.meter_id, func.count(), func.max(ReadingRow.ts))
-        .where(ReadingRow.tariff == 0, ReadingRow.ts >= start, ReadingRow.ts < end)
-        .group_by(ReadingRow.meter_id)
-    )
-    wanted = set(meter_ids)
-    with translate_errors(), store.engine.connect() as conn:
-        rows = conn.execute(statement).all()
-    result = {}
-    for meter_id, count, last in rows:
-        if meter_id in wanted:
-            if isinstance(last, str):
-                last = UTCDateTime().process_result_value(last, conn.dialect)
-            result[int(meter_id)] = Received(int(count), last)
-    return result
 
 
 def stream_readings(
@@ -249,64 +224,14 @@ def rejected_of(
         return [rejected_from_row(row) for row in conn.execute(statement).mappings()]
 
 
-@dataclass(frozen=True, slots=True)
-class Health:
-    """How a meter answers the collector (table ``meter_health``, kept by `amr.collector`)."""
-
-    status: str  # online | degraded | offline | unknown
-    last_poll: datetime | None = None
-    last_error: str | None = None
-
-
-UNKNOWN = Health("unknown")
-_POLL_COLUMNS = ("last_poll_at", "last_poll", "polled_at", "last_success_at")
-_ERROR_COLUMNS = ("last_error", "error")
-
-
-def meter_health(store: Store) -> dict[int, Health]:
-    """Health per meter id from the collector's ``meter_health`` table; empty when the table
-    does not exist (yet), so every meter reads as "unknown"."""
-    try:
-        with store.engine.connect() as conn:
-            return _health(conn)
-    except SQLAlchemyError:
-        return {}
-
-
-def _health(conn: Connection) -> dict[int, Health]:
-    inspector = inspect(conn)
-    if not inspector.has_table("meter_health"):
-        return {}
-    columns = {c["name"] for c in inspector.get_columns("meter_health")}
-    if "meter_id" not in columns:
-        return {}
-    poll = next((c for c in _POLL_COLUMNS if c in columns), None)
-    error = next((c for c in _ERROR_COLUMNS if c in columns), None)
-    status = "status" if "status" in columns else None
-    picked = ["meter_id", status or "NULL", poll or "NULL", error or "NULL"]
-    statement = text(f"SELECT {', '.join(picked)} FROM meter_health")
-    result = {}
-    for meter_id, state, last_poll, last_error in conn.execute(statement).all():
-        if isinstance(last_poll, (str, datetime)):  # raw SQL: ISO text on SQLite, maybe naive
-            last_poll = UTCDateTime().process_result_value(last_poll, conn.dialect)
-        known = state if state in ("online", "degraded", "offline") else "unknown"
-        result[int(meter_id)] = Health(known, last_poll, last_error)
-    return result
-
-
 __all__ = [
-    "UNKNOWN",
-    "Health",
     "NotLatest",
     "NotManual",
-    "Received",
     "delete_latest",
     "get_reading",
     "history",
     "latest_readings",
-    "meter_health",
     "previous_reading",
-    "received",
     "rejected_of",
     "stream_readings",
 ]

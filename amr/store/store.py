@@ -293,11 +293,14 @@ class Store:
 
         return self.write(work)
 
-    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest audit records."""
+    def audit_log(self, limit: int = 100, actor: str | None = None) -> list[dict[str, Any]]:
+        """The newest audit records (only `actor`'s when given)."""
+        statement = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+        if actor is not None:
+            statement = statement.where(AuditRow.actor == actor)
         with translate_errors(), self.engine.connect() as conn:
-            rows = conn.execute(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)).mappings()
-            return [{**r, "details": json.loads(r["details"])} for r in rows]
+            rows = conn.execute(statement).mappings()
+            return [{**r, "details": json.loads(r["details"] or "{}")} for r in rows]
 
 
 def _wh(values: dict[Channel, int | None]) -> dict[str, int | None]:

@@ -13,13 +13,14 @@ import operator
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Literal, Protocol
 
 from amr.domain import CHANNELS, SOURCE_TEXT, Channel, Flag, IncomingReading, StoredReading, kwh_from_wh
 from amr.energy import consumption_wh
 from amr.gc_policy import paused_gc
 from amr.meters import Meter
+from amr.timetext import local_text
 from amr.validation.bulk import BULK_MIN, acceptable_in_bulk
 from amr.validation.reasons import Reason
 from amr.validation.rules import Step, static_reasons, step
@@ -165,11 +166,11 @@ def _fmt(channel: Channel, value: int) -> str:
 
 
 def _previous_problem(
-    move: Step, meter: Meter, channel: Channel, prev: StoredReading, value: int
+    move: Step, meter: Meter, channel: Channel, prev: StoredReading, value: int, tz: tzinfo
 ) -> tuple[Reason, str]:
     prev_value = prev.values[channel]
     assert prev_value is not None
-    was = f"{_fmt(channel, prev_value)} of {prev.ts.isoformat()}"
+    was = f"{_fmt(channel, prev_value)} of {local_text(prev.ts, tz)}"
     if move is Step.LOWER:
         return (
             Reason.LOWER_THAN_PREVIOUS,
@@ -182,10 +183,12 @@ def _previous_problem(
     )
 
 
-def _next_problem(move: Step, channel: Channel, value: int, nxt: StoredReading) -> tuple[Reason, str]:
+def _next_problem(
+    move: Step, channel: Channel, value: int, nxt: StoredReading, tz: tzinfo
+) -> tuple[Reason, str]:
     next_value = nxt.values[channel]
     assert next_value is not None
-    then = f"{_fmt(channel, next_value)} of {nxt.ts.isoformat()}"
+    then = f"{_fmt(channel, next_value)} of {local_text(nxt.ts, tz)}"
     if move is Step.LOWER:
         return (
             Reason.HIGHER_THAN_NEXT,
@@ -199,7 +202,10 @@ def _next_problem(move: Step, channel: Channel, value: int, nxt: StoredReading) 
 
 
 class Pipeline:
-    """Validate batches of incoming readings against configured meters and stored series."""
+    """Validate batches of incoming readings against configured meters and stored series.
+
+    `tz` is the site's time zone: the times in the refusal messages, which people read, are in it.
+    """
 
     def __init__(
         self,
@@ -207,11 +213,13 @@ class Pipeline:
         loader: ContextLoader,
         clock_tolerance: timedelta = timedelta(minutes=5),
         now: Callable[[], datetime] = _utcnow,
+        tz: tzinfo = UTC,
     ) -> None:
         self.meters = meters
         self.loader = loader
         self.clock_tolerance = clock_tolerance
         self.now = now
+        self.tz = tz
 
     def run(self, batch: Sequence[IncomingReading]) -> BatchResult:
         """Judge every reading of `batch`; later readings see earlier accepted ones."""
@@ -230,7 +238,7 @@ class Pipeline:
                 self._reject(result, index, reading, None, [problem])
             elif reading.problems or reading.ts is None:
                 self._reject(
-                    result, index, reading, meter, static_reasons(reading, meter, now, self.clock_tolerance)
+                    result, index, reading, meter, static_reasons(reading, meter, now, self.clock_tolerance, self.tz)
                 )
             else:
                 groups[(meter.id, reading.tariff)].append(index)
@@ -284,7 +292,7 @@ class Pipeline:
                     self._judge_run(result, meter, tariff, indices[part], piece, series, now, latest_allowed)
             return
         for index, reading in zip(indices, run, strict=True):
-            problems = static_reasons(reading, meter, now, self.clock_tolerance)
+            problems = static_reasons(reading, meter, now, self.clock_tolerance, self.tz)
             if problems:
                 self._reject(result, index, reading, meter, problems)
             else:
@@ -350,7 +358,7 @@ class Pipeline:
                     index,
                     reading,
                     meter,
-                    [(Reason.CONFLICT, f"a reading for {ts.isoformat()} is already stored: {shown}")],
+                    [(Reason.CONFLICT, f"a reading for {local_text(ts, self.tz)} is already stored: {shown}")],
                 )
             return
         problems: list[tuple[Reason, str]] = []
@@ -372,7 +380,7 @@ class Pipeline:
                     wrapped |= wrap
                     consumption[channel] = consumption_wh(meter, prev.ts, prev_value, ts, value, wrap)
                 else:
-                    problems.append(_previous_problem(move, meter, channel, prev, value))
+                    problems.append(_previous_problem(move, meter, channel, prev, value, self.tz))
             if nxt is not None:
                 next_value: int = nxt.values[channel]  # type: ignore[assignment]
                 move = step(meter, ts, value, nxt.ts, next_value)
@@ -380,7 +388,7 @@ class Pipeline:
                     if nxt not in followers:
                         followers.append(nxt)
                 else:
-                    problems.append(_next_problem(move, channel, value, nxt))
+                    problems.append(_next_problem(move, channel, value, nxt, self.tz))
         if problems:
             self._reject(result, index, reading, meter, problems, previous)
             return

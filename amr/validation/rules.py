@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from fractions import Fraction
 
 from amr.domain import Channel, IncomingReading
 from amr.energy import hours_between
 from amr.meters import WRAP_ZONE, Meter
+from amr.timetext import local_text
 from amr.validation.reasons import Reason
 
 MICROS_PER_HOUR = 3_600_000_000
@@ -63,10 +64,18 @@ def _step_across_ratio_change(meter: Meter, prev_ts: datetime, prev_wh: int, ts:
     return Step.LOWER
 
 
+def _span(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    if seconds % 60:
+        return f"{seconds} s"
+    return f"{seconds // 60} min"
+
+
 def static_reasons(
-    reading: IncomingReading, meter: Meter, now: datetime, tolerance: timedelta
+    reading: IncomingReading, meter: Meter, now: datetime, tolerance: timedelta, tz: tzinfo = UTC
 ) -> list[tuple[Reason, str]]:
-    """Checks that need no other reading: shape, time, service dates, register capacity."""
+    """Checks that need no other reading: shape, time, service dates, register capacity
+    (times in the messages are in the site's zone `tz`)."""
     found: list[tuple[Reason, str]] = []
     if reading.problems:
         found.extend((Reason.MALFORMED, p) for p in reading.problems)
@@ -93,20 +102,20 @@ def static_reasons(
         found.append(
             (
                 Reason.FUTURE_TIMESTAMP,
-                f"{reading.ts.isoformat()} is later than now ({now.isoformat(timespec='seconds')}) "
-                f"plus the clock tolerance of {tolerance}",
+                f"{local_text(reading.ts, tz)} is later than now ({local_text(now, tz)}) "
+                f"plus the clock tolerance of {_span(tolerance)}",
             )
         )
     if meter.installed is not None and reading.ts < meter.installed:
         found.append(
             (
                 Reason.BEFORE_INSTALLATION,
-                f"meter {meter.serial} was installed at {meter.installed.isoformat()}",
+                f"meter {meter.serial} was installed at {local_text(meter.installed, tz)}",
             )
         )
     if meter.removed is not None and reading.ts > meter.removed:
         found.append(
-            (Reason.AFTER_REMOVAL, f"meter {meter.serial} was removed at {meter.removed.isoformat()}")
+            (Reason.AFTER_REMOVAL, f"meter {meter.serial} was removed at {local_text(meter.removed, tz)}")
         )
     capacity = meter.scale_at(reading.ts).capacity
     for channel, value in present.items():

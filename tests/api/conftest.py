@@ -137,7 +137,8 @@ def make_env(store: Store, url: str, backend: str, api: dict[str, Any] | None = 
     config = _config(url, api)
     clock = Clock(NOW)
     meters = store.sync_meters(config.meter_objects())
-    app = App(config, store, {m.serial: m for m in meters}, Ingestor(store, meters, config.site.clock_tolerance, clock))
+    ingestor = Ingestor(store, meters, config.site.clock_tolerance, clock, config.site.tz)
+    app = App(config, store, {m.serial: m for m in meters}, ingestor)
     api_app = create_app(app, passwords=Passwords(FAST_HASHER))
     with TestClient(api_app) as client:
         yield Env(client, api_app.state.amr, clock, backend)

@@ -69,6 +69,7 @@ class Served:
     app: App
     day: date  # the day with M1's 30-minute profile (ten days ago, site's zone)
     rejected_id: int
+    api: Any = None  # the FastAPI application (its state holds the poll log when a test keeps one)
 
     def local_midnight(self, day: date) -> datetime:
         return datetime.combine(day, dtime(), TZ).astimezone(UTC)
@@ -166,7 +167,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
     try:
-        yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", app, day, record.id)
+        yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", app, day, record.id, api)
     finally:
         server.should_exit = True
         thread.join(15)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from amr.consumption import Step, boundaries, consumption
+from amr.consumption import Bucket, Step, boundaries, consumption, gap_text
 from amr.domain import Channel
 from amr.errors import InputError
 from amr.validation import Pipeline
@@ -118,3 +118,18 @@ def test_gaps_are_reported_not_invented() -> None:
     first, second = consumption(series, Channel.A_PLUS, boundaries(day, day + timedelta(days=2), Step.DAY, MSK))
     assert first.value == 6000 and first.gaps == [(day + timedelta(hours=6), day + timedelta(days=1))]
     assert second.value is None and second.gaps == [(day + timedelta(days=1), day + timedelta(days=2))]
+
+
+def test_gap_text_in_the_site_zone() -> None:
+    tz = ZoneInfo("Europe/Moscow")
+
+    def at(day: int, hour: int, minute: int = 0) -> datetime:
+        return datetime(2026, 1, day, hour, minute, tzinfo=tz).astimezone(UTC)
+
+    day = Bucket(at(5, 0), at(6, 0))
+    assert gap_text(day, (at(5, 0), at(6, 0)), tz) == "no readings"
+    assert gap_text(day, (at(5, 18), at(6, 0)), tz) == "18:00…24:00"
+    assert gap_text(day, (at(5, 10, 30), at(5, 12, 30)), tz) == "10:30…12:30"
+    month = Bucket(at(1, 0), datetime(2026, 2, 1, tzinfo=tz).astimezone(UTC))
+    assert gap_text(month, (at(3, 6), at(10, 0)), tz) == "2026-01-03 06:00…2026-01-09 24:00"
+    assert gap_text(month, (at(3, 6), at(10, 7, 30)), tz) == "2026-01-03 06:00…2026-01-10 07:30"

@@ -14,31 +14,43 @@ queue and the audit trail are for dispatchers and admins.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 
 from amr import __version__
 from amr.api.context import ApiContext
 from amr.api.deps import Ctx, CurrentUser, Language, Staff
 from amr.api.errors import responses
 from amr.api.present import channel_values, local, reason_item, rejected_item
-from amr.api.schemas import ChannelValues, HealthStatus, RejectedItem
+from amr.api.schemas_dashboard import (
+    AuditEntry,
+    DashInfo,
+    DashMeter,
+    DashMeterDetail,
+    DashRejected,
+    DashRejectedPage,
+    DashSummary,
+    HealthDetail,
+    MissingItem,
+    PollEntry,
+    PreviousValue,
+    ProblemEntry,
+    StatusCounts,
+    TariffReading,
+)
+from amr.config import MeterConfig
+from amr.dashboard.problems import missing_reads
 from amr.domain import Flag, StoredReading
 from amr.meters import Meter
-from amr.store.health import HealthRecord, Status, load_health
-from amr.store.models import AuditRow, ReadingRow, RejectedRow
-from amr.store.readings_api import history, latest_readings, received, rejected_of
-from amr.store.store import translate_errors
+from amr.store.dashboard_queries import meter_schedules, refused_count
+from amr.store.health import Completeness, HealthRecord, Status, completeness_of, load_health
+from amr.store.readings_api import history, latest_readings, rejected_of
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
 Serial = Annotated[str, Path(min_length=1, max_length=64, description="meter serial number")]
-SLOT = timedelta(minutes=30)
 PROTOCOLS = {
     "modbus-tcp": "Modbus TCP",
     "modbus-rtu": "Modbus RTU",
@@ -46,173 +58,6 @@ PROTOCOLS = {
     "iec62056-21": "IEC 62056-21",
     "mqtt": "MQTT",
 }
-
-
-# --- bodies ----------------------------------------------------------------------------------
-
-
-class DashInfo(BaseModel):
-    """The site and the caller."""
-
-    site: str
-    timezone: str
-    now: datetime
-    today: str = Field(description="YYYY-MM-DD in the site's zone")
-    login: str
-    name: str
-    role: str
-    staff: bool
-    collector: Literal["running", "absent"]
-    polls: bool = Field(description="recent polls are kept by this process")
-    export_80020: bool = Field(description="[export] is configured, so макет 80020 can be built")
-    version: str
-
-
-class StatusCounts(BaseModel):
-    """Meters by collector status."""
-
-    online: int = 0
-    degraded: int = 0
-    offline: int = 0
-    unknown: int = 0
-
-
-class DashSummary(BaseModel):
-    """The overview's counters (today is the site's local day)."""
-
-    meters: int
-    status: StatusCounts
-    readings_today: int = Field(description="accepted readings of tariff 0 taken today")
-    expected_today: int = Field(description="30-minute slots of today so far, over every meter")
-    refused_today: int = Field(description="readings refused today (by the time they were received)")
-    refused_open: int = Field(description="refused readings waiting for a dispatcher")
-    day_start: datetime
-    now: datetime
-
-
-class DashMeter(BaseModel):
-    """One row of the meters table."""
-
-    serial: str
-    name: str
-    object: str
-    point: str
-    model: str
-    protocol: str | None = Field(None, description="bus kind: modbus-tcp, modbus-rtu, mercury230, iec62056-21, mqtt")
-    protocol_name: str | None = None
-    bus: str | None = None
-    tariffs: int
-    status: HealthStatus | None = Field(None, description="null for account holders")
-    last_poll: datetime | None = None
-    last_error: str | None = None
-    last_reading: datetime | None = None
-    local_time: str | None = None
-    source: str | None = None
-    values: ChannelValues
-    readings_today: int = 0
-
-
-class TariffReading(BaseModel):
-    """The latest accepted reading of one tariff zone."""
-
-    tariff: int
-    timestamp: datetime
-    local_time: str
-    values: ChannelValues
-    source: str
-    flags: list[str]
-
-
-class HealthDetail(BaseModel):
-    """The collector's record of a meter."""
-
-    status: HealthStatus
-    last_poll: datetime | None = None
-    last_success: datetime | None = None
-    last_error: str | None = None
-    last_error_at: datetime | None = None
-    consecutive_failures: int = 0
-    polls: int = 0
-    failures: int = 0
-
-
-class PollEntry(BaseModel):
-    """One poll as the collector reported it (kept in memory by this process)."""
-
-    polled_at: datetime
-    ok: bool
-    seconds: float
-    attempts: int
-    error: str | None = None
-    error_kind: str | None = None
-    status: str | None = None
-    values: dict[str, str | None] | None = None
-    errors: dict[str, str] = {}
-    accepted: int = 0
-    duplicate: int = 0
-    rejected: dict[str, int] = {}
-
-
-class ProblemEntry(BaseModel):
-    """Something that went wrong with a meter: a failed poll or a refused reading."""
-
-    at: datetime
-    kind: Literal["poll", "refused"]
-    code: str
-    message: str
-
-
-class DashMeterDetail(BaseModel):
-    """One meter's page."""
-
-    meter: DashMeter
-    address: str | None = None
-    ct_ratio: str
-    vt_ratio: str
-    digits: int
-    decimals: int
-    accounts: list[str]
-    health: HealthDetail | None = None
-    latest: list[TariffReading]
-    polls: list[PollEntry] | None = Field(None, description="null when the collector does not run in this process")
-    problems: list[ProblemEntry]
-
-
-class PreviousValue(BaseModel):
-    """The last accepted reading before a refused one (same meter and tariff)."""
-
-    timestamp: datetime
-    local_time: str
-    values: ChannelValues
-    source: str
-
-
-class DashRejected(RejectedItem):
-    """A refused reading with the meter's names and the previous accepted reading."""
-
-    meter_name: str | None = None
-    object: str | None = None
-    local_time: str | None = None
-    previous: PreviousValue | None = None
-
-
-class DashRejectedPage(BaseModel):
-    """Refused readings, newest first."""
-
-    total: int
-    items: list[DashRejected]
-
-
-class AuditEntry(BaseModel):
-    """One audit record."""
-
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    subject: str
-    reason: str
-    details: dict[str, Any]
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -274,11 +119,6 @@ def _row(
     )
 
 
-def _count(ctx: ApiContext, statement: Any) -> int:
-    with translate_errors(), ctx.store.engine.connect() as conn:
-        return int(conn.execute(statement).scalar_one())
-
-
 def _ratio(meter: Meter, now: datetime, which: str) -> str:
     version = meter.ratios[0]
     for candidate in meter.ratios:
@@ -286,6 +126,25 @@ def _ratio(meter: Meter, now: datetime, which: str) -> str:
             version = candidate
     value = getattr(version, which)
     return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
+
+
+def _today_completeness(
+    ctx: ApiContext, meters: Sequence[Meter], start: datetime, now: datetime
+) -> dict[int, Completeness]:
+    """Each meter's readings today (until now, inclusive) against the polls its schedule makes."""
+    schedules = meter_schedules(ctx.app.config, [m.serial for m in meters])
+    return completeness_of(ctx.store, meters, schedules, start, now + timedelta(microseconds=1), ctx.tz)
+
+
+def _poll(entry: dict[str, Any], config: MeterConfig | None, ctx: ApiContext) -> PollEntry:
+    """A kept poll with the reads it could not make named by channel where the register map knows them."""
+    errors = entry.get("errors") or {}
+    bus = next((b for b in ctx.app.config.buses if config is not None and b.name == config.bus), None)
+    missing = [
+        MissingItem(where=m.where, channels=list(m.channels), answer=m.answer)
+        for m in missing_reads(config, bus, errors)
+    ]
+    return PollEntry(**entry, missing=missing)
 
 
 def poll_log(request: Request) -> Any:
@@ -328,30 +187,15 @@ def summary(principal: Staff, ctx: Ctx) -> DashSummary:
     for meter in meters:
         state = _status(health.get(meter.id))
         setattr(counts, state, getattr(counts, state) + 1)
-    readings = (
-        select(func.count())
-        .select_from(ReadingRow)
-        .where(ReadingRow.tariff == 0, ReadingRow.ts >= start, ReadingRow.ts <= now)
-    )
-    refused = select(func.count()).select_from(RejectedRow).where(RejectedRow.received_at >= start)
-    waiting = select(func.count()).select_from(RejectedRow).where(RejectedRow.status == "open")
     serials = principal.scope.serial_filter()
-    if serials is not None:
-        readings = readings.where(ReadingRow.meter_id.in_(ids))
-        refused = refused.where(RejectedRow.meter_serial.in_(list(serials)))
-        waiting = waiting.where(RejectedRow.meter_serial.in_(list(serials)))
-    slots = 0
-    for meter in meters:
-        since = max(start, meter.installed) if meter.installed else start
-        until = min(now, meter.removed) if meter.removed else now
-        slots += max(0, int((until - since) / SLOT))
+    today = _today_completeness(ctx, meters, start, now)
     return DashSummary(
         meters=len(meters),
         status=counts,
-        readings_today=_count(ctx, readings),
-        expected_today=slots,
-        refused_today=_count(ctx, refused),
-        refused_open=_count(ctx, waiting),
+        readings_today=sum(c.received for c in today.values()),
+        expected_today=sum(c.expected for c in today.values()),
+        refused_today=refused_count(ctx.store, serials, received_since=start),
+        refused_open=refused_count(ctx.store, serials, status="open"),
         day_start=start,
         now=now,
     )
@@ -366,7 +210,7 @@ def meters_table(principal: CurrentUser, ctx: Ctx) -> list[DashMeter]:
     ids = [m.id for m in meters]
     latest = latest_readings(ctx.store, ids, (0,))
     health = load_health(ctx.store, ids) if principal.is_staff else {}
-    today = received(ctx.store, ids, start, now + timedelta(microseconds=1))
+    today = _today_completeness(ctx, meters, start, now)
     fields = _field_settings(ctx)
     return [
         _row(
@@ -374,7 +218,7 @@ def meters_table(principal: CurrentUser, ctx: Ctx) -> list[DashMeter]:
             fields.get(m.serial),
             health.get(m.id),
             latest.get((m.id, 0)),
-            today[m.id].count if m.id in today else 0,
+            today[m.id].received,
             principal.is_staff,
             ctx,
         )
@@ -391,10 +235,10 @@ def meter_detail(serial: Serial, principal: CurrentUser, ctx: Ctx, request: Requ
     tariffs = tuple(range(meter.tariffs + 1)) if meter.tariffs > 1 else (0,)
     latest = latest_readings(ctx.store, [meter.id], tariffs)
     record = load_health(ctx.store, [meter.id]).get(meter.id) if principal.is_staff else None
-    today = received(ctx.store, [meter.id], start, now + timedelta(microseconds=1))
+    today = _today_completeness(ctx, [meter], start, now)
     field = _field_settings(ctx).get(meter.serial)
     row = _row(
-        meter, field, record, latest.get((meter.id, 0)), today[meter.id].count if today else 0, principal.is_staff, ctx
+        meter, field, record, latest.get((meter.id, 0)), today[meter.id].received, principal.is_staff, ctx
     )
     config = next((m for m in ctx.app.config.meters if m.serial == meter.serial), None)
     readings = [
@@ -414,14 +258,39 @@ def meter_detail(serial: Serial, principal: CurrentUser, ctx: Ctx, request: Requ
     if principal.is_staff:
         log = poll_log(request)
         if log is not None:
-            polls = [PollEntry(**entry) for entry in log.recent(meter.serial)]
-            problems += [
-                ProblemEntry(at=p.polled_at, kind="poll", code=p.error_kind or "error", message=p.error or "")
-                for p in polls
-                if not p.ok
-            ]
-        elif record is not None and record.last_error and record.last_error_at:
-            problems.append(ProblemEntry(at=record.last_error_at, kind="poll", code="error", message=record.last_error))
+            polls = [_poll(entry, config, ctx) for entry in log.recent(meter.serial)]
+            for p in polls:
+                if not p.ok:
+                    problems.append(
+                        ProblemEntry(at=p.polled_at, kind="poll", code=p.error_kind or "error", message=p.error or "")
+                    )
+                elif p.missing:
+                    problems.append(
+                        ProblemEntry(
+                            at=p.polled_at,
+                            kind="partial",
+                            code="partial",
+                            message="; ".join(f"{m.where}: {m.answer}" for m in p.missing),
+                            missing=p.missing,
+                        )
+                    )
+        if (
+            not problems
+            and record is not None
+            and (log is None or record.status in ("degraded", "offline"))
+            and record.last_error
+            and record.last_error_at
+        ):
+            # no poll of it kept here: a degraded meter whose last poll succeeded answered in part
+            partial = record.status == "degraded" and record.consecutive_failures == 0
+            problems.append(
+                ProblemEntry(
+                    at=record.last_error_at,
+                    kind="partial" if partial else "poll",
+                    code="partial" if partial else "error",
+                    message=record.last_error,
+                )
+            )
         for refused in rejected_of(ctx.store, None, frozenset({meter.serial}), 20, 0):
             reasons = [reason_item(c, lang) for c in refused.reasons]
             problems.append(
@@ -478,11 +347,6 @@ def rejected_queue(
     serials = principal.scope.serial_filter(meter)
     wanted = None if status == "all" else status
     records = rejected_of(ctx.store, wanted, serials, limit, offset)
-    total = select(func.count()).select_from(RejectedRow)
-    if wanted is not None:
-        total = total.where(RejectedRow.status == wanted)
-    if serials is not None:
-        total = total.where(RejectedRow.meter_serial.in_(list(serials)))
     items = []
     for r in records:
         known = ctx.meters.get(r.meter_serial)
@@ -503,7 +367,7 @@ def rejected_queue(
                 previous=previous,
             )
         )
-    return DashRejectedPage(total=_count(ctx, total), items=items)
+    return DashRejectedPage(total=refused_count(ctx.store, serials, status=wanted), items=items)
 
 
 @router.get("/audit", response_model=list[AuditEntry], responses=responses(401, 403, 422))
@@ -514,29 +378,19 @@ def audit_trail(
 ) -> list[AuditEntry]:
     """The newest audit records: who changed what, when and why (a dispatcher limited to some
     objects sees only its own records)."""
-    statement = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
-    if not principal.scope.everything:
-        statement = statement.where(AuditRow.actor == principal.login)
-    with translate_errors(), ctx.store.engine.connect() as conn:
-        rows: Sequence[Any] = conn.execute(statement).mappings().all()
-    entries = []
-    for row in rows:
-        try:
-            details = json.loads(row["details"] or "{}")
-        except ValueError:
-            details = {"text": row["details"]}
-        entries.append(
-            AuditEntry(
-                id=row["id"],
-                at=row["at"],
-                actor=row["actor"],
-                action=row["action"],
-                subject=row["subject"],
-                reason=row["reason"] or "",
-                details=details if isinstance(details, dict) else {"value": details},
-            )
+    actor = None if principal.scope.everything else principal.login
+    return [
+        AuditEntry(
+            id=row["id"],
+            at=row["at"],
+            actor=row["actor"],
+            action=row["action"],
+            subject=row["subject"],
+            reason=row["reason"] or "",
+            details=row["details"] if isinstance(row["details"], dict) else {"value": row["details"]},
         )
-    return entries
+        for row in ctx.store.audit_log(limit, actor)
+    ]
 
 
 __all__ = ["PROTOCOLS", "router"]

@@ -20,10 +20,11 @@ from amr.api.schemas import (
     ResolveInput,
 )
 from amr.errors import DriverError, NotFound
-from amr.store.readings_api import UNKNOWN, meter_health, received, rejected_of
+from amr.store.dashboard_queries import meter_schedules
+from amr.store.health import HealthRecord, completeness_of, load_health
+from amr.store.readings_api import rejected_of
 
 router = APIRouter(prefix="/api/v1/dispatch", tags=["dispatch"])
-SLOT = timedelta(minutes=30)
 RejectedId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
@@ -40,7 +41,8 @@ def dispatch_meters(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> DispatchMeters:
     """Per meter: status (online, degraded, offline, unknown — from the collector), last poll, last
-    error, and completeness: accepted tariff-0 readings ÷ 30-minute slots of the day or month so far."""
+    error, and completeness: reading times stored ÷ polls the meter's schedule makes in the day or
+    month so far."""
     tz = ctx.tz
     now = ctx.now()
     try:
@@ -59,18 +61,15 @@ def dispatch_meters(
     if search:
         needle = search.lower()
         meters = [m for m in meters if needle in f"{m.serial} {m.name} {m.point}".lower()]
-    health = meter_health(ctx.store)
-    counts = received(ctx.store, [m.id for m in meters], start, end)
+    health = load_health(ctx.store)
+    schedules = meter_schedules(ctx.app.config, [m.serial for m in meters])
+    counts = completeness_of(ctx.store, meters, schedules, start, min(end, now), ctx.tz)
     items = []
     for meter in meters:
-        state = health.get(meter.id, UNKNOWN)
+        state = health.get(meter.id) or HealthRecord(meter.id)
         if status is not None and state.status != status:
             continue
-        since = max(start, meter.installed) if meter.installed else start
-        until = min(end, now, meter.removed) if meter.removed else min(end, now)
-        expected = max(0, int((until - since) / SLOT)) if until > since else 0
-        got = counts.get(meter.id)
-        count = got.count if got else 0
+        got = counts[meter.id]
         items.append(
             DispatchMeter(
                 serial=meter.serial,
@@ -79,12 +78,12 @@ def dispatch_meters(
                 point=meter.point,
                 model=meter.model,
                 status=state.status,
-                last_poll=state.last_poll,
+                last_poll=state.last_poll_at,
                 last_error=state.last_error,
-                last_reading=got.last if got else None,
-                readings_expected=expected,
-                readings_received=count,
-                completeness=min(1.0, round(count / expected, 4)) if expected else (1.0 if count else 0.0),
+                last_reading=got.last,
+                readings_expected=got.expected,
+                readings_received=got.received,
+                completeness=round(got.share, 4),
             )
         )
     return DispatchMeters(period=period, start=start, end=end, total=len(items), items=items[offset : offset + limit])

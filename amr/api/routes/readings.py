@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from amr.api.deps import Ctx, CurrentUser, Language
 from amr.api.errors import ApiError, forbidden, responses
 from amr.api.idempotent import run_idempotent
-from amr.api.present import parse_reading_id, reading_item
+from amr.api.present import human_time, parse_reading_id, reading_item
 from amr.api.schemas import DeletedReading, ReadingInput, SubmitInput, SubmitResult
 from amr.api.submission import batch_of, parse_form, preview, result_of, submit_form, verdicts
 from amr.domain import Source
@@ -105,7 +105,7 @@ def delete_reading(
         raise ApiError(
             409,
             "not_latest",
-            f"only the latest reading can be deleted; a later one exists ({exc})",
-            f"удалить можно только последнее показание; есть более позднее ({exc})",
+            f"only the latest reading can be deleted; a later one exists ({human_time(exc.later, ctx.tz, 'en')})",
+            f"удалить можно только последнее показание; есть более позднее ({human_time(exc.later, ctx.tz, 'ru')})",
         ) from None
     return DeletedReading(deleted=reading_item(meter, deleted, ctx.tz))

@@ -109,6 +109,25 @@
     return t(key) === key ? meter.protocol_name || meter.protocol : t(key);
   }
 
+  /** The translated message of a collector error kind (ConnectError, ReadTimeout, …, "partial"). */
+  function errorText(kind) {
+    const key = `err_${kind || "error"}`;
+    const text = t(key);
+    return text === key ? t("err_error") : text;
+  }
+
+  /** The technical detail of an error, shown on demand. */
+  function technical(text) {
+    return text ? h("details", { class: "tech" }, h("summary", {}, t("details")), h("code", {}, text)) : null;
+  }
+
+  /** What a poll that answered in part left out: the channels (or the read) and the meter's answer. */
+  function missingList(missing) {
+    return (missing || []).map((m) => h("div", { class: "missing", dataset: { where: m.where, channels: m.channels.join(",") } },
+      m.channels.length ? t("missing_what", { what: m.channels.join(", ") }) : t("missing_where", { where: m.where }),
+      h("details", { class: "tech" }, h("summary", {}, t("device_answer")), h("code", {}, `${m.where}: ${m.answer}`))));
+  }
+
   function sourceText(source) { return source ? t(`src_${source}`) : "—"; }
   function unit(channel) { return t(`unit_${CHANNEL_UNIT[channel]}`); }
 
@@ -430,6 +449,7 @@
     const chartTotal = h("div", { class: "chart-total", id: "chart-total" });
     const legend = h("div", { class: "legend" },
       h("span", { class: "key full" }, t("legend_full")), h("span", { class: "key partial" }, t("legend_partial")),
+      h("span", { class: "key current" }, t("legend_current")),
       h("span", { class: "key gap" }, t("legend_gap")));
 
     const polls = h("div", { id: "polls" });
@@ -511,6 +531,14 @@
       return [h("dt", {}, label), h("dd", { dataset: { fact: key || "" } }, value === null || value === undefined || value === "" ? "—" : value)];
     }
 
+    /** The kind of the meter's last error: a partial answer, or the kind of its newest failed poll. */
+    function lastErrorKind(d) {
+      const hd = d.health;
+      if (hd.status === "degraded" && hd.consecutive_failures === 0) return "partial";
+      const failed = (d.polls || []).find((p) => !p.ok);
+      return failed ? failed.error_kind : "error";
+    }
+
     function renderDetail(d) {
       meterInfo = d;
       const m = d.meter;
@@ -529,7 +557,9 @@
         ...(hd ? [
           ...fact(t("last_poll"), hd.last_poll ? `${fmtTime(hd.last_poll, true)} (${ago(hd.last_poll)})` : null, "last_poll"),
           ...fact(t("last_success"), hd.last_success ? fmtTime(hd.last_success, true) : null),
-          ...fact(t("last_error"), hd.last_error ? `${hd.last_error_at ? fmtTime(hd.last_error_at, true) + ": " : ""}${hd.last_error}` : null, "last_error"),
+          ...fact(t("last_error"), hd.last_error ? [
+            `${hd.last_error_at ? fmtTime(hd.last_error_at, true) + ": " : ""}${errorText(lastErrorKind(d))}`,
+            technical(hd.last_error)] : null, "last_error"),
           ...fact(t("polls_failures"), `${hd.polls} / ${hd.failures}`),
         ] : []));
       // current values per tariff
@@ -547,17 +577,24 @@
       }
       if (staff) {
         if (d.polls === null) polls.replaceChildren(h("p", { class: "muted" }, t("no_polls")));
-        else polls.replaceChildren(h("ul", { class: "events" }, ...d.polls.map((p) => h("li", { class: p.ok ? "ok" : "bad" },
-          h("span", { class: "when" }, fmtTime(p.polled_at, true)), " ",
-          h("strong", {}, p.ok ? t("poll_ok_short") : t("poll_fail_short")),
-          ` · ${num(p.seconds, 2)} ${t("sec")} · ${t("attempts", { n: p.attempts })}`,
-          p.ok && p.values ? h("div", { class: "sub" }, `A+ ${num(p.values.a_plus)} ${unit("a_plus")}`) : null,
-          p.error ? h("div", { class: "sub" }, `${p.error_kind || ""}: ${p.error}`) : null,
-          p.errors && Object.keys(p.errors).length ? h("div", { class: "sub" }, Object.entries(p.errors).map(([k, v]) => `${k}: ${v}`).join("; ")) : null,
-          p.rejected && Object.keys(p.rejected).length ? h("div", { class: "sub bad" }, Object.keys(p.rejected).join(", ")) : null))));
+        else polls.replaceChildren(h("ul", { class: "events" }, ...d.polls.map((p) => {
+          const kind = !p.ok ? "failed" : p.missing && p.missing.length ? "partial" : "ok";
+          return h("li", { class: kind === "failed" ? "bad" : kind, dataset: { kind } },
+            h("span", { class: "when" }, fmtTime(p.polled_at, true)), " ",
+            h("strong", {}, t({ ok: "poll_ok_short", partial: "poll_partial_short", failed: "poll_fail_short" }[kind])),
+            ` · ${num(p.seconds, 2)} ${t("sec")} · ${t("attempts", { n: p.attempts })}`,
+            p.ok && p.values ? h("div", { class: "sub" }, `A+ ${num(p.values.a_plus)} ${unit("a_plus")}`) : null,
+            p.error ? h("div", { class: "sub" }, errorText(p.error_kind), technical(`${p.error_kind || ""}: ${p.error}`)) : null,
+            kind === "partial" ? h("div", { class: "sub" }, missingList(p.missing)) : null,
+            p.rejected && Object.keys(p.rejected).length ? h("div", { class: "sub bad" }, Object.keys(p.rejected).join(", ")) : null);
+        })));
         problems.replaceChildren(d.problems.length
-          ? h("ul", { class: "events" }, ...d.problems.map((p) => h("li", { class: p.kind === "refused" ? "warn" : "bad" },
-            h("span", { class: "when" }, fmtTime(p.at, true)), " ", h("code", {}, p.code), h("div", { class: "sub" }, p.message))))
+          ? h("ul", { class: "events" }, ...d.problems.map((p) => h("li", { class: { refused: "warn", partial: "partial" }[p.kind] || "bad", dataset: { kind: p.kind, code: p.code } },
+            h("span", { class: "when" }, fmtTime(p.at, true)), " ",
+            p.kind === "refused"
+              ? [h("code", {}, p.code), h("div", { class: "sub" }, p.message)]
+              : [h("strong", {}, errorText(p.code)),
+                 p.missing && p.missing.length ? h("div", { class: "sub" }, missingList(p.missing)) : h("div", { class: "sub" }, technical(p.message))])))
           : h("p", { class: "muted" }, t("no_problems")));
       }
     }

@@ -6,7 +6,9 @@
                months: [...], partialBelow: 0.95}
    Each bar is <rect class="bar" data-start data-value>; a bucket without any reading (and not in
    the future) is <g class="gap"> (a faint band with a hatched strip on the axis); a bucket whose readings cover less than `partialBelow` of it
-   is drawn as a partial bar (class "bar partial") with its coverage in the tooltip.
+   is drawn as a partial bar (class "bar partial") with its coverage in the tooltip; the bucket that
+   holds `now` (today, this month) is not over and is drawn pale too (class "bar partial current",
+   data-current="true"), "to date" in its tooltip.
 */
 "use strict";
 
@@ -109,16 +111,18 @@
         return;
       }
       const cov = coverage(bucket);
-      const partial = cov < partialBelow;
+      const current = Date.parse(bucket.start) <= now && now < Date.parse(bucket.end); // the period is not over
+      const partial = current || cov < partialBelow;
       const width = Math.max(1, slot * 0.72);
       const top = y(value);
       const rect = el("rect", {
         x: x + (slot - width) / 2, y: top, width, height: Math.max(value > 0 ? 1 : 0, M.top + plotH - top),
-        class: partial ? "bar partial" : "bar",
+        class: current ? "bar partial current" : partial ? "bar partial" : "bar",
         "data-start": bucket.start, "data-local": bucket.local_start, "data-value": bucket.value,
-        "data-complete": String(bucket.complete),
+        "data-complete": String(bucket.complete), "data-current": String(current),
       });
-      const note = bucket.complete ? "" : ` (${t("coverage", { p: (Math.floor(cov * 1000) / 10).toString() })})`;
+      const note = current ? ` (${t("to_date")})`
+        : bucket.complete ? "" : ` (${t("coverage", { p: (Math.floor(cov * 1000) / 10).toString() })})`;
       rect.appendChild(el("title", {}, `${range}: ${number(bucket.value)} ${options.unit}${note}`));
       bars.appendChild(rect);
     });
