@@ -127,7 +127,12 @@ async def _serve(args: argparse.Namespace, meters: list[VirtualMeter], ready: Ca
             from simulators.serial_meters import IecSimulator, MercurySimulator
 
             cls = MercurySimulator if args.kind == "mercury230" else IecSimulator
-            simulator = cls(meters, transport=args.transport, baudrate=None if cls is IecSimulator else args.baud)
+            simulator = cls(
+                meters,
+                transport=args.transport,
+                port=args.port,
+                baudrate=None if cls is IecSimulator else args.baud,
+            )
         await stack.enter_async_context(simulator)
         ready(simulator.url)
         await asyncio.Event().wait()

@@ -11,7 +11,8 @@ to its own address. Values come from `VirtualMeter.registers()` and, for IEC
 Line speed: a pty passes bytes instantly whatever the baud rate, so each answer
 waits for the request's time on the wire and is then written paced at the
 current baud rate (`bits_per_char` bits a character: 10 for 8N1 and 7E1), the
-IEC handshake at its initial 300 baud included. ``line_speed=False`` turns that off.
+IEC handshake at its initial 300 baud included; over TCP it is written in one
+piece once its time on the wire has passed. ``line_speed=False`` turns that off.
 
 Faults (`simulators.model.Faults`) per answer: ``silent`` never answers;
 ``delay`` answers that many seconds late; ``corrupt`` flips a bit of the CRC

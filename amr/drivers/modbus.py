@@ -39,6 +39,7 @@ from pymodbus.framer import FramerType
 from amr.config import BusConfig, MeterConfig, RegisterConfig
 from amr.domain import Channel, Values
 from amr.drivers.base import MeterValues, PollDriver
+from amr.drivers.serial_line import frame_pause, rtu_gap
 from amr.errors import ConfigError, ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
 from amr.protocols.crc import crc16_modbus
 from amr.protocols.modbus_map import (
@@ -58,11 +59,6 @@ EXCEPTION_NAMES = {  # Modbus exception codes
     11: "gateway target device failed to respond",
 }
 _LIBRARY_TIMEOUT = 3600.0  # pymodbus's own timer is never the one that fires
-
-
-def rtu_gap(baudrate: int) -> float:
-    """The Modbus RTU inter-frame gap: 3.5 characters of 11 bits, fixed 1.75 ms above 19200 baud."""
-    return 3.5 * 11 / baudrate if baudrate <= 19200 else 0.00175
 
 
 def register_map(meter: MeterConfig, max_registers: int) -> RegisterMap:
@@ -348,7 +344,7 @@ class ModbusRtuDriver(_ModbusDriver):
     def _link(self, target: str) -> _Link:
         if target not in self._links:
             bus, parts = self.bus, urlsplit(target)
-            pause = max(bus.frame_pause.total_seconds(), rtu_gap(bus.baudrate))
+            pause = max(frame_pause(bus), rtu_gap(bus.baudrate))
             if parts.scheme == "socket":
                 make = _tcp_client(parts.hostname or "", parts.port or 502, FramerType.RTU)
             else:
