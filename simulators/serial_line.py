@@ -7,7 +7,7 @@ Line speed: a pty passes bytes instantly whatever the baud rate, so each answer 
 for the request's time on the wire and is then written paced at the current baud rate
 (`bits_per_char` bits a character: 10 for 8N1 and 7E1). Over TCP the answer waits for its
 own time on the wire too and is then written in one piece, as a converter sends a frame in
-one TCP segment. ``line_speed=False`` turns the waiting off.
+one TCP segment (frames longer than 200 ms of line time: in 200 ms pieces). ``line_speed=False`` turns the waiting off.
 
 Faults (`simulators.model.Faults`) per answer: ``silent`` never answers; ``delay``
 answers that many seconds late; ``corrupt`` is the protocol's to apply (CRC/BCC);
@@ -33,6 +33,7 @@ from simulators.model import VirtualMeter
 from simulators.serving import LOOPBACK, Connections, Service
 
 Transport = Literal["pty", "tcp"]
+PACKING = 0.2  # seconds of line time a simulated converter packs into one TCP segment at most
 S = TypeVar("S")
 
 
@@ -193,16 +194,20 @@ class SerialSimulator(Service, Generic[S]):
         """Send `data` no faster than `baudrate` carries it (`bits_per_char` bits a character).
 
         On a pty the characters follow one another as a meter's UART sends them. Over TCP the
-        line's time is spent first and the frame then goes out in one write: an RS-485-to-Ethernet
-        converter packs what arrives within its character gap into one TCP segment, and clients
-        read one frame per ``recv()``.
+        line's time is spent first and the frame then goes out in one write, as an
+        RS-485-to-Ethernet converter packs a frame into one TCP segment (clients read one frame
+        per ``recv()``); a frame longer than the converter's packing time (`PACKING`) goes out in
+        pieces of that much line time, so its first bytes are not held back past a reader's timeout.
         """
         if not self.line_speed:
             await link.send(data)
             return
         if link.writer is not None:
-            await asyncio.sleep(frame_time(len(data), baudrate, self.bits_per_char))
-            await link.send(data)
+            piece = max(1, int(PACKING / frame_time(1, baudrate, self.bits_per_char)))
+            for start in range(0, len(data), piece):
+                chunk = data[start : start + piece]
+                await asyncio.sleep(frame_time(len(chunk), baudrate, self.bits_per_char))
+                await link.send(chunk)
             return
         loop = asyncio.get_running_loop()
         char, start, sent = frame_time(1, baudrate, self.bits_per_char), loop.time(), 0
