@@ -204,8 +204,8 @@ class SerialSimulator(Service, Generic[S]):
             return
         if link.writer is not None:
             piece = max(1, int(PACKING / frame_time(1, baudrate, self.bits_per_char)))
-            for start in range(0, len(data), piece):
-                chunk = data[start : start + piece]
+            for first in range(0, len(data), piece):
+                chunk = data[first : first + piece]
                 await asyncio.sleep(frame_time(len(chunk), baudrate, self.bits_per_char))
                 await link.send(chunk)
             return
