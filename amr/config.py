@@ -290,6 +290,7 @@ class MeterConfig(_Section):
     address: int | str | None = None
     profile: str | None = None
     registers: list[RegisterConfig] = []
+    max_gap: int | None = Field(None, ge=0, le=125)  # Modbus: unused registers one read may span
     password: str | None = Field(None, repr=False)
     schedule: Schedule | None = None
     timeout: Duration | None = None
