@@ -241,6 +241,17 @@ class BusConfig(_Section):
             raise ValueError('an mqtt bus needs topics = ["meters/+/energy"]')
         return self
 
+    @field_validator("baud_switch")
+    @classmethod
+    def _fixed_speed_is_a_mode_c_speed(cls, value: bool, info: ValidationInfo) -> bool:
+        speeds = (300, 600, 1200, 2400, 4800, 9600, 19200)  # the speeds an IEC 62056-21 option select names
+        if not value and info.data.get("kind") == "iec62056-21" and info.data.get("baudrate") not in speeds:
+            raise ValueError(
+                f"baud_switch = false keeps the line at baudrate = {info.data.get('baudrate')}, which an option "
+                f"select cannot name; use one of {', '.join(map(str, speeds))}"
+            )
+        return value
+
 
 class ApiConfig(_Section):
     """``[api]``: the HTTP service for cabinets, АСКУЭ users and dispatchers."""

@@ -436,3 +436,26 @@ def test_mercury_simulator_answers_parameters_after_open() -> None:
         merc.decode_serial_answer(closed, 17)
     assert merc.decode_serial_answer(serial, 17).serial == "00000017"
     assert len(merc.decode_variant_answer(variant, 17)) == merc.VARIANT_LENGTH
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_iec_signs_on_at_the_line_speed_and_stays_there_without_baud_switch(transport: Transport) -> None:
+    virtual = meter("E", "5", tariffs=2)
+
+    async def scenario() -> tuple[MeterValues | DriverError, float]:
+        async with IecSimulator([virtual], transport=transport, baudrate=9600, clock=fixed_clock) as sim:
+            driver = Iec62056Driver(bus("iec62056-21", sim.url, baudrate=9600, bytesize=7, parity="E",
+                                        baud_switch=False))
+            started = time.monotonic()
+            (result,) = await poll(driver, config(virtual))
+            return result, time.monotonic() - started
+
+    result, elapsed = run(scenario())
+    assert values(result).raw["baudrate"] == 9600  # the option select named 9600: no switch, even on a pty
+    assert values(result).tariffs == virtual.registers(NOW)
+    assert elapsed < 1.5  # at 300 baud the same readout takes over 10 s
+
+
+def test_iec_fixed_speed_must_be_one_an_option_select_can_name() -> None:
+    with pytest.raises(ValueError, match="baud_switch = false keeps the line at baudrate = 38400"):
+        bus("iec62056-21", "/dev/null", baudrate=38400, baud_switch=False)

@@ -10,13 +10,17 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from amr.config import config_from_dict
+from amr.drivers import poll_driver
 from amr.protocols import mercury230 as merc
 from simulators.model import VirtualMeter
 from simulators.serial_meters import MercurySimulator
@@ -118,3 +122,50 @@ def test_mercury_tcp_answer_arrives_in_one_recv() -> None:
     merc.decode_status_answer(opened, 7)
     assert len(energy) == merc.ENERGY_ANSWER_LENGTH
     assert merc.decode_energy_answer(energy, 7)[merc.Channel.A_PLUS] is not None
+
+
+def test_iec_sim_over_tcp_prints_a_configuration_that_keeps_its_schedule(tmp_path: Path) -> None:
+    config_file = tmp_path / "sim.toml"
+    process, url = sim_process("iec62056-21", "--transport", "tcp", "--meters", "4", "--config-out", str(config_file))
+    try:
+        checked = subprocess.run(
+            [sys.executable, "-m", "amr", "check-config", "-c", str(config_file)],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert checked.returncode == 0 and "warning" not in checked.stderr, checked.stderr
+        config = config_from_dict(tomllib.loads(config_file.read_text(encoding="utf-8")), environ={})
+        (bus,) = config.buses
+        assert (bus.url, bus.baudrate, bus.baud_switch) == (url, 9600, False)
+
+        async def sweep() -> tuple[list[int], float]:
+            driver = poll_driver(bus)
+            await driver.open()
+            started = time.monotonic()
+            try:
+                results = [await driver.read(meter) for meter in config.meters]
+            finally:
+                await driver.close()
+            return [int(str(r.raw["baudrate"])) for r in results], time.monotonic() - started
+
+        speeds, seconds = asyncio.run(asyncio.wait_for(sweep(), 30))
+        assert speeds == [9600] * 4
+        assert seconds < 30 / 4  # the printed schedule is 30 s
+    finally:
+        stop(process)
+
+
+def test_check_config_warns_when_a_bus_cannot_keep_its_schedule(tmp_path: Path) -> None:
+    """The configuration `amr sim` used to print: IEC at 300 baud behind a converter, 4 meters every 30 s."""
+    meters = "".join(f'[[meters]]\nserial = "S{i}"\nbus = "iec"\naddress = {i}\ntariffs = 2\n\n' for i in range(1, 5))
+    config_file = tmp_path / "slow.toml"
+    config_file.write_text(
+        '[[buses]]\nname = "iec"\nkind = "iec62056-21"\nurl = "socket://127.0.0.1:4001"\nbaudrate = 300\n'
+        'bytesize = 7\nparity = "E"\ntimeout = "1s"\nschedule = "30s"\n\n' + meters,
+        encoding="utf-8",
+    )
+    command = [sys.executable, "-m", "amr", "check-config", "-c", str(config_file)]
+    checked = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0
+    assert "bus 'iec': one sweep of 4 meter(s) takes about" in checked.stderr
+    assert "at 300 baud, handshake included), longer than its schedule's 30s" in checked.stderr
+    assert "baudrate = 9600 and baud_switch = false" in checked.stderr
