@@ -16,11 +16,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from amr.config import BusConfig, MeterConfig
+from amr.demo.broker import mosquitto_binary, mosquitto_conf, started_mosquitto
 from amr.domain import Channel
 from amr.drivers.base import MeterValues
 from amr.drivers.mqtt import MqttDriver, broker_address, subscription_filters
@@ -436,3 +440,56 @@ def test_messages_show_plain_values_not_python_reprs() -> None:
     text = " ".join(values.errors.values())
     assert "[150.1] is not a number" in text
     assert "Decimal" not in text
+
+
+def publish_many(port: int, topic: str, count: int) -> None:
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"amrtest-burst-{uuid.uuid4().hex[:8]}")
+    client.max_inflight_messages_set(100)
+    client.connect(HOST, port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, f'{{"a_plus": "{n}"}}', qos=1) for n in range(1, count + 1)]
+        for info in infos:
+            info.wait_for_publish(20)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.mark.mqtt
+@pytest.mark.parametrize(("max_queued", "delivered"), [(0, 1500), (1000, None)])
+def test_broker_queue_limit_decides_what_waits_for_an_absent_collector(
+    tmp_path: Path, max_queued: int, delivered: int | None
+) -> None:
+    """Mosquitto's default max_queued_messages (1000) drops QoS 1 messages of an absent persistent session;
+    the brokers the project starts set 0 (no limit)."""
+    binary = mosquitto_binary()
+    if binary is None:
+        pytest.fail("the mosquitto binary is needed (apt-get install mosquitto)", pytrace=False)
+    base = unique("queue")
+    client_id = f"amrtest-queue-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> list[MeterValues]:
+        async with started_mosquitto(binary, tmp_path, max_queued) as port:
+            assert port is not None
+            config = BusConfig(name="q", kind="mqtt", url=f"mqtt://{HOST}:{port}", topics=[f"{base}/+/energy"])
+            async with running(driver(config, client_id=client_id), Collect()):
+                pass  # the persistent session exists; the collector goes away
+            await asyncio.to_thread(publish_many, port, f"{base}/M1/energy", 1500)
+            sink = Collect()
+            async with running(driver(config, client_id=client_id), sink):
+                if delivered:
+                    await sink.until(delivered, timeout=20)
+                await asyncio.sleep(1.0)
+            return sink.values
+
+    received = run(scenario(), timeout=60)
+    if delivered:
+        assert len(received) == delivered
+        assert [v.tariffs[0][Channel.A_PLUS] for v in received] == [n * 1000 for n in range(1, 1501)]
+    else:
+        assert len(received) < 1500  # Mosquitto's default: the rest were dropped without a word
+
+
+def test_the_demo_broker_configuration_lifts_the_queue_limit() -> None:
+    assert "max_queued_messages 0\n" in mosquitto_conf(18830)
