@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -22,11 +23,12 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from amr.durations import parse_duration
+from amr.durations import format_duration, parse_duration
 from amr.errors import ConfigError, InputError
 from amr.meters import Meter, RatioVersion
 
@@ -144,11 +146,15 @@ class ScheduleConfig(_Section):
         spacing = self.shortest_interval
         if timeout >= spacing:
             raise ValueError(
-                f"{where}: timeout {timeout} is not shorter than the poll interval {spacing}; "
+                f"{where}: timeout {format_duration(timeout)} is not shorter than the poll interval "
+                f"{format_duration(spacing)}; "
                 "shorten the timeout or poll less often"
             )
         if self.jitter >= spacing:
-            raise ValueError(f"{where}: jitter {self.jitter} must be shorter than the poll interval {spacing}")
+            raise ValueError(
+                f"{where}: jitter {format_duration(self.jitter)} must be shorter than the poll interval "
+                f"{format_duration(spacing)}"
+            )
 
     @property
     def shortest_interval(self) -> timedelta:
@@ -194,7 +200,8 @@ class BusConfig(_Section):
     timeout: Duration = timedelta(seconds=1)
     retries: int = Field(2, ge=0, le=10)
     retry_backoff: Duration = timedelta(milliseconds=200)
-    frame_pause: Duration = timedelta(milliseconds=20)
+    frame_pause: Duration | None = None  # None: the 3.5-character gap at the line's speed
+    baud_switch: bool = True  # IEC 62056-21: change to the meter's offered speed after sign-on
     concurrency: int = Field(16, ge=1, le=10000)
     max_registers: int = Field(125, ge=1, le=125)
     schedule: Schedule | None = None
@@ -208,20 +215,42 @@ class BusConfig(_Section):
     username: str = ""
     password: str = Field("", repr=False)
 
-    @model_validator(mode="after")
-    def _url_fits_kind(self) -> BusConfig:
-        if self.kind == "modbus-tcp" and not self.url.startswith("tcp://"):
-            raise ValueError(f'a modbus-tcp bus needs url = "tcp://host:502"; got {self.url!r}')
-        if self.kind == "mqtt" and not self.url.startswith(("mqtt://", "tcp://")):
-            raise ValueError(f'an mqtt bus needs url = "mqtt://host:1883"; got {self.url!r}')
-        if self.kind in SERIAL_KINDS and self.url.startswith(("tcp://", "mqtt://")):
+    @field_validator("url")
+    @classmethod
+    def _url_fits_kind(cls, url: str, info: ValidationInfo) -> str:
+        kind = info.data.get("kind")
+        if kind == "modbus-tcp" and not url.startswith("tcp://"):
+            raise ValueError(f'a modbus-tcp bus needs url = "tcp://host:502"; got {url!r}')
+        if kind == "mqtt" and not url.startswith(("mqtt://", "tcp://")):
+            raise ValueError(f'an mqtt bus needs url = "mqtt://host:1883"; got {url!r}')
+        if kind in SERIAL_KINDS and url.startswith(("tcp://", "mqtt://")):
             raise ValueError(
-                f"a {self.kind} bus is a serial line: use a port (/dev/ttyUSB0) or a pyserial URL "
-                f"(socket://host:port, rfc2217://host:port); got {self.url!r}"
+                f"a {kind} bus is a serial line: use a port (/dev/ttyUSB0) or a pyserial URL "
+                f"(socket://host:port, rfc2217://host:port); got {url!r}"
             )
+        if kind == "modbus-rtu" and url.startswith("rfc2217://"):
+            raise ValueError(
+                "a modbus-rtu bus cannot poll through rfc2217:// (its serial client needs a port with a file "
+                f"descriptor); set the converter to raw TCP and use socket://host:port; got {url!r}"
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _mqtt_topics(self) -> BusConfig:
         if self.kind == "mqtt" and not self.topics:
             raise ValueError('an mqtt bus needs topics = ["meters/+/energy"]')
         return self
+
+    @field_validator("baud_switch")
+    @classmethod
+    def _fixed_speed_is_a_mode_c_speed(cls, value: bool, info: ValidationInfo) -> bool:
+        speeds = (300, 600, 1200, 2400, 4800, 9600, 19200)  # the speeds an IEC 62056-21 option select names
+        if not value and info.data.get("kind") == "iec62056-21" and info.data.get("baudrate") not in speeds:
+            raise ValueError(
+                f"baud_switch = false keeps the line at baudrate = {info.data.get('baudrate')}, which an option "
+                f"select cannot name; use one of {', '.join(map(str, speeds))}"
+            )
+        return value
 
 
 class ApiConfig(_Section):
@@ -272,6 +301,7 @@ class MeterConfig(_Section):
     address: int | str | None = None
     profile: str | None = None
     registers: list[RegisterConfig] = []
+    max_gap: int | None = Field(None, ge=0, le=125)  # Modbus: unused registers one read may span
     password: str | None = Field(None, repr=False)
     schedule: Schedule | None = None
     timeout: Duration | None = None
@@ -339,15 +369,10 @@ class Config(_Section):
     source_path: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
-    def _unique_serials(self) -> Config:
-        seen: set[str] = set()
-        for index, meter in enumerate(self.meters):
-            if meter.serial in seen:
-                raise ValueError(
-                    f"meters[{index}].serial {meter.serial!r} appears twice; a serial names one meter"
-                )
-            seen.add(meter.serial)
-        check_field_settings(self)
+    def _cross_references(self) -> Config:
+        errors = field_setting_errors(self.buses, self.meters, self.collector.default_schedule)
+        if errors:
+            raise ValueError("\n".join(errors))  # one line per error, each led by its key path
         return self
 
     def bus(self, name: str) -> BusConfig:
@@ -363,55 +388,119 @@ class Config(_Section):
 
 
 def check_field_settings(config: Config) -> None:
-    """Cross-field checks of buses and meters; raises ValueError naming the key path and the fix."""
+    """Cross-field checks of buses and meters; raises ValueError naming each key path and its fix."""
+    errors = field_setting_errors(config.buses, config.meters, config.collector.default_schedule)
+    if errors:
+        raise ValueError("\n".join(errors))
+
+
+def field_setting_errors(
+    buses: Sequence[BusConfig | None],
+    meters: Sequence[MeterConfig | None],
+    default_schedule: ScheduleConfig,
+    invalid_buses: frozenset[str] = frozenset(),
+) -> list[str]:
+    """Every cross-reference error of buses and meters, as ``key.path: what and the fix`` lines.
+
+    None stands for an entry that failed its own validation (reported on its own), and
+    `invalid_buses` are the names of such buses: meters on them are not called unknown.
+    """
     from amr.protocols.modbus_map import PROFILES, register_count
 
-    buses: dict[str, BusConfig] = {}
-    for index, bus in enumerate(config.buses):
-        if bus.name in buses:
-            raise ValueError(f"buses[{index}].name {bus.name!r} appears twice; give every bus its own name")
-        buses[bus.name] = bus
-    addresses: dict[tuple[str, str], str] = {}
-    for index, meter in enumerate(config.meters):
-        where = f"meters[{index}] ({meter.serial})"
-        if meter.bus is None:
+    errors: list[str] = []
+    known: dict[str, BusConfig] = {}
+    for index, bus in enumerate(buses):
+        if bus is None:
             continue
-        found = buses.get(meter.bus)
-        if found is None:
-            known = ", ".join(sorted(buses)) or "none is configured"
-            raise ValueError(f"{where}.bus: unknown bus {meter.bus!r}; buses: {known}")
-        bus = found
-        if bus.kind in ("modbus-tcp", "modbus-rtu"):
-            if meter.profile is None and not meter.registers:
-                raise ValueError(
-                    f"{where}: a Modbus meter needs profile = one of {', '.join(sorted(PROFILES))} or a registers map"
-                )
-            if meter.profile is not None and meter.profile not in PROFILES:
-                raise ValueError(
-                    f"{where}.profile: unknown profile {meter.profile!r}; known: {', '.join(sorted(PROFILES))}"
-                )
+        if bus.name in known:
+            errors.append(f"buses[{index}].name {bus.name!r} appears twice; give every bus its own name")
+        known[bus.name] = bus
+    serials: set[str] = set()
+    addresses: dict[tuple[str, str], str] = {}
+    for index, meter in enumerate(meters):
+        if meter is None:
+            continue
+        where = f"meters[{index}] ({meter.serial})"
+        if meter.serial in serials:
+            errors.append(f"meters[{index}].serial {meter.serial!r} appears twice; a serial names one meter")
+        serials.add(meter.serial)
         for r_index, register in enumerate(meter.registers):
             needed = register_count(register.type)
             if register.count is not None and register.count != needed:
-                raise ValueError(
+                errors.append(
                     f"{where}.registers[{r_index}]: type {register.type} spans {needed} register(s), "
                     f"not count = {register.count}"
                 )
+        if meter.bus is None or meter.bus in invalid_buses:
+            continue
+        bus = known.get(meter.bus)
+        if bus is None:
+            names = ", ".join(sorted(known)) or "none is configured"
+            errors.append(f"{where}.bus: unknown bus {meter.bus!r}; buses: {names}")
+            continue
+        if bus.kind in ("modbus-tcp", "modbus-rtu"):
+            if meter.profile is None and not meter.registers:
+                errors.append(
+                    f"{where}: a Modbus meter needs profile = one of {', '.join(sorted(PROFILES))} or a registers map"
+                )
+            if meter.profile is not None and meter.profile not in PROFILES:
+                errors.append(
+                    f"{where}.profile: unknown profile {meter.profile!r}; known: {', '.join(sorted(PROFILES))}"
+                )
         if bus.kind != "mqtt":
             if meter.address is None:
-                raise ValueError(f"{where}.address: a meter on bus {bus.name!r} needs its address")
-            key = (bus.name, str(meter.address))
-            if key in addresses:
-                raise ValueError(
-                    f"{where}.address: {meter.address} on bus {bus.name!r} is already meter {addresses[key]}; "
-                    "every meter on a bus needs its own address"
-                )
-            addresses[key] = meter.serial
+                errors.append(f"{where}.address: a meter on bus {bus.name!r} needs its address")
+            else:
+                key = (bus.name, str(meter.address))
+                if key in addresses:
+                    errors.append(
+                        f"{where}.address: {meter.address} on bus {bus.name!r} is already meter {addresses[key]}; "
+                        "every meter on a bus needs its own address"
+                    )
+                addresses[key] = meter.serial
         schedule = meter.schedule or bus.schedule
         if schedule is None and bus.kind != "mqtt":  # a polled meter without its own: the collector's default
-            schedule = config.collector.default_schedule
+            schedule = default_schedule
         if schedule is not None:
-            schedule.check(meter.timeout or bus.timeout, where)
+            try:
+                schedule.check(meter.timeout or bus.timeout, where)
+            except ValueError as exc:
+                errors.append(str(exc))
+    return errors
+
+
+def _lenient_cross_errors(data: dict[str, Any]) -> list[str]:
+    """Cross-reference errors of raw data that failed validation: each entry validated on its own."""
+
+    def each(raw: object, model: type[BaseModel]) -> list[Any]:
+        if not isinstance(raw, list):
+            return []
+        out: list[Any] = []
+        for item in raw:
+            try:
+                out.append(model.model_validate(item))
+            except ValidationError:
+                out.append(None)
+        return out
+
+    buses = each(data.get("buses"), BusConfig)
+    meters = each(data.get("meters"), MeterConfig)
+    invalid = frozenset(
+        str(raw.get("name"))
+        for raw, bus in zip(data.get("buses") or [], buses, strict=False)
+        if bus is None and isinstance(raw, dict)
+    )
+    try:
+        schedule = CollectorConfig.model_validate(data.get("collector") or {}).default_schedule
+    except ValidationError:
+        schedule = CollectorConfig().default_schedule
+    errors = field_setting_errors(buses, meters, schedule, invalid)
+    names = {bus.name for bus in buses if bus is not None} | invalid
+    for index, (raw, meter) in enumerate(zip(data.get("meters") or [], meters, strict=False)):
+        ref = raw.get("bus") if isinstance(raw, dict) else None
+        if meter is None and isinstance(ref, str) and ref not in names:
+            errors.append(f"meters[{index}].bus: unknown bus {ref!r}; buses: {', '.join(sorted(names)) or 'none'}")
+    return errors
 
 
 def _as_naive_sort_key(value: datetime | date) -> datetime:
@@ -479,6 +568,7 @@ def _format_location(loc: tuple[int | str, ...]) -> str:
             path += f"[{part}]"
         elif part in (
             "Decimal",
+            "decimal",
             "list[RatioStep]",
             "datetime",
             "date",
@@ -488,6 +578,39 @@ def _format_location(loc: tuple[int | str, ...]) -> str:
         else:
             path += f".{part}" if path else str(part)
     return path or "(top level)"
+
+
+_EXAMPLES: dict[str, str] = {
+    "decimal": "40 or 0.5",
+    "int": "3",
+    "float": "0.5",
+    "bool": "true or false",
+    "string": '"text" in quotes',
+    "list": '[ ... ] (a TOML array)',
+    "dict": "{ key = value } (a TOML table)",
+    "model": "{ key = value } (a TOML table)",
+    "datetime": '2026-03-01T00:00:00 or 2026-03-01',
+    "date": "2026-03-01",
+}
+
+
+def _explain(error: Any, message: str) -> str:
+    """A pydantic error message with the value given and, for a wrong type, an example of a valid one."""
+    kind = str(error["type"])
+    if kind == "extra_forbidden":
+        return "unknown key; check its spelling against the README's configuration reference"
+    if kind == "missing":
+        return "is required; add it"
+    shown = repr(error.get("input"))
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    example = next((text for prefix, text in _EXAMPLES.items() if kind.startswith(prefix + "_")), None)
+    if example is not None:
+        return f"{message}; got {shown}; write e.g. {example}"
+    if kind.startswith(("literal_", "enum")) or kind in ("greater_than", "less_than_equal", "greater_than_equal",
+                                                          "less_than", "too_short", "too_long"):
+        return f"{message}; got {shown}"
+    return message
 
 
 def _env_overrides(data: dict[str, Any], environ: dict[str, str]) -> None:
@@ -548,15 +671,22 @@ def config_from_dict(
         config = Config.model_validate(data)
     except ValidationError as exc:
         lines = []
+        cross_checked = False
+        located: set[str] = set()
         for error in exc.errors():
-            where = _format_location(tuple(error["loc"]))
             message = str(error["msg"]).removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "unknown key; check its spelling against the README's configuration reference"
-            elif error["type"] == "missing":
-                message = "is required; add it"
-            lines.append(f"{name}: {where}: {message}")
-        raise ConfigError("\n".join(lines)) from None
+            if not error["loc"]:  # the cross-reference checks: one line per error, each with its key path
+                lines += [f"{name}: {line}" for line in message.splitlines()]
+                cross_checked = True
+                continue
+            where = _format_location(tuple(error["loc"]))
+            if where in located:  # another branch of a union (a ratio is a number or a list): one is enough
+                continue
+            located.add(where)
+            lines.append(f"{name}: {where}: {_explain(error, message)}")
+        if not cross_checked:
+            lines += [f"{name}: {line}" for line in _lenient_cross_errors(data)]
+        raise ConfigError("\n".join(dict.fromkeys(lines))) from None
     base = file.parent if file is not None else Path.cwd()
     url = _resolve_sqlite_path(config.database.url, base)
     database = config.database.model_copy(update={"url": url})

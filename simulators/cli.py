@@ -4,7 +4,7 @@ Examples::
 
     amr sim modbus-tcp --meters 20 --port 5020
     amr sim mercury230 --transport pty --meters 4 --fault 2:silent --fault 3:corrupt=0.5
-    amr sim iec62056-21 --transport tcp
+    amr sim iec62056-21 --transport tcp               # a converter at a fixed 9600 baud
     amr sim mqtt --meters 50 --period 10s --payload tasmota-sml
 
 Faults: ``SERIAL_OR_INDEX:NAME[=VALUE]`` with NAME one of silent, delay (seconds), corrupt
@@ -81,15 +81,31 @@ def build_meters(args: argparse.Namespace) -> list[VirtualMeter]:
     return meters
 
 
+def line_baud(args: argparse.Namespace) -> int:
+    """The simulated line speed of Modbus RTU and Mercury: ``--baud``, by default 9600."""
+    return int(args.baud or 9600)
+
+
+def iec_fixed_baud(args: argparse.Namespace) -> int | None:
+    """IEC 62056-21 at a fixed speed (a converter): ``--baud``, by default 9600 over TCP; None: the
+    standard 300 baud sign-on with a switch to the meter's offer (a pty without ``--baud``)."""
+    if args.baud:
+        return int(args.baud)
+    return 9600 if args.transport == "tcp" else None
+
+
 def config_snippet(kind: str, url: str, meters: list[VirtualMeter], args: argparse.Namespace) -> str:
     """TOML for `amr collect` to poll these meters."""
     lines = ["[[buses]]", f'name = "sim-{kind}"', f'kind = "{kind}"', f'url = "{url}"']
     if kind == "mqtt":
         lines += [f'topics = ["{args.topic.replace("{serial}", "+")}"]', f'payload = "{args.payload}"']
     elif kind in ("modbus-rtu", "mercury230"):
-        lines += [f"baudrate = {args.baud}"]
+        lines += [f"baudrate = {line_baud(args)}"]
     elif kind == "iec62056-21":
-        lines += ["baudrate = 300", "bytesize = 7", 'parity = "E"']
+        fixed = iec_fixed_baud(args)
+        lines += [f"baudrate = {fixed or 300}", "bytesize = 7", 'parity = "E"']
+        if fixed:
+            lines += ["baud_switch = false"]
     lines += ['timeout = "1s"', 'schedule = "30s"', ""]
     for meter in meters:
         lines += ["[[meters]]", f'serial = "{meter.serial}"', f'bus = "sim-{kind}"', f"tariffs = {meter.tariffs}"]
@@ -121,13 +137,18 @@ async def _serve(args: argparse.Namespace, meters: list[VirtualMeter], ready: Ca
             from simulators.modbus import ModbusRtuSimulator
 
             simulator = ModbusRtuSimulator(
-                meters, transport=args.transport, baudrate=args.baud, profile=PROFILE, port=args.port
+                meters, transport=args.transport, baudrate=line_baud(args), profile=PROFILE, port=args.port
             )
         else:
             from simulators.serial_meters import IecSimulator, MercurySimulator
 
             cls = MercurySimulator if args.kind == "mercury230" else IecSimulator
-            simulator = cls(meters, transport=args.transport, baudrate=None if cls is IecSimulator else args.baud)
+            simulator = cls(
+                meters,
+                transport=args.transport,
+                port=args.port,
+                baudrate=iec_fixed_baud(args) if cls is IecSimulator else line_baud(args),
+            )
         await stack.enter_async_context(simulator)
         ready(simulator.url)
         await asyncio.Event().wait()
@@ -173,7 +194,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--prosumers", type=int, default=0, help="every K-th meter exports (solar), 0: none")
     p.add_argument("--transport", choices=["pty", "tcp"], default="tcp", help="serial kinds: a pty or a TCP socket")
     p.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
-    p.add_argument("--baud", type=int, default=9600, help="simulated line speed of serial kinds")
+    p.add_argument(
+        "--baud",
+        type=int,
+        default=None,
+        help="simulated line speed of serial kinds (default 9600; IEC 62056-21: 9600 fixed over tcp, "
+        "300 with a switch to the meter's offer on a pty)",
+    )
     p.add_argument("--fault", action="append", default=[], metavar="WHO:FAULT[=VALUE]")
     p.add_argument("--topic", default="amr/sim/{serial}/energy", help="mqtt: topic pattern")
     p.add_argument("--payload", choices=["amr", "tasmota-sml"], default="amr", help="mqtt: payload format")

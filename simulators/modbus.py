@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from amr.drivers.modbus import rtu_gap
+from amr.drivers.serial_line import rtu_gap
 from amr.protocols.crc import crc16_modbus, crc_bytes
 from amr.protocols.modbus_map import PROFILES, RegisterMap
 from simulators.model import VirtualMeter

@@ -2,7 +2,7 @@
 
 Every period each `VirtualMeter` is published to ``topic`` (``{serial}`` and ``{address}`` are
 filled in) in the project's ``amr`` JSON or as a Tasmota SML ``SENSOR`` message. Runs are
-bounded (a count of rounds or a duration). From code::
+bounded (a count of rounds, a duration, or until cancelled). From code::
 
     with MqttPublisher(meters, payload="tasmota-sml") as pub:
         pub.run(count=3, period=1.0)           # or: await pub.run_async(duration=10)
@@ -203,9 +203,12 @@ class MqttPublisher:
         period: float = 1.0,
         stop: threading.Event | None = None,
     ) -> int:
-        """A round every `period` s for `count` rounds or `duration` s (or until `stop`); messages sent."""
-        if count is None and duration is None:
-            raise ValueError("give count (rounds) or duration (seconds): a run is bounded")
+        """A round every `period` s for `count` rounds or `duration` s, or until `stop` is set; messages sent.
+
+        A run is bounded: by `count`, `duration` or a `stop` event (which `run_async` always has).
+        """
+        if count is None and duration is None and stop is None:
+            raise ValueError("give count (rounds), duration (seconds) or a stop event: a run is bounded")
         stop = stop or threading.Event()
         end = None if duration is None else time.monotonic() + duration
         sent = rounds = 0
@@ -221,7 +224,7 @@ class MqttPublisher:
     async def run_async(
         self, count: int | None = None, duration: float | None = None, period: float = 1.0
     ) -> int:
-        """`run` in a worker thread; cancelling stops it after the current round."""
+        """`run` in a worker thread, until `count` rounds or `duration` s, or cancelled (after the current round)."""
         stop = threading.Event()
         try:
             return await asyncio.to_thread(self.run, count, duration, period, stop)

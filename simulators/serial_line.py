@@ -5,7 +5,9 @@ own address. A subclass says how frames are cut from the byte stream and answere
 
 Line speed: a pty passes bytes instantly whatever the baud rate, so each answer waits
 for the request's time on the wire and is then written paced at the current baud rate
-(`bits_per_char` bits a character: 10 for 8N1 and 7E1). ``line_speed=False`` turns that off.
+(`bits_per_char` bits a character: 10 for 8N1 and 7E1). Over TCP the answer waits for its
+own time on the wire too and is then written in one piece, as a converter sends a frame in
+one TCP segment (frames longer than 200 ms of line time: in 200 ms pieces). ``line_speed=False`` turns the waiting off.
 
 Faults (`simulators.model.Faults`) per answer: ``silent`` never answers; ``delay``
 answers that many seconds late; ``corrupt`` is the protocol's to apply (CRC/BCC);
@@ -31,6 +33,7 @@ from simulators.model import VirtualMeter
 from simulators.serving import LOOPBACK, Connections, Service
 
 Transport = Literal["pty", "tcp"]
+PACKING = 0.2  # seconds of line time a simulated converter packs into one TCP segment at most
 S = TypeVar("S")
 
 
@@ -38,6 +41,7 @@ class LineOptions(TypedDict, total=False):
     """Keyword options of every simulator, as `SerialSimulator` takes them."""
 
     transport: Transport
+    port: int
     baudrate: int | None
     line_speed: bool
     clock: Callable[[], datetime] | None
@@ -69,14 +73,17 @@ class SerialSimulator(Service, Generic[S]):
         meters: Iterable[VirtualMeter],
         *,
         transport: Transport = "pty",
+        port: int = 0,
         baudrate: int | None = None,
         line_speed: bool = True,
         clock: Callable[[], datetime] | None = None,
         passwords: Mapping[str, str] | None = None,
     ) -> None:
-        """`baudrate`: the line's speed (IEC: the sign-on speed); `passwords`: serial → password."""
+        """`port`: the TCP port (0: any free one); `baudrate`: the line's speed (IEC: the sign-on speed);
+        `passwords`: serial → password."""
         self.meters = list(meters)
         self.transport = transport
+        self.port = port
         self.baudrate = baudrate or self.default_baudrate
         self.line_speed = line_speed
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -89,7 +96,7 @@ class SerialSimulator(Service, Generic[S]):
         self._pty: tuple[int, int, asyncio.BaseTransport] | None = None
 
     async def start(self) -> None:
-        """Open the pty or listen on 127.0.0.1 (a free port); sets `url`."""
+        """Open the pty or listen on 127.0.0.1 (`port`, or a free one); sets `url`."""
         if self.transport == "pty":
             master, slave = os.openpty()
             tty.setraw(slave)  # no echo, no line editing, until a driver opens it
@@ -100,7 +107,7 @@ class SerialSimulator(Service, Generic[S]):
             self._pty, self.url = (master, slave, transport), os.ttyname(slave)
             self._connections.spawn(self._serve(Link(reader, self._pty_send)))
         elif self.transport == "tcp":
-            self._server = await asyncio.start_server(self._accept, LOOPBACK, 0)
+            self._server = await asyncio.start_server(self._accept, LOOPBACK, self.port)
             self.url = f"socket://{LOOPBACK}:{self._server.sockets[0].getsockname()[1]}"
         else:
             raise ValueError(f"transport is 'pty' or 'tcp'; got {self.transport!r}")
@@ -184,9 +191,23 @@ class SerialSimulator(Service, Generic[S]):
         self.answers[meter.serial] += 1
 
     async def _transmit(self, link: Link, data: bytes, baudrate: int) -> None:
-        """Write `data` no faster than `baudrate` carries it, a character every `bits_per_char` bits."""
+        """Send `data` no faster than `baudrate` carries it (`bits_per_char` bits a character).
+
+        On a pty the characters follow one another as a meter's UART sends them. Over TCP the
+        line's time is spent first and the frame then goes out in one write, as an
+        RS-485-to-Ethernet converter packs a frame into one TCP segment (clients read one frame
+        per ``recv()``); a frame longer than the converter's packing time (`PACKING`) goes out in
+        pieces of that much line time, so its first bytes are not held back past a reader's timeout.
+        """
         if not self.line_speed:
             await link.send(data)
+            return
+        if link.writer is not None:
+            piece = max(1, int(PACKING / frame_time(1, baudrate, self.bits_per_char)))
+            for first in range(0, len(data), piece):
+                chunk = data[first : first + piece]
+                await asyncio.sleep(frame_time(len(chunk), baudrate, self.bits_per_char))
+                await link.send(chunk)
             return
         loop = asyncio.get_running_loop()
         char, start, sent = frame_time(1, baudrate, self.bits_per_char), loop.time(), 0

@@ -11,7 +11,8 @@ to its own address. Values come from `VirtualMeter.registers()` and, for IEC
 Line speed: a pty passes bytes instantly whatever the baud rate, so each answer
 waits for the request's time on the wire and is then written paced at the
 current baud rate (`bits_per_char` bits a character: 10 for 8N1 and 7E1), the
-IEC handshake at its initial 300 baud included. ``line_speed=False`` turns that off.
+IEC handshake at its initial 300 baud included; over TCP it is written in one
+piece once its time on the wire has passed. ``line_speed=False`` turns that off.
 
 Faults (`simulators.model.Faults`) per answer: ``silent`` never answers;
 ``delay`` answers that many seconds late; ``corrupt`` flips a bit of the CRC
@@ -38,9 +39,18 @@ from amr.protocols.crc import crc_ok
 from simulators.model import VirtualMeter
 from simulators.serial_line import LineOptions, Link, SerialSimulator, Transport
 
+VARIANT = bytes((0xB4, 0xE3, 0x87, 0x61, 0x00, 0x00))  # the 6 variant bytes (08 12) every simulated meter sends
+
+
+def mercury_serial(meter: VirtualMeter) -> str:
+    """The 8-digit serial a simulated meter reports (08 00): the digits of its serial, last eight, zero-filled."""
+    digits = "".join(c for c in meter.serial if c.isdigit())
+    return digits[-8:].rjust(8, "0")
+
 
 class MercurySimulator(SerialSimulator[set[str]]):
-    """Mercury 230 meters (9600 baud): test, open (level 1/2, password), close, energy since reset."""
+    """Mercury 230 meters (9600 baud): test, open (level 1/2, password), close, energy since reset,
+    parameters 08 00 (serial number, manufacture date) and 08 12 (variant)."""
 
     def _new_session(self) -> set[str]:
         return set()  # serials whose channel is open
@@ -91,6 +101,15 @@ class MercurySimulator(SerialSimulator[set[str]]):
                 values = registers.get(request.tariff, single)
                 masked = {c: None if v is None else v & merc.VALUE_MASK for c, v in values.items()}
                 return merc.encode_energy_answer(address, masked)
+        elif isinstance(request, merc.ParameterRequest):
+            if meter.serial not in opened:
+                status = merc.Status.CHANNEL_NOT_OPEN
+            elif request.parameter == merc.Parameter.SERIAL_AND_DATE and not request.argument:
+                return merc.encode_serial_answer(address, mercury_serial(meter), meter.start.date())
+            elif request.parameter == merc.Parameter.VARIANT and not request.argument:
+                return merc.encode_variant_answer(address, VARIANT)
+            else:
+                status = merc.Status.ILLEGAL_COMMAND
         elif isinstance(request, merc.UnknownRequest):
             status = merc.Status.ILLEGAL_COMMAND
         return merc.encode_status_answer(address, status)

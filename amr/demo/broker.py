@@ -2,7 +2,8 @@
 
 In order: a broker already answering on 127.0.0.1:1883 (``AMR_DEMO_MQTT_PORT`` picks another
 port); Debian's ``mosquitto`` binary, started on a free loopback port with a throw-away
-configuration (``AMR_DEMO_MOSQUITTO`` names another binary, ``none`` skips it); the demo's own
+configuration (`mosquitto_conf`: no limit on the QoS 1 messages queued for an absent collector;
+``AMR_DEMO_MOSQUITTO`` names another binary, ``none`` skips it); the demo's own
 in-process broker (`amr.demo.minibroker`). Only loopback addresses are ever used.
 """
 
@@ -101,6 +102,45 @@ async def _wait_for(port: int, process: subprocess.Popen[bytes], seconds: float 
     return False
 
 
+def mosquitto_conf(port: int, max_queued_messages: int = 0) -> str:
+    """A throw-away Mosquitto configuration on 127.0.0.1:`port`.
+
+    ``max_queued_messages 0`` lifts Mosquitto's default limit of 1000 QoS 1 messages queued for a
+    persistent session whose client is away: above it Mosquitto drops messages without a word.
+    """
+    return (
+        "# written by amr: a throw-away broker on the loopback interface\n"
+        f"listener {port} {LOOPBACK}\nallow_anonymous true\npersistence false\n"
+        f"max_queued_messages {max_queued_messages}\n"
+    )
+
+
+@contextlib.asynccontextmanager
+async def started_mosquitto(binary: str, folder: Path, max_queued_messages: int = 0) -> AsyncIterator[int | None]:
+    """Run `binary` on a free loopback port with `mosquitto_conf`; yield the port, or None if it did not start."""
+    port = free_port()
+    conf = folder / "mosquitto.conf"
+    conf.write_text(mosquitto_conf(port, max_queued_messages), encoding="utf-8")
+    process = subprocess.Popen(
+        [binary, "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C in the terminal stops the demo, which then stops the broker last
+        preexec_fn=_die_with_parent,
+    )
+    try:
+        yield port if await _wait_for(port, process) else None
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                await asyncio.to_thread(process.wait, 5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                await asyncio.to_thread(process.wait)
+
+
 @contextlib.asynccontextmanager
 async def mqtt_broker(folder: Path) -> AsyncIterator[Broker]:
     """Yield a usable loopback broker; whatever the demo started is stopped on exit."""
@@ -110,35 +150,14 @@ async def mqtt_broker(folder: Path) -> AsyncIterator[Broker]:
         return
     binary = mosquitto_binary()
     if binary is not None:
-        port = free_port()
-        conf = folder / "mosquitto.conf"
-        conf.write_text(
-            f"# written by amr demo: a throw-away broker on the loopback interface\n"
-            f"listener {port} {LOOPBACK}\nallow_anonymous true\npersistence false\n",
-            encoding="utf-8",
-        )
-        process = subprocess.Popen(
-            [binary, "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C in the terminal stops the demo, which then stops the broker last
-            preexec_fn=_die_with_parent,
-        )
-        try:
-            if await _wait_for(port, process):
+        async with started_mosquitto(binary, folder) as port:
+            if port is not None:
                 yield Broker(port, "mosquitto")
                 return
-        finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    await asyncio.to_thread(process.wait, 5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    await asyncio.to_thread(process.wait)
     async with MiniBroker() as broker:
         yield Broker(broker.port, "built-in")
 
 
-__all__ = ["Broker", "answers_mqtt", "free_port", "mqtt_broker"]
+__all__ = [
+    "Broker", "answers_mqtt", "free_port", "mosquitto_binary", "mosquitto_conf", "mqtt_broker", "started_mosquitto",
+]

@@ -21,7 +21,11 @@ The initial speed is 300 baud 7E1 as the standard says, unless the bus sets
 start faster): `BusConfig` defaults to 9600 8N1 for every serial kind, and only
 an explicitly written key is taken to mean the IEC line differs from the standard.
 Over ``socket://`` the converter's speed is fixed, so the driver asks the meter
-to stay at the initial speed instead of switching.
+to stay at the initial speed instead of switching. ``baud_switch = false`` on the
+bus says the same for any line: the driver signs on at the bus's ``baudrate``
+(written or not) and the option select names that speed, so the meter stays
+there (meters on RS-485 lines and converters set to 9600 work this way; at 300
+baud a readout takes seconds a meter).
 
 OBIS 1.8.x/2.8.x/3.8.x/4.8.x (x = 0 total, 1..4 tariffs) become A+/A-/R+/R- in
 exact Wh/varh; 0.9.1 (time hhmmss) and 0.9.2 (date YYMMDD) become ``meter_time``
@@ -151,9 +155,10 @@ class Iec62056Driver(SerialLineDriver):
     def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC, max_baudrate: int = 19200) -> None:
         """`tz` is the zone the meters' clocks run in; `max_baudrate` caps the speed switched to."""
         given = bus.model_fields_set
+        fixed = "baudrate" in given or not bus.baud_switch
         settings = LineSettings.from_bus(
             bus,
-            baudrate=bus.baudrate if "baudrate" in given else STANDARD_INITIAL_BAUDRATE,
+            baudrate=bus.baudrate if fixed else STANDARD_INITIAL_BAUDRATE,
             bytesize=bus.bytesize if "bytesize" in given else 7,
             parity=bus.parity if "parity" in given else "E",
         )
@@ -162,8 +167,10 @@ class Iec62056Driver(SerialLineDriver):
         self.initial_baudrate = settings.baudrate
 
     def choose_baudrate(self, offered: int) -> int:
-        """The speed to ask for: the meter's offer capped by `max_baudrate`; the initial one over ``socket://``."""
-        if not self.line.settings.passes_baud_changes and self.initial_baudrate in iec.BAUD_CHARS:
+        """The speed to ask for: the meter's offer capped by `max_baudrate`; the initial one over
+        ``socket://`` or with ``baud_switch = false``."""
+        stays = not self.line.settings.passes_baud_changes or not self.bus.baud_switch
+        if stays and self.initial_baudrate in iec.BAUD_CHARS:
             return self.initial_baudrate
         allowed = [rate for rate in iec.BAUD_CHARS if rate <= min(offered, self.max_baudrate)]
         return max(allowed, default=STANDARD_INITIAL_BAUDRATE)

@@ -4,6 +4,8 @@ One poll of the meter at `address` (``MeterConfig.address``, 1..240)::
 
     -> [addr] 01 01 [6 password bytes] [CRC]     open, access level 1 (user)
     <- [addr] 00 [CRC]                           status OK (03: access denied)
+    -> [addr] 08 00 [CRC]                        serial number and manufacture date
+    <- [addr] [4 serial bytes] [DD MM YY] [CRC]
     -> [addr] 05 00 [tariff] [CRC]               energy since reset (array 0), tariff 0 = sum
     <- [addr] [A+ A- R+ R-, 4 bytes each] [CRC]  or a 4-byte status answer (a refusal)
        ... once more for each tariff 1..N ...
@@ -11,6 +13,11 @@ One poll of the meter at `address` (``MeterConfig.address``, 1..240)::
     <- [addr] 00 [CRC]
 
 Address 0 is the universal address every meter answers: not for polling a bus.
+The serial number is read in every session: when the configured serial is a number
+and the meter at the address reports another one (a meter swapped or readdressed),
+the poll is refused with `MeterMismatch`, not retried, so that one meter's values never
+go into another's series. A meter that refuses 08 00 is read all the same, the refusal
+named in ``MeterValues.errors``.
 Bytes are built and checked by `amr.protocols.mercury230`; the line by
 `amr.drivers.serial_line`. A tariff that is refused, garbled or reported as
 FF FF FF FF in every channel is left out and named in ``MeterValues.errors``;
@@ -19,6 +26,7 @@ the other tariffs are kept.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 
@@ -77,7 +85,7 @@ class AnswerWaiter:
         """True once `received` ends in a whole answer from the addressed meter, kept in `answer`."""
         self.skipped, rest = [], received
         while rest and rest[0] != self.request[0]:
-            sizes = (merc.STATUS_ANSWER_LENGTH, merc.ENERGY_ANSWER_LENGTH)
+            sizes = (merc.STATUS_ANSWER_LENGTH, merc.SERIAL_ANSWER_LENGTH, merc.ENERGY_ANSWER_LENGTH)
             stale = next((n for n in sizes if len(rest) >= n and crc_ok(rest[:n])), 0)
             if not stale:
                 self.answer = rest
@@ -86,6 +94,18 @@ class AnswerWaiter:
             rest = rest[stale:]
         self.answer = rest
         return bool(rest) and merc.is_complete_answer(self.request, rest)
+
+
+class MeterMismatch(DeviceError):
+    """The meter at the configured address reports another serial number than the configured one."""
+
+
+def same_serial(configured: str, reported: str) -> bool:
+    """True unless the configured serial is a number other than the reported one (leading zeros aside).
+
+    A configured serial that is not a number (e.g. ``"kv12-A"``) cannot be compared and passes.
+    """
+    return not configured.isdigit() or int(configured) == int(reported)
 
 
 def tariffs_to_read(meter: MeterConfig) -> list[int]:
@@ -113,7 +133,26 @@ class Mercury230Driver(SerialLineDriver):
             polled_at = datetime.now(UTC)
             opened = self._ask(merc.encode_open_request(address, merc.AccessLevel.USER, password), timeout)
             merc.decode_status_answer(opened, address)
-            tariffs, errors, line_ok = self._read_tariffs(address, tariffs_to_read(meter), timeout)
+            errors: dict[str, str] = {}
+            raw: dict[str, object] = {"address": address}
+            try:
+                identity = merc.decode_serial_answer(
+                    self._ask(merc.encode_parameter_request(address, merc.Parameter.SERIAL_AND_DATE), timeout),
+                    address,
+                )
+            except (DeviceError, ProtocolError) as exc:
+                errors["serial"] = str(exc)
+            else:
+                raw.update(meter_serial=identity.serial, made=identity.made.isoformat())
+                if not same_serial(meter.serial, identity.serial):
+                    self._close_quietly(address, timeout)
+                    raise MeterMismatch(
+                        f"meter {meter.serial}: the meter at address {address} on bus {self.bus.name} reports "
+                        f"serial {identity.serial}, not the configured {meter.serial}; nothing was read: fix the "
+                        "address or the serial in the configuration"
+                    )
+            tariffs, read_errors, line_ok = self._read_tariffs(address, tariffs_to_read(meter), timeout)
+            errors.update(read_errors)
             if line_ok:
                 try:
                     closed = self._ask(merc.encode_close_request(address), timeout)
@@ -125,8 +164,12 @@ class Mercury230Driver(SerialLineDriver):
             tariffs=tariffs,
             polled_at=polled_at,
             errors=errors,
-            raw={"address": address},
+            raw=raw,
         )
+
+    def _close_quietly(self, address: int, timeout: float) -> None:
+        with contextlib.suppress(DriverError):
+            merc.decode_status_answer(self._ask(merc.encode_close_request(address), timeout), address)
 
     def _read_tariffs(
         self, address: int, tariffs: list[int], timeout: float

@@ -39,6 +39,7 @@ from pymodbus.framer import FramerType
 from amr.config import BusConfig, MeterConfig, RegisterConfig
 from amr.domain import Channel, Values
 from amr.drivers.base import MeterValues, PollDriver
+from amr.drivers.serial_line import frame_pause, rtu_gap
 from amr.errors import ConfigError, ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
 from amr.protocols.crc import crc16_modbus
 from amr.protocols.modbus_map import (
@@ -60,15 +61,22 @@ EXCEPTION_NAMES = {  # Modbus exception codes
 _LIBRARY_TIMEOUT = 3600.0  # pymodbus's own timer is never the one that fires
 
 
-def rtu_gap(baudrate: int) -> float:
-    """The Modbus RTU inter-frame gap: 3.5 characters of 11 bits, fixed 1.75 ms above 19200 baud."""
-    return 3.5 * 11 / baudrate if baudrate <= 19200 else 0.00175
+ILLEGAL_DATA_ADDRESS = 2  # the exception of a read that reaches a register the device lacks
+
+
+class ModbusExceptionError(DeviceError):
+    """The device answered a Modbus exception; `code` is its exception code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def register_map(meter: MeterConfig, max_registers: int) -> RegisterMap:
     """The register map of `meter`: its profile, overridden and extended by its own registers."""
     known = PROFILES.get(meter.profile) if meter.profile is not None else None
-    if known is not None and not meter.registers and known.max_registers <= max_registers:
+    plain = not meter.registers and meter.max_gap is None
+    if known is not None and plain and known.max_registers <= max_registers:
         return known  # the built-in map itself, shared (with its read plan) by every meter of the profile
     registers: dict[RegisterKey, RegisterSpec] = {}
     max_gap = DEFAULT_MAX_GAP
@@ -78,6 +86,8 @@ def register_map(meter: MeterConfig, max_registers: int) -> RegisterMap:
         known = PROFILES[meter.profile]
         registers.update(known.registers)
         max_registers, max_gap = min(max_registers, known.max_registers), known.max_gap
+    if meter.max_gap is not None:
+        max_gap = meter.max_gap
     try:
         registers.update({(Channel(r.channel), r.tariff): _spec(r) for r in meter.registers})
         if not registers:
@@ -232,7 +242,7 @@ class _Link:
         if response.isError():
             code = response.exception_code
             name = EXCEPTION_NAMES.get(code, "exception")
-            raise DeviceError(f"{self.where}: unit {unit} answered {name} ({code})")
+            raise ModbusExceptionError(f"{self.where}: unit {unit} answered {name} ({code})", code)
         registers = list(response.registers)
         if response.function_code != block.function or len(registers) != block.count:
             raise ProtocolError(
@@ -254,6 +264,7 @@ class _ModbusDriver(PollDriver):
         super().__init__(bus, tz=tz)
         self._links: dict[str, _Link] = {}
         self._plans: dict[str, tuple[MeterConfig, _Plan]] = {}
+        self._absent: dict[str, list[str]] = {}  # serial → reads of registers the meter lacks
 
     def _link(self, target: str) -> _Link:
         raise NotImplementedError
@@ -271,11 +282,12 @@ class _ModbusDriver(PollDriver):
             link.close()
         self._links.clear()
         self._plans.clear()
+        self._absent.clear()
 
     def _prepared(self, meter: MeterConfig) -> _Plan:
         """The meter's register map, its reads, its link and unit id: worked out on its first read."""
         known = self._plans.get(meter.serial)
-        if known is not None and known[0] is meter:
+        if known is not None and (known[0] is meter or known[0] == meter):
             return known[1]
         regmap = register_map(meter, self.bus.max_registers)
         target, unit = self._target(meter)
@@ -284,30 +296,69 @@ class _ModbusDriver(PollDriver):
         return plan
 
     async def read(self, meter: MeterConfig) -> MeterValues:
-        """Read every block of the meter's map; raise only when none could be read."""
+        """Read every block of the meter's map; raise only when none could be read.
+
+        A block of several registers answered with exception 2 (illegal data address: a meter of
+        the series that lacks some of the profile's registers, e.g. an iEM3150 without export and
+        reactive energy) is read again register by register; what exists is kept, and the meter's
+        plan keeps the split (without the registers it lacks) for the next polls.
+        """
         polled_at = datetime.now(UTC)
         regmap, blocks, link, unit = self._prepared(meter)
         timeout = (meter.timeout or self.bus.timeout).total_seconds()
         tariffs: dict[int, Values] = {}
         errors: dict[str, str] = {}
         first: DriverError | None = None
+        replan: list[ReadBlock] = []
+        split = False
         async with link.lock:
             for index, block in enumerate(blocks):
                 try:
-                    registers = await link.read(block, unit, timeout)
-                    for tariff, values in regmap.decode_reads({block: registers}).items():
-                        tariffs.setdefault(tariff, {}).update(values)
+                    self._take(regmap, block, await link.read(block, unit, timeout), tariffs)
+                    replan.append(block)
+                except ModbusExceptionError as exc:
+                    if exc.code != ILLEGAL_DATA_ADDRESS or len(block.specs) < 2:
+                        errors[_name(block)], first = str(exc), first or exc
+                        replan.append(block)
+                        continue
+                    split = True
+                    for piece in _pieces(block):
+                        try:
+                            self._take(regmap, piece, await link.read(piece, unit, timeout), tariffs)
+                            replan.append(piece)
+                        except DriverError as inner:
+                            errors[_name(piece)], first = str(inner), first or inner
+                            if not (isinstance(inner, ModbusExceptionError) and inner.code == ILLEGAL_DATA_ADDRESS):
+                                replan.append(piece)
                 except DriverError as exc:
                     errors[_name(block)], first = str(exc), first or exc
+                    replan.append(block)
                     if isinstance(exc, ConnectError | ReadTimeout) and not tariffs:
                         raise  # the meter is not there: spare the bus the other blocks' timeouts
                     if isinstance(exc, ConnectError):
                         errors.update({_name(rest): f"not read: {exc}" for rest in blocks[index + 1 :]})
                         break
+        if split and tariffs:
+            kept = {spec for b in replan for spec in b.specs}
+            absent = sorted(_name(p) for b in blocks for p in _pieces(b) if p.specs[0] not in kept)
+            self._plans[meter.serial] = (meter, (regmap, replan, link, unit))
+            self._absent[meter.serial] = absent
         if not tariffs and first is not None:
             raise first
         raw: dict[str, object] = {"unit": unit, "requests": len(blocks)}
+        if lacking := self._absent.get(meter.serial):
+            raw["absent"] = lacking  # registers the meter lacks: no longer asked for
         return MeterValues(meter.serial, tariffs, polled_at, errors=errors, raw=raw)
+
+    @staticmethod
+    def _take(regmap: RegisterMap, block: ReadBlock, registers: list[int], tariffs: dict[int, Values]) -> None:
+        for tariff, values in regmap.decode_reads({block: registers}).items():
+            tariffs.setdefault(tariff, {}).update(values)
+
+
+def _pieces(block: ReadBlock) -> list[ReadBlock]:
+    """One read per register of `block`."""
+    return [ReadBlock(s.function, s.protocol_address, s.count, (s,)) for s in block.specs]
 
 
 def _name(block: ReadBlock) -> str:
@@ -348,7 +399,7 @@ class ModbusRtuDriver(_ModbusDriver):
     def _link(self, target: str) -> _Link:
         if target not in self._links:
             bus, parts = self.bus, urlsplit(target)
-            pause = max(bus.frame_pause.total_seconds(), rtu_gap(bus.baudrate))
+            pause = max(frame_pause(bus), rtu_gap(bus.baudrate))
             if parts.scheme == "socket":
                 make = _tcp_client(parts.hostname or "", parts.port or 502, FramerType.RTU)
             else:

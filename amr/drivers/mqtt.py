@@ -29,7 +29,7 @@ import collections
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -191,8 +191,19 @@ class MqttDriver(PushDriver):
             await asyncio.shield(asyncio.to_thread(_stop, client))
 
     async def _deliver(self, sink: Sink, item: _Incoming) -> None:
-        for values in self.decoder.decode(item.topic, item.payload, item.received_at):
+        decoded = self.decoder.decode(item.topic, item.payload, item.received_at)
+        if not decoded and self.decoder.ignored[item.topic] == 1:
+            log.info(
+                "MQTT %s: %s carries no energy and names no configured meter; its messages are counted "
+                "(MqttDriver.ignored), not stored, and this is said once", self.bus.name, item.topic,
+            )
+        for values in decoded:
             await sink(values)
+
+    @property
+    def ignored(self) -> Mapping[str, int]:
+        """Messages without energy from devices that are no configured meter, by topic."""
+        return self.decoder.ignored
 
     async def _connect(self, client: paho.Client) -> None:
         """Open the connection; `bus.retries` more attempts with exponential backoff, then `ConnectError`."""

@@ -25,10 +25,16 @@
   ``{"Time": "2026-01-01T12:00:00", "SML": {"Total_in": 1234.5678, "Total_out": 0.5, "Power_curr": 420}}``.
   Each object with energy keys is a meter: ``Total_in``/``E_in`` → A+, ``Total_out``/``E_out`` → A-,
   OBIS-named ``1_8_0``..``4_8_4`` (or ``1.8.1``, ``1-0:2.8.0``) → channel and tariff, suffix
-  ``_T1``..``_T4`` → tariff; also ``ENERGY.Total``/``ENERGY.ExportActive``. kWh/kvarh, rounded to whole
-  Wh as `amr.protocols.units.to_wh` does (Tasmota prints 4 decimals). Named by a mapping ``serial``
-  source, ``Meter_id``/``Meter_number``, ``<device>/<object>``, or ``<device>`` for a single meter.
-  A ``Time`` without offset is read in `tz` (without `tz` the receive time is used).
+  ``_T1``..``_T4`` → tariff; also Tasmota's energy monitoring: ``ENERGY.Total`` → A+ and
+  ``ENERGY.ExportActive`` → A-, their arrays ``TotalTariff``/``ExportTariff`` → tariff zones 1..n,
+  and the form before Tasmota 8.3.1.2, ``"Total": [total, T1, T2]`` (the total, then the zones).
+  kWh/kvarh, rounded to whole Wh as `amr.protocols.units.to_wh` does (Tasmota prints 4 decimals).
+  Named by a mapping ``serial`` source, ``Meter_id``/``Meter_number``, ``<device>/<object>``, or
+  ``<device>`` for a single meter.
+  A ``Time`` without offset is read in `tz` (without `tz` the receive time is used). A message
+  without any energy object from a device that is not a configured meter (a thermometer on the
+  same ``tele/+/SENSOR`` filter) is no reading: `decode` returns nothing for it and counts it in
+  `PayloadDecoder.ignored` by topic.
 
 Names from payload or topic are looked up among the meters' serials, then addresses; a name
 matching none stays the serial (refused as ``unknown_meter`` downstream).
@@ -43,6 +49,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -63,6 +70,7 @@ _AMR_KEYS = {"meter", "ts", "unit", "tariffs", "tariff"}
 _SML = {"total_in": Channel.A_PLUS, "e_in": Channel.A_PLUS}
 _SML |= {"total_out": Channel.A_MINUS, "e_out": Channel.A_MINUS}
 _TASMOTA_ENERGY = {"total": Channel.A_PLUS, "exportactive": Channel.A_MINUS}
+_TASMOTA_TARIFFS = {"totaltariff": Channel.A_PLUS, "exporttariff": Channel.A_MINUS}  # arrays of zones 1..n
 _SML_TARIFF = re.compile(r"^(.+)_t([1-4])$")
 _OBIS_KEY = re.compile(r"^(?:1-0[:_.])?([1-4])[._]8[._]([0-4])$")  # OBIS C.D.E: C=1..4 channel, E tariff
 _METER_ID_KEYS = ("meter_id", "meter_number", "meterid", "server_id")
@@ -71,6 +79,23 @@ _TARGET = re.compile(r"^(a_plus|a_minus|r_plus|r_minus)(?:@([0-4]))?(?::(\w+))?$
 
 class PayloadError(ProtocolError):
     """A payload or one of its values cannot be read; the message says what and how it should look."""
+
+
+class NotAMeter(PayloadError):
+    """A message that carries no energy at all (another kind of device on the same topic filter)."""
+
+
+def plain(value: object) -> str:
+    """A payload value as JSON shows it (``[150.1]``, ``"abc"``), for messages a person reads."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(plain(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {plain(v)}" for k, v in value.items()) + "}"
+    if value is None or isinstance(value, (bool, str, int, float)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 def energy_wh(value: object, unit: str, *, exact: bool = True) -> int:
@@ -85,7 +110,7 @@ def energy_wh(value: object, unit: str, *, exact: bool = True) -> int:
         except InvalidOperation:
             dec = None
     if dec is None:
-        raise PayloadError(f"{value!r} is not a number; send a decimal such as \"1234.567\"")
+        raise PayloadError(f"{plain(value)} is not a number; send a decimal such as \"1234.567\"")
     if not dec.is_finite():
         raise PayloadError(f"{value} is not a finite number")
     if dec < 0:
@@ -111,7 +136,7 @@ def parse_time(value: object, tz: tzinfo | None = None) -> datetime | None:
     except (ValueError, OverflowError, OSError):
         moment = None
     if moment is None:
-        raise PayloadError(f"time {value!r} is not ISO 8601 such as \"2026-01-01T00:00:00+03:00\"")
+        raise PayloadError(f"time {plain(value)} is not ISO 8601 such as \"2026-01-01T00:00:00+03:00\"")
     if moment.utcoffset() is None:
         if tz is None:
             return None
@@ -234,7 +259,7 @@ class _Draft:
             self.fail("ts", str(exc))
         else:
             if self.meter_time is None and need_offset:
-                self.fail("ts", f"time {value!r} has no UTC offset; add one, e.g. +03:00")
+                self.fail("ts", f"time {plain(value)} has no UTC offset; add one, e.g. +03:00")
 
     def values(self, serial: str, topic: str, received_at: datetime, text: dict[str, object]) -> MeterValues:
         if not self.names:
@@ -259,6 +284,7 @@ class PayloadDecoder:
         tz: tzinfo | None = None,
     ) -> None:
         self.kind, self.filters, self.tz = kind, tuple(filters), tz
+        self.ignored: Counter[str] = Counter()  # topic → messages without energy from devices that are no meter
         self.rules = parse_mapping(mapping or {})
         self._serials = {m.serial for m in meters}
         self._addresses = {str(m.address): m.serial for m in meters if m.address is not None}
@@ -277,6 +303,9 @@ class PayloadDecoder:
         """The decoder for an ``[[buses]]`` entry and its meters."""
         return cls(bus.payload, bus.mapping, meters, bus.topics, tz)
 
+    def _is_meter(self, names: Sequence[str]) -> bool:
+        return any(name in self._serials or name in self._addresses for name in names)
+
     def resolve(self, names: Sequence[str]) -> str:
         """The configured serial a payload or topic name refers to; else the first name, or ""."""
         for name in names:
@@ -293,6 +322,12 @@ class PayloadDecoder:
                 drafts = self._tasmota(doc, wild, topic)
             else:
                 drafts = [self._amr(doc, wild) if self.kind == "amr" else self._mapping(doc, wild)]
+        except NotAMeter as exc:
+            if not self._is_meter(exc.args[1]):
+                self.ignored[topic] += 1
+                return []
+            drafts = [_Draft(list(exc.args[1]))]
+            drafts[0].fail("payload", str(exc.args[0]))
         except Exception as exc:  # a payload must never stop the driver
             drafts = [_Draft(list(wild[:1]))]
             reason = str(exc) if isinstance(exc, PayloadError) else f"the decoder failed: {exc!r}"
@@ -309,11 +344,11 @@ class PayloadDecoder:
         meter, unit = doc.get("meter"), doc.get("unit", "kWh")
         draft = _Draft([name] if (name := _name(meter)) else list(wild[:1]))
         if meter is not None and name is None:
-            draft.fail("meter", f"meter {meter!r} is not a serial; send it as text")
+            draft.fail("meter", f"meter {plain(meter)} is not a serial; send it as text")
         if doc.get("ts") is not None:
             draft.time(doc["ts"], None, need_offset=True)
         if unit not in AMR_UNITS:
-            draft.fail("unit", f"unknown unit {unit!r}; use kWh, Wh or MWh")
+            draft.fail("unit", f"unknown unit {plain(unit)}; use kWh, Wh or MWh")
         units = AMR_UNITS.get(unit, AMR_UNITS["kWh"])
         if unknown := sorted(set(doc) - _AMR_KEYS - set(CHANNEL_NAMES)):
             draft.fail("payload", f"unknown key(s) {', '.join(unknown)}; see the amr schema")
@@ -324,7 +359,7 @@ class PayloadDecoder:
             return draft
         for zone, channels in zones.items():
             if zone not in ("0", "1", "2", "3", "4") or not isinstance(channels, dict):
-                draft.fail("tariffs", f"tariff {zone!r} must be 0..4 holding an object of channels")
+                draft.fail("tariffs", f"tariff {plain(zone)} must be 0..4 holding an object of channels")
                 continue
             for key, value in channels.items():
                 if key in CHANNEL_NAMES:
@@ -332,7 +367,7 @@ class PayloadDecoder:
                     draft.put(int(zone), channel, value, units[channel in _REACTIVE], exact=True)
                 else:
                     draft.tariffs.setdefault(int(zone), {})
-                    draft.errors[f"tariff {zone} {key}"] = f"unknown channel {key!r}; use a_plus .. r_minus"
+                    draft.errors[f"tariff {zone} {key}"] = f"unknown channel {plain(key)}; use a_plus .. r_minus"
                     draft.bad.add(int(zone))
         return draft
 
@@ -357,10 +392,13 @@ class PayloadDecoder:
         if not isinstance(doc, dict):
             raise PayloadError('a Tasmota SENSOR payload is a JSON object: {"Time": ..., "SML": {...}}')
         device = wild[0] if wild else topic.split("/")[-2 if "/" in topic else -1]
-        found = [(k, v) for k, v in doc.items() if isinstance(v, dict) and any(_sml_key(k, n) for n in v)]
-        if not found:
-            raise PayloadError("no object with Total_in, Total_out, E_in, E_out or 1_8_0 .. 4_8_4 keys")
+        found = [
+            (k, v) for k, v in doc.items() if isinstance(v, dict) and any(_is_energy_key(k, n, x) for n, x in v.items())
+        ]
         mapped = [n for rule in self.rules if (n := _name(rule.source(doc, wild))) is not None]
+        if not found:
+            message = "no object with Total_in, Total_out, E_in, E_out, 1_8_0 .. 4_8_4 or ENERGY.Total keys"
+            raise NotAMeter(message, [*mapped, device])
         drafts = []
         for section, values in found:
             own = [n for k, v in values.items() if k.lower() in _METER_ID_KEYS and (n := _name(v))]
@@ -369,11 +407,42 @@ class PayloadDecoder:
             if doc.get("Time") is not None:
                 draft.time(doc["Time"], self.tz)
             for key, value in values.items():
-                if (spec := _sml_key(section, key)) is not None:
-                    unit = "kvarh" if spec[0] in _REACTIVE else "kWh"
-                    draft.put(spec[1], spec[0], value, unit, exact=False)
+                try:
+                    entries = _energy_entries(section, key, value)
+                except PayloadError as exc:
+                    draft.errors[key] = str(exc)
+                    continue
+                for channel, tariff, item in entries:
+                    unit = "kvarh" if channel in _REACTIVE else "kWh"
+                    draft.put(tariff, channel, item, unit, exact=False)
             drafts.append(draft)
         return drafts
+
+
+def _is_energy_key(section: str, key: str, value: object) -> bool:
+    try:
+        return bool(_energy_entries(section, key, value))
+    except PayloadError:
+        return True
+
+
+def _energy_entries(section: str, key: str, value: object) -> list[tuple[Channel, int, object]]:
+    """(channel, tariff zone, value) of one Tasmota key; [] for a key that is no energy register."""
+    name = key.lower()
+    if section.upper() == "ENERGY" and isinstance(value, list):
+        if name in _TASMOTA_TARIFFS:  # "TotalTariff": [T1, T2, ...]
+            zones = [(i + 1, v) for i, v in enumerate(value)]
+            channel = _TASMOTA_TARIFFS[name]
+        elif name in _TASMOTA_ENERGY:  # before Tasmota 8.3.1.2: "Total": [total, T1, T2, ...]
+            zones = list(enumerate(value))
+            channel = _TASMOTA_ENERGY[name]
+        else:
+            return []
+        if len(zones) and zones[-1][0] > 4:
+            raise PayloadError(f"{key} {plain(value)} has more than 4 tariff zones")
+        return [(channel, zone, v) for zone, v in zones]
+    spec = _sml_key(section, key)
+    return [] if spec is None else [(spec[0], spec[1], value)]
 
 
 def _sml_key(section: str, key: str) -> tuple[Channel, int] | None:

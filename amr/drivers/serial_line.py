@@ -63,6 +63,19 @@ def frame_time(nbytes: int, baudrate: int, bits: int = 10) -> float:
     return nbytes * bits / baudrate
 
 
+def rtu_gap(baudrate: int) -> float:
+    """The 3.5-character gap that ends a frame (11 bits a character), fixed 1.75 ms above 19200 baud.
+
+    Modbus RTU defines it; it is also the shortest safe turnaround on any RS-485 line.
+    """
+    return 3.5 * 11 / baudrate if baudrate <= 19200 else 0.00175
+
+
+def frame_pause(bus: BusConfig) -> float:
+    """Seconds of quiet line before each request: the bus's ``frame_pause``, else the gap at its speed."""
+    return rtu_gap(bus.baudrate) if bus.frame_pause is None else bus.frame_pause.total_seconds()
+
+
 @dataclass(frozen=True, slots=True)
 class LineSettings:
     """How to open a line: URL, character framing, timeout and turnaround pause (seconds)."""
@@ -73,11 +86,14 @@ class LineSettings:
     parity: str = "N"
     stopbits: int = 1
     timeout: float = 1.0
-    frame_pause: float = 0.02
+    frame_pause: float = 0.02  # `from_bus` gives the bus's, by default the 3.5-character gap
 
     @classmethod
     def from_bus(cls, bus: BusConfig, **overrides: Any) -> LineSettings:
-        """The settings of a configured bus, with `overrides` (e.g. ``baudrate=300``) applied."""
+        """The settings of a configured bus, with `overrides` (e.g. ``baudrate=300``) applied.
+
+        Without a configured ``frame_pause`` the pause is the 3.5-character gap at the line's speed.
+        """
         settings = cls(
             url=bus.url,
             baudrate=bus.baudrate,
@@ -85,9 +101,12 @@ class LineSettings:
             parity=bus.parity,
             stopbits=bus.stopbits,
             timeout=bus.timeout.total_seconds(),
-            frame_pause=bus.frame_pause.total_seconds(),
+            frame_pause=frame_pause(bus),
         )
-        return replace(settings, **overrides)
+        settings = replace(settings, **overrides)
+        if bus.frame_pause is None and "frame_pause" not in overrides:
+            settings = replace(settings, frame_pause=rtu_gap(settings.baudrate))
+        return settings
 
     @property
     def bits(self) -> int:

@@ -24,7 +24,19 @@ command    bytes  parameters                                     answer
 0x01 open     11  access level (1 user, 2 admin), 6-byte pwd     status (4)
 0x02 close     4  none                                           status (4)
 0x05 read      6  (array << 4 | month), tariff (0 sum, 1..4)     energy (19)
+0x08 param  5..6  parameter number [, its argument byte]         by parameter
 =========  =====  =============================================  ==============
+
+Parameters of command 0x08 built here (the first ones АСКУЭ software reads)::
+
+    08 00  serial number and manufacture date   [addr] s1 s2 s3 s4 DD MM YY [CRC]  (10 bytes)
+    08 12  variant (исполнение) of the meter    [addr] v1 .. v6 [CRC]              (9 bytes)
+
+Each serial byte is a binary value 0..99, two decimal digits of the 8-digit number, most
+significant first (serial 41563201 travels as ``29 38 20 01``); the date bytes are binary
+too (day 1..31, month 1..12, year of the century). The variant bytes describe the meter
+(accuracy classes, nominal voltage and current, meter constant, number of phases, tariff
+and profile options) bit by bit; this module carries them as they are.
 
 A status answer is ``[address][code][CRC lo][CRC hi]``; code 0 means OK. A
 request the meter refuses (e.g. an energy read before the channel is open) is
@@ -52,6 +64,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 
 from amr.domain import Channel, Values
 from amr.errors import DeviceError, ProtocolError
@@ -65,6 +78,14 @@ class Command(enum.IntEnum):
     OPEN = 0x01  # open the channel with an access level and password
     CLOSE = 0x02  # close the channel
     READ_ENERGY = 0x05  # read accumulated energy of one array, month and tariff
+    READ_PARAMETER = 0x08  # read a parameter: serial number, variant, ...
+
+
+class Parameter(enum.IntEnum):
+    """Parameter numbers of command 0x08 (the third byte of the request)."""
+
+    SERIAL_AND_DATE = 0x00  # serial number and manufacture date
+    VARIANT = 0x12  # variant (исполнение): classes, nominal values, constant, options
 
 
 class AccessLevel(enum.IntEnum):
@@ -135,6 +156,12 @@ _REQUEST_LENGTHS: dict[int, int] = {
     Command.OPEN: 11,
     Command.CLOSE: 4,
     Command.READ_ENERGY: 6,
+}
+SERIAL_ANSWER_LENGTH = 10  # address, 4 serial bytes, day, month, year, CRC lo, CRC hi
+VARIANT_LENGTH = 6  # data bytes of the variant answer
+_PARAMETER_ANSWER_LENGTHS: dict[int, int] = {
+    Parameter.SERIAL_AND_DATE: SERIAL_ANSWER_LENGTH,
+    Parameter.VARIANT: 1 + VARIANT_LENGTH + 2,
 }
 _ANSWER_LENGTHS: dict[int, int] = {
     Command.TEST: STATUS_ANSWER_LENGTH,
@@ -253,6 +280,14 @@ def encode_energy_request(
     return append_crc(bytes((address, Command.READ_ENERGY, array << 4 | month, tariff)))
 
 
+def encode_parameter_request(address: int, parameter: Parameter | int, argument: bytes = b"") -> bytes:
+    """Read a parameter: ``[address] 08 [parameter] [argument] [CRC]`` (e.g. 08 00: serial and date)."""
+    _check_address(address)
+    if not 0 <= parameter <= 0xFF or len(argument) > 1:
+        raise ValueError(f"a parameter is one byte with at most one argument byte; got {parameter}, {argument!r}")
+    return append_crc(bytes((address, Command.READ_PARAMETER, parameter)) + argument)
+
+
 def expected_answer_length(request: bytes) -> int:
     """How many bytes the normal answer to `request` has, CRC included.
 
@@ -261,6 +296,8 @@ def expected_answer_length(request: bytes) -> int:
     """
     if len(request) < 2:
         raise ValueError("a request has at least an address and a command byte")
+    if request[1] == Command.READ_PARAMETER and len(request) >= 3 and request[2] in _PARAMETER_ANSWER_LENGTHS:
+        return _PARAMETER_ANSWER_LENGTHS[request[2]]
     try:
         return _ANSWER_LENGTHS[request[1]]
     except KeyError:
@@ -333,6 +370,43 @@ def decode_energy_answer(answer: bytes, address: int) -> Values:
     return {channel: _unpack_value(body[1 + 4 * i : 5 + 4 * i]) for i, channel in enumerate(ENERGY_CHANNELS)}
 
 
+@dataclass(frozen=True, slots=True)
+class SerialNumber:
+    """The answer to 08 00: the 8-digit serial number and the manufacture date."""
+
+    serial: str  # eight digits, leading zeros kept
+    made: date
+
+
+def decode_serial_answer(answer: bytes, address: int) -> SerialNumber:
+    """Serial number and manufacture date from the answer to 08 00 (a refusal raises `MercuryStatusError`)."""
+    if len(answer) == STATUS_ANSWER_LENGTH:
+        decode_status_answer(answer, address)
+        raise ProtocolError(f"meter at address {address} answered status OK where its serial number was expected")
+    if len(answer) != SERIAL_ANSWER_LENGTH:
+        raise ProtocolError(
+            f"serial number answer must be {SERIAL_ANSWER_LENGTH} bytes; got {len(answer)}: {answer.hex(' ').upper()}"
+        )
+    body = _checked_body(answer, address, "serial number answer")
+    digits, (day, month, year) = body[1:5], body[5:8]
+    if any(b > 99 for b in digits):
+        raise ProtocolError(f"serial number bytes must each be 0..99; got {digits.hex(' ').upper()}")
+    try:
+        made = date(2000 + year, month, day)
+    except ValueError:
+        raise ProtocolError(f"manufacture date {day:02d}.{month:02d}.{year:02d} is not a date") from None
+    return SerialNumber("".join(f"{b:02d}" for b in digits), made)
+
+
+def decode_variant_answer(answer: bytes, address: int) -> bytes:
+    """The six variant bytes of the answer to 08 12, as sent."""
+    if len(answer) == STATUS_ANSWER_LENGTH:
+        decode_status_answer(answer, address)
+    if len(answer) != 1 + VARIANT_LENGTH + 2:
+        raise ProtocolError(f"variant answer must be {1 + VARIANT_LENGTH + 2} bytes; got {len(answer)}")
+    return _checked_body(answer, address, "variant answer")[1:]
+
+
 # --- meter side: requests ---------------------------------------------------
 
 
@@ -382,7 +456,16 @@ class UnknownRequest:
     parameters: bytes
 
 
-Request = ChannelTestRequest | OpenRequest | CloseRequest | EnergyRequest | UnknownRequest
+@dataclass(frozen=True, slots=True)
+class ParameterRequest:
+    """``[address] 08 [parameter] [argument?] [CRC]``; fields as received."""
+
+    address: int
+    parameter: int
+    argument: bytes
+
+
+Request = ChannelTestRequest | OpenRequest | CloseRequest | EnergyRequest | ParameterRequest | UnknownRequest
 
 
 def decode_request(frame: bytes) -> Request:
@@ -397,6 +480,11 @@ def decode_request(frame: bytes) -> Request:
             f"a request has an address and a command byte before the CRC; got {frame.hex(' ').upper()}"
         )
     address, command, parameters = body[0], body[1], body[2:]
+    if command == Command.READ_PARAMETER:
+        if len(parameters) not in (1, 2):
+            shown = frame.hex(" ").upper()
+            raise ProtocolError(f"request 0x08 carries a parameter and at most one argument; got {shown}")
+        return ParameterRequest(address, parameters[0], parameters[1:])
     expected = _REQUEST_LENGTHS.get(command)
     if expected is None:
         return UnknownRequest(address, command, parameters)
@@ -420,6 +508,23 @@ def encode_status_answer(address: int, status: Status = Status.OK) -> bytes:
     """``[address] [code] [CRC]``."""
     _check_address(address)
     return append_crc(bytes((address, Status(status))))
+
+
+def encode_serial_answer(address: int, serial: str, made: date) -> bytes:
+    """``[address] [4 serial bytes, each 0..99] [day] [month] [year] [CRC]`` for an 8-digit `serial`."""
+    _check_address(address)
+    if len(serial) != 8 or not serial.isdigit() or not 2000 <= made.year <= 2099:
+        raise ValueError(f"a serial number is 8 digits made in 2000..2099; got {serial!r}, {made}")
+    digits = bytes(int(serial[i : i + 2]) for i in range(0, 8, 2))
+    return append_crc(bytes((address,)) + digits + bytes((made.day, made.month, made.year - 2000)))
+
+
+def encode_variant_answer(address: int, variant: bytes) -> bytes:
+    """``[address] [6 variant bytes] [CRC]``."""
+    _check_address(address)
+    if len(variant) != VARIANT_LENGTH:
+        raise ValueError(f"the variant is {VARIANT_LENGTH} bytes; got {len(variant)}")
+    return append_crc(bytes((address,)) + variant)
 
 
 def encode_energy_answer(address: int, values: Mapping[Channel, int | None]) -> bytes:

@@ -22,10 +22,10 @@ import pytest
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from amr.config import BusConfig, MeterConfig
+from amr.config import BusConfig, MeterConfig, config_from_dict
 from amr.domain import Channel
 from amr.drivers.base import MeterValues
-from amr.drivers.modbus import ModbusTcpDriver
+from amr.drivers.modbus import ModbusTcpDriver, register_map
 from amr.errors import ConnectError, DeviceError, ReadTimeout
 
 T = TypeVar("T")
@@ -73,6 +73,7 @@ IEM3000 = {  # 1-based registers 3204.. are protocol addresses 0x0C83..; the gap
     0x0C83: int64(123_456_789_012), 0x0C87: int64(0), 0x0C8B: [0] * 8,
     0x0C93: int64(98_765), 0x0C97: int64(1),
 }
+IEM3150 = {0x0C83: int64(4_321_000), 0x0C8B: [0] * 8}  # no export, no reactive: those addresses are invalid
 EM24 = {0x42: int32_low_word_first(1_234_567), 0x5C: int32_low_word_first(89)}
 
 
@@ -83,6 +84,7 @@ async def pymodbus_server(requests: Requests) -> AsyncIterator[str]:
         device(2, requests, holding=IEM3000),
         device(3, requests, holding=EM24),
         device(4, requests, inputs=SDM630, sleep=2.0),  # answers long after the timeout
+        device(5, requests, holding=IEM3150),
     ]
     server = ModbusTcpServer(devices, address=("127.0.0.1", 0))
     await server.serve_forever(background=True)
@@ -243,3 +245,33 @@ def test_an_answer_that_came_in_time_counts_when_the_event_loop_was_late() -> No
 
     values = run(scenario())
     assert values.tariffs[0][Channel.A_PLUS] == 12_345_670 and values.errors == {}
+
+
+def test_a_meter_lacking_registers_of_its_profile_keeps_what_it_has_and_is_asked_only_for_that() -> None:
+    """An iEM3150 (no export, no reactive) on the iEM3000 profile: exception 2 for the planned block."""
+
+    async def scenario() -> tuple[list[MeterValues], Requests]:
+        requests: Requests = []
+        async with pymodbus_server(requests) as url:
+            driver = ModbusTcpDriver(bus(url))
+            await driver.open()
+            try:
+                return [await driver.read(meter("IEM3150", 5, profile="schneider-iem3000")) for _ in range(2)], requests
+            finally:
+                await driver.close()
+
+    (first, second), requests = run(scenario())
+    assert first.tariffs == second.tariffs == {0: {Channel.A_PLUS: 4_321_000}}
+    assert first.errors.keys() == {"fc3:3207+4", "fc3:3219+4", "fc3:3223+4"}
+    assert all("illegal data address (2)" in text for text in first.errors.values())
+    assert second.errors == {} and second.raw["absent"] == ["fc3:3207+4", "fc3:3219+4", "fc3:3223+4"]
+    # pymodbus calls the device's action only for reads it answers: A+ alone, once a poll
+    assert requests == [(5, 3, 0x0C83, 4), (5, 3, 0x0C83, 4)]
+    assert second.raw["requests"] == 1  # the next poll asks only for what exists
+
+
+def test_max_gap_is_a_meter_setting() -> None:
+    config = config_from_dict({"meters": [{"serial": "X", "max_gap": 0, "profile": "schneider-iem3000"}]}, environ={})
+    (only,) = config.meters
+    assert only.max_gap == 0
+    assert [b.count for b in register_map(only, 125).plan()] == [8, 8]  # no read across the unused gap

@@ -15,12 +15,16 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from amr.config import BusConfig, MeterConfig
+from amr.demo.broker import mosquitto_binary, mosquitto_conf, started_mosquitto
 from amr.domain import Channel
 from amr.drivers.base import MeterValues
 from amr.drivers.mqtt import MqttDriver, broker_address, subscription_filters
@@ -371,3 +375,121 @@ def test_shared_group_needs_client_ids_and_prefixes_topics() -> None:
 def test_bad_topic_filters_and_groups_are_config_errors(topics: list[str], group: str) -> None:
     with pytest.raises(ConfigError, match=r"not an MQTT topic filter|must not contain"):
         subscription_filters(bus(topics, shared_group=group))
+
+
+# Payloads as Tasmota devices publish them: energy monitoring with tariffs (Tasmota ≥ 8.3.1.2, from a
+# POW device's log), the same before 8.3.1.2 ("Total": [total, T1, T2], from arendst/Tasmota#6429),
+# and a thermometer on the same tele/+/SENSOR filter.
+TASMOTA_TARIFFS = (
+    '{"Time":"2024-11-12T23:01:05","ENERGY":{"TotalStartTime":"2024-02-20T22:54:12","Total":711.792,'
+    '"TotalTariff":[96.965,614.826],"Yesterday":9.928,"Today":10.541,"Period":12,"Power":734,'
+    '"ApparentPower":769,"ReactivePower":230,"Factor":0.95,"Voltage":242,"Current":3.182}}'
+)
+TASMOTA_EXPORT = (
+    '{"Time":"2024-11-12T23:01:05","ENERGY":{"TotalStartTime":"2018-11-23T15:33:47","Total":0.017,'
+    '"TotalTariff":[0.000,0.017],"Yesterday":0.000,"Today":0.002,"ExportActive":0.005,'
+    '"ExportTariff":[0.001,0.004],"Period":0.00,"Power":0.00,"Voltage":234.31}}'
+)
+TASMOTA_OLD_TOTAL = (
+    '{"Time":"2019-09-22T09:47:11","ENERGY":{"TotalStartTime":"2019-09-22T06:59:59","Total":[0.29,263.00,0.00],'
+    '"Yesterday":0.00,"Today":0.29,"Period":2,"Power":759,"ApparentPower":1155,"ReactivePower":870,'
+    '"Factor":0.66,"Voltage":233,"Current":4.95}}'
+)
+TASMOTA_THERMOMETER = '{"Time":"2024-11-12T23:01:05","DS18B20":{"Id":"01144C2D80AA","Temperature":21.4},"TempUnit":"C"}'
+
+
+@pytest.mark.mqtt
+def test_real_tasmota_energy_payloads_keep_their_tariffs_and_a_thermometer_is_counted_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    base = unique("tasmota-energy")
+    meters = [MeterConfig(serial="POW-1", address="pow1"), MeterConfig(serial="POW-2", address="pow2"),
+              MeterConfig(serial="POW-3", address="pow3")]
+    mqtt = driver(bus([f"{base}/tele/+/SENSOR"], payload="tasmota-sml"), meters)
+
+    async def scenario() -> list[MeterValues]:
+        sink = Collect()
+        async with running(mqtt, sink):
+            mosquitto_pub(f"{base}/tele/thermo/SENSOR", TASMOTA_THERMOMETER, TASMOTA_THERMOMETER)
+            mosquitto_pub(f"{base}/tele/pow1/SENSOR", TASMOTA_TARIFFS)
+            mosquitto_pub(f"{base}/tele/pow2/SENSOR", TASMOTA_EXPORT)
+            mosquitto_pub(f"{base}/tele/thermo/SENSOR", TASMOTA_THERMOMETER)
+            mosquitto_pub(f"{base}/tele/pow3/SENSOR", TASMOTA_OLD_TOTAL, '{"ENERGY":{"Total":[1,"x"]}}')
+            return await sink.until(4)
+
+    with caplog.at_level("INFO", logger="amr.drivers.mqtt"):
+        tariffs, export, old, bad = run(scenario())
+    ap, am = Channel.A_PLUS, Channel.A_MINUS
+    assert tariffs.serial == "POW-1"
+    assert tariffs.tariffs == {0: {ap: 711_792}, 1: {ap: 96_965}, 2: {ap: 614_826}}
+    assert export.tariffs == {0: {ap: 17, am: 5}, 1: {ap: 0, am: 1}, 2: {ap: 17, am: 4}}
+    assert old.serial == "POW-3"
+    assert old.tariffs == {0: {ap: 290}, 1: {ap: 263_000}, 2: {ap: 0}}
+    assert bad.tariffs == {0: {ap: 1_000}, 1: {}}
+    assert bad.errors == {"tariff 1 a_plus": "\"x\" is not a number; send a decimal such as \"1234.567\""}
+    assert mqtt.ignored == {f"{base}/tele/thermo/SENSOR": 3}  # no refusal stored for them
+    said = [r.getMessage() for r in caplog.records if "thermo" in r.getMessage()]
+    assert len(said) == 1 and "no energy" in said[0]
+
+
+def test_messages_show_plain_values_not_python_reprs() -> None:
+    from amr.drivers.mqtt_payloads import PayloadDecoder
+
+    decoder = PayloadDecoder("amr", meters=[MeterConfig(serial="77")])
+    (values,) = decoder.decode("t", b'{"meter": "77", "a_plus": [150.1], "ts": 12.5e99}', datetime.now(UTC))
+    text = " ".join(values.errors.values())
+    assert "[150.1] is not a number" in text
+    assert "Decimal" not in text
+
+
+def publish_many(port: int, topic: str, count: int) -> None:
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"amrtest-burst-{uuid.uuid4().hex[:8]}")
+    client.max_inflight_messages_set(100)
+    client.connect(HOST, port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, f'{{"a_plus": "{n}"}}', qos=1) for n in range(1, count + 1)]
+        for info in infos:
+            info.wait_for_publish(20)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.mark.mqtt
+@pytest.mark.parametrize(("max_queued", "delivered"), [(0, 1500), (1000, None)])
+def test_broker_queue_limit_decides_what_waits_for_an_absent_collector(
+    tmp_path: Path, max_queued: int, delivered: int | None
+) -> None:
+    """Mosquitto's default max_queued_messages (1000) drops QoS 1 messages of an absent persistent session;
+    the brokers the project starts set 0 (no limit)."""
+    binary = mosquitto_binary()
+    if binary is None:
+        pytest.fail("the mosquitto binary is needed (apt-get install mosquitto)", pytrace=False)
+    base = unique("queue")
+    client_id = f"amrtest-queue-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> list[MeterValues]:
+        async with started_mosquitto(binary, tmp_path, max_queued) as port:
+            assert port is not None
+            config = BusConfig(name="q", kind="mqtt", url=f"mqtt://{HOST}:{port}", topics=[f"{base}/+/energy"])
+            async with running(driver(config, client_id=client_id), Collect()):
+                pass  # the persistent session exists; the collector goes away
+            await asyncio.to_thread(publish_many, port, f"{base}/M1/energy", 1500)
+            sink = Collect()
+            async with running(driver(config, client_id=client_id), sink):
+                if delivered:
+                    await sink.until(delivered, timeout=20)
+                await asyncio.sleep(1.0)
+            return sink.values
+
+    received = run(scenario(), timeout=60)
+    if delivered:
+        assert len(received) == delivered
+        assert [v.tariffs[0][Channel.A_PLUS] for v in received] == [n * 1000 for n in range(1, 1501)]
+    else:
+        assert len(received) < 1500  # Mosquitto's default: the rest were dropped without a word
+
+
+def test_the_demo_broker_configuration_lifts_the_queue_limit() -> None:
+    assert "max_queued_messages 0\n" in mosquitto_conf(18830)

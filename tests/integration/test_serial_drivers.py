@@ -16,12 +16,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from amr.collector.retry import is_transient
 from amr.config import BusConfig, MeterConfig
 from amr.domain import Channel, Values
 from amr.drivers.base import MeterValues, PollDriver
 from amr.drivers.iec62056_21 import Iec62056Driver
-from amr.drivers.mercury230 import AnswerWaiter, Mercury230Driver, meter_address, meter_password
-from amr.drivers.serial_line import frame_time
+from amr.drivers.mercury230 import AnswerWaiter, Mercury230Driver, MeterMismatch, meter_address, meter_password
+from amr.drivers.serial_line import LineSettings, SerialLine, frame_time
 from amr.errors import ConfigError, ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
 from amr.protocols import iec62056_21 as iec
 from amr.protocols import mercury230 as merc
@@ -380,3 +381,81 @@ def test_iec_option_select_asks_for_the_offer_capped_by_max_baudrate() -> None:
     driver = Iec62056Driver(bus("iec62056-21", "/dev/null"), max_baudrate=4800)
     assert [driver.choose_baudrate(rate) for rate in (300, 2400, 9600, 19200)] == [300, 2400, 4800, 4800]
     assert iec.BAUD_CHARS[driver.choose_baudrate(19200)] == "4"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_mercury_reads_the_serial_and_refuses_a_swapped_meter(transport: Transport) -> None:
+    """08 00 against the simulator; a meter reporting another serial than configured yields nothing."""
+    right, swapped = meter("01100021", 21, tariffs=2), meter("01100077", 22, tariffs=2)
+
+    async def scenario() -> None:
+        async with MercurySimulator([right, swapped], transport=transport, clock=fixed_clock) as sim:
+            expected = MeterConfig(serial="01100022", address=22, tariffs=2)  # the meter that should be there
+            good, bad, again = await poll(
+                Mercury230Driver(bus("mercury230", sim.url)), config(right), expected, config(swapped)
+            )
+        assert values(good).tariffs == right.registers(NOW)
+        assert values(good).raw["meter_serial"] == "01100021"
+        assert values(good).raw["made"] == (NOW - timedelta(hours=6)).date().isoformat()
+        assert isinstance(bad, MeterMismatch)
+        assert "reports serial 01100077, not the configured 01100022" in str(bad)
+        assert not is_transient(bad)  # a swapped meter stays swapped: not retried
+        assert values(again).tariffs == swapped.registers(NOW)  # the line is fine for the next poll
+
+    run(scenario())
+
+
+def test_mercury_simulator_answers_parameters_after_open() -> None:
+    virtual = meter("M-17", 17)
+
+    def check(line: SerialLine) -> tuple[bytes, bytes, bytes]:
+        def ask(request: bytes) -> bytes:
+            return line.exchange(request, lambda got: merc.is_complete_answer(request, got))
+
+        closed = ask(merc.encode_parameter_request(17, merc.Parameter.SERIAL_AND_DATE))
+        merc.decode_status_answer(ask(merc.encode_open_request(17)), 17)
+        serial = ask(merc.encode_parameter_request(17, merc.Parameter.SERIAL_AND_DATE))
+        variant = ask(merc.encode_parameter_request(17, merc.Parameter.VARIANT))
+        return closed, serial, variant
+
+    async def scenario() -> tuple[bytes, bytes, bytes]:
+        async with MercurySimulator([virtual], clock=fixed_clock) as sim:
+            line = SerialLine(LineSettings(sim.url, timeout=0.5, frame_pause=0.0))
+
+            def work() -> tuple[bytes, bytes, bytes]:
+                line.open()
+                try:
+                    return check(line)
+                finally:
+                    line.close()
+
+            return await asyncio.to_thread(work)
+
+    closed, serial, variant = run(scenario())
+    with pytest.raises(merc.MercuryStatusError, match="channel not open"):
+        merc.decode_serial_answer(closed, 17)
+    assert merc.decode_serial_answer(serial, 17).serial == "00000017"
+    assert len(merc.decode_variant_answer(variant, 17)) == merc.VARIANT_LENGTH
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_iec_signs_on_at_the_line_speed_and_stays_there_without_baud_switch(transport: Transport) -> None:
+    virtual = meter("E", "5", tariffs=2)
+
+    async def scenario() -> tuple[MeterValues | DriverError, float]:
+        async with IecSimulator([virtual], transport=transport, baudrate=9600, clock=fixed_clock) as sim:
+            driver = Iec62056Driver(bus("iec62056-21", sim.url, baudrate=9600, bytesize=7, parity="E",
+                                        baud_switch=False))
+            started = time.monotonic()
+            (result,) = await poll(driver, config(virtual))
+            return result, time.monotonic() - started
+
+    result, elapsed = run(scenario())
+    assert values(result).raw["baudrate"] == 9600  # the option select named 9600: no switch, even on a pty
+    assert values(result).tariffs == virtual.registers(NOW)
+    assert elapsed < 1.5  # at 300 baud the same readout takes over 10 s
+
+
+def test_iec_fixed_speed_must_be_one_an_option_select_can_name() -> None:
+    with pytest.raises(ValueError, match="baud_switch = false keeps the line at baudrate = 38400"):
+        bus("iec62056-21", "/dev/null", baudrate=38400, baud_switch=False)

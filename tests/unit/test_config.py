@@ -119,12 +119,12 @@ def test_field_settings_parse_durations_and_schedules(tmp_path: Path) -> None:
             '\n[collector]\ndefault_schedule = "1s"\n\n[[buses]]\nname = "line2"\nkind = "modbus-tcp"\n'
             'url = "tcp://127.0.0.1:1502"\ntimeout = "2s"\n\n'
             '[[meters]]\nserial = "B"\nbus = "line2"\naddress = 1\nprofile = "eastron-sdm630"\n',
-            "meters[1] (B): timeout 0:00:02 is not shorter than the poll interval 0:00:01",
+            "meters[1] (B): timeout 2s is not shorter than the poll interval 1s",
         ),
         (
             '\n[[meters]]\nserial = "B"\nbus = "line1"\naddress = 2\nprofile = "eastron-sdm630"\n'
             'schedule = { every = "1m", jitter = "1m" }\n',
-            "jitter 0:01:00 must be shorter than the poll interval 0:01:00",
+            "jitter 1m must be shorter than the poll interval 1m",
         ),
     ],
 )
@@ -132,3 +132,30 @@ def test_field_settings_are_cross_checked(tmp_path: Path, extra: str, fragment: 
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, FIELD + extra), environ={})
     assert fragment in str(caught.value)
+
+
+def test_every_error_of_a_file_comes_in_one_run_with_its_key_path(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[[buses]]\nname = "rtu"\nkind = "modbus-rtu"\nurl = "rfc2217://127.0.0.1:4000"\n\n'
+        '[[buses]]\nname = "m"\nkind = "mercury230"\nurl = "socket://127.0.0.1:4001"\ntimeout = "50s"\n'
+        'schedule = "40s"\n\n'
+        '[[meters]]\nserial = "1"\nbus = "nosuch"\nct_ratio = "abc"\n\n'
+        '[[meters]]\nserial = "2"\nbus = "m"\naddress = 3\ntariffs = "two"\n\n'
+        '[[meters]]\nserial = "3"\nbus = "m"\naddress = 4\n\n'
+        '[[meters]]\nserial = "4"\nbus = "gone"\naddress = 5\n',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    lines = str(caught.value).splitlines()
+    assert all(line.startswith(f"{path}: ") for line in lines)
+    assert "(top level)" not in str(caught.value)
+    text = "\n".join(line.removeprefix(f"{path}: ") for line in lines)
+    assert "buses[0].url: a modbus-rtu bus cannot poll through rfc2217://" in text
+    assert "use socket://host:port" in text
+    assert "meters[0].ct_ratio: Input should be a valid decimal; got 'abc'; write e.g. 40" in text
+    assert "meters[1].tariffs: Input should be a valid integer" in text and "got 'two'; write e.g. 3" in text
+    assert "meters[2] (3): timeout 50s is not shorter than the poll interval 40s" in text
+    assert "meters[3] (4).bus: unknown bus 'gone'" in text
+    assert "meters[0].bus: unknown bus 'nosuch'" in text
+    assert len(lines) == 6

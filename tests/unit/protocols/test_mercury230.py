@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 
 import pytest
 
@@ -78,8 +79,8 @@ def test_expected_answer_length() -> None:
     assert m.expected_answer_length(m.encode_open_request(1)) == 4
     assert m.expected_answer_length(m.encode_close_request(1)) == 4
     assert m.expected_answer_length(ENERGY_REQUEST) == 19
-    with pytest.raises(ValueError, match="0x08"):
-        m.expected_answer_length(append_crc(b"\x01\x08\x00"))
+    with pytest.raises(ValueError, match="0x0B"):
+        m.expected_answer_length(append_crc(b"\x01\x0b\x00"))
 
 
 def test_is_complete_answer() -> None:
@@ -209,8 +210,8 @@ def test_decode_requests() -> None:
 
 
 def test_decode_unknown_request() -> None:
-    frame = append_crc(bytes.fromhex("04 08 14 00"))
-    assert m.decode_request(frame) == m.UnknownRequest(4, 0x08, b"\x14\x00")
+    frame = append_crc(bytes.fromhex("04 0B 14 00"))
+    assert m.decode_request(frame) == m.UnknownRequest(4, 0x0B, b"\x14\x00")
 
 
 def test_decode_bad_requests() -> None:
@@ -253,3 +254,43 @@ def test_simulated_session() -> None:
         Channel.R_PLUS: 89_012,
         Channel.R_MINUS: None,
     }
+
+
+# --- command 0x08: parameters ------------------------------------------------
+
+
+def test_serial_number_request_and_answer_bytes() -> None:
+    request = m.encode_parameter_request(0x11, m.Parameter.SERIAL_AND_DATE)
+    assert request[:3] == bytes.fromhex("11 08 00") and len(request) == 5
+    assert m.expected_answer_length(request) == m.SERIAL_ANSWER_LENGTH == 10
+    decoded = m.decode_request(request)
+    assert decoded == m.ParameterRequest(0x11, 0x00, b"")
+    # serial 41563201, made 15.03.2021: each serial byte a binary value 0..99, then day, month, year
+    answer = m.encode_serial_answer(0x11, "41563201", date(2021, 3, 15))
+    assert answer[:8] == bytes.fromhex("11 29 38 20 01 0F 03 15")
+    assert m.is_complete_answer(request, answer)
+    assert m.decode_serial_answer(answer, 0x11) == m.SerialNumber("41563201", date(2021, 3, 15))
+    leading_zeros = m.encode_serial_answer(0x11, "00000017", date(2020, 1, 1))
+    assert m.decode_serial_answer(leading_zeros, 0x11).serial == "00000017"
+
+
+def test_serial_number_answer_errors() -> None:
+    refused = m.encode_status_answer(0x11, m.Status.ILLEGAL_COMMAND)
+    with pytest.raises(m.MercuryStatusError, match="illegal command"):
+        m.decode_serial_answer(refused, 0x11)
+    bad_digit = append_crc(bytes.fromhex("11 64 00 00 01 01 01 15"))  # 0x64 = 100
+    with pytest.raises(ProtocolError, match=r"0\.\.99"):
+        m.decode_serial_answer(bad_digit, 0x11)
+    bad_date = append_crc(bytes.fromhex("11 01 02 03 04 20 0D 15"))  # day 32, month 13
+    with pytest.raises(ProtocolError, match="not a date"):
+        m.decode_serial_answer(bad_date, 0x11)
+
+
+def test_variant_request_and_answer_bytes() -> None:
+    request = m.encode_parameter_request(5, m.Parameter.VARIANT)
+    assert request[:3] == bytes.fromhex("05 08 12")
+    assert m.expected_answer_length(request) == 9
+    answer = m.encode_variant_answer(5, bytes.fromhex("B4 E3 87 61 00 00"))
+    assert m.decode_variant_answer(answer, 5) == bytes.fromhex("B4 E3 87 61 00 00")
+    with_argument = m.encode_parameter_request(5, 0x11, b"\x11")
+    assert m.decode_request(with_argument) == m.ParameterRequest(5, 0x11, b"\x11")
