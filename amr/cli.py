@@ -77,13 +77,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    with App.open(args.config) as app, path.open(encoding="utf-8-sig", newline="") as stream:
-        total = count_rows(path)
+    with App.open(args.config) as app, path.open("rb") as stream:
         bar = None
         if sys.stderr.isatty() and not args.json:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, unit="row", desc=path.name, file=sys.stderr)
+            bar = tqdm(total=count_rows(path), unit="row", desc=path.name, file=sys.stderr)
         try:
             def progress(count: int) -> None:
                 if bar is not None:

@@ -1,23 +1,35 @@
 """Readings as CSV: ``meter,timestamp,tariff,a_plus,a_minus,r_plus,r_minus[,source]``.
 
 Timestamps are ISO 8601 with an offset; values are kWh/kvarh at the primary side
-with a decimal point; an empty cell is an absent channel. A malformed row becomes a
-reading refused as `malformed`, naming its line; the other rows still go in.
+with a decimal point; an empty cell is an absent channel. A malformed row (bytes
+that are not UTF-8, too few or too many cells, a value that is not a plain decimal
+or does not fit the store) becomes a reading refused as `malformed`, naming its
+line; the other rows still go in.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
-from collections.abc import Iterator
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from amr.domain import CHANNELS, Channel, IncomingReading, Source, wh_from_kwh
+from amr.domain import CHANNELS, Channel, IncomingReading, Source
 from amr.errors import InputError
 
 REQUIRED = ("meter", "timestamp", "tariff", "a_plus", "a_minus", "r_plus", "r_minus")
 OPTIONAL = ("source",)
+
+WH_LIMIT = 2**63 - 1
+"""The largest value the store keeps (a signed 64-bit number of Wh)."""
+
+CHUNK = 1 << 20
+_TARIFFS = {"0": 0, "1": 1, "2": 2, "3": 3, "4": 4, "": 0}
+_TIMESTAMPS_KEPT = 50_000  # files by time repeat one timestamp for every meter: parse it once
 
 
 def _timestamp(text: str) -> datetime:
@@ -32,98 +44,251 @@ def _timestamp(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
+def _is_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def wh_from_cell(text: str) -> int:
+    """Exact Wh from a kWh cell written as plain ASCII decimal (``1234.567``, ``-5``, ``.5``).
+
+    `InputError` for anything else: a decimal comma, an exponent, ``1_000``, digits of
+    another script, more than 3 decimals, or a value beyond what the store keeps.
+    """
+    sign, body = (-1, text[1:]) if text[:1] == "-" else (1, text[1:] if text[:1] == "+" else text)
+    whole, _, frac = body.partition(".")
+    if not ((whole or frac) and (not whole or _is_digits(whole)) and (not frac or _is_digits(frac))):
+        if "," in text and "." not in text:
+            raise InputError(f"{text!r}: use a decimal point, e.g. {text.replace(',', '.')}")
+        raise InputError(f"{text!r} is not a number; write it like 1234.567 (digits 0-9 and a decimal point)")
+    if len(frac) > 3 and frac[3:].strip("0"):
+        raise InputError(f"{text} has more than 3 decimals; values are kept exactly to 1 Wh (0.001 kWh)")
+    wh = int(whole or "0") * 1000 + int((frac[:3] + "000")[:3])
+    if wh > WH_LIMIT:
+        raise InputError(f"{text} is too large; the store keeps at most {WH_LIMIT // 1000}.{WH_LIMIT % 1000} kWh")
+    return sign * wh
+
+
 def _value(channel: Channel, text: str) -> int | None:
     text = text.strip()
     if not text:
         return None
-    if "," in text and "." not in text:
-        raise InputError(f"{channel.value} {text!r}: use a decimal point, e.g. {text.replace(',', '.')}")
     try:
-        return wh_from_kwh(text)
+        return wh_from_cell(text)
     except InputError as exc:
-        raise InputError(f"{channel.value}: {exc}") from None
+        raise InputError(f"{channel.value} {exc}") from None
 
 
 def check_header(fields: list[str] | None, name: str) -> None:
-    """Raise `InputError` when the header lacks a required column or has an unknown one."""
+    """Raise `InputError` when the header lacks a required column, has an unknown one or one twice."""
     if not fields:
         raise InputError(f"{name}: empty file; the first line must be the header {','.join(REQUIRED)}")
     header = [f.strip() for f in fields]
     missing = [c for c in REQUIRED if c not in header]
     unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
-    if missing or unknown:
+    twice = [c for c in dict.fromkeys(header) if header.count(c) > 1]
+    if missing or unknown or twice:
         parts = []
         if missing:
             parts.append(f"missing column(s) {', '.join(missing)}")
         if unknown:
             parts.append(f"unknown column(s) {', '.join(unknown)}")
+        if twice:
+            parts.append(f"column(s) given twice {', '.join(twice)}")
         raise InputError(f"{name}: {'; '.join(parts)}; the header is {','.join(REQUIRED)}[,source]")
 
 
-def parse_row(
-    row: dict[str, str | None], line: int, default_source: Source, received_at: datetime
-) -> IncomingReading:
-    """One CSV row as an incoming reading; problems are kept on it, not raised."""
-    clean = {k.strip(): (v or "") for k, v in row.items() if k is not None}
-    payload: dict[str, object] = {"line": line, **clean}
-    problems: list[str] = []
-    if None in row:
-        problems.append(f"line {line}: more cells than columns")
-    meter = clean.get("meter", "").strip()
-    if not meter:
-        problems.append(f"line {line}: meter is empty; give the meter's serial number")
-    ts: datetime | None = None
-    try:
-        ts = _timestamp(clean.get("timestamp", ""))
-    except InputError as exc:
-        problems.append(f"line {line}: {exc}")
-    tariff = 0
-    tariff_text = clean.get("tariff", "").strip() or "0"
-    if tariff_text.isdigit() and int(tariff_text) <= 4:
-        tariff = int(tariff_text)
-    else:
-        problems.append(f"line {line}: tariff {tariff_text!r} is not 0 (total) or 1..4")
-    values: dict[Channel, int | None] = {}
-    for channel in CHANNELS:
-        try:
-            values[channel] = _value(channel, clean.get(channel.value, ""))
-        except InputError as exc:
-            values[channel] = None
-            problems.append(f"line {line}: {exc}")
-    source = default_source
-    source_text = clean.get("source", "").strip()
-    if source_text:
-        try:
-            source = Source(source_text)
-        except ValueError:
-            known = ", ".join(s.value for s in Source)
-            problems.append(f"line {line}: unknown source {source_text!r}; use one of {known}")
-    return IncomingReading(
-        meter=meter,
-        ts=ts,
-        tariff=tariff,
-        values=values,
-        source=source,
-        payload=payload,
-        problems=tuple(problems),
-        received_at=received_at,
-    )
+@dataclass
+class _Decoded:
+    """Lines of a binary CSV decoded as UTF-8; bytes that are not UTF-8 are noted by line, not raised."""
+
+    stream: IO[bytes]
+    bad: dict[int, str] = field(default_factory=dict)  # line number → what is wrong with it
+    lines: int = 0
+
+    def __iter__(self) -> Iterator[str]:
+        read = self.stream.read
+        rest = b""
+        first = True
+        offset = 0  # of `rest` in the file
+        while True:
+            block = read(CHUNK)
+            data = rest + block
+            if not data:
+                return
+            cut = data.rfind(b"\n") + 1 if block else len(data)
+            if cut == 0:
+                rest = data
+                continue
+            chunk, rest = data[:cut], data[cut:]
+            if first and chunk.startswith(codecs.BOM_UTF8):
+                chunk, offset = chunk[3:], 3
+            first = False
+            try:
+                text = chunk.decode("utf-8")
+                clean = "\x00" not in text
+            except UnicodeDecodeError:
+                text, clean = chunk.decode("utf-8", "surrogateescape"), False
+            lines = list(io.StringIO(text, newline=""))
+            if not clean:
+                self._note(lines, offset)
+            self.lines += len(lines)
+            offset += len(chunk)
+            yield from lines
+
+    def _note(self, lines: list[str], offset: int) -> None:
+        for number, line in enumerate(lines, self.lines + 1):
+            data = line.encode("utf-8", "surrogateescape")
+            try:
+                data.decode("utf-8")
+                at = data.index(b"\x00") if b"\x00" in data else -1
+                what = "a NUL byte (0x00)"
+            except UnicodeDecodeError as exc:
+                at, what = exc.start, f"byte 0x{data[exc.start]:02X}, which is not UTF-8 text"
+            if at >= 0:
+                self.bad[number] = (
+                    f"line {number}: {what} at byte offset {offset + at} of the file; "
+                    "save the file as UTF-8 (e.g. from Excel: «CSV UTF-8»)"
+                )
+            offset += len(data)
+
+
+def _printable(cell: str) -> str:
+    """A cell of a line that is not UTF-8, with the foreign bytes written as \\xNN (storable text)."""
+    return cell.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+
+
+class _RowParser:
+    """Turns the cells of one data row into an incoming reading, by column index."""
+
+    def __init__(self, header: list[str], source: Source, received_at: datetime) -> None:
+        self.header = [h.strip() for h in header]
+        index = {name: i for i, name in enumerate(self.header)}
+        self.width = len(self.header)
+        self.meter = index["meter"]
+        self.timestamp = index["timestamp"]
+        self.tariff = index["tariff"]
+        self.channels = [(c, index[c.value]) for c in CHANNELS]
+        self.source_at = index.get("source")
+        self.default_source = source
+        self.received_at = received_at
+        self.timestamps: dict[str, datetime | str] = {}
+
+    def _ts(self, text: str) -> datetime | str:
+        """The UTC time of a timestamp cell, or the problem with it (cached: files repeat timestamps)."""
+        found = self.timestamps.get(text)
+        if found is None:
+            try:
+                found = _timestamp(text)
+            except InputError as exc:
+                found = str(exc)
+            if len(self.timestamps) >= _TIMESTAMPS_KEPT:
+                self.timestamps.clear()
+            self.timestamps[text] = found
+        return found
+
+    def parse(self, row: list[str], line: int, trouble: str | None = None) -> IncomingReading:
+        problems: list[str] = []
+        if trouble is not None:
+            row = [_printable(c) for c in row]
+            problems.append(trouble)
+        payload: dict[str, object] = dict(zip(self.header, row, strict=False))
+        payload["line"] = line
+        if len(row) != self.width:
+            if len(row) < self.width:
+                absent = self.header[len(row) :]
+                problems.append(
+                    f"line {line}: {len(row)} cell(s) for {self.width} columns; "
+                    f"{', '.join(absent)} missing (give every column, empty cells for absent channels)"
+                )
+                row = row + [""] * (self.width - len(row))
+            else:
+                payload["extra_cells"] = row[self.width :]
+                problems.append(
+                    f"line {line}: {len(row)} cells for {self.width} columns; "
+                    "remove the extra cells or quote a value that holds a comma"
+                )
+        meter = row[self.meter].strip()
+        if not meter:
+            problems.append(f"line {line}: meter is empty; give the meter's serial number")
+        when = self._ts(row[self.timestamp])
+        ts = None
+        if isinstance(when, str):
+            problems.append(f"line {line}: {when}")
+        else:
+            ts = when
+        tariff_text = row[self.tariff].strip()
+        tariff = _TARIFFS.get(tariff_text)
+        if tariff is None:
+            problems.append(f"line {line}: tariff {tariff_text!r} is not 0 (total) or 1..4")
+            tariff = 0
+        values: dict[Channel, int | None] = {}
+        for channel, at in self.channels:
+            try:
+                values[channel] = _value(channel, row[at])
+            except InputError as exc:
+                values[channel] = None
+                problems.append(f"line {line}: {exc}")
+        source = self.default_source
+        if self.source_at is not None and (source_text := row[self.source_at].strip()):
+            try:
+                source = Source(source_text)
+            except ValueError:
+                known = ", ".join(s.value for s in Source)
+                problems.append(f"line {line}: unknown source {source_text!r}; use one of {known}")
+        return IncomingReading(
+            meter=meter,
+            ts=ts,
+            tariff=tariff,
+            values=values,
+            source=source,
+            payload=payload,
+            problems=tuple(problems),
+            received_at=self.received_at,
+        )
 
 
 def read_readings(
-    stream: IO[str], name: str = "readings.csv", source: Source = Source.IMPORT
+    stream: IO[str] | IO[bytes], name: str = "readings.csv", source: Source = Source.IMPORT
 ) -> Iterator[IncomingReading]:
-    """Incoming readings from CSV text; the header is checked first."""
-    reader = csv.DictReader(stream)
-    check_header(list(reader.fieldnames or []), name)
-    received_at = datetime.now(UTC)
-    for row in reader:
-        if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+    """Incoming readings from CSV (text, or bytes decoded as UTF-8); the header is checked first."""
+    decoded = _Decoded(stream) if isinstance(stream, io.BufferedIOBase | io.RawIOBase) else None
+    lines: Iterable[str] = decoded if decoded is not None else stream  # type: ignore[assignment]
+    bad = decoded.bad if decoded is not None else {}
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    if header is not None and header:
+        header[0] = header[0].removeprefix("\ufeff")
+    if header is not None and bad.pop(1, None) is not None:
+        raise InputError(f"{name}: the header is not UTF-8 text; save the file as UTF-8")
+    check_header(header, name)
+    assert header is not None
+    parser = _RowParser(header, source, datetime.now(UTC))
+    parse = parser.parse
+    previous = reader.line_num
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            line = reader.line_num
+            yield parse([], line, f"line {line}: {exc}; check the quotes of this line")
+            previous = line
             continue
-        yield parse_row(row, reader.line_num, source, received_at)
+        line = reader.line_num
+        trouble = None
+        if bad:
+            trouble = next((t for n in range(previous + 1, line + 1) if (t := bad.pop(n, None))), None)
+        previous = line
+        if trouble is None and not (row and (row[0].strip() or "".join(row).strip())):
+            continue  # a blank line
+        yield parse(row, line, trouble)
 
 
 def count_rows(path: Path) -> int:
-    """Data rows in a CSV file (for a progress bar)."""
+    """Data rows in a CSV file (for a progress bar): its lines but the header."""
+    lines = 0
     with path.open("rb") as handle:
-        return max(sum(1 for _ in handle) - 1, 0)
+        while block := handle.read(CHUNK):
+            lines += block.count(b"\n")
+    return max(lines - 1, 0)
