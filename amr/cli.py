@@ -79,6 +79,17 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_PER_SERIES = 32
+"""Readings of one series a batch should hold so that a file by time (every meter at 00:30, then
+at 01:00, ...) gives each series a run the pipeline judges at once, not reading by reading."""
+LARGEST_BATCH = 100_000
+
+
+def import_batch_size(configured: int, meters: int) -> int:
+    """The configured batch size, raised to `RUN_PER_SERIES` readings per meter (up to `LARGEST_BATCH`)."""
+    return max(configured, min(LARGEST_BATCH, RUN_PER_SERIES * meters))
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
@@ -97,7 +108,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 if bar is not None:
                     bar.update(count)
 
-            summary = BulkIngest(app.ingestor, app.config.database.batch_size).run(
+            summary = BulkIngest(app.ingestor, import_batch_size(app.config.database.batch_size, len(app.meters))).run(
                 read_readings(stream, str(path)), progress=progress
             )
         finally:

@@ -12,9 +12,12 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import operator
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
 from typing import IO
 
@@ -30,6 +33,31 @@ WH_LIMIT = 2**63 - 1
 CHUNK = 1 << 20
 _TARIFFS = {"0": 0, "1": 1, "2": 2, "3": 3, "4": 4, "": 0}
 _TIMESTAMPS_KEPT = 50_000  # files by time repeat one timestamp for every meter: parse it once
+_PLAIN_KWH = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,3}))?").fullmatch
+"""The usual value (``1234.567``): read without further checks; anything else takes the careful way."""
+_FRACTION_WH = {1: 100, 2: 10, 3: 1}
+_THREE_DECIMALS = re.compile(r"[0-9]{1,15}\.[0-9]{3}").fullmatch
+_ODD = object()  # a cell the column-wise reading leaves to the careful one
+BLOCK = 4096  # rows read column by column at once
+
+
+def _usual_wh(cell: str) -> int | object | None:
+    if not cell:
+        return None
+    found = _PLAIN_KWH(cell)
+    if found is None:
+        return _ODD
+    whole, frac = found.groups()
+    return int(whole) * 1000 + (int(frac) * _FRACTION_WH[len(frac)] if frac else 0)
+
+
+def _wh_column(cells: tuple[str, ...]) -> list[int | object | None]:
+    """Wh of a column of kWh cells; `_ODD` where a cell is not a plain decimal."""
+    if not any(cells):
+        return [None] * len(cells)
+    if all(map(_THREE_DECIMALS, cells)):  # how exports usually write them: 1234.567
+        return list(map(int, map(str.replace, cells, repeat("."), repeat(""))))
+    return list(map(_usual_wh, cells))
 
 
 def _timestamp(text: str) -> datetime:
@@ -172,6 +200,7 @@ class _RowParser:
         self.default_source = source
         self.received_at = received_at
         self.timestamps: dict[str, datetime | str] = {}
+        self.sources: dict[str, Source] = {s.value: s for s in Source} | {"": source}
 
     def _ts(self, text: str) -> datetime | str:
         """The UTC time of a timestamp cell, or the problem with it (cached: files repeat timestamps)."""
@@ -186,7 +215,76 @@ class _RowParser:
             self.timestamps[text] = found
         return found
 
-    def parse(self, row: list[str], line: int, trouble: str | None = None) -> IncomingReading:
+    def block(self, rows: list[list[str]], lines: list[int], troubles: dict[int, str]) -> list[IncomingReading]:
+        """The readings of consecutive rows (`lines`: the line of each, `troubles`: rows whose bytes are
+        not text). Rows of the usual form are read column by column (the cells' checks run over whole
+        columns); every other row is read by `parse_carefully`, which names what is wrong."""
+        count = len(rows)
+        careful = set(troubles)
+        if sum(map(len, rows)) != self.width * count or careful:
+            careful.update(i for i, row in enumerate(rows) if len(row) != self.width)
+        usual = [i for i in range(count) if i not in careful] if careful else range(count)
+        found: list[IncomingReading | None] = [None] * count
+        if usual:
+            picked = [rows[i] for i in usual] if careful else rows
+            readings, odd = self._columns(picked, [lines[i] for i in usual] if careful else lines)
+            for position, reading in zip(usual, readings, strict=True):
+                found[position] = reading
+            careful.update(usual[p] for p in odd)
+        for i in sorted(careful):
+            found[i] = self.parse_carefully(rows[i], lines[i], troubles.get(i))
+        return [r for r in found if r is not None]
+
+    def _columns(self, rows: list[list[str]], lines: list[int]) -> tuple[list[IncomingReading], set[int]]:
+        """Readings of rows with every cell in place, and the positions of those that need a closer look."""
+        columns = list(zip(*rows, strict=True))
+        odd: set[int] = set()
+        stamps = columns[self.timestamp]
+        known = self.timestamps
+        for text in set(stamps).difference(known):
+            self._ts(text)
+        times = list(map(known.get, stamps))
+        if not all(map(isinstance, times, repeat(datetime))):
+            odd.update(i for i, t in enumerate(times) if not isinstance(t, datetime))
+        tariffs = list(map(_TARIFFS.get, columns[self.tariff]))
+        if None in tariffs:
+            odd.update(i for i, t in enumerate(tariffs) if t is None)
+        meters = list(map(str.strip, columns[self.meter]))
+        if "" in meters:
+            odd.update(i for i, m in enumerate(meters) if not m)
+        sources: Iterable[Source | None] = repeat(self.default_source)
+        if self.source_at is not None:
+            sources = listed = list(map(self.sources.get, columns[self.source_at]))
+            if None in listed:
+                odd.update(i for i, s in enumerate(listed) if s is None)
+        value_columns = []
+        for _, at in self.channels:
+            values = _wh_column(columns[at])
+            if _ODD in values:
+                odd.update(i for i, v in enumerate(values) if v is _ODD)
+            value_columns.append(values)
+        value_maps = map(dict, map(zip, repeat(CHANNELS), zip(*value_columns, strict=True)))
+        keys = [*self.header, "line"]
+        payloads = map(dict, map(zip, repeat(keys), map(operator.add, rows, map(list, zip(lines)))))
+        readings = list(
+            map(
+                IncomingReading,
+                meters,
+                times,
+                tariffs,
+                value_maps,
+                sources,
+                payloads,
+                repeat(()),
+                repeat(self.received_at),
+            )
+        )
+        return readings, odd
+
+    def parse_carefully(self, row: list[str], line: int, trouble: str | None = None) -> IncomingReading | None:
+        """The reading of any row, with every problem found kept on it; None for a blank row."""
+        if trouble is None and not "".join(row).strip():
+            return None
         problems: list[str] = []
         if trouble is not None:
             row = [_printable(c) for c in row]
@@ -252,9 +350,9 @@ def read_readings(
 ) -> Iterator[IncomingReading]:
     """Incoming readings from CSV (text, or bytes decoded as UTF-8); the header is checked first."""
     decoded = _Decoded(stream) if isinstance(stream, io.BufferedIOBase | io.RawIOBase) else None
-    lines: Iterable[str] = decoded if decoded is not None else stream  # type: ignore[assignment]
+    text_lines: Iterable[str] = decoded if decoded is not None else stream  # type: ignore[assignment]
     bad = decoded.bad if decoded is not None else {}
-    reader = csv.reader(lines)
+    reader = csv.reader(text_lines)
     header = next(reader, None)
     if header is not None and header:
         header[0] = header[0].removeprefix("\ufeff")
@@ -263,26 +361,37 @@ def read_readings(
     check_header(header, name)
     assert header is not None
     parser = _RowParser(header, source, datetime.now(UTC))
-    parse = parser.parse
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    troubles: dict[int, str] = {}
     previous = reader.line_num
     while True:
         try:
-            row = next(reader)
-        except StopIteration:
-            return
+            for row in reader:
+                line = reader.line_num
+                if bad and (trouble := _trouble(bad, previous, line)) is not None:
+                    troubles[len(rows)] = trouble
+                previous = line
+                rows.append(row)
+                lines.append(line)
+                if len(rows) == BLOCK:
+                    yield from parser.block(rows, lines, troubles)
+                    rows, lines, troubles = [], [], {}
+            break
         except csv.Error as exc:
-            line = reader.line_num
-            yield parse([], line, f"line {line}: {exc}; check the quotes of this line")
-            previous = line
-            continue
-        line = reader.line_num
-        trouble = None
-        if bad:
-            trouble = next((t for n in range(previous + 1, line + 1) if (t := bad.pop(n, None))), None)
-        previous = line
-        if trouble is None and not (row and (row[0].strip() or "".join(row).strip())):
-            continue  # a blank line
-        yield parse(row, line, trouble)
+            previous = reader.line_num
+            troubles[len(rows)] = f"line {previous}: {exc}; check the quotes of this line"
+            rows.append([])
+            lines.append(previous)
+    yield from parser.block(rows, lines, troubles)
+
+
+def _trouble(bad: dict[int, str], previous: int, line: int) -> str | None:
+    """What is wrong with the bytes of the lines after `previous` up to `line` (one row), if anything."""
+    found = None
+    for number in range(previous + 1, line + 1):
+        found = bad.pop(number, None) or found
+    return found
 
 
 def count_rows(path: Path) -> int:
