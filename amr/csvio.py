@@ -12,9 +12,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import operator
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
@@ -38,7 +37,33 @@ _PLAIN_KWH = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,3}))?").fullmatch
 _FRACTION_WH = {1: 100, 2: 10, 3: 1}
 _THREE_DECIMALS = re.compile(r"[0-9]{1,15}\.[0-9]{3}").fullmatch
 _ODD = object()  # a cell the column-wise reading leaves to the careful one
+_A_PLUS, _A_MINUS, _R_PLUS, _R_MINUS = CHANNELS
 BLOCK = 4096  # rows read column by column at once
+
+
+def _value_map(a_plus: object, a_minus: object, r_plus: object, r_minus: object) -> dict[Channel, int | None]:
+    return {_A_PLUS: a_plus, _A_MINUS: a_minus, _R_PLUS: r_plus, _R_MINUS: r_minus}  # type: ignore[dict-item]
+
+
+def _payload_maker(header: list[str]) -> Callable[[list[str], int], dict[str, object]]:
+    """A function from a row of the header's width and its line to the row's payload (a dict display
+    is quicker to build than a dict of zipped keys, and this is done for every row)."""
+    if len(header) == len(REQUIRED):
+        k0, k1, k2, k3, k4, k5, k6 = header
+
+        def seven(r: list[str], line: int) -> dict[str, object]:
+            return {k0: r[0], k1: r[1], k2: r[2], k3: r[3], k4: r[4], k5: r[5], k6: r[6], "line": line}
+
+        return seven
+    if len(header) == len(REQUIRED) + 1:
+        k0, k1, k2, k3, k4, k5, k6, k7 = header
+
+        def eight(r: list[str], line: int) -> dict[str, object]:
+            return {k0: r[0], k1: r[1], k2: r[2], k3: r[3], k4: r[4], k5: r[5], k6: r[6], k7: r[7], "line": line}
+
+        return eight
+    keys = [*header, "line"]
+    return lambda r, line: dict(zip(keys, [*r, line], strict=True))
 
 
 def _usual_wh(cell: str) -> int | object | None:
@@ -201,6 +226,7 @@ class _RowParser:
         self.received_at = received_at
         self.timestamps: dict[str, datetime | str] = {}
         self.sources: dict[str, Source] = {s.value: s for s in Source} | {"": source}
+        self.payload = _payload_maker(self.header)
 
     def _ts(self, text: str) -> datetime | str:
         """The UTC time of a timestamp cell, or the problem with it (cached: files repeat timestamps)."""
@@ -263,9 +289,8 @@ class _RowParser:
             if _ODD in values:
                 odd.update(i for i, v in enumerate(values) if v is _ODD)
             value_columns.append(values)
-        value_maps = map(dict, map(zip, repeat(CHANNELS), zip(*value_columns, strict=True)))
-        keys = [*self.header, "line"]
-        payloads = map(dict, map(zip, repeat(keys), map(operator.add, rows, map(list, zip(lines)))))
+        value_maps = map(_value_map, *value_columns)
+        payloads = map(self.payload, rows, lines)
         readings = list(
             map(
                 IncomingReading,
