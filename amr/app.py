@@ -7,6 +7,7 @@ from pathlib import Path
 
 from amr.config import Config, load_config
 from amr.errors import NotFound
+from amr.gc_policy import paused_gc
 from amr.ingest import Ingestor
 from amr.meters import Meter
 from amr.store import Store
@@ -28,7 +29,8 @@ class App:
             config = load_config(config)
         store = Store.open(config.database, config.site.timezone)
         try:
-            meters = store.sync_meters(config.meter_objects())
+            with paused_gc():  # thousands of meters and their rows: many objects, no cycles
+                meters = store.sync_meters(config.meter_objects())
         except Exception:
             store.close()
             raise

@@ -8,18 +8,24 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from amr import __version__
-from amr.app import App
-from amr.bulk_ingest import BulkIngest
 from amr.config import load_config
 from amr.consumption import Step, boundaries, consumption, gap_text
-from amr.csvio import count_rows, read_readings
 from amr.domain import CHANNELS, Channel, Flag, StoredReading, kwh_from_wh
 from amr.errors import AmrError, ConfigError, InputError
-from amr.store import migrate
+
+if TYPE_CHECKING:
+    from amr.app import App
+
+
+def _open(config: str) -> App:
+    """The application of a configuration file (imported here: `check-config` needs no store)."""
+    from amr.app import App
+
+    return App.open(config)
 
 
 def _when(text: str, tz: ZoneInfo, end: bool = False) -> datetime:
@@ -63,7 +69,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    from amr.store import Store
+    from amr.store import Store, migrate
 
     store = Store.open(config.database, config.site.timezone, upgrade=False)
     try:
@@ -77,23 +83,36 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_PER_SERIES = 32
+"""Readings of one series a batch should hold so that a file by time (every meter at 00:30, then
+at 01:00, ...) gives each series a run the pipeline judges at once, not reading by reading."""
+LARGEST_BATCH = 100_000
+
+
+def import_batch_size(configured: int, meters: int) -> int:
+    """The configured batch size, raised to `RUN_PER_SERIES` readings per meter (up to `LARGEST_BATCH`)."""
+    return max(configured, min(LARGEST_BATCH, RUN_PER_SERIES * meters))
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    with App.open(args.config) as app, path.open(encoding="utf-8-sig", newline="") as stream:
-        total = count_rows(path)
+    from amr.bulk_ingest import BulkIngest
+    from amr.csvio import count_rows, read_readings
+
+    with _open(args.config) as app, path.open("rb") as stream:
         bar = None
         if sys.stderr.isatty() and not args.json:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, unit="row", desc=path.name, file=sys.stderr)
+            bar = tqdm(total=count_rows(path), unit="row", desc=path.name, file=sys.stderr)
         try:
             def progress(count: int) -> None:
                 if bar is not None:
                     bar.update(count)
 
-            summary = BulkIngest(app.ingestor, app.config.database.batch_size).run(
+            summary = BulkIngest(app.ingestor, import_batch_size(app.config.database.batch_size, len(app.meters))).run(
                 read_readings(stream, str(path)), progress=progress
             )
         finally:
@@ -126,7 +145,7 @@ def _reading_json(r: StoredReading, serial: str, tz: ZoneInfo) -> dict[str, Any]
 
 
 def cmd_readings(args: argparse.Namespace) -> int:
-    with App.open(args.config) as app:
+    with _open(args.config) as app:
         tz = app.config.site.tz
         meter = app.meter(args.meter)
         start = _when(args.start, tz) if args.start else None
@@ -151,7 +170,7 @@ def cmd_readings(args: argparse.Namespace) -> int:
 
 def cmd_rejected(args: argparse.Namespace) -> int:
     status = None if args.status == "all" else args.status
-    with App.open(args.config) as app:
+    with _open(args.config) as app:
         tz = app.config.site.tz
         records = app.store.rejected(status, args.meter, limit=args.limit)
     data = [
@@ -186,7 +205,7 @@ def cmd_rejected(args: argparse.Namespace) -> int:
 def cmd_accept(args: argparse.Namespace) -> int:
     if not args.reason.strip():
         raise InputError("--reason is required: say why the refused reading is accepted")
-    with App.open(args.config) as app:
+    with _open(args.config) as app:
         record = app.store.get_rejected(args.id)
         meter = app.meter(record.meter_serial)
         app.store.override(args.id, meter, args.actor, args.reason, datetime.now(UTC))
@@ -197,7 +216,7 @@ def cmd_accept(args: argparse.Namespace) -> int:
 def cmd_consumption(args: argparse.Namespace) -> int:
     channel = Channel(args.channel)
     step = Step(args.step)
-    with App.open(args.config) as app:
+    with _open(args.config) as app:
         tz = app.config.site.tz
         meters = app.point_meters(args.point) if args.point else [app.meter(args.meter)]
         now = datetime.now(UTC)
@@ -235,7 +254,12 @@ def cmd_consumption(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+OWN_COMMANDS = frozenset({"check-config", "db", "import", "readings", "rejected", "accept", "consumption"})
+"""Commands defined here; the others (collect, api, sim, demo) pull in their servers when added."""
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; for one of `OWN_COMMANDS` in `argv`, only those (a faster start)."""
     parser = argparse.ArgumentParser(prog="amr", description="АСКУЭ (AMR) integration service")
     parser.add_argument("--version", action="version", version=f"amr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -294,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_consumption)
 
+    command_name = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
+    if command_name in OWN_COMMANDS:
+        return parser
+
     from amr.api.command import add_parsers as add_api
     from amr.collector.command import add_parser as add_collect
     from amr.demo import add_parser as add_demo
@@ -308,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `amr` console script."""
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

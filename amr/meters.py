@@ -12,6 +12,7 @@ compare registers across a ratio change.
 from __future__ import annotations
 
 import bisect
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
@@ -73,21 +74,17 @@ class Meter:
     def __post_init__(self) -> None:
         starts = tuple(r.since for r in self.ratios if r.since is not None)
         object.__setattr__(self, "_since", starts)
-        object.__setattr__(self, "_scales", tuple(self._scale(v) for v in self.ratios))
+        digits, decimals, power = self.digits, self.decimals, self.max_power_kw
+        scales = tuple(_scale(digits, decimals, power, exact(v.ct), exact(v.vt)) for v in self.ratios)
+        object.__setattr__(self, "_scales", scales)
 
-    def _scale(self, version: RatioVersion) -> Scale:
-        ratio = version.ct * version.vt
-        modulus = Fraction(self.modulus_wh)
-        near = modulus * WRAP_ZONE
-        power = None if self.max_power_kw is None else exact(self.max_power_kw * WH_PER_KWH * ratio)
-        return Scale(
-            ratio=exact(ratio),
-            capacity=exact(self.max_register_wh * ratio),
-            modulus=exact(modulus * ratio),
-            wrap_top=exact((modulus - near) * ratio),
-            wrap_bottom=exact(near * ratio),
-            power_w=power,
-        )
+    def with_id(self, meter_id: int) -> Meter:
+        """This meter with its store id (a copy of the computed fields, without computing them again)."""
+        clone: Meter = object.__new__(Meter)
+        for name in self.__slots__:
+            object.__setattr__(clone, name, getattr(self, name))
+        object.__setattr__(clone, "id", meter_id)
+        return clone
 
     def scale_at(self, ts: datetime) -> Scale:
         """The register's limits at the primary side in force at `ts`."""
@@ -134,3 +131,22 @@ class Meter:
         if self.installed is not None and ts < self.installed:
             return False
         return not (self.removed is not None and ts > self.removed)
+
+
+@functools.lru_cache(maxsize=4096)
+def _scale(digits: int, decimals: int, max_power_kw: Fraction | None, ct: Exact, vt: Exact) -> Scale:
+    """The limits of a register at one ratio (cached: thousands of meters share a few kinds; whole
+    ratios are given as ints, quick to hash)."""
+    ratio = Fraction(ct) * vt
+    modulus = Fraction(int(10**digits) * WH_PER_KWH)
+    near = modulus * WRAP_ZONE
+    top = modulus - Fraction(WH_PER_KWH, 10**decimals)
+    power = None if max_power_kw is None else exact(max_power_kw * WH_PER_KWH * ratio)
+    return Scale(
+        ratio=exact(ratio),
+        capacity=exact(top * ratio),
+        modulus=exact(modulus * ratio),
+        wrap_top=exact((modulus - near) * ratio),
+        wrap_bottom=exact(near * ratio),
+        power_w=power,
+    )

@@ -1,0 +1,65 @@
+"""Reading the import CSV: the column-wise reading of usual rows agrees with the careful one."""
+
+from __future__ import annotations
+
+import io
+
+from amr.csvio import BLOCK, read_readings
+from amr.domain import Channel, Source
+
+HEADER = "meter,timestamp,tariff,a_plus,a_minus,r_plus,r_minus,source\n"
+
+
+def read(text: str | bytes) -> list:  # type: ignore[type-arg]
+    data = text.encode() if isinstance(text, str) else text
+    return list(read_readings(io.BytesIO(data), "t.csv"))
+
+
+def test_values_of_every_usual_form_are_exact_wh() -> None:
+    body = "".join(
+        f"M1,2026-01-01T0{i}:00:00+03:00,0,{v},,,\n"
+        for i, v in enumerate(["1234.567", "1234.5", "7", "0.05", " 12.000 "])
+    )
+    readings = read(HEADER.replace(",source", "") + body)
+    assert [r.values[Channel.A_PLUS] for r in readings] == [1_234_567, 1_234_500, 7_000, 50, 12_000]
+    assert all(not r.problems and r.values[Channel.A_MINUS] is None for r in readings)
+
+
+def test_line_numbers_hold_across_blocks_blank_lines_and_quoted_line_breaks() -> None:
+    rows = [f'M{i % 3},2026-01-01T00:{i % 60:02d}:00+03:00,0,{i}.000,,,,\n' for i in range(BLOCK + 10)]
+    rows.insert(5, "\n")
+    rows.insert(BLOCK + 2, '"M1\nM2",2026-01-01T00:00:00+03:00,0,1.000,,,,\n')
+    readings = read(HEADER + "".join(rows))
+    assert len(readings) == BLOCK + 11
+    assert readings[4].payload["line"] == 6 and readings[5].payload["line"] == 8  # the blank line 7 skipped
+    odd = next(r for r in readings if r.meter == "M1\nM2")
+    assert odd.payload["line"] == BLOCK + 5  # the row starts on line BLOCK + 4 and ends on the next
+    after = readings[readings.index(odd) + 1]
+    assert after.payload["line"] == BLOCK + 6
+
+
+def test_odd_cells_among_usual_ones_are_refused_by_line_and_the_rest_read() -> None:
+    body = (
+        "M1,2026-01-01T00:00:00+03:00,0,1.000,,,,\n"
+        "M1,2026-01-01T00:30:00+03:00,0,1_000.000,,,,\n"
+        "M1,2026-01-01T01:00:00+03:00,7,2.000,,,,\n"
+        "M1,yesterday,0,2.000,,,,\n"
+        ",2026-01-01T01:30:00+03:00,0,2.000,,,,\n"
+        "M1,2026-01-01T02:00:00+03:00,0,3.000,,,,mobile\n"
+        "M1,2026-01-01T02:30:00+03:00,0,3.000,,,,fax\n"
+        "M1,2026-01-01T03:00:00+03:00,0,-3.000,,,,\n"
+    )
+    readings = read(HEADER + body)
+    problems = {r.payload["line"]: r.problems for r in readings}
+    assert problems[2] == () and problems[7] == () and readings[5].source is Source.MOBILE
+    assert "write it like 1234.567" in problems[3][0] and "line 3" in problems[3][0]
+    assert "tariff '7'" in problems[4][0]
+    assert "timestamp 'yesterday'" in problems[5][0]
+    assert "meter is empty" in problems[6][0]
+    assert "unknown source 'fax'" in problems[8][0]
+    assert problems[9] == () and readings[7].values[Channel.A_PLUS] == -3000  # the pipeline refuses it
+
+
+def test_a_bom_and_a_file_without_a_final_line_break() -> None:
+    readings = read(b"\xef\xbb\xbf" + HEADER.encode() + b"M1,2026-01-01T00:00:00+03:00,0,1.000,,,,")
+    assert len(readings) == 1 and readings[0].values[Channel.A_PLUS] == 1000 and not readings[0].problems
