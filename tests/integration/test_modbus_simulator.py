@@ -13,7 +13,7 @@ import pytest
 from amr.config import BusConfig, MeterConfig
 from amr.domain import Channel, Values
 from amr.drivers.base import PollDriver
-from amr.drivers.modbus import ModbusRtuDriver, ModbusTcpDriver
+from amr.drivers.modbus.driver import ModbusRtuDriver, ModbusTcpDriver
 from amr.errors import ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
 from amr.protocols.modbus_map import PROFILES, decode, encode
 from simulators.modbus import ModbusRtuSimulator, ModbusTcpSimulator, rtu_line_time, tcp_simulators
