@@ -183,12 +183,6 @@ def protocol_list() -> list[DashProtocol]:
     ]
 
 
-@router.get("/protocols", response_model=list[DashProtocol], responses=responses(401))
-def protocols(_principal: CurrentUser) -> list[DashProtocol]:
-    """Every protocol this service speaks: bus kind, names, reading source, polled or pushed, capabilities."""
-    return protocol_list()
-
-
 @router.get("/summary", response_model=DashSummary, responses=responses(401, 403))
 def summary(principal: Staff, ctx: Ctx) -> DashSummary:
     """Counters of the overview: meters by status, today's readings and refusals, the open queue."""
