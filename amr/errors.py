@@ -15,6 +15,11 @@ into one of these at the boundary where it is raised::
         ├── ProtocolError      the answer was garbled (CRC/BCC, framing, unexpected length)
         └── DeviceError        the device answered with an error (exception code, access denied)
 
+A `DriverError` carries a stable `code` (``timeout``, ``connect``, ``modbus.busy``,
+``mercury.access_denied``, ``iec.bcc``...) and `retryable`: whether another attempt may
+succeed. Both are set where the protocol's answer is decoded (each driver package's
+``errors`` module); the collector retries by `retryable` and records the code.
+
 Validation verdicts are not exceptions: a refused reading is data (see
 `amr.validation`), kept with its reason codes.
 """
@@ -47,20 +52,41 @@ class NotFound(AmrError, LookupError):
 
 
 class DriverError(AmrError):
-    """Talking to a meter failed."""
+    """Talking to a meter failed; `code` says what it means, `retryable` whether to try again."""
+
+    code: str = "driver"
+    retryable: bool = False
+
+    def __init__(self, *args: object, code: str | None = None, retryable: bool | None = None) -> None:
+        super().__init__(*args)
+        if code is not None:
+            self.code = code
+        if retryable is not None:
+            self.retryable = retryable
 
 
 class ConnectError(DriverError):
-    """The bus or the device could not be opened or the connection was lost."""
+    """The bus or the device could not be opened or the connection was lost (a converter reconnecting)."""
+
+    code = "connect"
+    retryable = True
 
 
 class ReadTimeout(DriverError):
-    """The device did not answer within the timeout."""
+    """The device did not answer within the timeout (a busy line, a lost frame, a slow meter)."""
+
+    code = "timeout"
+    retryable = True
 
 
 class ProtocolError(DriverError):
-    """The answer could not be understood: bad checksum, framing or length."""
+    """The answer could not be understood: bad checksum, framing or length (noise: the next is usually fine)."""
+
+    code = "protocol"
+    retryable = True
 
 
 class DeviceError(DriverError):
-    """The device answered with an error of its own."""
+    """The device answered with an error of its own; by default it will say the same again."""
+
+    code = "device"

@@ -57,7 +57,7 @@ from paho.mqtt.properties import Properties
 from amr.app import App
 from amr.collector import Collector
 from amr.config import config_from_dict
-from amr.drivers.mqtt import RECEIVE_MAXIMUM, MqttDriver
+from amr.drivers.mqtt.driver import RECEIVE_MAXIMUM, MqttDriver
 from benchmarks.children import end, readline
 from simulators.model import VirtualMeter
 from simulators.mqtt_publisher import MqttPublisher, render_amr

@@ -51,7 +51,7 @@ import serial
 from amr.app import App
 from amr.collector import Collector
 from amr.config import Config, MeterConfig, config_from_dict
-from amr.drivers.modbus import register_map
+from amr.drivers.modbus.driver import register_map
 from amr.drivers.serial_line import rtu_gap
 from amr.protocols.crc import crc_bytes
 from benchmarks.children import end, readline

@@ -24,12 +24,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from amr.drivers.registry import KINDS, PROTOCOLS, spec
 from amr.durations import parse_duration
 from amr.errors import InputError
 from simulators.model import Faults, VirtualMeter
-
-KINDS = ("modbus-tcp", "modbus-rtu", "mercury230", "iec62056-21", "mqtt")
-PROFILE = "eastron-sdm630"
 
 
 def parse_fault(text: str, faults: Faults) -> Faults:
@@ -69,89 +67,34 @@ def build_meters(args: argparse.Namespace) -> list[VirtualMeter]:
         )
         for i in range(1, args.meters + 1)
     ]
-    for spec in args.fault:
-        who, _, fault = spec.partition(":")
+    for given in args.fault:
+        who, _, fault = given.partition(":")
         if not fault:
-            raise InputError(f"fault {spec!r}: write SERIAL_OR_INDEX:NAME[=VALUE], e.g. 2:silent")
+            raise InputError(f"fault {given!r}: write SERIAL_OR_INDEX:NAME[=VALUE], e.g. 2:silent")
         found = [m for m in meters if who in (m.serial, str(m.address))]
         if not found:
-            raise InputError(f"fault {spec!r}: no simulated meter {who!r} (serials {meters[0].serial}..)")
+            raise InputError(f"fault {given!r}: no simulated meter {who!r} (serials {meters[0].serial}..)")
         for meter in found:
             meter.faults = parse_fault(fault, meter.faults)
     return meters
 
 
-def line_baud(args: argparse.Namespace) -> int:
-    """The simulated line speed of Modbus RTU and Mercury: ``--baud``, by default 9600."""
-    return int(args.baud or 9600)
-
-
-def iec_fixed_baud(args: argparse.Namespace) -> int | None:
-    """IEC 62056-21 at a fixed speed (a converter): ``--baud``, by default 9600 over TCP; None: the
-    standard 300 baud sign-on with a switch to the meter's offer (a pty without ``--baud``)."""
-    if args.baud:
-        return int(args.baud)
-    return 9600 if args.transport == "tcp" else None
-
-
 def config_snippet(kind: str, url: str, meters: list[VirtualMeter], args: argparse.Namespace) -> str:
-    """TOML for `amr collect` to poll these meters."""
-    lines = ["[[buses]]", f'name = "sim-{kind}"', f'kind = "{kind}"', f'url = "{url}"']
-    if kind == "mqtt":
-        lines += [f'topics = ["{args.topic.replace("{serial}", "+")}"]', f'payload = "{args.payload}"']
-    elif kind in ("modbus-rtu", "mercury230"):
-        lines += [f"baudrate = {line_baud(args)}"]
-    elif kind == "iec62056-21":
-        fixed = iec_fixed_baud(args)
-        lines += [f"baudrate = {fixed or 300}", "bytesize = 7", 'parity = "E"']
-        if fixed:
-            lines += ["baud_switch = false"]
+    """TOML for `amr collect` to poll these meters (the protocol's keys from its simulator hook)."""
+    hook = spec(kind).simulator_hook()
+    lines = ["[[buses]]", f'name = "sim-{kind}"', f'kind = "{kind}"', f'url = "{url}"', *hook.bus_lines(kind, args)]
     lines += ['timeout = "1s"', 'schedule = "30s"', ""]
     for meter in meters:
         lines += ["[[meters]]", f'serial = "{meter.serial}"', f'bus = "sim-{kind}"', f"tariffs = {meter.tariffs}"]
-        if kind != "mqtt":
-            lines.append(f"address = {meter.address}")
-        if kind.startswith("modbus"):
-            lines.append(f'profile = "{PROFILE}"')
-        lines.append("")
+        lines += [*hook.meter_lines(kind, meter), ""]
     return "\n".join(lines)
 
 
 async def _serve(args: argparse.Namespace, meters: list[VirtualMeter], ready: Callable[[str], None]) -> None:
     async with contextlib.AsyncExitStack() as stack:
-        if args.kind == "mqtt":
-            from simulators.mqtt_publisher import MqttPublisher
-
-            publisher = stack.enter_context(
-                MqttPublisher(meters, payload=args.payload, topic=args.topic, port=args.broker_port)
-            )
-            ready(f"mqtt://127.0.0.1:{args.broker_port}")
-            await publisher.run_async(duration=None, period=parse_duration(args.period).total_seconds())
-            return
-        simulator: Any
-        if args.kind == "modbus-tcp":
-            from simulators.modbus import ModbusTcpSimulator
-
-            simulator = ModbusTcpSimulator(meters, profile=PROFILE, port=args.port)
-        elif args.kind == "modbus-rtu":
-            from simulators.modbus import ModbusRtuSimulator
-
-            simulator = ModbusRtuSimulator(
-                meters, transport=args.transport, baudrate=line_baud(args), profile=PROFILE, port=args.port
-            )
-        else:
-            from simulators.serial_meters import IecSimulator, MercurySimulator
-
-            cls = MercurySimulator if args.kind == "mercury230" else IecSimulator
-            simulator = cls(
-                meters,
-                transport=args.transport,
-                port=args.port,
-                baudrate=iec_fixed_baud(args) if cls is IecSimulator else line_baud(args),
-            )
-        await stack.enter_async_context(simulator)
-        ready(simulator.url)
-        await asyncio.Event().wait()
+        url, running = await spec(args.kind).simulator_hook().serve(args.kind, args, meters, stack)
+        ready(url)
+        await running
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -202,10 +145,8 @@ def add_parser(subparsers: Any) -> None:
         "300 with a switch to the meter's offer on a pty)",
     )
     p.add_argument("--fault", action="append", default=[], metavar="WHO:FAULT[=VALUE]")
-    p.add_argument("--topic", default="amr/sim/{serial}/energy", help="mqtt: topic pattern")
-    p.add_argument("--payload", choices=["amr", "tasmota-sml"], default="amr", help="mqtt: payload format")
-    p.add_argument("--broker-port", type=int, default=1883, help="mqtt: the loopback broker's port")
-    p.add_argument("--period", default="10s", help="mqtt: publish every")
+    for known in PROTOCOLS.values():
+        known.simulator_hook().add_options(p.add_argument_group(known.kind))
     p.add_argument("--config-out", help="also write the configuration snippet to this file")
     p.add_argument("--quiet", action="store_true", help="do not print the configuration snippet")
     p.set_defaults(func=cmd_sim)

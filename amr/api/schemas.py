@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from amr.domain import Channel
+from amr.domain import Channel, Source
 
 Kwh = Annotated[str, Field(description="kWh or kvarh with up to three decimals", examples=["1234.567"])]
 
@@ -32,7 +32,18 @@ ValueText = Annotated[
     Field(max_length=40, description='kWh as a decimal string, e.g. "1234.5"', examples=["1234.5"]),
 ]
 ManualSource = Literal["web", "mobile", "operator"]
-SourceFilter = Literal["askue", "askue:modbus", "askue:serial", "askue:mqtt", "web", "mobile", "operator", "import"]
+SOURCE_FILTERS: tuple[str, ...] = ("askue", *(s.value for s in Source))  # askue: every askue:* source
+
+
+def _known_source(value: str) -> str:
+    if value not in SOURCE_FILTERS:
+        raise ValueError(f"unknown source {value!r}; use one of {', '.join(SOURCE_FILTERS)}")
+    return value
+
+
+SourceFilter = Annotated[
+    str, AfterValidator(_known_source), WithJsonSchema({"type": "string", "enum": list(SOURCE_FILTERS)})
+]
 HealthStatus = Literal["online", "degraded", "offline", "unknown"]
 
 

@@ -10,6 +10,18 @@ from pydantic import BaseModel, Field
 from amr.api.schemas import ChannelValues, HealthStatus, RejectedItem
 
 
+class DashProtocol(BaseModel):
+    """One registered protocol (bus kind) as `amr.drivers.registry` describes it."""
+
+    kind: str = Field(description="the bus kind of the configuration, e.g. modbus-tcp")
+    labels: dict[str, str] = Field(description="language → the protocol's name, e.g. {ru: ..., en: ...}")
+    source: str = Field(description="the source of the readings it writes, e.g. askue:modbus")
+    push: bool = Field(description="true: devices report by themselves; false: the collector polls")
+    serial_line: bool
+    url_schemes: list[str]
+    capabilities: list[str]
+
+
 class DashInfo(BaseModel):
     """The site and the caller."""
 
@@ -23,6 +35,7 @@ class DashInfo(BaseModel):
     staff: bool
     collector: Literal["running", "absent"]
     polls: bool = Field(description="recent polls are kept by this process")
+    protocols: list[DashProtocol] = Field([], description="every registered protocol, for filters and labels")
     export_80020: bool = Field(description="[export] is configured, so макет 80020 can be built")
     version: str
 
@@ -114,6 +127,7 @@ class PollEntry(BaseModel):
     attempts: int
     error: str | None = None
     error_kind: str | None = None
+    error_code: str | None = None  # the driver's stable code (modbus.busy, mercury.access_denied, timeout...)
     status: str | None = None
     values: dict[str, str | None] | None = None
     errors: dict[str, str] = {}

@@ -35,7 +35,7 @@ from amr.domain import Source
 from amr.drivers import is_push, poll_driver, push_driver
 from amr.drivers.base import MeterValues, PushDriver, Sink
 from amr.drivers.normalise import normalise
-from amr.errors import NotFound, StoreError
+from amr.errors import DriverError, NotFound, StoreError
 from amr.gc_policy import tune_gc
 from amr.store.health import load_health
 
@@ -267,6 +267,7 @@ class Collector:
             error = outcome.error or RuntimeError("no values and no error")
             result.error = self.health.redact(meter.serial, describe(error))
             result.error_kind, result.exception = type(error).__name__, error
+            result.error_code = error.code if isinstance(error, DriverError) else None
             self.health.failure(meter.serial, result.finished_at, result.error, worker.bus.name)
             self.writer.nudge()
         result.status = self.health.get(meter.serial).status if meter.serial in self.health else None

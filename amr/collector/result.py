@@ -27,6 +27,7 @@ class PollResult:
     values: MeterValues | None = None
     error: str | None = None
     error_kind: str | None = None
+    error_code: str | None = None  # the driver error's stable code (`amr.errors.DriverError.code`)
     readings: list[IncomingReading] = field(default_factory=list)
     delivery: Delivery | None = None
     store_error: str | None = None
@@ -61,6 +62,7 @@ class PollResult:
             "ok": self.ok,
             "error": self.error or self.store_error,
             "error_kind": self.error_kind or ("StoreError" if self.store_error else None),
+            "error_code": self.error_code,
             "attempts": self.attempts,
             "seconds": round(self.seconds, 3),
             "status": self.status,

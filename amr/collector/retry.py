@@ -1,21 +1,11 @@
 """Retries of one meter's poll: which errors are worth another attempt, and how long a poll may cost.
 
-Per error (decided by `is_transient`):
-
-================================================  =========  ============================================
-error                                             retried    why
-================================================  =========  ============================================
-`ReadTimeout`                                     yes        a busy line, a lost frame, a slow meter
-`ConnectError`                                    yes        a converter or gateway reconnecting
-`ProtocolError` (bad CRC/BCC, framing, length)    yes        noise on the line; the next answer is usually fine
-`DeviceError`: Modbus 5 acknowledge, 6 busy,      yes        the device says "later"
-10/11 gateway; Mercury 2 internal error,
-5 channel not open
-`DeviceError`: access denied, illegal function /  no         the meter will say the same again: fix the config
-address / value, any other exception code
-`ConfigError` (bad address, password format)      no         the configuration is wrong
-anything else (a driver bug)                      no         reported as it is
-================================================  =========  ============================================
+Whether an error is worth another attempt is the driver's to say: each `DriverError` carries
+`retryable` (and a stable `code`), set where the protocol's answer is decoded — a timeout, a
+lost connection or a garbled frame (CRC/BCC, framing) is retried; a Modbus busy / acknowledge /
+gateway exception or a Mercury internal error / closed channel is retried; an access denial,
+an illegal function / address / value, a meter mismatch is not (the meter will say the same
+again: fix the configuration). A `ConfigError` and anything else (a driver bug) are not retried.
 
 Attempts are ``retries + 1`` (``meter.retries``, else ``bus.retries``); before the n-th retry
 the poll waits ``bus.retry_backoff × 2^(n-1)``, without holding the bus. Each driver call has
@@ -27,36 +17,19 @@ backoff (`RetryPolicy.worst_case`).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 
 from amr.config import BusConfig, MeterConfig
-from amr.errors import ConfigError, ConnectError, DeviceError, ProtocolError, ReadTimeout
+from amr.errors import DriverError
 
-TRANSIENT_MODBUS_CODES = frozenset({5, 6, 10, 11})  # acknowledge, busy, gateway path / target
-TRANSIENT_MERCURY_STATUS = frozenset({2, 5})  # internal error, channel not open
 SAFETY_FACTOR = 10
 SAFETY_MARGIN = timedelta(seconds=5)
-_MODBUS_CODE = re.compile(r"\((\d+)\)\s*$")
 
 
 def is_transient(error: BaseException) -> bool:
-    """True when another attempt may succeed (see the module's table)."""
-    if isinstance(error, (ReadTimeout, ConnectError, ProtocolError)):
-        return True
-    if isinstance(error, ConfigError):
-        return False
-    if isinstance(error, DeviceError):
-        status = getattr(error, "status", None)  # amr.protocols.mercury230.MercuryStatusError
-        if isinstance(status, int):
-            return status in TRANSIENT_MERCURY_STATUS
-        text = str(error)
-        if "access denied" in text:
-            return False
-        match = _MODBUS_CODE.search(text)  # "unit 3 answered server device busy (6)"
-        return match is not None and int(match.group(1)) in TRANSIENT_MODBUS_CODES
-    return False
+    """True when another attempt may succeed: the driver error says so (see the module's text)."""
+    return isinstance(error, DriverError) and error.retryable
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,8 +54,8 @@ class PollLog:
 
     def recent(self, serial: str, limit: int = 15) -> list[dict[str, Any]]:
         """The newest polls of a meter, newest first, with the fields `PollEntry` takes."""
-        keys = ("polled_at", "ok", "seconds", "attempts", "error", "error_kind", "status", "values", "errors",
-                "accepted", "duplicate", "rejected")
+        keys = ("polled_at", "ok", "seconds", "attempts", "error", "error_kind", "error_code", "status", "values",
+                "errors", "accepted", "duplicate", "rejected")
         with self._lock:
             found = list(self._polls.get(serial, ()))
         return [{k: e.get(k) for k in keys if e.get(k) is not None} for e in reversed(found[-limit:])]

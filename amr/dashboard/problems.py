@@ -35,7 +35,7 @@ def _label(channel: str, tariff: int) -> str:
 
 
 def _modbus_channels(meter: MeterConfig, bus: BusConfig, function: int, start: int, count: int) -> tuple[str, ...]:
-    from amr.drivers.modbus import register_map  # the map the driver reads by
+    from amr.drivers.modbus.driver import register_map  # the map the driver reads by
 
     try:
         regmap = register_map(meter, bus.max_registers)

@@ -66,7 +66,7 @@ def iec_poll(bus: BusConfig, meter: MeterConfig) -> float:
 
 def modbus_rtu_poll(bus: BusConfig, meter: MeterConfig) -> float:
     """Seconds of line time one Modbus RTU poll of `meter` takes (every read of its plan)."""
-    from amr.drivers.modbus import register_map  # the driver module imports this one's neighbours
+    from amr.drivers.modbus.driver import register_map  # the driver module imports this one's neighbours
 
     try:
         blocks = register_map(meter, bus.max_registers).plan()

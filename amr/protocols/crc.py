@@ -75,6 +75,7 @@ def strip_crc(frame: bytes | bytearray) -> bytes:
     if received != expected:
         raise ProtocolError(
             f"CRC mismatch: frame ends with {received.hex(' ').upper()}, "
-            f"the CRC of its data is {expected.hex(' ').upper()} (low byte first)"
+            f"the CRC of its data is {expected.hex(' ').upper()} (low byte first)",
+            code="crc",
         )
     return data

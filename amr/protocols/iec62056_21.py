@@ -119,7 +119,9 @@ def check_block(block: bytes | bytearray) -> bytes:
         )
     computed = bcc(block[1:-1])
     if computed != block[-1]:
-        raise ProtocolError(f"BCC mismatch: block carries 0x{block[-1]:02X}, computed 0x{computed:02X}")
+        raise ProtocolError(
+            f"BCC mismatch: block carries 0x{block[-1]:02X}, computed 0x{computed:02X}", code="iec.bcc"
+        )
     return bytes(block[1:-2])
 
 

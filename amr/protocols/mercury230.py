@@ -171,12 +171,24 @@ _ANSWER_LENGTHS: dict[int, int] = {
 }
 
 
+STATUS_MEANING: dict[int, tuple[str, bool]] = {  # status → (stable code, worth asking again)
+    Status.ILLEGAL_COMMAND: ("mercury.illegal_command", False),
+    Status.INTERNAL_ERROR: ("mercury.internal_error", True),
+    Status.ACCESS_DENIED: ("mercury.access_denied", False),  # the password or level is wrong: fix the config
+    Status.CLOCK_ALREADY_CORRECTED: ("mercury.clock_corrected", False),
+    Status.CHANNEL_NOT_OPEN: ("mercury.channel_not_open", True),  # the channel timed out: open it again
+}
+
+
 class MercuryStatusError(DeviceError):
-    """The meter answered a request with a non-zero status code."""
+    """The meter answered a request with a non-zero status code; `code` and `retryable` say what it means."""
 
     def __init__(self, address: int, status: int) -> None:
         text = STATUS_TEXT.get(status, "unknown status code")
-        super().__init__(f"Mercury meter at address {address} answered status {status}: {text}")
+        code, retryable = STATUS_MEANING.get(status, ("mercury.status", False))
+        super().__init__(
+            f"Mercury meter at address {address} answered status {status}: {text}", code=code, retryable=retryable
+        )
         self.address = address
         self.status = status
 

@@ -71,6 +71,11 @@ def test_sign_in_shows_every_meter_with_status_and_channels(page: Any, served: S
     page.wait_for_function("document.querySelectorAll('#meters-table tbody tr').length === 1")
     assert page.get_attribute("#meters-table tbody tr", "data-serial") == "M3"
     page.select_option("#filter-status", "")
+    page.select_option("#filter-protocol", "mercury230")  # the filter's choices and names come from the registry
+    page.wait_for_function("document.querySelectorAll('#meters-table tbody tr').length === 1")
+    assert page.get_attribute("#meters-table tbody tr", "data-serial") == "M2"
+    assert page.eval_on_selector("#filter-protocol option:checked", "o => o.textContent") == "Меркурий 230"
+    page.select_option("#filter-protocol", "")
     shot(page, "02-overview")
 
 

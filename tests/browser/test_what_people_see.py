@@ -14,7 +14,7 @@ from amr.collector.result import PollResult
 from amr.dashboard.polls import PollLog
 from amr.domain import Channel, IncomingReading, Source, wh_from_kwh
 from amr.drivers.base import MeterValues
-from amr.drivers.modbus import register_map
+from amr.drivers.modbus.driver import register_map
 from amr.store.health import HealthRecord, save_health
 from tests.browser.conftest import SHOTS, TZ, Served, login, shot
 

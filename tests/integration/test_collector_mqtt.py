@@ -16,7 +16,7 @@ import pytest
 from amr.app import App
 from amr.collector import Collector
 from amr.config import BusConfig, MeterConfig, config_from_dict
-from amr.drivers.mqtt import MqttDriver
+from amr.drivers.mqtt.driver import MqttDriver
 from amr.store.health import load_health
 from simulators.model import Faults, VirtualMeter
 from simulators.mqtt_publisher import MqttPublisher

@@ -173,7 +173,7 @@ def test_builtin_broker_carries_the_gateways_messages_to_the_mqtt_driver(
     from amr.demo.broker import answers_mqtt, free_port, mqtt_broker
     from amr.demo.minibroker import MiniBroker
     from amr.drivers.base import MeterValues
-    from amr.drivers.mqtt import MqttDriver
+    from amr.drivers.mqtt.driver import MqttDriver
     from simulators.model import VirtualMeter
     from simulators.mqtt_publisher import MqttPublisher
 

@@ -25,7 +25,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from amr.config import BusConfig, MeterConfig, config_from_dict
 from amr.domain import Channel
 from amr.drivers.base import MeterValues
-from amr.drivers.modbus import ModbusTcpDriver, register_map
+from amr.drivers.modbus.driver import ModbusTcpDriver, register_map
 from amr.errors import ConnectError, DeviceError, ReadTimeout
 
 T = TypeVar("T")

@@ -10,10 +10,11 @@ from typing import Any, TypeVar
 
 import pytest
 
+from amr.collector.retry import is_transient
 from amr.config import BusConfig, MeterConfig
 from amr.domain import Channel, Values
 from amr.drivers.base import PollDriver
-from amr.drivers.modbus import ModbusRtuDriver, ModbusTcpDriver
+from amr.drivers.modbus.driver import ModbusRtuDriver, ModbusTcpDriver
 from amr.errors import ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
 from amr.protocols.modbus_map import PROFILES, decode, encode
 from simulators.modbus import ModbusRtuSimulator, ModbusTcpSimulator, rtu_line_time, tcp_simulators
@@ -186,3 +187,23 @@ def test_line_speed_of_a_20_register_read_at_9600_baud_on_a_pty() -> None:
 
     assert 0.068 < line_time < 0.070  # the 69 ms of DOMAIN.md
     assert line_time - 0.002 <= run(scenario()) < line_time + 0.1
+
+
+@pytest.mark.parametrize(
+    ("exception", "code", "retryable"),
+    [(6, "modbus.busy", True), (11, "modbus.gateway_target", True), (2, "modbus.illegal_address", False),
+     (4, "modbus.device_failure", False)],
+)
+def test_an_exception_response_decoded_by_the_driver_says_whether_to_retry(
+    exception: int, code: str, retryable: bool
+) -> None:
+    faulty = VirtualMeter("FAULTY", address=3, faults=Faults(exception=exception))
+
+    async def scenario() -> DriverError:
+        async with bus_with("tcp", [faulty]) as (driver, _):
+            with pytest.raises(DeviceError) as caught:
+                await driver.read(meter_config(faulty))
+            return caught.value
+
+    error = run(scenario())
+    assert (error.code, error.retryable, is_transient(error)) == (code, retryable, retryable)

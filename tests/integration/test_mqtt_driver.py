@@ -27,7 +27,7 @@ from amr.config import BusConfig, MeterConfig
 from amr.demo.broker import mosquitto_binary, mosquitto_conf, started_mosquitto
 from amr.domain import Channel
 from amr.drivers.base import MeterValues
-from amr.drivers.mqtt import MqttDriver, broker_address, subscription_filters
+from amr.drivers.mqtt.driver import MqttDriver, broker_address, subscription_filters
 from amr.errors import ConfigError, ConnectError
 from simulators.model import Faults, VirtualMeter
 from simulators.mqtt_publisher import MqttPublisher
@@ -433,7 +433,7 @@ def test_real_tasmota_energy_payloads_keep_their_tariffs_and_a_thermometer_is_co
 
 
 def test_messages_show_plain_values_not_python_reprs() -> None:
-    from amr.drivers.mqtt_payloads import PayloadDecoder
+    from amr.drivers.mqtt.payloads import PayloadDecoder
 
     decoder = PayloadDecoder("amr", meters=[MeterConfig(serial="77")])
     (values,) = decoder.decode("t", b'{"meter": "77", "a_plus": [150.1], "ts": 12.5e99}', datetime.now(UTC))

@@ -20,8 +20,8 @@ from amr.collector.retry import is_transient
 from amr.config import BusConfig, MeterConfig
 from amr.domain import Channel, Values
 from amr.drivers.base import MeterValues, PollDriver
-from amr.drivers.iec62056_21 import Iec62056Driver
-from amr.drivers.mercury230 import AnswerWaiter, Mercury230Driver, MeterMismatch, meter_address, meter_password
+from amr.drivers.iec62056_21.driver import Iec62056Driver
+from amr.drivers.mercury230.driver import AnswerWaiter, Mercury230Driver, MeterMismatch, meter_address, meter_password
 from amr.drivers.serial_line import LineSettings, SerialLine, frame_time
 from amr.errors import ConfigError, ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
 from amr.protocols import iec62056_21 as iec

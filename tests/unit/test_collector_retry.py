@@ -14,6 +14,7 @@ from amr.collector.bus import BusWorker, Stopping
 from amr.collector.retry import RetryPolicy, is_transient
 from amr.config import BusConfig, MeterConfig
 from amr.drivers.base import MeterValues, PollDriver
+from amr.drivers.modbus.errors import ModbusExceptionError
 from amr.errors import ConfigError, ConnectError, DeviceError, ProtocolError, ReadTimeout
 from amr.protocols.mercury230 import MercuryStatusError
 
@@ -34,10 +35,10 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         (MercuryStatusError(17, 1), False),  # illegal command
         (MercuryStatusError(17, 2), True),  # internal error
         (MercuryStatusError(17, 5), True),  # channel not open
-        (DeviceError("tcp://h:502: unit 3 answered illegal data address (2)"), False),
-        (DeviceError("tcp://h:502: unit 3 answered server device busy (6)"), True),
-        (DeviceError("tcp://h:502: unit 3 answered gateway target device failed to respond (11)"), True),
-        (DeviceError("IEC meter '42': access denied: the password was refused (NAK)"), False),
+        (ModbusExceptionError("tcp://h:502", 3, 2), False),  # illegal data address
+        (ModbusExceptionError("tcp://h:502", 3, 6), True),  # server device busy
+        (ModbusExceptionError("tcp://h:502", 3, 11), True),  # gateway target device failed to respond
+        (DeviceError("IEC meter '42': access denied: the password was refused (NAK)", code="iec.access_denied"), False),
         (ConfigError("meter 1: a Modbus unit id is 1..247"), False),
         (ValueError("a driver bug"), False),
     ],

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from amr.domain import Channel
-from amr.drivers.iec62056_21 import meter_clock, parse_readout, values_from_data_sets
+from amr.drivers.iec62056_21.driver import meter_clock, parse_readout, values_from_data_sets
 from amr.errors import ProtocolError
 from amr.protocols import iec62056_21 as iec
 from tests.unit.protocols.test_iec62056_21 import EM4TII_DATA, EM4TII_READOUT, wire

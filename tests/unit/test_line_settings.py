@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from amr.config import BusConfig
-from amr.drivers.iec62056_21 import Iec62056Driver
+from amr.drivers.iec62056_21.driver import Iec62056Driver
 from amr.drivers.serial_line import LineSettings
 
 

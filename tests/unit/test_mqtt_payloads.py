@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from amr.config import MeterConfig
 from amr.domain import Channel
 from amr.drivers.base import MeterValues
-from amr.drivers.mqtt_payloads import (
+from amr.drivers.mqtt.payloads import (
     PayloadDecoder,
     PayloadError,
     energy_wh,

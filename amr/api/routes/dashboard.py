@@ -30,6 +30,7 @@ from amr.api.schemas_dashboard import (
     DashInfo,
     DashMeter,
     DashMeterDetail,
+    DashProtocol,
     DashRejected,
     DashRejectedPage,
     DashSummary,
@@ -44,6 +45,7 @@ from amr.api.schemas_dashboard import (
 from amr.config import MeterConfig
 from amr.dashboard.problems import missing_reads
 from amr.domain import Flag, StoredReading
+from amr.drivers.registry import PROTOCOLS
 from amr.meters import Meter
 from amr.store.dashboard_queries import meter_schedules, refused_count
 from amr.store.health import Completeness, HealthRecord, Status, completeness_of, load_health
@@ -51,13 +53,6 @@ from amr.store.readings_api import history, latest_readings, rejected_of
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
 Serial = Annotated[str, Path(min_length=1, max_length=64, description="meter serial number")]
-PROTOCOLS = {
-    "modbus-tcp": "Modbus TCP",
-    "modbus-rtu": "Modbus RTU",
-    "mercury230": "Меркурий 230",
-    "iec62056-21": "IEC 62056-21",
-    "mqtt": "MQTT",
-}
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -105,7 +100,7 @@ def _row(
         point=meter.point,
         model=meter.model,
         protocol=kind,
-        protocol_name=PROTOCOLS.get(kind) if kind else None,
+        protocol_name=PROTOCOLS[kind].label() if kind in PROTOCOLS else None,
         bus=field[1] if field else None,
         tariffs=meter.tariffs,
         status=_status(health) if staff else None,
@@ -173,7 +168,19 @@ def info(principal: CurrentUser, ctx: Ctx, request: Request) -> DashInfo:
         polls=poll_log(request) is not None,
         export_80020=bool(export.sender_inn and export.sender_name and export.area_inn and export.area_name),
         version=__version__,
+        protocols=protocol_list(),
     )
+
+
+def protocol_list() -> list[DashProtocol]:
+    """Every registered protocol, in the registry's order."""
+    return [
+        DashProtocol(
+            kind=spec.kind, labels=dict(spec.labels), source=spec.source.value, push=spec.push,
+            serial_line=spec.serial_line, url_schemes=list(spec.url_schemes), capabilities=sorted(spec.capabilities),
+        )
+        for spec in PROTOCOLS.values()
+    ]
 
 
 @router.get("/summary", response_model=DashSummary, responses=responses(401, 403))
@@ -393,4 +400,4 @@ def audit_trail(
     ]
 
 
-__all__ = ["PROTOCOLS", "router"]
+__all__ = ["protocol_list", "router"]

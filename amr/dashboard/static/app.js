@@ -103,17 +103,23 @@
     return h("span", { class: `badge st-${s}`, dataset: { status: s } }, t(`st_${s}`));
   }
 
-  function protocolText(meter) {
-    if (!meter.protocol) return "—";
-    const key = `proto_${meter.protocol}`;
-    return t(key) === key ? meter.protocol_name || meter.protocol : t(key);
+  /** A protocol's name in the chosen language, from the registry's list in `info`. */
+  function protocolLabel(kind) {
+    const known = ((state.info && state.info.protocols) || []).find((p) => p.kind === kind);
+    return known ? known.labels[state.lang] || known.labels.en || kind : kind;
   }
 
-  /** The translated message of a collector error kind (ConnectError, ReadTimeout, …, "partial"). */
-  function errorText(kind) {
-    const key = `err_${kind || "error"}`;
-    const text = t(key);
-    return text === key ? t("err_error") : text;
+  function protocolText(meter) {
+    return meter.protocol ? protocolLabel(meter.protocol) : "—";
+  }
+
+  /** The translated message of a driver error code (modbus.busy, timeout, …), else of its kind
+   * (ConnectError, ReadTimeout, …, "partial"). */
+  function errorText(kind, code) {
+    for (const key of [code ? `err_${code}` : null, `err_${kind || "error"}`]) {
+      if (key && t(key) !== key) return t(key);
+    }
+    return t("err_error");
   }
 
   /** The technical detail of an error, shown on demand. */
@@ -394,7 +400,7 @@
       ]);
       rows = meters;
       for (const m of rows) {
-        if (m.protocol) option(protocolSel, m.protocol, protocolText(m));
+        if (m.protocol) option(protocolSel, m.protocol, protocolLabel(m.protocol));
         if (m.object) option(objectSel, m.object, m.object);
       }
       statusSel.value = state.filters.status;
@@ -462,7 +468,7 @@
         h("th", {}, t("col_source")), h("th", {}, t("col_flags")))), historyBody);
     const tariffSel = h("select", { id: "history-tariff" }, h("option", { value: "" }, t("all_tariffs")));
     const sourceSel = h("select", { id: "history-source" }, h("option", { value: "" }, t("all_sources")),
-      ...["askue", "askue:modbus", "askue:serial", "askue:mqtt", "web", "mobile", "operator", "import"].map((s) =>
+      ...["askue", ...new Set((state.info.protocols || []).map((p) => p.source)), "web", "mobile", "operator", "import"].map((s) =>
         h("option", { value: s }, s === "askue" ? "АСКУЭ" : sourceText(s))));
     const more = h("button", { type: "button", id: "history-more", hidden: true, onclick: () => loadHistory(true) }, t("more"));
     let cursor = null;
@@ -543,7 +549,7 @@
       meterInfo = d;
       const m = d.meter;
       title.textContent = m.name;
-      if (pollButton) pollButton.hidden = m.protocol === "mqtt" || !m.protocol; // push meters report by themselves
+      if (pollButton) pollButton.hidden = !m.protocol || (state.info.protocols || []).some((p) => p.kind === m.protocol && p.push); // push meters report by themselves
       put(subtitle,
         h("span", { class: "mono" }, m.serial), " · ", m.object || "—", " · ", protocolText(m), " ",
         staff ? statusBadge(m.status) : null);
@@ -584,7 +590,7 @@
             h("strong", {}, t({ ok: "poll_ok_short", partial: "poll_partial_short", failed: "poll_fail_short" }[kind])),
             ` · ${num(p.seconds, 2)} ${t("sec")} · ${t("attempts", { n: p.attempts })}`,
             p.ok && p.values ? h("div", { class: "sub" }, `A+ ${num(p.values.a_plus)} ${unit("a_plus")}`) : null,
-            p.error ? h("div", { class: "sub" }, errorText(p.error_kind), technical(`${p.error_kind || ""}: ${p.error}`)) : null,
+            p.error ? h("div", { class: "sub" }, errorText(p.error_kind, p.error_code), technical(`${p.error_code || p.error_kind || ""}: ${p.error}`)) : null,
             kind === "partial" ? h("div", { class: "sub" }, missingList(p.missing)) : null,
             p.rejected && Object.keys(p.rejected).length ? h("div", { class: "sub bad" }, Object.keys(p.rejected).join(", ")) : null);
         })));

@@ -39,8 +39,9 @@ from pymodbus.framer import FramerType
 from amr.config import BusConfig, MeterConfig, RegisterConfig
 from amr.domain import Channel, Values
 from amr.drivers.base import MeterValues, PollDriver
+from amr.drivers.modbus.errors import ILLEGAL_DATA_ADDRESS, ModbusExceptionError
 from amr.drivers.serial_line import frame_pause, rtu_gap
-from amr.errors import ConfigError, ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
+from amr.errors import ConfigError, ConnectError, DriverError, ProtocolError, ReadTimeout
 from amr.protocols.crc import crc16_modbus
 from amr.protocols.modbus_map import (
     DEFAULT_MAX_GAP,
@@ -53,23 +54,7 @@ from amr.protocols.modbus_map import (
     RegisterType,
 )
 
-EXCEPTION_NAMES = {  # Modbus exception codes
-    1: "illegal function", 2: "illegal data address", 3: "illegal data value", 4: "server device failure",
-    5: "acknowledge", 6: "server device busy", 8: "memory parity error", 10: "gateway path unavailable",
-    11: "gateway target device failed to respond",
-}
 _LIBRARY_TIMEOUT = 3600.0  # pymodbus's own timer is never the one that fires
-
-
-ILLEGAL_DATA_ADDRESS = 2  # the exception of a read that reaches a register the device lacks
-
-
-class ModbusExceptionError(DeviceError):
-    """The device answered a Modbus exception; `code` is its exception code."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def register_map(meter: MeterConfig, max_registers: int) -> RegisterMap:
@@ -240,9 +225,7 @@ class _Link:
         if self._failure is not None:  # the deadline fired while the answer was being taken in
             reader.uncancel()
         if response.isError():
-            code = response.exception_code
-            name = EXCEPTION_NAMES.get(code, "exception")
-            raise ModbusExceptionError(f"{self.where}: unit {unit} answered {name} ({code})", code)
+            raise ModbusExceptionError(self.where, unit, response.exception_code)
         registers = list(response.registers)
         if response.function_code != block.function or len(registers) != block.count:
             raise ProtocolError(
@@ -317,7 +300,7 @@ class _ModbusDriver(PollDriver):
                     self._take(regmap, block, await link.read(block, unit, timeout), tariffs)
                     replan.append(block)
                 except ModbusExceptionError as exc:
-                    if exc.code != ILLEGAL_DATA_ADDRESS or len(block.specs) < 2:
+                    if exc.exception_code != ILLEGAL_DATA_ADDRESS or len(block.specs) < 2:
                         errors[_name(block)], first = str(exc), first or exc
                         replan.append(block)
                         continue
@@ -328,7 +311,7 @@ class _ModbusDriver(PollDriver):
                             replan.append(piece)
                         except DriverError as inner:
                             errors[_name(piece)], first = str(inner), first or inner
-                            if not (isinstance(inner, ModbusExceptionError) and inner.code == ILLEGAL_DATA_ADDRESS):
+                            if inner.code != "modbus.illegal_address":
                                 replan.append(piece)
                 except DriverError as exc:
                     errors[_name(block)], first = str(exc), first or exc

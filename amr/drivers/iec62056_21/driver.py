@@ -231,7 +231,9 @@ class Iec62056Driver(SerialLineDriver):
         if reply != bytes((iec.ACK,)):
             # A refused password is answered with NAK or, on some meters, with a break B0.
             what = "NAK" if reply == bytes((iec.NAK,)) else "break" if reply[:3] == b"\x01B0" else reply.hex()
-            raise DeviceError(f"IEC meter {address!r}: access denied: the password was refused ({what})")
+            raise DeviceError(
+                f"IEC meter {address!r}: access denied: the password was refused ({what})", code="iec.access_denied"
+            )
         data_sets: list[iec.DataSet] = []
         errors: dict[str, str] = {}
         try:

@@ -15,7 +15,7 @@ Delivery is at least once, and nothing published while the collector is down is 
   the stream; each needs its own ``client_id``.
 
 paho runs its network thread (``loop_start``) and passes messages to asyncio with
-``call_soon_threadsafe``; decoding (`amr.drivers.mqtt_payloads`) and the sink run on the event
+``call_soon_threadsafe``; decoding (`amr.drivers.mqtt.payloads`) and the sink run on the event
 loop. `MqttDriver.run` raises `ConnectError` when the broker cannot be reached at start (after
 ``bus.retries`` retries, waiting ``bus.retry_backoff`` doubled each time; ``bus.timeout`` per
 attempt) or refuses us (credentials, client id) or a subscription; once connected, paho
@@ -44,7 +44,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from amr.config import BusConfig, MeterConfig
 from amr.drivers.base import PushDriver, Sink
-from amr.drivers.mqtt_payloads import PayloadDecoder
+from amr.drivers.mqtt.payloads import PayloadDecoder
 from amr.errors import ConfigError, ConnectError
 
 log = logging.getLogger(__name__)

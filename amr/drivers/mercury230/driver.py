@@ -99,6 +99,8 @@ class AnswerWaiter:
 class MeterMismatch(DeviceError):
     """The meter at the configured address reports another serial number than the configured one."""
 
+    code = "mercury.meter_mismatch"
+
 
 def same_serial(configured: str, reported: str) -> bool:
     """True unless the configured serial is a number other than the reported one (leading zeros aside).

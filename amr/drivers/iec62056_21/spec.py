@@ -1,0 +1,21 @@
+"""IEC 62056-21 in the registry."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from amr.domain import Source
+from amr.drivers.spec import SERIAL_SCHEMES, DriverSpec, check_serial_url
+
+IEC62056_21 = DriverSpec(
+    kind="iec62056-21",
+    labels={"ru": "МЭК 62056-21", "en": "IEC 62056-21"},
+    source=Source.SERIAL,
+    push=False,
+    serial_line=True,
+    url_schemes=SERIAL_SCHEMES,
+    capabilities=frozenset({"registers", "clock"}),  # 0.9.1 / 0.9.2 become the meter's time
+    driver="amr.drivers.iec62056_21.driver:Iec62056Driver",
+    simulator="amr.drivers.iec62056_21.simulate:IEC62056_21",
+    check_url=partial(check_serial_url, "iec62056-21"),
+)

@@ -1,0 +1,48 @@
+"""`amr sim modbus-tcp` / `amr sim modbus-rtu`: virtual meters on the built-in SDM630 profile."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from amr.drivers.spec import Serving, SimulatorHook
+
+PROFILE = "eastron-sdm630"
+
+
+def line_baud(args: argparse.Namespace) -> int:
+    """The simulated line speed of a serial simulator: ``--baud``, by default 9600."""
+    return int(args.baud or 9600)
+
+
+def _options(_group: argparse._ArgumentGroup) -> None:
+    """Modbus has no options of its own: the common --transport, --port and --baud."""
+
+
+async def _serve(kind: str, args: argparse.Namespace, meters: Sequence[Any], stack: contextlib.AsyncExitStack
+) -> Serving:
+    from simulators.modbus import ModbusRtuSimulator, ModbusTcpSimulator
+
+    simulator: ModbusTcpSimulator | ModbusRtuSimulator
+    if kind == "modbus-tcp":
+        simulator = ModbusTcpSimulator(list(meters), profile=PROFILE, port=args.port)
+    else:
+        simulator = ModbusRtuSimulator(
+            list(meters), transport=args.transport, baudrate=line_baud(args), profile=PROFILE, port=args.port
+        )
+    await stack.enter_async_context(simulator)
+    return simulator.url, asyncio.Event().wait()
+
+
+def _bus_lines(kind: str, args: argparse.Namespace) -> list[str]:
+    return [f"baudrate = {line_baud(args)}"] if kind == "modbus-rtu" else []
+
+
+def _meter_lines(_kind: str, meter: Any) -> list[str]:
+    return [f"address = {meter.address}", f'profile = "{PROFILE}"']
+
+
+MODBUS_TCP = MODBUS_RTU = SimulatorHook(_options, _serve, _bus_lines, _meter_lines)

@@ -1,0 +1,25 @@
+"""MQTT in the registry."""
+
+from __future__ import annotations
+
+from amr.domain import Source
+from amr.drivers.spec import DriverSpec
+
+
+def _url(url: str) -> None:
+    if not url.startswith(("mqtt://", "tcp://")):
+        raise ValueError(f'an mqtt bus needs url = "mqtt://host:1883"; got {url!r}')
+
+
+MQTT = DriverSpec(
+    kind="mqtt",
+    labels={"ru": "MQTT", "en": "MQTT"},
+    source=Source.MQTT,
+    push=True,
+    serial_line=False,
+    url_schemes=("mqtt://", "tcp://"),
+    capabilities=frozenset({"registers", "clock"}),  # a payload may carry the meter's time
+    driver="amr.drivers.mqtt.driver:MqttDriver",
+    simulator="amr.drivers.mqtt.simulate:MQTT",
+    check_url=_url,
+)
