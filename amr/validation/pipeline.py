@@ -234,8 +234,10 @@ class Pipeline:
         for index, reading in enumerate(batch):
             meter = find(reading.meter)
             if meter is None:
-                problem = (Reason.UNKNOWN_METER, f"no meter with serial {reading.meter!r} is configured")
-                self._reject(result, index, reading, None, [problem])
+                # a row garbled in its meter cell is malformed first: its own problems name the line and the fix
+                found = [(Reason.MALFORMED, p) for p in reading.problems]
+                found.append((Reason.UNKNOWN_METER, f"no meter with serial {reading.meter!r} is configured"))
+                self._reject(result, index, reading, None, found)
             elif reading.problems or reading.ts is None:
                 self._reject(
                     result, index, reading, meter, static_reasons(reading, meter, now, self.clock_tolerance, self.tz)

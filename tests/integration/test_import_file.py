@@ -96,6 +96,17 @@ def test_a_line_that_is_not_utf8_is_refused_and_the_rest_goes_in(tmp_path: Path,
     assert row["payload"]["line"] == line and row["payload"]["timestamp"].endswith("+00:00\\xa0")
 
 
+def test_a_meter_cell_that_is_not_utf8_is_refused_as_malformed_naming_the_byte(tmp_path: Path, database: str) -> None:
+    body = good_rows(10)
+    body[4] = body[4].replace(b",", b"\xc0,", 1)  # a Cyrillic letter in cp1251 after the serial
+    run_import(tmp_path, database, body)
+    count, refused = stored(database)
+    assert count == 9
+    (row,) = refused
+    assert row["reasons"].split(",")[0] == "malformed"
+    assert "line 6: byte 0xC0" in row["message"] and "save the file as UTF-8" in row["message"]
+
+
 def test_a_value_too_large_for_the_store_is_refused_and_the_rest_goes_in(tmp_path: Path, database: str) -> None:
     body = good_rows(999)
     body.insert(500, b"M1,2026-03-01T00:00:00+03:00,0,99999999999999999999.5,,,\n")
