@@ -29,16 +29,15 @@ def public_reading(body: PublicInput, ctx: Ctx, address: ClientAddress, lang: La
     """Submit values per tariff zone for a meter of an account (source web), without login."""
     api = ctx.api
     now = ctx.now()
-    wait = ctx.throttle.retry_after("public", address, api.public_attempts, api.public_window, now)
-    if wait is not None:
+    slot = ctx.throttle.reserve((("public", address),), api.public_attempts, api.public_window, now)
+    if not slot.granted:
         raise ApiError(
             429,
             "throttled",
-            f"too many submissions from this address; try again in {wait} s",
-            f"слишком много показаний с этого адреса; повторите через {wait} с",
-            retry_after=wait,
+            f"too many submissions from this address; try again in {slot.wait} s",
+            f"слишком много показаний с этого адреса; повторите через {slot.wait} с",
+            retry_after=slot.wait,
         )
-    ctx.throttle.hit("public", address, now, api.public_window)
     meter = ctx.meters.get(body.meter)
     if meter is None or body.account not in meter.accounts:
         raise not_found(
