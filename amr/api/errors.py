@@ -98,6 +98,11 @@ def invalid(field: str, en: str, ru: str, code: str = "invalid_input") -> ApiErr
     return ApiError(422, code, f"{field}: {en}", f"{field}: {ru}", field=field)
 
 
+def control_character(field: str) -> ApiError:
+    """422 for a field holding a control character (PostgreSQL refuses NUL in text)."""
+    return invalid(field, *CONTROL_FIX)
+
+
 def forbidden(en: str, ru: str) -> ApiError:
     """403 ``forbidden``: the caller's role may not do this."""
     return ApiError(403, "forbidden", en, ru)
@@ -121,7 +126,13 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": _DESCRIPTIONS.get(code, "error")} for code in codes}
 
 
+CONTROL_FIX = (
+    "contains a control character (such as NUL); remove it",
+    "содержит управляющий символ (например, NUL); удалите его",
+)
+
 _FIXES: dict[str, tuple[str, str]] = {
+    "control_character": CONTROL_FIX,
     "missing": ("is required; add it", "обязательное поле; добавьте его"),
     "extra_forbidden": ("is not a known field; remove it or check its spelling", "неизвестное поле; удалите его"),
     "json_invalid": ("the body is not valid JSON; send a JSON object", "тело запроса — не JSON; отправьте объект JSON"),

@@ -7,10 +7,12 @@ and ``local_time`` in the site's zone.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from amr.domain import Channel
 
@@ -36,8 +38,32 @@ SourceFilter = Literal["askue", "askue:modbus", "askue:serial", "askue:mqtt", "w
 HealthStatus = Literal["online", "degraded", "offline", "unknown"]
 
 
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""Characters no field of the API takes (NUL among them: PostgreSQL refuses it in text);
+tabs and line breaks are allowed."""
+
+
+def has_control(text: str) -> bool:
+    """True when `text` holds a character of `CONTROL_CHARACTERS`."""
+    return CONTROL_CHARACTERS.search(text) is not None
+
+
+def _no_control(value: object) -> object:
+    texts = [value] if isinstance(value, str) else []
+    if isinstance(value, dict):
+        texts = [t for pair in value.items() for t in pair if isinstance(t, str)]
+    if any(has_control(t) for t in texts):
+        raise PydanticCustomError("control_character", "contains a control character")
+    return value
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_control_characters(cls, value: object) -> object:
+        return _no_control(value)
 
 
 # --- errors ------------------------------------------------------------------------------

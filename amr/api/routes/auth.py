@@ -8,15 +8,15 @@ more than ``login_attempts`` guesses are ever checked per window, however many r
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 
-from amr.api.deps import ClientAddress, Ctx, CurrentUser
+from amr.api.deps import ClientAddress, Ctx, CurrentUser, refuse_control_characters
 from amr.api.errors import ApiError, responses
 from amr.api.schemas import LoginRequest, Me, TokenResponse
 from amr.api.security import digest, new_token
 from amr.errors import NotFound
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], dependencies=[Depends(refuse_control_characters)])
 
 
 @router.post("/token", response_model=TokenResponse, responses=responses(401, 422, 429))

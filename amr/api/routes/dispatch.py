@@ -3,14 +3,14 @@ refused readings with override (audited), and «poll now»."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
-from amr.api.deps import Ctx, Language, Staff
-from amr.api.errors import ApiError, invalid, not_found, responses
-from amr.api.present import reading_item, rejected_item
+from amr.api.deps import Ctx, Language, Staff, refuse_control_characters
+from amr.api.errors import ApiError, not_found, responses
+from amr.api.present import parse_day, reading_item, rejected_item
 from amr.api.schemas import (
     DispatchMeter,
     DispatchMeters,
@@ -22,7 +22,7 @@ from amr.api.schemas import (
 from amr.errors import DriverError, NotFound
 from amr.store.readings_api import UNKNOWN, meter_health, received, rejected_of
 
-router = APIRouter(prefix="/api/v1/dispatch", tags=["dispatch"])
+router = APIRouter(prefix="/api/v1/dispatch", tags=["dispatch"], dependencies=[Depends(refuse_control_characters)])
 SLOT = timedelta(minutes=30)
 RejectedId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
@@ -43,10 +43,7 @@ def dispatch_meters(
     error, and completeness: accepted tariff-0 readings ÷ 30-minute slots of the day or month so far."""
     tz = ctx.tz
     now = ctx.now()
-    try:
-        chosen = date.fromisoformat(day) if day else now.astimezone(tz).date()
-    except ValueError:
-        raise invalid("date", "is not a date; write YYYY-MM-DD", "не дата; пишите ГГГГ-ММ-ДД") from None
+    chosen = parse_day(day, "date") if day else now.astimezone(tz).date()
     first = chosen if period == "day" else chosen.replace(day=1)
     following = (
         first + timedelta(days=1) if period == "day" else (first.replace(day=28) + timedelta(days=4)).replace(day=1)

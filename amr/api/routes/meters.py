@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
-from amr.api.deps import Ctx, CurrentUser
+from amr.api.deps import Ctx, CurrentUser, refuse_control_characters
 from amr.api.errors import invalid, responses
 from amr.api.present import (
     consumption_since_previous,
@@ -24,7 +24,7 @@ from amr.consumption import Step, boundaries, consumption
 from amr.domain import Channel, Source
 from amr.store.readings_api import history
 
-router = APIRouter(prefix="/api/v1/meters", tags=["meters"])
+router = APIRouter(prefix="/api/v1/meters", tags=["meters"], dependencies=[Depends(refuse_control_characters)])
 Serial = Annotated[str, Path(min_length=1, max_length=64, description="meter serial number")]
 From = Annotated[str | None, Query(alias="from", max_length=40, description="date (site's zone) or ISO datetime")]
 To = Annotated[

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from amr.api.access import Principal
 from amr.api.context import ApiContext
-from amr.api.deps import Ctx, Language, Staff
+from amr.api.deps import Ctx, Language, Staff, refuse_control_characters
 from amr.api.errors import ApiError, not_found, responses
 from amr.api.present import channel_values, local
 from amr.api.schemas import AcceptInput, ModerationResult, PendingItem, ResolveInput
@@ -19,7 +19,7 @@ from amr.domain import CHANNELS, Channel, IncomingReading, Source
 from amr.errors import NotFound
 from amr.store.pending import PendingRecord
 
-router = APIRouter(prefix="/api/v1/moderation", tags=["moderation"])
+router = APIRouter(prefix="/api/v1/moderation", tags=["moderation"], dependencies=[Depends(refuse_control_characters)])
 PendingId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 

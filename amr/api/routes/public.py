@@ -4,16 +4,16 @@ meter serial — unless the account holder has forbidden it. Throttled per clien
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from amr.api.deps import ClientAddress, Ctx, Language
+from amr.api.deps import ClientAddress, Ctx, Language, refuse_control_characters
 from amr.api.errors import ApiError, not_found, responses
 from amr.api.schemas import PublicInput, SubmitResult
 from amr.api.submission import parse_form, submit_form
 from amr.domain import Source
 
-router = APIRouter(prefix="/api/v1/public", tags=["public"])
+router = APIRouter(prefix="/api/v1/public", tags=["public"], dependencies=[Depends(refuse_control_characters)])
 
 
 @router.post(
