@@ -167,7 +167,9 @@ def test_a_nul_in_a_public_submission_is_refused(env: Env) -> None:
     assert answer.status_code == 422 and answer.json()["field"] == "account", answer.text
 
 
-@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "9999-12-31T23:59:59-05:00", "2026-02-30", "２０２６-01-01"])
+@pytest.mark.parametrize(
+    "day", ["0001-01-01", "9999-12-31", "9999-12-31T23:59:59-05:00", "2026-02-30", "２０２６-01-01"]
+)
 def test_a_submission_dated_outside_the_calendar_names_the_date(env: Env, day: str) -> None:
     body = {"meter": "M2", "date": day, "values": {"0": "1"}}
     answer = env.client.post("/api/v1/readings/preview", json=body, headers=env.h("root", "en"))
