@@ -19,13 +19,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from amr import __version__
 from amr.api.context import ApiContext
-from amr.api.deps import Ctx, CurrentUser, Language, Staff
+from amr.api.deps import Ctx, CurrentUser, Language, Staff, refuse_control_characters
 from amr.api.errors import responses
 from amr.api.present import channel_values, local, reason_item, rejected_item
 from amr.api.schemas import ChannelValues, HealthStatus, RejectedItem
@@ -36,7 +36,9 @@ from amr.store.models import AuditRow, ReadingRow, RejectedRow
 from amr.store.readings_api import history, latest_readings, received, rejected_of
 from amr.store.store import translate_errors
 
-router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
+router = APIRouter(
+    prefix="/api/v1/dashboard", tags=["dashboard"], dependencies=[Depends(refuse_control_characters)]
+)
 Serial = Annotated[str, Path(min_length=1, max_length=64, description="meter serial number")]
 SLOT = timedelta(minutes=30)
 PROTOCOLS = {
