@@ -133,6 +133,10 @@ CONTROL_FIX = (
 
 _FIXES: dict[str, tuple[str, str]] = {
     "control_character": CONTROL_FIX,
+    "whole_number": (
+        "must be a whole number written with ASCII digits 0-9 (and an optional sign), e.g. 2",
+        "должно быть целым числом из цифр 0-9 (со знаком или без), например 2",
+    ),
     "missing": ("is required; add it", "обязательное поле; добавьте его"),
     "extra_forbidden": ("is not a known field; remove it or check its spelling", "неизвестное поле; удалите его"),
     "json_invalid": ("the body is not valid JSON; send a JSON object", "тело запроса — не JSON; отправьте объект JSON"),
@@ -193,8 +197,9 @@ def validation_error(exc: RequestValidationError, lang: Lang) -> JSONResponse:
     if not problems:
         problems.append(("body", "is invalid", "неверный запрос"))
     first = problems[0]
+    kinds = [str(e.get("type", "")) for e in exc.errors()]
     body = ErrorBody(
-        code="invalid_input",
+        code="malformed" if kinds and kinds[0] == "whole_number" else "invalid_input",
         message=f"{first[0]}: {first[2] if lang == 'ru' else first[1]}",
         field=first[0],
         errors=[FieldProblem(field=w, message=ru if lang == "ru" else en) for w, en, ru in problems],

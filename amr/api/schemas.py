@@ -57,6 +57,18 @@ def _no_control(value: object) -> object:
     return value
 
 
+def _whole_text(value: object) -> object:
+    """Refuse whole numbers written otherwise than in ASCII digits (``1_000``, ``1.0``, ``١``)."""
+    if isinstance(value, str) and not WHOLE.fullmatch(value):
+        raise PydanticCustomError("whole_number", "is not a whole number written in ASCII digits")
+    return value
+
+
+WHOLE = re.compile(r"[+-]?[0-9]{1,18}")
+Whole = Annotated[int, BeforeValidator(_whole_text)]
+"""A whole number; as text (query and path parameters) only ASCII digits with an optional sign."""
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -175,3 +175,18 @@ def test_a_submission_dated_outside_the_calendar_names_the_date(env: Env, day: s
     answer = env.client.post("/api/v1/readings/preview", json=body, headers=env.h("root", "en"))
     assert answer.status_code == 422, answer.text
     assert answer.json()["field"] == "date"
+
+
+@pytest.mark.parametrize("text", ["1_000", "1.0", "١", "１", "2e0"])
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [("/api/v1/meters/M2/readings", "tariff"), ("/api/v1/meters/M2/readings", "limit"),
+     ("/api/v1/meters/M2/consumption", "tariff"), ("/api/v1/dispatch/rejected", "offset"),
+     ("/api/v1/moderation/pending", "limit")],
+)
+def test_a_whole_number_parameter_takes_ascii_digits_only(env: Env, path: str, name: str, text: str) -> None:
+    answer = env.client.get(path, params={name: text}, headers=env.h("root", "en"))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "malformed" and answer.json()["field"] == name, answer.json()
+    assert "ASCII digits 0-9" in answer.json()["message"]
+    assert env.client.get(path, params={name: "1"}, headers=env.h("root")).status_code == 200

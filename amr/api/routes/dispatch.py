@@ -18,13 +18,14 @@ from amr.api.schemas import (
     PollResult,
     RejectedItem,
     ResolveInput,
+    Whole,
 )
 from amr.errors import DriverError, NotFound
 from amr.store.readings_api import UNKNOWN, meter_health, received, rejected_of
 
 router = APIRouter(prefix="/api/v1/dispatch", tags=["dispatch"], dependencies=[Depends(refuse_control_characters)])
 SLOT = timedelta(minutes=30)
-RejectedId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+RejectedId = Annotated[Whole, Path(ge=1, le=2**31 - 1)]
 
 
 @router.get("/meters", response_model=DispatchMeters, responses=responses(401, 403, 422))
@@ -36,8 +37,8 @@ def dispatch_meters(
     search: Annotated[str | None, Query(max_length=100, description="part of serial, name or point")] = None,
     period: Literal["day", "month"] = "day",
     day: Annotated[str | None, Query(alias="date", pattern=r"^\d{4}-\d{2}-\d{2}$", description="default today")] = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[Whole, Query(ge=1, le=10_000)] = 1000,
+    offset: Annotated[Whole, Query(ge=0, le=10_000_000)] = 0,
 ) -> DispatchMeters:
     """Per meter: status (online, degraded, offline, unknown — from the collector), last poll, last
     error, and completeness: accepted tariff-0 readings ÷ 30-minute slots of the day or month so far."""
@@ -94,8 +95,8 @@ def rejected(
     lang: Language,
     status: Literal["open", "accepted", "all"] = "open",
     meter: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[Whole, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[RejectedItem]:
     """Refused readings, newest first, with reason codes and messages."""
     serials = principal.scope.serial_filter(meter)

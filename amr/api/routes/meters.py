@@ -19,7 +19,7 @@ from amr.api.present import (
     period,
     reading_item,
 )
-from amr.api.schemas import ConsumptionBucket, ConsumptionSeries, Gap, ReadingPage, SourceFilter
+from amr.api.schemas import ConsumptionBucket, ConsumptionSeries, Gap, ReadingPage, SourceFilter, Whole
 from amr.consumption import Step, boundaries, consumption
 from amr.domain import Channel, Source
 from amr.store.readings_api import history
@@ -43,8 +43,8 @@ def readings(
     end: To = None,
     source: Annotated[list[SourceFilter] | None, Query(description="askue means every askue:* source")] = None,
     billing_month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")] = None,
-    tariff: Annotated[int | None, Query(ge=0, le=4)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    tariff: Annotated[Whole | None, Query(ge=0, le=4)] = None,
+    limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ReadingPage:
     """Accepted readings, newest first: value per channel, consumption since the previous reading of
@@ -78,7 +78,7 @@ def meter_consumption(
     end: To = None,
     step: Literal["30min", "hour", "day", "month"] = "day",
     channel: Channel = Channel.A_PLUS,
-    tariff: Annotated[int, Query(ge=0, le=4)] = 0,
+    tariff: Annotated[Whole, Query(ge=0, le=4)] = 0,
 ) -> ConsumptionSeries:
     """Consumption per bucket in the site's zone, for plots and bills; a bucket not fully covered by
     readings is marked incomplete with its gaps (nothing is interpolated). Default: the last 31 days

@@ -13,14 +13,14 @@ from amr.api.context import ApiContext
 from amr.api.deps import Ctx, Language, Staff, refuse_control_characters
 from amr.api.errors import ApiError, not_found, responses
 from amr.api.present import channel_values, local
-from amr.api.schemas import AcceptInput, ModerationResult, PendingItem, ResolveInput
+from amr.api.schemas import AcceptInput, ModerationResult, PendingItem, ResolveInput, Whole
 from amr.api.submission import Form, localized_refusal, store_all_or_none, verdicts
 from amr.domain import CHANNELS, Channel, IncomingReading, Source
 from amr.errors import NotFound
 from amr.store.pending import PendingRecord
 
 router = APIRouter(prefix="/api/v1/moderation", tags=["moderation"], dependencies=[Depends(refuse_control_characters)])
-PendingId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+PendingId = Annotated[Whole, Path(ge=1, le=2**31 - 1)]
 
 
 def _item(record: PendingRecord, ctx: ApiContext) -> PendingItem:
@@ -65,8 +65,8 @@ def list_pending(
     principal: Staff,
     ctx: Ctx,
     status: Literal["pending", "accepted", "rejected", "refused", "all"] = "pending",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[Whole, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[PendingItem]:
     """Readings waiting for an operator, oldest first."""
     records = ctx.pending.find(None if status == "all" else status, principal.scope.serial_filter(), limit, offset)
