@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from amr.errors import InputError
@@ -97,18 +98,48 @@ Values = dict[Channel, int | None]
 """Channel → value in Wh/varh at the primary side; None when the meter did not report it."""
 
 
+class ValueTooLarge(InputError):
+    """A value no meter register (and no store column) can hold."""
+
+
+MAX_WH = 2**63 - 1
+"""The largest value a store column holds (a signed 64-bit integer); far beyond any register."""
+
+NUMBER_FORM = "digits 0-9 with an optional sign and one decimal point, e.g. 1234.567"
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def wh_from_kwh(value: Decimal | str | int) -> int:
-    """Exact Wh from kWh; raises `InputError` when the value has finer resolution than 1 Wh."""
-    try:
-        dec = value if isinstance(value, Decimal) else Decimal(str(value).strip())
-    except InvalidOperation:
-        raise InputError(f"{value!r} is not a number; write it like 1234.567") from None
+    """Exact Wh from kWh; raises `InputError` when the value is not a plain decimal number
+    (ASCII digits, optional sign and decimal point: no exponent, no other scripts' digits, no
+    ``_``), has finer resolution than 1 Wh, or is too large for any register."""
+    if isinstance(value, Decimal):
+        dec = value
+    else:
+        text = str(value).strip()
+        if len(text) > 40 or not _NUMBER.fullmatch(text):
+            raise InputError(f"{value!r} is not a number; write {NUMBER_FORM}")
+        dec = Decimal(text)
     if not dec.is_finite():
-        raise InputError(f"{value!r} is not a finite number")
+        raise InputError(f"{value!r} is not a finite number; write {NUMBER_FORM}")
+    if dec.adjusted() > 18:
+        raise ValueTooLarge(f"{value} is too large: no meter register holds it")
     wh = dec * WH_PER_KWH
     if wh != wh.to_integral_value():
         raise InputError(f"{value} has more than 3 decimals; values are kept exactly to 1 Wh (0.001 kWh)")
+    if abs(wh) > MAX_WH:
+        raise ValueTooLarge(f"{value} is too large: no meter register holds it")
     return int(wh)
+
+
+def parse_int(text: str) -> int:
+    """A whole number written in ASCII digits with an optional sign; `InputError` otherwise
+    (Python's own `int` also takes other scripts' digits, ``_`` and spaces)."""
+    stripped = text.strip()
+    if len(stripped) > 20 or not _INTEGER.fullmatch(stripped):
+        raise InputError(f"{text!r} is not a whole number; write ASCII digits 0-9, e.g. 2")
+    return int(stripped)
 
 
 def kwh_from_wh(value: int) -> Decimal:

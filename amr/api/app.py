@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from amr import __version__
 from amr.api.context import ApiContext, Poller
 from amr.api.errors import install_error_handlers
+from amr.api.limits import BodyTimeout
 from amr.api.metrics import Metrics, MetricsMiddleware
 from amr.api.routes import (
     accounts,
@@ -71,6 +72,7 @@ def create_app(
         api.include_router(module.router)
     mount_dashboard(api)
     api.add_middleware(MetricsMiddleware, metrics=metrics)
+    api.add_middleware(BodyTimeout)
     return api
 
 

@@ -14,7 +14,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from amr.api.access import HOLDERS, STAFF, Principal, scope_for
 from amr.api.context import ApiContext
-from amr.api.errors import ApiError, Lang, pick_language
+from amr.api.errors import ApiError, Lang, control_character, pick_language
+from amr.api.schemas import has_control
 from amr.api.security import digest
 from amr.store.users import User
 
@@ -41,6 +42,13 @@ def get_language(
 
 
 Language = Annotated[Lang, Depends(get_language)]
+
+
+def refuse_control_characters(request: Request) -> None:
+    """422 naming the query or path parameter that holds a control character (e.g. NUL)."""
+    for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
+        if has_control(str(name)) or has_control(str(value)):
+            raise control_character(str(name))
 
 
 def get_client_address(request: Request, ctx: Ctx) -> str:

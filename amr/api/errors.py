@@ -98,6 +98,11 @@ def invalid(field: str, en: str, ru: str, code: str = "invalid_input") -> ApiErr
     return ApiError(422, code, f"{field}: {en}", f"{field}: {ru}", field=field)
 
 
+def control_character(field: str) -> ApiError:
+    """422 for a field holding a control character (PostgreSQL refuses NUL in text)."""
+    return invalid(field, *CONTROL_FIX)
+
+
 def forbidden(en: str, ru: str) -> ApiError:
     """403 ``forbidden``: the caller's role may not do this."""
     return ApiError(403, "forbidden", en, ru)
@@ -121,7 +126,17 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": _DESCRIPTIONS.get(code, "error")} for code in codes}
 
 
+CONTROL_FIX = (
+    "contains a control character (such as NUL); remove it",
+    "содержит управляющий символ (например, NUL); удалите его",
+)
+
 _FIXES: dict[str, tuple[str, str]] = {
+    "control_character": CONTROL_FIX,
+    "whole_number": (
+        "must be a whole number written with ASCII digits 0-9 (and an optional sign), e.g. 2",
+        "должно быть целым числом из цифр 0-9 (со знаком или без), например 2",
+    ),
     "missing": ("is required; add it", "обязательное поле; добавьте его"),
     "extra_forbidden": ("is not a known field; remove it or check its spelling", "неизвестное поле; удалите его"),
     "json_invalid": ("the body is not valid JSON; send a JSON object", "тело запроса — не JSON; отправьте объект JSON"),
@@ -182,8 +197,9 @@ def validation_error(exc: RequestValidationError, lang: Lang) -> JSONResponse:
     if not problems:
         problems.append(("body", "is invalid", "неверный запрос"))
     first = problems[0]
+    kinds = [str(e.get("type", "")) for e in exc.errors()]
     body = ErrorBody(
-        code="invalid_input",
+        code="malformed" if kinds and kinds[0] == "whole_number" else "invalid_input",
         message=f"{first[0]}: {first[2] if lang == 'ru' else first[1]}",
         field=first[0],
         errors=[FieldProblem(field=w, message=ru if lang == "ru" else en) for w, en, ru in problems],

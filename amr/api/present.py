@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from amr.api.errors import ApiError, invalid, not_found
 from amr.api.schemas import ChannelValues, ReadingItem, ReasonItem, RejectedItem
-from amr.domain import CHANNELS, Channel, Flag, StoredReading, kwh_from_wh
+from amr.domain import CHANNELS, TARIFFS, Channel, Flag, StoredReading, kwh_from_wh, parse_int
 from amr.energy import consumption_wh
+from amr.errors import InputError
 from amr.meters import Meter
 from amr.store import RejectedRecord, Store
 from amr.timetext import zone_label
@@ -19,6 +21,12 @@ from amr.validation import ContextRequest, Reason, describe
 from amr.validation.series import Series
 
 UNITS_RU = {"kWh": "кВт·ч", "kvarh": "квар·ч"}
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+"""Dates and times the API takes lie in [EARLIEST, LATEST): any zone conversion and a day or a
+month either side stay within the calendar and the databases' ranges."""
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9:.,+\-Z]*")
 
 
 def kwh(value: int | None) -> str | None:
@@ -62,10 +70,14 @@ def reading_id(serial: str, tariff: int, ts: datetime) -> str:
 def parse_reading_id(text: str) -> tuple[str, int, datetime]:
     """(serial, tariff, ts) of a reading id; 404 not found when it is not one."""
     try:
-        serial, tariff, micros = _unb64(text).rsplit("|", 2)
-        return serial, int(tariff), datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(micros))
-    except (ValueError, UnicodeError, binascii.Error, OverflowError):
+        serial, tariff_text, micros = _unb64(text).rsplit("|", 2)
+        tariff = parse_int(tariff_text)
+        ts = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=parse_int(micros))
+    except (ValueError, UnicodeError, binascii.Error, OverflowError, InputError):
         raise not_found("no such reading", "показание не найдено") from None
+    if tariff not in TARIFFS or not EARLIEST <= ts < LATEST or not serial.isprintable():
+        raise not_found("no such reading", "показание не найдено")
+    return serial, tariff, ts
 
 
 def encode_cursor(ts: datetime, tariff: int) -> str:
@@ -76,12 +88,16 @@ def encode_cursor(ts: datetime, tariff: int) -> str:
 def decode_cursor(text: str) -> tuple[datetime, int]:
     """The (ts, tariff) in a page cursor; 422 when it is not one."""
     try:
-        moment, tariff = _unb64(text).rsplit("|", 1)
+        moment, tariff_text = _unb64(text).rsplit("|", 1)
         ts = datetime.fromisoformat(moment)
-        if ts.tzinfo is None:
+        tariff = parse_int(tariff_text)
+        if ts.tzinfo is None or tariff not in TARIFFS:
             raise ValueError(moment)
-        return ts.astimezone(UTC), int(tariff)
-    except (ValueError, UnicodeError, binascii.Error):
+        ts = ts.astimezone(UTC)
+        if not EARLIEST <= ts < LATEST:
+            raise ValueError(moment)
+        return ts, tariff
+    except (ValueError, UnicodeError, binascii.Error, OverflowError, InputError):
         raise invalid(
             "cursor",
             "is not a cursor from this API; pass next_cursor of the previous page",
@@ -173,39 +189,65 @@ def consumption_since_previous(
     return result
 
 
+def _out_of_range(field: str) -> ApiError:
+    return invalid(
+        field,
+        f"is out of range; give a date from {EARLIEST:%Y-%m-%d} to {LATEST - timedelta(days=1):%Y-%m-%d}",
+        f"вне допустимого диапазона; укажите дату с {EARLIEST:%Y-%m-%d} по {LATEST - timedelta(days=1):%Y-%m-%d}",
+    )
+
+
+def in_range(moment: datetime, field: str) -> datetime:
+    """`moment` when it lies within [EARLIEST, LATEST]; 422 naming `field` otherwise."""
+    if not EARLIEST <= moment <= LATEST:
+        raise _out_of_range(field)
+    return moment
+
+
+def parse_day(text: str, field: str) -> date:
+    """A calendar day YYYY-MM-DD within the supported range; 422 naming `field` otherwise."""
+    try:
+        if not _DAY.fullmatch(text):
+            raise ValueError(text)
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise invalid(
+            field, f"{text!r} is not a date; write YYYY-MM-DD", f"{text!r} — не дата; пишите ГГГГ-ММ-ДД"
+        ) from None
+    if not EARLIEST.date() <= day < LATEST.date():
+        raise _out_of_range(field)
+    return day
+
+
 def parse_moment(text: str, field: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
     """A date (site's zone; as an end, the whole day is included) or an ISO datetime, as UTC."""
+    if len(text) == 10:
+        day = parse_day(text, field) + (timedelta(days=1) if end else timedelta())
+        return datetime.combine(day, time(), tz).astimezone(UTC)
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text) + (timedelta(days=1) if end else timedelta())
-            return datetime.combine(day, time(), tz).astimezone(UTC)
+        if not _MOMENT.fullmatch(text):
+            raise ValueError(text)
         value = datetime.fromisoformat(text)
-    except (ValueError, OverflowError):
+    except ValueError:
         raise invalid(
             field,
             f"{text!r} is not a date (2026-01-31) or an ISO datetime (2026-01-31T12:00+03:00)",
             f"{text!r} — не дата (2026-01-31) и не дата-время ISO (2026-01-31T12:00+03:00)",
         ) from None
+    if not EARLIEST.date() <= value.date() < LATEST.date():
+        raise _out_of_range(field)
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise invalid(field, "is out of range", "вне допустимого диапазона") from None
+    return in_range(value.astimezone(UTC), field)
 
 
 def parse_month(text: str, field: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """A billing month YYYY-MM as [start, end) in UTC (month boundaries in the site's zone)."""
-    try:
-        first = date.fromisoformat(f"{text}-01")
-        following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
-    except (ValueError, OverflowError):
-        raise invalid(
-            field, f"{text!r} is not a month; write YYYY-MM", f"{text!r} — не месяц; пишите ГГГГ-ММ"
-        ) from None
+    first = parse_day(f"{text}-01", field)
+    following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
     return (
         datetime.combine(first, time(), tz).astimezone(UTC),
-        datetime.combine(following, time(), tz).astimezone(UTC),
+        in_range(datetime.combine(following, time(), tz).astimezone(UTC), field),
     )
 
 

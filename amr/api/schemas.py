@@ -7,10 +7,12 @@ and ``local_time`` in the site's zone.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic_core import PydanticCustomError
 
 from amr.domain import Channel, Source
 
@@ -47,8 +49,44 @@ SourceFilter = Annotated[
 HealthStatus = Literal["online", "degraded", "offline", "unknown"]
 
 
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""Characters no field of the API takes (NUL among them: PostgreSQL refuses it in text);
+tabs and line breaks are allowed."""
+
+
+def has_control(text: str) -> bool:
+    """True when `text` holds a character of `CONTROL_CHARACTERS`."""
+    return CONTROL_CHARACTERS.search(text) is not None
+
+
+def _no_control(value: object) -> object:
+    texts = [value] if isinstance(value, str) else []
+    if isinstance(value, dict):
+        texts = [t for pair in value.items() for t in pair if isinstance(t, str)]
+    if any(has_control(t) for t in texts):
+        raise PydanticCustomError("control_character", "contains a control character")
+    return value
+
+
+def _whole_text(value: object) -> object:
+    """Refuse whole numbers written otherwise than in ASCII digits (``1_000``, ``1.0``, ``١``)."""
+    if isinstance(value, str) and not WHOLE.fullmatch(value):
+        raise PydanticCustomError("whole_number", "is not a whole number written in ASCII digits")
+    return value
+
+
+WHOLE = re.compile(r"[+-]?[0-9]{1,18}")
+Whole = Annotated[int, BeforeValidator(_whole_text)]
+"""A whole number; as text (query and path parameters) only ASCII digits with an optional sign."""
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_control_characters(cls, value: object) -> object:
+        return _no_control(value)
 
 
 # --- errors ------------------------------------------------------------------------------

@@ -9,16 +9,25 @@ in the refused-readings queue (nothing is lost) and the valid ones are not store
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 from typing import Any, Literal
 
 from sqlalchemy import Connection
 
 from amr.api.context import ApiContext
 from amr.api.errors import ApiError, Lang, invalid
-from amr.api.present import human_time, kwh, local, reading_id, unit_text
+from amr.api.present import human_time, kwh, local, parse_day, parse_moment, reading_id, unit_text
 from amr.api.schemas import PreviousReading, ReadingInput, ReasonItem, SubmitResult, TariffVerdict
-from amr.domain import CHANNELS, Channel, Flag, IncomingReading, Source, StoredReading, wh_from_kwh
+from amr.domain import (
+    CHANNELS,
+    Channel,
+    Flag,
+    IncomingReading,
+    Source,
+    StoredReading,
+    ValueTooLarge,
+    wh_from_kwh,
+)
 from amr.errors import InputError
 from amr.meters import Meter
 from amr.store import Session
@@ -47,22 +56,12 @@ def parse_when(text: str | None, ctx: ApiContext) -> datetime:
     if not text:
         return now
     tz = ctx.tz
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            if day == now.astimezone(tz).date():
-                return now
-            return datetime.combine(day, NOON, tz).astimezone(UTC)
-        moment = datetime.fromisoformat(text)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=tz)
-        return moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise invalid(
-            "date",
-            f"{text!r} is not a date (2026-01-31) or an ISO datetime (2026-01-31T12:00+03:00)",
-            f"{text!r} — не дата (2026-01-31) и не дата-время ISO (2026-01-31T12:00+03:00)",
-        ) from None
+    if len(text) == 10:
+        day = parse_day(text, "date")
+        if day == now.astimezone(tz).date():
+            return now
+        return datetime.combine(day, NOON, tz).astimezone(UTC)
+    return parse_moment(text, "date", tz)
 
 
 def parse_form(ctx: ApiContext, body: ReadingInput, meter: Meter) -> Form:
@@ -83,11 +82,19 @@ def parse_form(ctx: ApiContext, body: ReadingInput, meter: Meter) -> Form:
             raise invalid(where, "the total is given twice", "итог указан дважды")
         try:
             wh = wh_from_kwh(text)
+        except ValueTooLarge as exc:
+            raise invalid(
+                where,
+                str(exc),
+                f"{text} — слишком большое число: его не вмещает ни один регистр счётчика",
+                code="malformed",
+            ) from None
         except InputError as exc:
             raise invalid(
                 where,
                 str(exc),
-                f"{text!r} — неверное число; пишите как 1234.5, не больше трёх знаков после точки",
+                f"{text!r} — неверное число; пишите цифрами 0-9 со знаком и одной точкой, не больше трёх знаков "
+                "после точки, например 1234.567",
                 code="malformed",
             ) from None
         if wh < 0:

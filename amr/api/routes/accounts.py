@@ -6,18 +6,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 
 from amr.api.access import Principal
 from amr.api.context import ApiContext
-from amr.api.deps import Ctx, CurrentUser, Holder
+from amr.api.deps import Ctx, CurrentUser, Holder, refuse_control_characters
 from amr.api.errors import not_found, responses
 from amr.api.present import kwh, local, reading_id
 from amr.api.schemas import AccountMeter, AccountMeters, AccountSettings, AccountSettingsUpdate, LatestReading
 from amr.domain import Channel
 from amr.store.readings_api import latest_readings
 
-router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
+router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"], dependencies=[Depends(refuse_control_characters)])
 Account = Annotated[str, Path(min_length=1, max_length=64, description="personal account number")]
 
 

@@ -7,16 +7,16 @@ history.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from amr.api.deps import Ctx, CurrentUser
+from amr.api.deps import Ctx, CurrentUser, refuse_control_characters
 from amr.api.errors import responses
 from amr.api.present import kwh, local
 from amr.api.schemas import AskueMeter
 from amr.domain import Channel
 from amr.store.readings_api import latest_readings
 
-router = APIRouter(prefix="/api/v1/askue", tags=["askue"])
+router = APIRouter(prefix="/api/v1/askue", tags=["askue"], dependencies=[Depends(refuse_control_characters)])
 
 
 @router.get("/meters", response_model=list[AskueMeter], responses=responses(401))

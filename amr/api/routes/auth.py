@@ -1,20 +1,22 @@
 """``/api/v1/auth``: log in for a bearer token, log out, who am I.
 
 Failed logins are throttled per login and per client address (``[api] login_attempts``
-per ``login_window``): the next attempt is answered 429 ``throttled`` with Retry-After.
+per ``login_window``): the next attempt is answered 429 ``throttled`` with Retry-After. Every
+attempt takes a slot before its password is checked (a right password gives it back), so no
+more than ``login_attempts`` guesses are ever checked per window, however many run at once.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 
-from amr.api.deps import ClientAddress, Ctx, CurrentUser
+from amr.api.deps import ClientAddress, Ctx, CurrentUser, refuse_control_characters
 from amr.api.errors import ApiError, responses
 from amr.api.schemas import LoginRequest, Me, TokenResponse
 from amr.api.security import digest, new_token
 from amr.errors import NotFound
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], dependencies=[Depends(refuse_control_characters)])
 
 
 @router.post("/token", response_model=TokenResponse, responses=responses(401, 422, 429))
@@ -23,27 +25,22 @@ def login(body: LoginRequest, ctx: Ctx, address: ClientAddress) -> TokenResponse
     api = ctx.api
     now = ctx.now()
     login_key = body.login.strip().lower()
-    waits = [
-        ctx.throttle.retry_after(scope, key, api.login_attempts, api.login_window, now)
-        for scope, key in (("login", login_key), ("address", address))
-    ]
-    wait = max((w for w in waits if w is not None), default=None)
-    if wait is not None:
+    slot = ctx.throttle.reserve((("login", login_key), ("address", address)), api.login_attempts, api.login_window, now)
+    if not slot.granted:
         raise ApiError(
             429,
             "throttled",
-            f"too many failed logins; try again in {wait} s",
-            f"слишком много неудачных попыток входа; повторите через {wait} с",
-            retry_after=wait,
+            f"too many failed logins; try again in {slot.wait} s",
+            f"слишком много неудачных попыток входа; повторите через {slot.wait} с",
+            retry_after=slot.wait,
         )
     try:
         user = ctx.users.get(body.login.strip())
     except NotFound:
         user = None
     if not ctx.passwords.verify(user.password_hash if user else None, body.password) or user is None:
-        for scope, key in (("login", login_key), ("address", address)):
-            ctx.throttle.hit(scope, key, now, api.login_window)
         raise ApiError(401, "unauthorized", "wrong login or password", "неверный логин или пароль")
+    ctx.throttle.refund(slot)
     if user.disabled:
         raise ApiError(401, "user_disabled", "this user is disabled", "пользователь отключён")
     ctx.throttle.clear("login", login_key)

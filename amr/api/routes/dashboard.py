@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from amr import __version__
 from amr.api.context import ApiContext
-from amr.api.deps import Ctx, CurrentUser, Language, Staff
+from amr.api.deps import Ctx, CurrentUser, Language, Staff, refuse_control_characters
 from amr.api.errors import responses
 from amr.api.present import channel_values, local, reason_item, rejected_item
 from amr.api.schemas_dashboard import (
@@ -51,7 +51,9 @@ from amr.store.dashboard_queries import meter_schedules, refused_count
 from amr.store.health import Completeness, HealthRecord, Status, completeness_of, load_health
 from amr.store.readings_api import history, latest_readings, rejected_of
 
-router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
+router = APIRouter(
+    prefix="/api/v1/dashboard", tags=["dashboard"], dependencies=[Depends(refuse_control_characters)]
+)
 Serial = Annotated[str, Path(min_length=1, max_length=64, description="meter serial number")]
 
 

@@ -3,14 +3,14 @@ refused readings with override (audited), and «poll now»."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
-from amr.api.deps import Ctx, Language, Staff
-from amr.api.errors import ApiError, invalid, not_found, responses
-from amr.api.present import reading_item, rejected_item
+from amr.api.deps import Ctx, Language, Staff, refuse_control_characters
+from amr.api.errors import ApiError, not_found, responses
+from amr.api.present import parse_day, reading_item, rejected_item
 from amr.api.schemas import (
     DispatchMeter,
     DispatchMeters,
@@ -18,14 +18,15 @@ from amr.api.schemas import (
     PollResult,
     RejectedItem,
     ResolveInput,
+    Whole,
 )
 from amr.errors import DriverError, NotFound
 from amr.store.dashboard_queries import meter_schedules
 from amr.store.health import HealthRecord, completeness_of, load_health
 from amr.store.readings_api import rejected_of
 
-router = APIRouter(prefix="/api/v1/dispatch", tags=["dispatch"])
-RejectedId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+router = APIRouter(prefix="/api/v1/dispatch", tags=["dispatch"], dependencies=[Depends(refuse_control_characters)])
+RejectedId = Annotated[Whole, Path(ge=1, le=2**31 - 1)]
 
 
 @router.get("/meters", response_model=DispatchMeters, responses=responses(401, 403, 422))
@@ -37,18 +38,15 @@ def dispatch_meters(
     search: Annotated[str | None, Query(max_length=100, description="part of serial, name or point")] = None,
     period: Literal["day", "month"] = "day",
     day: Annotated[str | None, Query(alias="date", pattern=r"^\d{4}-\d{2}-\d{2}$", description="default today")] = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[Whole, Query(ge=1, le=10_000)] = 1000,
+    offset: Annotated[Whole, Query(ge=0, le=10_000_000)] = 0,
 ) -> DispatchMeters:
     """Per meter: status (online, degraded, offline, unknown — from the collector), last poll, last
     error, and completeness: reading times stored ÷ polls the meter's schedule makes in the day or
     month so far."""
     tz = ctx.tz
     now = ctx.now()
-    try:
-        chosen = date.fromisoformat(day) if day else now.astimezone(tz).date()
-    except ValueError:
-        raise invalid("date", "is not a date; write YYYY-MM-DD", "не дата; пишите ГГГГ-ММ-ДД") from None
+    chosen = parse_day(day, "date") if day else now.astimezone(tz).date()
     first = chosen if period == "day" else chosen.replace(day=1)
     following = (
         first + timedelta(days=1) if period == "day" else (first.replace(day=28) + timedelta(days=4)).replace(day=1)
@@ -96,8 +94,8 @@ def rejected(
     lang: Language,
     status: Literal["open", "accepted", "all"] = "open",
     meter: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[Whole, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[RejectedItem]:
     """Refused readings, newest first, with reason codes and messages."""
     serials = principal.scope.serial_filter(meter)

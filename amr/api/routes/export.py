@@ -6,21 +6,21 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 
-from amr.api.deps import Ctx, CurrentUser, Staff
+from amr.api.deps import Ctx, CurrentUser, Staff, refuse_control_characters
 from amr.api.errors import ApiError, invalid, responses
-from amr.api.present import kwh, period
+from amr.api.present import kwh, parse_day, period
 from amr.domain import CHANNELS
 from amr.export80020 import ENCODING, build_80020
 from amr.store.exports import next_export_number
 from amr.store.readings_api import stream_readings
 
-router = APIRouter(prefix="/api/v1/export", tags=["export"])
+router = APIRouter(prefix="/api/v1/export", tags=["export"], dependencies=[Depends(refuse_control_characters)])
 MAX_DAYS = 366
 CSV_HEADER = ["meter", "timestamp", "tariff", *(c.value for c in CHANNELS), "source"]
 
@@ -40,6 +40,9 @@ def readings_csv(
     """Accepted readings of the period (at most a year) as CSV with header
     ``meter,timestamp,tariff,a_plus,a_minus,r_plus,r_minus,source`` (kWh/kvarh, local times)."""
     tz = ctx.tz
+    for field, text in (("from", start), ("to", end)):
+        if not text.strip():
+            raise invalid(field, "is empty; give a date (2026-01-31)", "пусто; укажите дату (2026-01-31)")
     begin, finish = period(start, end, tz)
     assert begin is not None and finish is not None
     if finish - begin > timedelta(days=MAX_DAYS):
@@ -91,10 +94,7 @@ def export_80020(
     day: Annotated[str, Query(alias="date", pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD, site's zone")],
 ) -> Response:
     """Half-hour energy of every visible metering point for one day as макет 80020 (numbered, logged)."""
-    try:
-        chosen = date.fromisoformat(day)
-    except ValueError:
-        raise invalid("date", "is not a date; write YYYY-MM-DD", "не дата; пишите ГГГГ-ММ-ДД") from None
+    chosen = parse_day(day, "date")
     export = ctx.app.config.export
     if not (export.sender_inn and export.sender_name and export.area_inn and export.area_name):
         raise ApiError(

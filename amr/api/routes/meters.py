@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
-from amr.api.deps import Ctx, CurrentUser
+from amr.api.deps import Ctx, CurrentUser, refuse_control_characters
 from amr.api.errors import invalid, responses
 from amr.api.present import (
     consumption_since_previous,
@@ -19,12 +19,12 @@ from amr.api.present import (
     period,
     reading_item,
 )
-from amr.api.schemas import ConsumptionBucket, ConsumptionSeries, Gap, ReadingPage, SourceFilter
+from amr.api.schemas import ConsumptionBucket, ConsumptionSeries, Gap, ReadingPage, SourceFilter, Whole
 from amr.consumption import Step, boundaries, consumption
 from amr.domain import Channel, Source
 from amr.store.readings_api import history
 
-router = APIRouter(prefix="/api/v1/meters", tags=["meters"])
+router = APIRouter(prefix="/api/v1/meters", tags=["meters"], dependencies=[Depends(refuse_control_characters)])
 Serial = Annotated[str, Path(min_length=1, max_length=64, description="meter serial number")]
 From = Annotated[str | None, Query(alias="from", max_length=40, description="date (site's zone) or ISO datetime")]
 To = Annotated[
@@ -43,8 +43,8 @@ def readings(
     end: To = None,
     source: Annotated[list[SourceFilter] | None, Query(description="askue means every askue:* source")] = None,
     billing_month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")] = None,
-    tariff: Annotated[int | None, Query(ge=0, le=4)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    tariff: Annotated[Whole | None, Query(ge=0, le=4)] = None,
+    limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ReadingPage:
     """Accepted readings, newest first: value per channel, consumption since the previous reading of
@@ -78,7 +78,7 @@ def meter_consumption(
     end: To = None,
     step: Literal["30min", "hour", "day", "month"] = "day",
     channel: Channel = Channel.A_PLUS,
-    tariff: Annotated[int, Query(ge=0, le=4)] = 0,
+    tariff: Annotated[Whole, Query(ge=0, le=4)] = 0,
 ) -> ConsumptionSeries:
     """Consumption per bucket in the site's zone, for plots and bills; a bucket not fully covered by
     readings is marked incomplete with its gaps (nothing is interpolated). Default: the last 31 days

@@ -4,16 +4,16 @@ meter serial — unless the account holder has forbidden it. Throttled per clien
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from amr.api.deps import ClientAddress, Ctx, Language
+from amr.api.deps import ClientAddress, Ctx, Language, refuse_control_characters
 from amr.api.errors import ApiError, not_found, responses
 from amr.api.schemas import PublicInput, SubmitResult
 from amr.api.submission import parse_form, submit_form
 from amr.domain import Source
 
-router = APIRouter(prefix="/api/v1/public", tags=["public"])
+router = APIRouter(prefix="/api/v1/public", tags=["public"], dependencies=[Depends(refuse_control_characters)])
 
 
 @router.post(
@@ -29,16 +29,15 @@ def public_reading(body: PublicInput, ctx: Ctx, address: ClientAddress, lang: La
     """Submit values per tariff zone for a meter of an account (source web), without login."""
     api = ctx.api
     now = ctx.now()
-    wait = ctx.throttle.retry_after("public", address, api.public_attempts, api.public_window, now)
-    if wait is not None:
+    slot = ctx.throttle.reserve((("public", address),), api.public_attempts, api.public_window, now)
+    if not slot.granted:
         raise ApiError(
             429,
             "throttled",
-            f"too many submissions from this address; try again in {wait} s",
-            f"слишком много показаний с этого адреса; повторите через {wait} с",
-            retry_after=wait,
+            f"too many submissions from this address; try again in {slot.wait} s",
+            f"слишком много показаний с этого адреса; повторите через {slot.wait} с",
+            retry_after=slot.wait,
         )
-    ctx.throttle.hit("public", address, now, api.public_window)
     meter = ctx.meters.get(body.meter)
     if meter is None or body.account not in meter.accounts:
         raise not_found(

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import JSONResponse
 
-from amr.api.deps import Ctx, CurrentUser, Language
+from amr.api.deps import Ctx, CurrentUser, Language, refuse_control_characters
 from amr.api.errors import ApiError, forbidden, responses
 from amr.api.idempotent import run_idempotent
 from amr.api.present import human_time, parse_reading_id, reading_item
@@ -23,7 +23,7 @@ from amr.api.submission import batch_of, parse_form, preview, result_of, submit_
 from amr.domain import Source
 from amr.store.readings_api import NotLatest, NotManual, delete_latest
 
-router = APIRouter(prefix="/api/v1/readings", tags=["readings"])
+router = APIRouter(prefix="/api/v1/readings", tags=["readings"], dependencies=[Depends(refuse_control_characters)])
 CUSTOMER_SOURCES = ("web", "mobile")
 MANUAL_SOURCES = ("web", "mobile", "operator")
 

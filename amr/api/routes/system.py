@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from sqlalchemy import text
 
-from amr.api.deps import Ctx
+from amr.api.deps import Ctx, refuse_control_characters
 from amr.api.errors import ApiError, responses
 from amr.api.metrics import CONTENT_TYPE
 from amr.api.schemas import Health
 from amr.errors import StoreError
 from amr.store.store import translate_errors
 
-router = APIRouter(tags=["system"])
+router = APIRouter(tags=["system"], dependencies=[Depends(refuse_control_characters)])
 
 
 @router.get("/healthz", response_model=Health, responses=responses(503))
