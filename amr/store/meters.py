@@ -4,7 +4,7 @@ The store keeps a fingerprint of the registry (meters, points, objects, accounts
 as the last sync wrote it; triggers empty it whenever anything else changes those tables.
 A start whose configured meters match the fingerprint reads the ids in one query and
 compares nothing. Otherwise the sync compares and writes only what differs, in a few
-set-based statements: on PostgreSQL the configured registry is copied into temporary
+set-based statements: on PostgreSQL the configured registry is staged in temporary
 tables and compared there; on SQLite each table is read once and compared here.
 Processes starting together (two imports, API workers) may sync at the same moment: on
 PostgreSQL a transaction advisory lock makes them take turns, and every insert skips a
@@ -242,25 +242,50 @@ _APPLY = (
 
 
 def _sync_in_postgres(conn: Connection, meters: Sequence[Meter]) -> dict[str, int]:
-    """PostgreSQL: COPY the configured registry into temporary tables, apply it set-wise; the ids by serial."""
+    """PostgreSQL: the configured registry into temporary tables (one INSERT from arrays each: no COPY, which
+    the TimescaleDB test engine cannot take), applied set-wise; the ids by serial."""
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
         for statement in _STAGE.split(";"):
             cur.execute(statement)
-        with cur.copy("COPY amr_sync_meters FROM STDIN") as copy:
-            for ord_, m in enumerate(meters):
-                power = None if m.max_power_kw is None else _decimal(m.max_power_kw, _THREE)
-                copy.write_row((ord_, m.serial, m.name, m.object or NO_OBJECT, m.point, m.model, m.digits,
-                                m.decimals, m.tariffs, power, m.installed, m.removed))
-        with cur.copy("COPY amr_sync_accounts FROM STDIN") as copy:
-            for m in meters:
-                for account in m.accounts:
-                    copy.write_row((m.serial, account))
-        with cur.copy("COPY amr_sync_ratios FROM STDIN") as copy:
-            for m in meters:
-                for version, v in enumerate(m.ratios):
-                    copy.write_row((m.serial, version, v.since, _decimal(v.ct, _SIX), _decimal(v.vt, _SIX)))
+        power = [None if m.max_power_kw is None else _decimal(m.max_power_kw, _THREE) for m in meters]
+        cur.execute(
+            "INSERT INTO amr_sync_meters SELECT * FROM unnest(%s::integer[], %s::text[], %s::text[], %s::text[], "
+            "%s::text[], %s::text[], %s::smallint[], %s::smallint[], %s::smallint[], %s::numeric[], "
+            "%s::timestamptz[], %s::timestamptz[])",
+            (
+                list(range(len(meters))),
+                [m.serial for m in meters],
+                [m.name for m in meters],
+                [m.object or NO_OBJECT for m in meters],
+                [m.point for m in meters],
+                [m.model for m in meters],
+                [m.digits for m in meters],
+                [m.decimals for m in meters],
+                [m.tariffs for m in meters],
+                power,
+                [m.installed for m in meters],
+                [m.removed for m in meters],
+            ),
+        )
+        accounts = [(m.serial, a) for m in meters for a in m.accounts]
+        cur.execute(
+            "INSERT INTO amr_sync_accounts SELECT * FROM unnest(%s::text[], %s::text[])",
+            ([s for s, _ in accounts], [a for _, a in accounts]),
+        )
+        ratios = [(m.serial, i, v) for m in meters for i, v in enumerate(m.ratios)]
+        cur.execute(
+            "INSERT INTO amr_sync_ratios SELECT * FROM unnest(%s::text[], %s::smallint[], %s::timestamptz[], "
+            "%s::numeric[], %s::numeric[])",
+            (
+                [s for s, _, _ in ratios],
+                [i for _, i, _ in ratios],
+                [v.since for _, _, v in ratios],
+                [_decimal(v.ct, _SIX) for _, _, v in ratios],
+                [_decimal(v.vt, _SIX) for _, _, v in ratios],
+            ),
+        )
         for statement in _APPLY:
             cur.execute(statement)
         cur.execute("SELECT serial, id FROM meters")
