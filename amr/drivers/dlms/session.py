@@ -20,6 +20,8 @@ from amr.drivers.dlms.settings import DlmsSecurity
 from amr.errors import DriverError
 
 LOG = logging.getLogger(__name__)
+# dlms_cosem logs whole APDUs at INFO/DEBUG, the AARQ with its LLS password among them: keep it quiet.
+logging.getLogger("dlms_cosem").setLevel(logging.WARNING)
 _MECHANISM = {
     "none": None,
     "lls": enumerations.AuthenticationMechanism.LLS,

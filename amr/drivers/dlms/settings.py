@@ -93,6 +93,8 @@ class DlmsSecurity(_Model):
 
     @model_validator(mode="after")
     def _complete(self) -> DlmsSecurity:
+        if isinstance(self, DlmsBusSettings):
+            return self  # bus defaults: each meter may bring its own password or keys
         if self.authentication == "lls" and self.password is None:
             raise ValueError('authentication = "lls" needs a password')
         if self.authentication == "hls-gmac" and (self.authentication_key is None or self.block_cipher_key is None):
