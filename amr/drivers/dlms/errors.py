@@ -24,8 +24,8 @@ CONNECT = "dlms.connect"
 
 def coded(error: DriverError, code: str, *, retryable: bool) -> DriverError:
     """`error` with its ``code`` and ``retryable`` attributes set."""
-    error.code = code  # type: ignore[attr-defined]
-    error.retryable = retryable  # type: ignore[attr-defined]
+    error.code = code
+    error.retryable = retryable
     return error
 
 
