@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
@@ -118,3 +119,119 @@ def load_context(
     if further:
         _query(conn, further, PER_CHANNEL, found)
     return {key: list(readings.values()) for key, readings in found.items()}
+
+
+# What a batch was judged against, checked again under its locks before it is written.
+#
+# The context of a request is exactly the readings inside [start, end] and, for every channel,
+# the nearest before start and after end having it. For channel c let b_c be the time of that
+# nearest before (or the dawn of time when there was none) and a_c of the nearest after (or the
+# end of time). A reading is *relevant* when it lies inside [start, end], or before start with
+# some channel c and at or after b_c, or after end with some channel c and at or before a_c.
+# When nothing changed, the relevant readings are exactly the context (any other reading with c
+# between b_c and start would have been the nearest); any store, replacement or deletion that
+# changes the context changes the relevant set. So the check fetches only the relevant readings,
+# a range scan of each series between the oldest b_c and the newest a_c (usually one row: the
+# previous reading), and compares them, column by column, with what the batch saw.
+
+DAWN = datetime(1, 1, 1, tzinfo=UTC)
+END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
+_CHECK_COLUMNS = ("meter_id", "tariff", "ts", *(c.value for c in CHANNELS), "flags", "source", "received_at")
+_BOUNDS = ("m", "t", "s", "e", "lo", "hi", *(f"b{i}" for i in range(len(CHANNELS))),
+           *(f"a{i}" for i in range(len(CHANNELS))))
+_TIMES = _BOUNDS[2:]
+CHECK_CHUNK = 2000 // len(_BOUNDS)  # keys per statement on SQLite
+
+
+def _relevant(alias: str) -> str:
+    """The relevant readings of one key of k (see above), as a condition on `readings` aliased."""
+    r = alias
+    before = " OR ".join(f"({r}.{c.value} IS NOT NULL AND {r}.ts >= k.b{i})" for i, c in enumerate(CHANNELS))
+    after = " OR ".join(f"({r}.{c.value} IS NOT NULL AND {r}.ts <= k.a{i})" for i, c in enumerate(CHANNELS))
+    return (
+        f"{r}.meter_id = k.m AND {r}.tariff = k.t AND {r}.ts >= k.lo AND {r}.ts <= k.hi AND "
+        f"(({r}.ts >= k.s AND {r}.ts <= k.e) OR ({r}.ts < k.s AND ({before})) OR ({r}.ts > k.e AND ({after})))"
+    )
+
+
+_CHECK_SELECT = ", ".join(f"r.{c}" for c in _CHECK_COLUMNS)
+_CHECK_TYPES = {"ts": UTCDateTime(), "received_at": UTCDateTime()}
+
+
+@functools.lru_cache(maxsize=1)
+def _postgres_check() -> Any:
+    arrays = ", ".join(
+        f"CAST(:{name} AS {'integer' if name == 'm' else 'smallint' if name == 't' else 'timestamptz'}[])"
+        for name in _BOUNDS
+    )
+    return text(
+        f"WITH k({', '.join(_BOUNDS)}) AS (SELECT * FROM unnest({arrays})) "
+        f"SELECT {_CHECK_SELECT} FROM k CROSS JOIN LATERAL "
+        f"(SELECT * FROM readings r WHERE {_relevant('r')}) r"
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_check(count: int) -> Any:
+    rows = ", ".join("(" + ", ".join(f":{name}{i}" for name in _BOUNDS) + ")" for i in range(count))
+    sql = f"WITH k({', '.join(_BOUNDS)}) AS (VALUES {rows}) SELECT {_CHECK_SELECT} FROM k JOIN readings r ON " + \
+        _relevant("r")
+    params = [bindparam(f"{name}{i}", type_=UTCDateTime()) for i in range(count) for name in _TIMES]
+    return text(sql).bindparams(*params).columns(**_CHECK_TYPES)
+
+
+def _row(reading: StoredReading) -> tuple[Any, ...]:
+    """A reading as the check's statement returns it."""
+    return (reading.meter_id, reading.tariff, reading.ts, *(reading.values.get(c) for c in CHANNELS),
+            reading.flags, reading.source, reading.received_at)
+
+
+def _expected(request: ContextRequest, seen: Sequence[StoredReading]) -> tuple[dict[str, Any], set[tuple[Any, ...]]]:
+    """The bounds of `request` given what the batch saw, and the readings the check must find."""
+    start, end = request.start, request.end
+    before: list[datetime] = []
+    after: list[datetime] = []
+    for channel in CHANNELS:
+        had = [r.ts for r in seen if r.ts < start and r.values.get(channel) is not None]
+        before.append(max(had, default=DAWN))
+        has = [r.ts for r in seen if r.ts > end and r.values.get(channel) is not None]
+        after.append(min(has, default=END_OF_TIME))
+    rows = set()
+    for r in seen:
+        if start <= r.ts <= end or any(
+            r.values.get(c) is not None and (before[i] <= r.ts < start or end < r.ts <= after[i])
+            for i, c in enumerate(CHANNELS)
+        ):
+            rows.add(_row(r))
+    bounds: dict[str, Any] = {"m": request.meter_id, "t": request.tariff, "s": start, "e": end,
+                              "lo": min(before), "hi": max(after)}
+    bounds.update({f"b{i}": ts for i, ts in enumerate(before)})
+    bounds.update({f"a{i}": ts for i, ts in enumerate(after)})
+    return bounds, rows
+
+
+def changed_series(
+    conn: Connection, requests: Sequence[ContextRequest], seen: Mapping[SeriesKey, Sequence[StoredReading]]
+) -> set[SeriesKey]:
+    """The series of `requests` whose context in the store is no longer `seen` (what `load_context`
+    answered when the batch was judged): another writer stored, replaced or deleted a reading of it."""
+    bounds: list[dict[str, Any]] = []
+    expected: dict[SeriesKey, set[tuple[Any, ...]]] = {}
+    for request in requests:
+        key = (request.meter_id, request.tariff)
+        bound, rows = _expected(request, seen.get(key, ()))
+        bounds.append(bound)
+        expected[key] = rows
+    found: dict[SeriesKey, set[tuple[Any, ...]]] = defaultdict(set)
+    if conn.dialect.name == "postgresql":
+        statements = [(_postgres_check(), {name: [b[name] for b in bounds] for name in _BOUNDS})]
+    else:
+        statements = []
+        for offset in range(0, len(bounds), CHECK_CHUNK):
+            chunk = bounds[offset : offset + CHECK_CHUNK]
+            params = {f"{name}{i}": b[name] for i, b in enumerate(chunk) for name in _BOUNDS}
+            statements.append((_sqlite_check(len(chunk)), params))
+    for statement, params in statements:
+        for row in conn.execute(statement, params):
+            found[(row[0], row[1])].add(tuple(row))
+    return {key for key, rows in expected.items() if found.get(key, set()) != rows}
