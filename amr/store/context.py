@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,16 @@ def _part(kind: str, channel: str | None, alias: str) -> str:
     return f"{where} AND {alias}.ts {op} {bound}{having} ORDER BY {alias}.ts {order} LIMIT 1"
 
 
+_STAMPS = "CAST(CAST(:{} AS text[]) AS timestamptz[])"
+"""An array of times sent as ISO 8601 text: psycopg quotes every element of a timestamptz array
+(its text has a space), which costs more than the query itself for a few thousand keys."""
+
+
+def _stamps(times: Iterable[datetime]) -> list[str]:
+    """Aware times as ISO 8601 text, exact to the microsecond (see `_STAMPS`)."""
+    return [t.isoformat() for t in times]
+
+
 Parts = tuple[tuple[str, str | None], ...]
 NEAREST: Parts = (("within", None), ("before", None), ("after", None))
 PER_CHANNEL: Parts = tuple((d, c.value) for d in ("before", "after") for c in CHANNELS)
@@ -42,7 +52,7 @@ def _postgres_statement(parts: Parts) -> Any:
     inner = " UNION ALL ".join(f"(SELECT {_COLUMNS} FROM readings r WHERE {_part(kind, c, 'r')})" for kind, c in parts)
     return text(
         "WITH k(m, t, s, e) AS (SELECT * FROM unnest(CAST(:m AS integer[]), CAST(:t AS smallint[]), "
-        "CAST(:s AS timestamptz[]), CAST(:e AS timestamptz[]))) "
+        f"{_STAMPS.format('s')}, {_STAMPS.format('e')})) "
         f"SELECT q.* FROM k CROSS JOIN LATERAL ({inner}) q"
     )
 
@@ -71,8 +81,8 @@ def _chunks(conn: Connection, requests: Sequence[ContextRequest], parts: Parts) 
         yield _postgres_statement(parts), {
             "m": [r.meter_id for r in requests],
             "t": [r.tariff for r in requests],
-            "s": [r.start for r in requests],
-            "e": [r.end for r in requests],
+            "s": _stamps([r.start for r in requests]),
+            "e": _stamps([r.end for r in requests]),
         }
         return
     for offset in range(0, len(requests), CHUNK):
@@ -160,15 +170,41 @@ _CHECK_TYPES = {"ts": UTCDateTime(), "received_at": UTCDateTime()}
 
 @functools.lru_cache(maxsize=1)
 def _postgres_check() -> Any:
+    # A bound equal to the series' widest one travels as NULL (most are: every channel's nearest
+    # before is usually the same reading), the widest as NULL when unbounded.
     arrays = ", ".join(
-        f"CAST(:{name} AS {'integer' if name == 'm' else 'smallint' if name == 't' else 'timestamptz'}[])"
+        "CAST(:m AS integer[])" if name == "m" else "CAST(:t AS smallint[])" if name == "t" else _STAMPS.format(name)
         for name in _BOUNDS
     )
-    return text(
-        f"WITH k({', '.join(_BOUNDS)}) AS (SELECT * FROM unnest({arrays})) "
-        f"SELECT {_CHECK_SELECT} FROM k CROSS JOIN LATERAL "
-        f"(SELECT * FROM readings r WHERE {_relevant('r')}) r"
+    count = len(CHANNELS)
+    k = ", ".join(
+        ["u.m", "u.t", "u.s", "u.e", "COALESCE(u.lo, '-infinity')", "COALESCE(u.hi, 'infinity')"]
+        + [f"COALESCE(u.b{i}, u.lo, '-infinity')" for i in range(count)]
+        + [f"COALESCE(u.a{i}, u.hi, 'infinity')" for i in range(count)]
     )
+    return text(
+        f"WITH u({', '.join(_BOUNDS)}) AS (SELECT * FROM unnest({arrays})), k({', '.join(_BOUNDS)}) AS (SELECT {k} "
+        f"FROM u) SELECT {_CHECK_SELECT} FROM k CROSS JOIN LATERAL (SELECT * FROM readings r WHERE {_relevant('r')}) r"
+    )
+
+
+def _postgres_bounds(bounds: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """The parameters of `_postgres_check`: times as text, NULL for a bound implied by a wider one."""
+    columns = list(zip(*bounds, strict=True)) if bounds else [()] * len(_BOUNDS)
+    m, t, s, e, lo, hi = columns[:6]
+    params: dict[str, list[Any]] = {
+        "m": list(m),
+        "t": list(t),
+        "s": _stamps(s),
+        "e": _stamps(e),
+        "lo": [None if x == DAWN else x.isoformat() for x in lo],
+        "hi": [None if x == END_OF_TIME else x.isoformat() for x in hi],
+    }
+    count = len(CHANNELS)
+    for i in range(count):
+        params[f"b{i}"] = [None if x == w else x.isoformat() for x, w in zip(columns[6 + i], lo, strict=True)]
+        params[f"a{i}"] = [None if x == w else x.isoformat() for x, w in zip(columns[6 + count + i], hi, strict=True)]
+    return params
 
 
 @functools.lru_cache(maxsize=64)
@@ -186,28 +222,34 @@ def _row(reading: StoredReading) -> tuple[Any, ...]:
             reading.flags, reading.source, reading.received_at)
 
 
-def _expected(request: ContextRequest, seen: Sequence[StoredReading]) -> tuple[dict[str, Any], set[tuple[Any, ...]]]:
-    """The bounds of `request` given what the batch saw, and the readings the check must find."""
+def _expected(request: ContextRequest, seen: Sequence[StoredReading]) -> tuple[tuple[Any, ...], set[tuple[Any, ...]]]:
+    """The bounds of `request` given what the batch saw (in the order of `_BOUNDS`), and the
+    readings the check must find."""
     start, end = request.start, request.end
-    before: list[datetime] = []
-    after: list[datetime] = []
-    for channel in CHANNELS:
-        had = [r.ts for r in seen if r.ts < start and r.values.get(channel) is not None]
-        before.append(max(had, default=DAWN))
-        has = [r.ts for r in seen if r.ts > end and r.values.get(channel) is not None]
-        after.append(min(has, default=END_OF_TIME))
+    before = [DAWN] * len(CHANNELS)  # per channel: the newest reading seen before start with it
+    after = [END_OF_TIME] * len(CHANNELS)  # and the oldest after end
     rows = set()
+    outside = []
     for r in seen:
-        if start <= r.ts <= end or any(
-            r.values.get(c) is not None and (before[i] <= r.ts < start or end < r.ts <= after[i])
-            for i, c in enumerate(CHANNELS)
-        ):
+        ts = r.ts
+        if start <= ts <= end:
             rows.add(_row(r))
-    bounds: dict[str, Any] = {"m": request.meter_id, "t": request.tariff, "s": start, "e": end,
-                              "lo": min(before), "hi": max(after)}
-    bounds.update({f"b{i}": ts for i, ts in enumerate(before)})
-    bounds.update({f"a{i}": ts for i, ts in enumerate(after)})
-    return bounds, rows
+            continue
+        have = [i for i, c in enumerate(CHANNELS) if r.values.get(c) is not None]
+        outside.append((r, have))
+        if ts < start:
+            for i in have:
+                if ts > before[i]:
+                    before[i] = ts
+        else:
+            for i in have:
+                if ts < after[i]:
+                    after[i] = ts
+    for r, have in outside:  # relevant: the nearest of one of its channels
+        nearest = before if r.ts < start else after
+        if any(nearest[i] == r.ts for i in have):
+            rows.add(_row(r))
+    return (request.meter_id, request.tariff, start, end, min(before), max(after), *before, *after), rows
 
 
 def changed_series(
@@ -215,7 +257,7 @@ def changed_series(
 ) -> set[SeriesKey]:
     """The series of `requests` whose context in the store is no longer `seen` (what `load_context`
     answered when the batch was judged): another writer stored, replaced or deleted a reading of it."""
-    bounds: list[dict[str, Any]] = []
+    bounds: list[tuple[Any, ...]] = []
     expected: dict[SeriesKey, set[tuple[Any, ...]]] = {}
     for request in requests:
         key = (request.meter_id, request.tariff)
@@ -224,12 +266,12 @@ def changed_series(
         expected[key] = rows
     found: dict[SeriesKey, set[tuple[Any, ...]]] = defaultdict(set)
     if conn.dialect.name == "postgresql":
-        statements = [(_postgres_check(), {name: [b[name] for b in bounds] for name in _BOUNDS})]
+        statements = [(_postgres_check(), _postgres_bounds(bounds))]
     else:
         statements = []
         for offset in range(0, len(bounds), CHECK_CHUNK):
             chunk = bounds[offset : offset + CHECK_CHUNK]
-            params = {f"{name}{i}": b[name] for i, b in enumerate(chunk) for name in _BOUNDS}
+            params = {f"{name}{i}": value for i, b in enumerate(chunk) for name, value in zip(_BOUNDS, b, strict=True)}
             statements.append((_sqlite_check(len(chunk)), params))
     for statement, params in statements:
         for row in conn.execute(statement, params):
