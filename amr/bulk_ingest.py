@@ -10,10 +10,11 @@ one by one: nothing is lost or doubled.
 
 Another process may write the same meters meanwhile (a second import, the API, a
 collector). So each batch is written in a transaction that first takes the locks of its
-series and loads the context the batch was judged against from the database (one query,
-in the writer thread, overlapped with judging the next batch); when it differs from what
-the batch saw, the batch is judged again there, under the locks, and the in-memory tails
-of those series are dropped.
+series and checks that the readings it was judged against are still those in the database
+(one query in the writer thread, overlapped with judging the next batch, fetching only the
+readings that context consists of: usually the previous one of each series); when any
+differs, the batch is judged again there, under the locks, and the in-memory tails of its
+series are dropped.
 """
 
 from __future__ import annotations
@@ -158,12 +159,10 @@ class BulkIngest:
 
         def write(session: Session, batch: list[IncomingReading], result: BatchResult,
                   requests: list[ContextRequest], seen: Context) -> BatchResult:
-            if requests:
-                now = session.load_context(requests)  # the batch's series locked, then read as they are
-                if not _same(now, seen, requests):
-                    self.rejudged += 1
-                    loader.invalidate((r.meter_id, r.tariff) for r in requests)
-                    result = self.ingestor.judge(session, batch)
+            if requests and session.changed(requests, seen):  # the batch's series locked, then checked
+                self.rejudged += 1
+                loader.invalidate((r.meter_id, r.tariff) for r in requests)
+                result = self.ingestor.judge(session, batch)
             session.write(result)
             return result
 
@@ -212,19 +211,6 @@ class BulkIngest:
             if progress:
                 progress(len(batch))
         return summary
-
-
-def _fingerprint(readings: Iterable[StoredReading]) -> set[tuple[object, ...]]:
-    return {(r.ts, r.flags, *(r.values.get(c) for c in CHANNELS)) for r in readings}
-
-
-def _same(now: Context, seen: Context, requests: Sequence[ContextRequest]) -> bool:
-    """True when every requested series holds what the batch was judged against."""
-    for request in requests:
-        key = (request.meter_id, request.tariff)
-        if _fingerprint(now.get(key, ())) != _fingerprint(seen.get(key, ())):
-            return False
-    return True
 
 
 def _batches(readings: Iterable[IncomingReading], size: int) -> Iterable[list[IncomingReading]]:
