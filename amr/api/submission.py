@@ -77,9 +77,15 @@ def parse_form(ctx: ApiContext, body: ReadingInput, meter: Meter) -> Form:
                 where,
                 f"meter {meter.serial} has no tariff zone {key!r}; use {names}",
                 f"у счётчика {meter.serial} нет тарифной зоны {key!r}; используйте {names}",
+                code="unknown_tariff_zone",
             )
         if tariff in values:
-            raise invalid(where, "the total is given twice", "итог указан дважды")
+            raise invalid(
+                where,
+                "the zone is given twice; give it once",
+                "зона указана дважды; укажите её один раз",
+                code="duplicate_tariff_zone",
+            )
         try:
             wh = wh_from_kwh(text)
         except ValueTooLarge as exc:

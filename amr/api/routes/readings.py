@@ -52,7 +52,7 @@ def submit_reading(
     principal: CurrentUser,
     ctx: Ctx,
     lang: Language,
-    idempotency_key: Annotated[str | None, Header(max_length=200, description="repeat-safe key")] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200, description="repeat-safe key")] = None,
 ) -> JSONResponse:
     """Store values per tariff zone with source web, mobile or operator: 201 with the readings,
     202 when they wait for moderation, 422 with the reason code when refused."""
