@@ -59,6 +59,7 @@ from typing import Any, Literal
 from amr.config import BusConfig, MeterConfig
 from amr.domain import Channel, Values
 from amr.drivers.base import MeterValues
+from amr.drivers.mqtt.settings import MqttBusSettings
 from amr.errors import ConfigError, ProtocolError
 from amr.protocols.units import UNITS, to_wh, unit_factor, unit_fits_channel
 
@@ -301,7 +302,8 @@ class PayloadDecoder:
         cls, bus: BusConfig, meters: Sequence[MeterConfig], tz: tzinfo | None = None
     ) -> PayloadDecoder:
         """The decoder for an ``[[buses]]`` entry and its meters."""
-        return cls(bus.payload, bus.mapping, meters, bus.topics, tz)
+        own = MqttBusSettings.of(bus)
+        return cls(own.payload, own.mapping, meters, own.topics, tz)
 
     def _is_meter(self, names: Sequence[str]) -> bool:
         return any(name in self._serials or name in self._addresses for name in names)
