@@ -41,7 +41,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 
 from amr.config import BusConfig, MeterConfig
-from amr.domain import Channel, Source, Values
+from amr.domain import Channel, Source
 from amr.drivers.base import MeterValues
 from amr.drivers.iec62056_21.settings import IecBusSettings, IecMeterSettings
 from amr.drivers.serial_line import LineSettings, SerialLineDriver
@@ -114,21 +114,8 @@ def values_from_data_sets(
     ``errors`` under its address and the rest are kept.
     """
     sets = list(data_sets)
-    found: dict[int, Values] = {}
     problems = dict(errors or {})
-    for data_set in sets:
-        try:
-            energy = iec.energy_value(data_set)
-        except ProtocolError as exc:
-            problems[data_set.address] = str(exc)
-            continue
-        if energy is None:
-            continue
-        channel, tariff, wh = energy
-        previous = found.setdefault(tariff, {}).setdefault(channel, wh)
-        if previous != wh:
-            problems[data_set.address] = f"{channel.label} tariff {tariff} sent twice: {previous} and {wh} Wh"
-            found[tariff][channel] = None
+    found = iec.energy_readings(sets, errors=problems)
     try:
         meter_time = meter_clock(sets, tz)
     except ProtocolError as exc:
