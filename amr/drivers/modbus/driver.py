@@ -37,22 +37,22 @@ from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.framer import FramerType
 
 from amr.config import BusConfig, MeterConfig
-from amr.domain import Channel, Values
+from amr.domain import Values
 from amr.drivers.base import MeterValues, PollDriver
 from amr.drivers.modbus.errors import ILLEGAL_DATA_ADDRESS, ModbusExceptionError
-from amr.drivers.modbus.settings import ModbusBusSettings, ModbusMeterSettings, ModbusRtuBusSettings, RegisterConfig
+from amr.drivers.modbus.settings import ModbusBusSettings, ModbusMeterSettings, ModbusRtuBusSettings
 from amr.drivers.serial_line import frame_pause, rtu_gap
 from amr.errors import ConfigError, ConnectError, DriverError, ProtocolError, ReadTimeout
 from amr.protocols.crc import crc16_modbus
 from amr.protocols.modbus_map import (
     DEFAULT_MAX_GAP,
     PROFILES,
-    Order,
     ReadBlock,
     RegisterKey,
     RegisterMap,
     RegisterSpec,
-    RegisterType,
+    register_key,
+    register_spec,
 )
 
 _LIBRARY_TIMEOUT = 3600.0  # pymodbus's own timer is never the one that fires
@@ -73,19 +73,13 @@ def register_map(meter: MeterConfig, max_registers: int) -> RegisterMap:
     if own.max_gap is not None:
         max_gap = own.max_gap
     try:
-        registers.update({(Channel(r.channel), r.tariff): _spec(r) for r in own.registers})
+        entries = [dict(r) for r in own.registers]  # written as the catalogue's entries
+        registers.update({register_key(entry): register_spec(entry) for entry in entries})
         if not registers:
             raise ValueError("give a profile or registers")
         return RegisterMap(meter.serial, registers, max_registers=max_registers, max_gap=max_gap)
     except ValueError as exc:
         raise ConfigError(f"meter {meter.serial}: register map: {exc}") from None
-
-
-def _spec(r: RegisterConfig) -> RegisterSpec:
-    return RegisterSpec(
-        r.function, r.address, RegisterType(r.type), r.unit, base=r.base, word_order=Order(r.word_order),
-        byte_order=Order(r.byte_order), scale=r.scale, decimals=r.decimals,
-    )
 
 
 def _unit_id(address: int | str | None, low: int, high: int, serial_no: str) -> int:
