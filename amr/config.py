@@ -189,7 +189,8 @@ class ProtocolSettings(BaseModel):
         except ValidationError as exc:
             name = f"bus {entry.name!r}" if isinstance(entry, BusConfig) else f"meter {entry.serial}"
             problems = "; ".join(
-                f"{_format_location(tuple(e['loc']))}: {_explain(e, str(e['msg']))}" for e in exc.errors()
+                (f"{_format_location(tuple(e['loc']))}: " if e["loc"] else "") + _explain(e, str(e["msg"]))
+                for e in exc.errors()
             )
             raise ConfigError(f"{name}: {problems.replace('Value error, ', '')}") from None
 

@@ -108,3 +108,17 @@ def test_a_new_protocols_settings_plug_in_with_its_spec(monkeypatch: pytest.Monk
     assert "buses[0].line_speed: Input should be greater than or equal to 300; got 100" in text
     assert "buses[0].baudrate: unknown key; a newline bus takes" in text and "line_speed" in text
     assert "meters[0].logical_device: Input should be greater than or equal to 0; got -1" in text
+
+
+def test_a_meter_built_without_its_buss_kind_is_read_by_the_drivers_model() -> None:
+    from pydantic import ValidationError
+
+    from amr.config import MeterConfig
+    from amr.drivers.modbus.settings import ModbusMeterSettings
+
+    meter = MeterConfig(serial="7", profile="eastron-sdm630", max_gap=0)  # type: ignore[call-arg]
+    assert ModbusMeterSettings.of(meter) == ModbusMeterSettings(profile="eastron-sdm630", max_gap=0)
+    with pytest.raises(ConfigError, match=r"meter 8: max_gap: Input should be greater than or equal to 0; got -1"):
+        ModbusMeterSettings.of(MeterConfig(serial="8", profile="eastron-sdm630", max_gap=-1))  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="unknown key; a meter takes serial, name"):
+        MeterConfig(serial="9", baudrate=9600)  # type: ignore[call-arg]
