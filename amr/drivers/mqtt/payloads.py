@@ -1,4 +1,4 @@
-"""MQTT payloads → `MeterValues`: pure decoding, no I/O. ``BusConfig.payload`` picks the format.
+"""MQTT payloads → `MeterValues`: pure decoding, no I/O. A bus's ``payload`` (`MqttBusSettings`) picks the format.
 
 ``amr``, the project's own JSON, one meter per message::
 
@@ -13,7 +13,7 @@
   numbers (read as exact decimals) in whole Wh (≤ 3 decimals in kWh), ``null`` = not reported.
   Any other key is an error.
 
-``mapping``: any JSON read through ``BusConfig.mapping``, source → target, e.g.
+``mapping``: any JSON read through the bus's ``mapping``, source → target, e.g.
   ``{"ENERGY.Total" = "a_plus", "ENERGY.T1" = "a_plus@1", "ENERGY.Exp" = "a_minus:Wh",
   "dev.id" = "serial", "Time" = "time"}``. A source is a dotted path (list items by index,
   ``data.0.v``) or ``+`` / ``+2``: the topic segment under the first / second ``+`` of the
@@ -197,7 +197,7 @@ class Rule:
 
 
 def parse_mapping(mapping: Mapping[str, str]) -> tuple[Rule, ...]:
-    """Check and compile ``BusConfig.mapping``; raise `ConfigError` naming the entry and the fix."""
+    """Check and compile a bus's ``mapping``; raise `ConfigError` naming the entry and the fix."""
     rules = []
     for source, target in mapping.items():
         where = f"mapping entry {source!r} = {target!r}"
