@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
+    SecretStr,
     SkipValidation,
     ValidationError,
     ValidationInfo,
@@ -195,12 +196,25 @@ class ProtocolSettings(BaseModel):
             raise ConfigError(f"{name}: {problems.replace('Value error, ', '')}") from None
 
     def secrets(self) -> list[str]:
-        """The values of its secret keys (declared ``repr=False``), to keep out of messages and logs."""
-        return [str(value) for name, value in self if value and name in self._secret_keys()]
+        """The values of its secret keys, to keep out of messages and logs: keys declared ``repr=False``
+        or `SecretStr`, also within a table of its own (e.g. a protocol's security table)."""
+        return _secrets(self, self._secret_keys())
 
     @classmethod
     def _secret_keys(cls) -> frozenset[str]:
         return frozenset(name for name, field in cls.model_fields.items() if not field.repr)
+
+
+def _secrets(model: BaseModel, hidden: frozenset[str]) -> list[str]:
+    found: list[str] = []
+    for name, value in model:
+        if isinstance(value, BaseModel):
+            found += _secrets(value, frozenset(n for n, f in type(value).model_fields.items() if not f.repr))
+        elif isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif value and name in hidden:
+            found.append(str(value))
+    return [secret for secret in found if secret]
 
 
 class BusSettings(ProtocolSettings):

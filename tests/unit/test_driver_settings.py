@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from amr.config import BusSettings, MeterSettings, config_from_dict
 from amr.drivers import registry
@@ -85,8 +85,16 @@ class _LineBus(BusSettings):
     line_speed: int = Field(9600, ge=300)
 
 
+class _Security(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    client: int = 16
+    password: SecretStr | None = None
+
+
 class _LineMeter(MeterSettings):
     logical_device: int = Field(1, ge=0)
+    security: _Security = _Security()  # a table of its own: ``security = { password = "..." }``
 
 
 def test_a_new_protocols_settings_plug_in_with_its_spec(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,13 +109,19 @@ def test_a_new_protocols_settings_plug_in_with_its_spec(monkeypatch: pytest.Monk
     }, {})
     assert config.buses[0].settings == _LineBus(line_speed=19200)
     assert config.meters[0].settings == _LineMeter(logical_device=3)
+    secured = config_from_dict({
+        "buses": [{"name": "l", "kind": "newline", "url": "/dev/ttyUSB1"}],
+        "meters": [{"serial": "1", "bus": "l", "address": 5, "security": {"client": 32, "password": "12345678"}}],
+    }, {})
+    assert secured.meters[0].settings.secrets() == ["12345678"] and "12345678" not in repr(secured.meters[0])
     text = refusal({
         "buses": [{"name": "l", "kind": "newline", "url": "/dev/ttyUSB1", "line_speed": 100, "baudrate": 9600}],
-        "meters": [{"serial": "1", "bus": "l", "address": 5, "logical_device": -1}],
+        "meters": [{"serial": "1", "bus": "l", "address": 5, "logical_device": -1, "security": {"clients": 1}}],
     })
     assert "buses[0].line_speed: Input should be greater than or equal to 300; got 100" in text
     assert "buses[0].baudrate: unknown key; a newline bus takes" in text and "line_speed" in text
     assert "meters[0].logical_device: Input should be greater than or equal to 0; got -1" in text
+    assert "meters[0].security.clients: unknown key" in text
 
 
 def test_a_meter_built_without_its_buss_kind_is_read_by_the_drivers_model() -> None:
