@@ -87,7 +87,7 @@ class Collector:
             for driver in [push_factory(buses[name], meters, self.tz)]
         ]
         secrets = {
-            m.serial: [m.password or "", buses[m.bus or ""].password] for m in self.meters.values()
+            m.serial: [*m.settings.secrets(), *buses[m.bus or ""].settings.secrets()] for m in self.meters.values()
         }
         ids = {serial: app.meters[serial].id for serial in self.meters if serial in app.meters}
         self.health = HealthBook(ids, config.collector.offline_after, secrets)

@@ -79,8 +79,9 @@ def fixed_clock() -> datetime:
 
 
 def line(name: str, kind: str, url: str, **extra: Any) -> dict[str, Any]:
+    serial = {} if kind == "modbus-tcp" else {"frame_pause": "5ms"}  # a key of serial lines only
     return {"name": name, "kind": kind, "url": url, "timeout": f"{int(TIMEOUT * 1000)}ms", "retries": RETRIES,
-            "retry_backoff": f"{int(BACKOFF * 1000)}ms", "frame_pause": "5ms", **extra}
+            "retry_backoff": f"{int(BACKOFF * 1000)}ms", **serial, **extra}
 
 
 @contextlib.asynccontextmanager
