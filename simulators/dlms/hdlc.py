@@ -188,7 +188,10 @@ def decode(data: bytes) -> Frame:
 
 
 def take_frame(buffer: bytearray) -> bytes | None:
-    """Cut the first whole frame (by its format field's length) out of `buffer`; skip noise before a flag."""
+    """Cut the first whole frame (by its format field's length) out of `buffer`; skip noise before a flag.
+
+    Frames may follow one another with two flags (``7E ... 7E 7E ... 7E``) or share one (``7E ... 7E ... 7E``).
+    """
     while True:
         start = buffer.find(FLAG)
         if start < 0:
@@ -210,7 +213,7 @@ def take_frame(buffer: bytearray) -> bytes | None:
             del buffer[0]
             continue
         frame = bytes(buffer[:size])
-        del buffer[:size]
+        del buffer[: size - 1]  # the closing flag may open the next frame (one flag between frames)
         return frame
 
 
