@@ -9,7 +9,9 @@ Examples::
 Meter N has the serial SIM000N and the HDLC physical address 16 + N. Faults:
 ``SERIAL_OR_INDEX:NAME[=VALUE]``, NAME one of silent, delay (seconds), corrupt (probability), drop
 (probability), lower (Wh), wrap (duration until A+ wraps), drift (clock offset), refuse (every
-association refused). Passwords: reader (client 32) 12345678, configurator (client 48) 1234567812345678.
+association refused). Passwords: reader (client 32) 12345678, configurator (client 48) 1234567812345678;
+the configurator may also use HLS-GMAC with the global keys 000102..0F (encryption) and D0D1..DF
+(authentication).
 """
 
 from __future__ import annotations

@@ -28,6 +28,8 @@ diagnostic authentication-failure.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import zlib
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,6 +38,7 @@ from typing import Unpack
 from simulators.dlms import hdlc
 from simulators.dlms.association import CONFIGURATOR, READER, Association
 from simulators.dlms.objects import Reading
+from simulators.dlms.security import Keys
 from simulators.model import VirtualMeter
 from simulators.serial_line import LineOptions, Link, SerialSimulator
 from simulators.serving import LOOPBACK, Connections, Service
@@ -43,6 +46,13 @@ from simulators.serving import LOOPBACK, Connections, Service
 WRAPPER_VERSION = 1
 SERVER_WPORT = 1  # the management logical device
 DEFAULT_PASSWORDS = {READER: "12345678", CONFIGURATOR: "1234567812345678"}
+ENCRYPTION_KEY = bytes(range(16))  # 000102..0F and D0D1..DF: the Green Book's example global keys
+AUTHENTICATION_KEY = bytes(range(0xD0, 0xE0))
+
+
+def default_keys(serial: str) -> Keys:
+    """HLS-GMAC keys of a simulated meter; its system title "SIM" and five bytes from the serial."""
+    return Keys(ENCRYPTION_KEY, AUTHENTICATION_KEY, b"SIM" + zlib.crc32(serial.encode()).to_bytes(5, "big"))
 
 
 class MeterStates:
@@ -60,6 +70,8 @@ class MeterStates:
         self.passwords = {m.serial: {**DEFAULT_PASSWORDS, **(passwords or {}).get(m.serial, {})} for m in self.meters}
         self.refused = set(refused)
         self.clock_offsets: dict[str, timedelta] = {}  # serial → what SETs of the clock moved it by
+        self.keys = {m.serial: default_keys(m.serial) for m in self.meters}
+        self._counters = {m.serial: itertools.count(1) for m in self.meters}  # meter-wide invocation counters
 
     def meter_clock(self, meter: VirtualMeter, now: datetime) -> datetime:
         """The meter's clock at `now`: the model's (drift included) moved by the SETs it took."""
@@ -76,7 +88,16 @@ class MeterStates:
             self.clock_offsets[meter.serial] = moment - meter.clock(self.clock())
 
         passwords = {sap: password.encode() for sap, password in self.passwords[meter.serial].items()}
-        return Association(client_sap, passwords, read, set_clock, meter.timezone, refuse=meter.serial in self.refused)
+        return Association(
+            client_sap,
+            passwords,
+            read,
+            set_clock,
+            meter.timezone,
+            refuse=meter.serial in self.refused,
+            keys=self.keys[meter.serial],
+            next_counter=self._counters[meter.serial].__next__,
+        )
 
 
 class DlmsWrapperSimulator(Service):
@@ -119,8 +140,8 @@ class DlmsWrapperSimulator(Service):
                 with self._connections.serving(writer):
                     try:
                         await self._serve(m, reader, writer)
-                    except (asyncio.IncompleteReadError, ConnectionError):
-                        pass
+                    except (asyncio.CancelledError, asyncio.IncompleteReadError, ConnectionError):
+                        pass  # stopped, or the client went away; asyncio's stream callback chokes on a cancellation
                     finally:
                         writer.close()
 

@@ -25,12 +25,17 @@ from dlms_cosem import cosem, enumerations, exceptions, utils
 from dlms_cosem import time as dlms_time
 from dlms_cosem.client import DataResultError, DlmsClient
 from dlms_cosem.io import BlockingTcpIO, HdlcTransport, SerialIO, TcpTransport
-from dlms_cosem.security import LowLevelSecurityAuthentication, NoSecurityAuthentication
+from dlms_cosem.security import (
+    HighLevelSecurityGmacAuthentication,
+    LowLevelSecurityAuthentication,
+    NoSecurityAuthentication,
+)
 
 from amr.domain import Channel
 from simulators.dlms import DlmsHdlcSimulator, DlmsWrapperSimulator, hdlc
 from simulators.dlms.association import CONFIGURATOR, READER
 from simulators.dlms.objects import OBJECTS
+from simulators.dlms.server import AUTHENTICATION_KEY, ENCRYPTION_KEY
 from simulators.model import Faults, VirtualMeter
 from simulators.serving import Service
 
@@ -560,3 +565,51 @@ def test_python_m_simulators_dlms_names_a_bad_option() -> None:
     assert done.returncode == 2
     assert "no simulated meter '9'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def hls_client(sim: Service, target: VirtualMeter, encryption_key: bytes = ENCRYPTION_KEY) -> DlmsClient:
+    """The configurator with HLS-GMAC: ciphered APDUs (general-glo-ciphering) with the meter's global keys."""
+    plain = client(sim, target, sap=CONFIGURATOR)
+    return DlmsClient(
+        transport=plain.transport,
+        authentication=HighLevelSecurityGmacAuthentication(challenge_length=32),
+        encryption_key=encryption_key,
+        authentication_key=AUTHENTICATION_KEY,
+        client_system_title=b"AMRTEST1",
+    )
+
+
+@pytest.mark.parametrize("kind", ["wrapper", "hdlc-tcp"])
+def test_configurator_with_hls_gmac_reads_ciphered_and_wrong_keys_are_refused(kind: str) -> None:
+    m = meter()
+
+    async def scenario() -> tuple[int, int, datetime, str]:
+        async with simulator(kind, [m]) as sim:
+
+            def work() -> tuple[int, int, datetime, str]:
+                with hls_client(sim, m).session() as c:
+                    value = utils.parse_as_dlms_data(c.get(attribute(Interface.REGISTER, "1.0.1.8.0.255", 2)))
+                    listed = len(
+                        utils.parse_as_dlms_data(c.get(attribute(Interface.ASSOCIATION_LN, "0.0.40.0.0.255", 2)))
+                    )
+                    data = bytes((0x09, 12)) + dlms_time.datetime_to_bytes(
+                        (NOW + timedelta(hours=1)).astimezone(ZoneInfo(m.timezone))
+                    )
+                    assert c.set(clock_attribute(), data).result == enumerations.DataAccessResult.SUCCESS
+                    clock, _ = dlms_time.datetime_from_bytes(utils.parse_as_dlms_data(c.get(clock_attribute())))
+                wrong = hls_client(sim, m, encryption_key=bytes(16))
+                wrong.connect()
+                try:
+                    with pytest.raises(exceptions.DlmsClientException) as caught:
+                        wrong.associate()
+                finally:
+                    wrong.disconnect()
+                return value, listed, clock, str(caught.value)
+
+            return await in_thread(work)
+
+    value, listed, clock, refused = run(scenario())
+    assert value == m.registers(NOW)[0][Channel.A_PLUS]
+    assert listed == len(OBJECTS)  # the object list in blocks, each block ciphered
+    assert clock == NOW + timedelta(hours=1)
+    assert "AUTHENTICATION_FAILED" in refused

@@ -15,7 +15,7 @@ from dlms_cosem import enumerations
 from dlms_cosem.protocol import acse
 
 from simulators.dlms import axdr, hdlc
-from simulators.dlms.association import Association, parse_aarq
+from simulators.dlms.association import Association, Initiate, parse_aarq, parse_initiate
 from simulators.dlms.objects import Reading
 
 
@@ -139,7 +139,8 @@ def association(sap: int, **options: object) -> Association:
 def test_published_ln_aarq_is_accepted_with_the_published_initiate_response() -> None:
     apdu = hdlc.decode(AARQ_LN).information[3:]
     proposal = parse_aarq(apdu)
-    assert (proposal.context, proposal.mechanism, proposal.conformance, proposal.max_pdu) == (1, 0, 0x1E1D, 0xFFFF)
+    assert (proposal.context, proposal.mechanism, proposal.calling_title) == (1, 0, None)
+    assert parse_initiate(proposal.user) == Initiate(version=6, conformance=0x1E1D, max_pdu=0xFFFF)
     aare = association(16, max_pdu=0x03EF).handle(apdu)
     assert aare is not None
     published = hdlc.decode(AARE_LN).information[3:]
