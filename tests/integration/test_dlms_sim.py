@@ -613,3 +613,41 @@ def test_configurator_with_hls_gmac_reads_ciphered_and_wrong_keys_are_refused(ki
     assert listed == len(OBJECTS)  # the object list in blocks, each block ciphered
     assert clock == NOW + timedelta(hours=1)
     assert "AUTHENTICATION_FAILED" in refused
+
+
+def test_segmented_request_is_reassembled_and_addresses_pick_meters() -> None:
+    alone = meter()
+
+    async def scenario() -> dict[str, Any]:
+        async with simulator("hdlc-tcp", [alone]) as sim:
+            assert isinstance(sim, DlmsHdlcSimulator)
+
+            def work() -> dict[str, Any]:
+                seen: dict[str, Any] = {}
+                raw = RawHdlc(hdlc_port(sim))
+                try:
+                    raw.server = bytes((1 << 1 | 1,))  # logical device 1, no physical address: the meter alone
+                    raw.send(hdlc.SNRM | hdlc.POLL_FINAL)
+                    seen["one-byte address"] = hdlc.decode(raw.receive()).kind
+                    request = hdlc.LLC_REQUEST + AARQ_PUBLIC
+                    raw.info(request[:20], segmented=True)
+                    rr = hdlc.decode(raw.receive())
+                    seen["rr"] = (rr.kind, rr.receive_sequence)
+                    raw.info(request[20:])
+                    aare = hdlc.decode(raw.receive())
+                    seen["aare"] = aare.information[3:4]
+                    raw.server = server_address(99)  # nobody at 99
+                    raw.send(hdlc.SNRM | hdlc.POLL_FINAL)
+                    try:
+                        raw.receive()
+                        seen["99"] = "answered"
+                    except TimeoutError:
+                        seen["99"] = "silence"
+                finally:
+                    raw.close()
+                return seen
+
+            return await in_thread(work)
+
+    seen = run(scenario())
+    assert seen == {"one-byte address": "UA", "rr": ("RR", 1), "aare": b"\x61", "99": "silence"}
