@@ -14,8 +14,9 @@ the client's wPort is its SAP (16, 32, 48), the meter's logical device is wPort 
 HDLC (IEC 62056-46, `simulators.dlms.hdlc`): server address logical device 1 and the meter's
 physical address (``meter.address``; a one-byte address without a physical part reaches a meter
 alone on its line). SNRM/UA negotiate the information field length (at most 512 bytes here) and
-window (1); an APDU longer than the information field goes out in I-frames with the segmentation
-bit, the next one after the client's RR; DISC is answered with UA (DM when not connected), and
+window (at most 7); an APDU longer than the information field goes out in I-frames with the
+segmentation bit, a window of them at a time (the F bit on its last), the next window after the
+client's RR; DISC is answered with UA (DM when not connected), and
 anything but SNRM while disconnected with DM. The line's pace is `simulators.serial_line`'s.
 
 Faults (`simulators.model.Faults`) per answer: ``silent`` no answer; ``delay`` answer late;
@@ -203,7 +204,7 @@ _Session = dict[tuple[str, int], _HdlcLink]  # (serial, client SAP) → link, pe
 class DlmsHdlcSimulator(SerialSimulator[_Session]):
     """Meters speaking HDLC on one simulated line: a pty, or a TCP port (`url`)."""
 
-    own_parameters = hdlc.Parameters(max_info_transmit=512, max_info_receive=512)
+    own_parameters = hdlc.Parameters(max_info_transmit=512, max_info_receive=512, window_transmit=7, window_receive=7)
 
     def __init__(
         self,
@@ -239,45 +240,45 @@ class DlmsHdlcSimulator(SerialSimulator[_Session]):
         state = session.get(key)
         if state is None:
             state = session[key] = _HdlcLink(self.states.association(meter, client))
-        answer = await self._answer(frame, state, meter, client)
-        if answer is None:
+        answers = await self._answer(frame, state, meter, client)
+        if not answers:
             return
-        reply = hdlc.Frame(frame.source, frame.destination, answer[0], answer[1], answer[2]).encode()
+        reply = b"".join(hdlc.Frame(frame.source, frame.destination, *answer).encode() for answer in answers)
         if meter.roll(meter.faults.corrupt):
-            reply = reply[:-3] + bytes((reply[-3] ^ 0x01,)) + reply[-2:]  # a bad FCS
+            reply = reply[:-3] + bytes((reply[-3] ^ 0x01,)) + reply[-2:]  # a bad FCS (of the last frame)
         await self._reply(link, meter, len(data), reply, self.baudrate, self.baudrate, checked=False)
 
     async def _answer(
         self, frame: hdlc.Frame, state: _HdlcLink, meter: VirtualMeter, client: int
-    ) -> tuple[int, bytes, bool] | None:
-        """(control, information, segmented) of the answer to `frame`; None for none."""
+    ) -> list[tuple[int, bytes, bool]]:
+        """(control, information, segmented) of each frame answering `frame` (several: a window of I-frames)."""
         final = hdlc.POLL_FINAL
         kind = frame.kind
         if kind == "SNRM":
             try:
                 parameters = hdlc.negotiate(frame.information, self.own_parameters)
             except hdlc.FrameError:
-                return hdlc.FRMR | final, b"", False
+                return [(hdlc.FRMR | final, b"", False)]
             state.association = self.states.association(meter, client)
             state.parameters, state.send_sequence, state.receive_sequence = parameters, 0, 0
             state.incoming.clear()
             state.outgoing.clear()
-            return hdlc.UA | final, parameters.encode(), False
+            return [(hdlc.UA | final, parameters.encode(), False)]
         if kind == "DISC":
             if state.parameters is None:
-                return hdlc.DM | final, b"", False
+                return [(hdlc.DM | final, b"", False)]
             state.parameters = None
             state.association = self.states.association(meter, client)
-            return hdlc.UA | final, b"", False
+            return [(hdlc.UA | final, b"", False)]
         if state.parameters is None:
-            return (hdlc.DM | final, b"", False) if frame.poll else None
+            return [(hdlc.DM | final, b"", False)] if frame.poll else []
         if kind == "I":
             if frame.send_sequence != state.receive_sequence:
                 return self._receive_ready(state)  # out of sequence: say which frame is expected
             state.receive_sequence = (state.receive_sequence + 1) % 8
             state.incoming += frame.information
-            if frame.segmented:
-                return self._receive_ready(state)
+            if frame.segmented:  # more to come: acknowledged when the client polls (the last of its window)
+                return self._receive_ready(state) if frame.poll else []
             apdu = bytes(state.incoming)
             state.incoming.clear()
             if apdu.startswith(hdlc.LLC_REQUEST):
@@ -288,18 +289,24 @@ class DlmsHdlcSimulator(SerialSimulator[_Session]):
             payload = hdlc.LLC_RESPONSE + response
             size = state.parameters.max_info_transmit
             state.outgoing = [payload[i : i + size] for i in range(0, len(payload), size)]
-            return self._next_segment(state)
+            return self._window(state)
         if kind == "RR":
-            return self._next_segment(state) if state.outgoing else self._receive_ready(state)
-        return None
+            return self._window(state) if state.outgoing else self._receive_ready(state)
+        return []
 
     @staticmethod
-    def _receive_ready(state: _HdlcLink) -> tuple[int, bytes, bool]:
-        return state.receive_sequence << 5 | hdlc.POLL_FINAL | hdlc.RR, b"", False
+    def _receive_ready(state: _HdlcLink) -> list[tuple[int, bytes, bool]]:
+        return [(state.receive_sequence << 5 | hdlc.POLL_FINAL | hdlc.RR, b"", False)]
 
     @staticmethod
-    def _next_segment(state: _HdlcLink) -> tuple[int, bytes, bool]:
-        segment = state.outgoing.pop(0)
-        control = state.receive_sequence << 5 | hdlc.POLL_FINAL | state.send_sequence << 1
-        state.send_sequence = (state.send_sequence + 1) % 8
-        return control, segment, bool(state.outgoing)
+    def _window(state: _HdlcLink) -> list[tuple[int, bytes, bool]]:
+        """The next I-frames of the answer, as many as the window holds; the last one carries the F bit."""
+        assert state.parameters is not None
+        frames = []
+        for left in range(min(state.parameters.window_transmit, len(state.outgoing)) - 1, -1, -1):
+            segment = state.outgoing.pop(0)
+            final = hdlc.POLL_FINAL if left == 0 else 0
+            control = state.receive_sequence << 5 | final | state.send_sequence << 1
+            state.send_sequence = (state.send_sequence + 1) % 8
+            frames.append((control, segment, bool(state.outgoing)))
+        return frames

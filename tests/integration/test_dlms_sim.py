@@ -651,3 +651,42 @@ def test_segmented_request_is_reassembled_and_addresses_pick_meters() -> None:
 
     seen = run(scenario())
     assert seen == {"one-byte address": "UA", "rr": ("RR", 1), "aare": b"\x61", "99": "silence"}
+
+
+def test_a_window_of_three_segments_goes_out_before_each_rr() -> None:
+    m = meter()
+
+    async def scenario() -> tuple[bytes, list[list[hdlc.Frame]]]:
+        async with simulator("hdlc-tcp", [m]) as sim:
+            assert isinstance(sim, DlmsHdlcSimulator)
+
+            def work() -> tuple[bytes, list[list[hdlc.Frame]]]:
+                raw = RawHdlc(hdlc_port(sim))
+                try:
+                    # 64-byte information fields and a window of 3 both ways
+                    raw.send(hdlc.SNRM | hdlc.POLL_FINAL, bytes.fromhex("818012050140060140070400000003080400000003"))
+                    ua = hdlc.decode(raw.receive())
+                    raw.info(hdlc.LLC_REQUEST + AARQ_PUBLIC)
+                    hdlc.decode(raw.receive())
+                    raw.nr = 1
+                    raw.info(hdlc.LLC_REQUEST + GET_OBJECT_LIST)
+                    windows: list[list[hdlc.Frame]] = [[]]
+                    while True:
+                        frame = hdlc.decode(raw.receive())
+                        windows[-1].append(frame)
+                        raw.nr = (frame.send_sequence + 1) % 8
+                        if not frame.segmented:
+                            return ua.information, windows
+                        if frame.poll:
+                            raw.send(raw.nr << 5 | hdlc.POLL_FINAL | hdlc.RR)
+                            windows.append([])
+                finally:
+                    raw.close()
+
+            return await in_thread(work)
+
+    ua_information, windows = run(scenario())
+    assert ua_information == bytes.fromhex("818012050140060140070400000003080400000003")
+    assert len(windows) > 2
+    assert all(len(w) == 3 for w in windows[:-1])
+    assert all([f.poll for f in w] == [False] * (len(w) - 1) + [True] for w in windows)
