@@ -150,7 +150,7 @@ def _attribute(data: bytes) -> tuple[int, Obis, int]:
 
 
 def get_response_normal(invoke: int, data: bytes) -> bytes:
-    """Get-Response-Normal with data, encoded by hand: ``dlms-cosem`` 25.1's encoder of it
+    """Get-Response-Normal with data, encoded by hand: ``dlms-cosem``'s encoder of it (21.3 to 25.1)
     appends the invoke-id byte string as one integer and fails::
 
         C4 01 II 00 <data>      get-response, normal, invoke-id-and-priority, result choice 0: data

@@ -8,7 +8,7 @@ Green Book 9.2.7 / 9.2.4.8.3::
     f(challenge) of HLS-GMAC = SC + IC + GMAC(SC + AK + challenge) with the answering side's system title
     general-glo-ciphering (DB): DB <system title as octet string> <length> SC IC(4) <ciphertext + tag>
 
-General-glo-ciphering is encoded here: ``dlms-cosem`` 25.1 writes its length in one byte, which
+General-glo-ciphering is encoded here: ``dlms-cosem`` (21.3 to 25.1) writes its length in one byte, which
 fails for the longer answers (up to the 512-byte PDU) a meter sends.
 """
 

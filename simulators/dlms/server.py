@@ -16,8 +16,9 @@ physical address (``meter.address``; a one-byte address without a physical part 
 alone on its line). SNRM/UA negotiate the information field length (at most 512 bytes here) and
 window (at most 7); an APDU longer than the information field goes out in I-frames with the
 segmentation bit, a window of them at a time (the F bit on its last), the next window after the
-client's RR; DISC is answered with UA (DM when not connected), and
-anything but SNRM while disconnected with DM. The line's pace is `simulators.serial_line`'s.
+client's RR; DISC is answered with UA repeating the parameters in force (the information field is
+optional there; some clients need it), DM when not connected, and anything but SNRM while
+disconnected with DM. The line's pace is `simulators.serial_line`'s.
 
 Faults (`simulators.model.Faults`) per answer: ``silent`` no answer; ``delay`` answer late;
 ``corrupt`` a bad FCS (HDLC) or a garbled wrapper version (TCP wrapper); ``drop`` the connection
@@ -267,9 +268,10 @@ class DlmsHdlcSimulator(SerialSimulator[_Session]):
         if kind == "DISC":
             if state.parameters is None:
                 return [(hdlc.DM | final, b"", False)]
-            state.parameters = None
+            # the UA repeats the link's parameters: dlms-cosem 21.3 (MIT) reads only a UA with an information field
+            parameters, state.parameters = state.parameters, None
             state.association = self.states.association(meter, client)
-            return [(hdlc.UA | final, b"", False)]
+            return [(hdlc.UA | final, parameters.encode(), False)]
         if state.parameters is None:
             return [(hdlc.DM | final, b"", False)] if frame.poll else []
         if kind == "I":
