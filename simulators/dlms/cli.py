@@ -83,23 +83,26 @@ def make_meters(args: argparse.Namespace) -> tuple[list[VirtualMeter], set[str]]
     return meters, refused
 
 
-def config_snippet(urls: dict[str, str], meters: list[VirtualMeter], framing: str) -> str:
-    """TOML to poll these meters (public client, no authentication)."""
-    lines: list[str] = []
-    buses = list(dict.fromkeys(urls[m.serial] for m in meters))  # in the meters' order
-    for index, url in enumerate(buses, start=1):
-        name = "sim-dlms" if len(buses) == 1 else f"sim-dlms-{index}"
-        lines += ["[[buses]]", f'name = "{name}"', 'kind = "dlms"', f'url = "{url}"', f'framing = "{framing}"']
-        if framing == "hdlc":
-            lines.append(f"baudrate = {HDLC_BAUDRATE}")
-        lines += ['timeout = "2s"', 'schedule = "30s"', ""]
+def config_snippet(urls: dict[str, str], meters: list[VirtualMeter], framing: str, transport: str) -> str:
+    """TOML to poll these meters as the public client, in the keys of the DLMS driver's settings.
+
+    One bus: ``dlms-tcp`` (wrapper: each meter at its own ``host``; HDLC over TCP: by ``address``) or
+    ``dlms-hdlc`` on the pty.
+    """
+    first = urls[meters[0].serial]
+    kind = "dlms-hdlc" if transport == "pty" else "dlms-tcp"
+    url = first if transport == "pty" else "tcp://" + first.split("://", 1)[1]
+    lines = ["[[buses]]", 'name = "sim-dlms"', f'kind = "{kind}"', f'url = "{url}"']
+    if transport == "pty":
+        lines.append(f"baudrate = {HDLC_BAUDRATE}")
+    lines += ['timeout = "2s"', 'schedule = "30s"', "[buses.dlms]", f'transport = "{framing}"']
+    lines += [f"client = {PUBLIC}", 'authentication = "none"', ""]
     for meter in meters:
-        index = buses.index(urls[meter.serial]) + 1
-        bus = "sim-dlms" if len(buses) == 1 else f"sim-dlms-{index}"
-        lines += ["[[meters]]", f'serial = "{meter.serial}"', f'bus = "{bus}"', f"tariffs = {meter.tariffs}"]
-        lines += [f"client = {PUBLIC}", "logical_device = 1"]
+        lines += ["[[meters]]", f'serial = "{meter.serial}"', 'bus = "sim-dlms"', f"tariffs = {meter.tariffs}"]
         if framing == "hdlc":
             lines.append(f"address = {meter.address}")
+        else:
+            lines += ["[meters.dlms]", f'host = "{urls[meter.serial].split("://", 1)[1]}"']
         lines.append("")
     return "\n".join(lines)
 
@@ -125,7 +128,7 @@ async def serve(args: argparse.Namespace, meters: list[VirtualMeter], refused: s
             urls = dict.fromkeys((m.serial for m in meters), line.url)
         where = ", ".join(dict.fromkeys(urls.values()))
         print(f"{len(meters)} simulated dlms meter(s) ({framing}) at {where}; Ctrl-C stops them", flush=True)
-        print("\n# configuration to poll them:\n" + config_snippet(urls, meters, framing), flush=True)
+        print("\n# configuration to poll them:\n" + config_snippet(urls, meters, framing, args.transport), flush=True)
         await asyncio.Event().wait()
 
 

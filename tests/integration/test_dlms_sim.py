@@ -549,10 +549,16 @@ def test_python_m_simulators_dlms_prints_a_configuration_and_serves() -> None:
         first = proc.stdout.readline()
         assert "2 simulated dlms meter(s) (wrapper)" in first
         lines = []
-        while (line := proc.stdout.readline()) and 'bus = "sim-dlms-2"' not in line:
-            lines.append(line)
-        urls = [line.split('"')[1] for line in lines if line.startswith("url = ")]
-        assert len(urls) == 2
+        while (line := proc.stdout.readline()) and 'serial = "SIM0002"' not in lines[-4:]:
+            lines.append(line.strip())
+        assert 'kind = "dlms-tcp"' in lines
+        assert 'transport = "wrapper"' in lines
+        urls = ["tcp://" + line.split('"')[1] for line in lines if line.startswith("host = ")]
+        assert len(urls) == 1  # the second meter's host line is still to come
+        line = proc.stdout.readline()
+        while not line.startswith("host = "):
+            line = proc.stdout.readline()
+        urls.append("tcp://" + line.split('"')[1])
         port = int(urls[0].rsplit(":", 1)[1])
         with DlmsClient.with_tcp_transport("127.0.0.1", port, 16, 1, timeout=3).session() as c:
             assert utils.parse_as_dlms_data(c.get(attribute(Interface.REGISTER, "1.0.1.8.0.255", 2))) > 0
