@@ -392,7 +392,7 @@ class Association:
             raise RequestError("only Get-Request-Normal and Get-Request-Next are served")
         class_id, obis, attribute = _attribute(apdu[3:12])
         selection = apdu[12:13]
-        error = self._check(class_id, obis, attribute)
+        error = self._check(class_id, obis)
         if error is None and selection not in (b"", b"\x00"):
             error = enums.DataAccessResult.OTHER_REASON  # no object here takes selective access yet
         data = None if error is not None else OBJECTS[obis].read(attribute, self.read())
@@ -437,7 +437,7 @@ class Association:
             return bytes(answer.to_bytes())
         return self._block(invoke)
 
-    def _check(self, class_id: int, obis: Obis, attribute: int) -> enums.DataAccessResult | None:
+    def _check(self, class_id: int, obis: Obis) -> enums.DataAccessResult | None:
         obj = OBJECTS.get(obis)
         if obj is None:
             return enums.DataAccessResult.OBJECT_UNDEFINED
@@ -451,7 +451,7 @@ class Association:
             raise RequestError("only Set-Request-Normal is served")
         invoke = xdlms.InvokeIdAndPriority.from_bytes(apdu[2:3])
         class_id, obis, attribute = _attribute(apdu[3:12])
-        result = self._check(class_id, obis, attribute)
+        result = self._check(class_id, obis)
         if result is None:
             result = self._write(obis, attribute, apdu[12:])
         return bytes(xdlms.SetResponseNormal(result=result, invoke_id_and_priority=invoke).to_bytes())
