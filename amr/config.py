@@ -33,10 +33,10 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from amr.durations import format_duration, parse_duration
+from amr.core.durations import format_duration, parse_duration
+from amr.core.gc_policy import paused_gc
+from amr.core.meters import Meter, RatioVersion
 from amr.errors import ConfigError, InputError
-from amr.gc_policy import paused_gc
-from amr.meters import Meter, RatioVersion
 
 
 def _duration(value: object) -> timedelta:

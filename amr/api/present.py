@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 
 from amr.api.errors import ApiError, invalid, not_found
 from amr.api.schemas import ChannelValues, ReadingItem, ReasonItem, RejectedItem
-from amr.domain import CHANNELS, TARIFFS, Channel, Flag, StoredReading, kwh_from_wh, parse_int
-from amr.energy import consumption_wh
+from amr.core.domain import CHANNELS, TARIFFS, Channel, Flag, StoredReading, kwh_from_wh, parse_int
+from amr.core.energy import consumption_wh
+from amr.core.meters import Meter
+from amr.core.timetext import zone_label
 from amr.errors import InputError
-from amr.meters import Meter
 from amr.store import RejectedRecord, Store
-from amr.timetext import zone_label
 from amr.validation import ContextRequest, Reason, describe
 from amr.validation.series import Series
 

@@ -14,12 +14,12 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
 
-from amr.domain import Channel, Source
+from amr.core.domain import Channel, Source
 
 Kwh = Annotated[str, Field(description="kWh or kvarh with up to three decimals", examples=["1234.567"])]
 
 # --- the forms of text the API takes, as the OpenAPI document states them -------------------
-# The parsers (`amr.domain.wh_from_kwh`, `amr.api.present.parse_day`/`parse_moment`/`parse_month`)
+# The parsers (`amr.core.domain.wh_from_kwh`, `amr.api.present.parse_day`/`parse_moment`/`parse_month`)
 # enforce them with messages naming the field; the patterns below only say them to clients.
 
 _YEAR = "(?:19[0-9]{2}|[2-8][0-9]{3})"
@@ -31,7 +31,7 @@ MOMENT_PATTERN = f"^{_DAY}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}(?:[.][0-9]{{1,9}})?(
 """An RFC 3339 date-time whose local date lies within the range the API takes."""
 MONTH_PATTERN = f"^{_YEAR}-(?:0[1-9]|1[0-2])$"
 KWH_PATTERN = "^[+]?0*(?:[0-9]{1,15}(?:[.][0-9]{0,3})?|[.][0-9]{1,3})$"
-"""A non-negative energy value as `amr.domain.wh_from_kwh` reads it: ASCII digits, one optional
+"""A non-negative energy value as `amr.core.domain.wh_from_kwh` reads it: ASCII digits, one optional
 decimal point, at most three decimals, below 10^15 kWh."""
 ZONE_PATTERN = "^(?:[0-4]|total)$"
 TOKEN_PATTERN = "^[A-Za-z0-9_-]+$"

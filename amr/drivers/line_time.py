@@ -24,11 +24,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from amr.config import BusConfig, Config, MeterConfig, ScheduleConfig
+from amr.core.durations import format_duration
 from amr.drivers.iec62056_21.settings import IecBusSettings, IecMeterSettings
 from amr.drivers.modbus.settings import ModbusRtuBusSettings
 from amr.drivers.serial_line import frame_pause, frame_time, rtu_gap
 from amr.drivers.serial_settings import SerialBusSettings
-from amr.durations import format_duration
 
 REACTION = 0.02  # s: a meter's reaction before it answers (IEC "20 ms" meters, Mercury)
 IEC_REACTION = 0.2  # s: the reaction an IEC meter announces unless it is a 20 ms one

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from amr.config import BusSettings, MeterSettings
-from amr.domain import Source
+from amr.core.domain import Source
 
 Capability = Literal["registers", "profiles", "clock", "journal", "relay", "quality"]
 CAPABILITIES: tuple[Capability, ...] = ("registers", "profiles", "clock", "journal", "relay", "quality")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from amr.domain import CHANNELS, Values
+from amr.core.domain import CHANNELS, Values
 from simulators.dlms import axdr
 
 Obis = tuple[int, int, int, int, int, int]

@@ -19,7 +19,7 @@ from amr.api.present import parse_day, parse_moment
 from amr.api.schemas import DAY_PATTERN, KWH_PATTERN, MOMENT_PATTERN, PLAIN_TEXT_PATTERN, has_control
 from amr.app import App
 from amr.config import config_from_dict
-from amr.domain import MAX_WH, wh_from_kwh
+from amr.core.domain import MAX_WH, wh_from_kwh
 from tests.api.conftest import Env
 
 MSK = ZoneInfo("Europe/Moscow")

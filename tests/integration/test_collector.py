@@ -29,8 +29,8 @@ from amr.cli import main as collect_main
 from amr.collector import Collector, PollResult
 from amr.collector.command import once
 from amr.config import Config, config_from_dict, load_config
+from amr.core.domain import Channel, kwh_from_wh
 from amr.demo.field import to_toml
-from amr.domain import Channel, kwh_from_wh
 from amr.store import Store
 from amr.store.health import load_health
 from simulators.modbus import ModbusRtuSimulator, ModbusTcpSimulator

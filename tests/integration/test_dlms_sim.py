@@ -27,7 +27,7 @@ from dlms_cosem import time as dlms_time
 from dlms_cosem.clients.dlms_client import DataResultError, DlmsClient
 from dlms_cosem.clients.hdlc_transport import SerialHdlcTransport
 
-from amr.domain import Channel
+from amr.core.domain import Channel
 from simulators.dlms import DlmsHdlcSimulator, DlmsWrapperSimulator, hdlc
 from simulators.dlms.association import CONFIGURATOR, READER
 from simulators.dlms.objects import OBJECTS

@@ -23,7 +23,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from amr.config import BusConfig, MeterConfig, config_from_dict
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.drivers.base import MeterValues
 from amr.drivers.modbus.driver import ModbusTcpDriver, register_map
 from amr.errors import ConnectError, DeviceError, ReadTimeout

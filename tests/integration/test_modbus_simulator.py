@@ -12,7 +12,7 @@ import pytest
 
 from amr.collector.retry import is_transient
 from amr.config import BusConfig, MeterConfig
-from amr.domain import Channel, Values
+from amr.core.domain import Channel, Values
 from amr.drivers.base import PollDriver
 from amr.drivers.modbus.driver import ModbusRtuDriver, ModbusTcpDriver
 from amr.errors import ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout

@@ -44,10 +44,10 @@ from amr.api.schemas_dashboard import (
     TariffReading,
 )
 from amr.config import MeterConfig
+from amr.core.domain import Flag, StoredReading
+from amr.core.meters import Meter
 from amr.dashboard.problems import missing_reads
-from amr.domain import Flag, StoredReading
 from amr.drivers.registry import PROTOCOLS
-from amr.meters import Meter
 from amr.store.dashboard_queries import meter_schedules, refused_count
 from amr.store.health import Completeness, HealthRecord, Status, completeness_of, load_health
 from amr.store.readings_api import history, latest_readings, rejected_of

@@ -16,8 +16,8 @@ from amr.api.deps import Ctx, CurrentUser, Staff, refuse_control_characters
 from amr.api.errors import ApiError, invalid, responses
 from amr.api.present import kwh, parse_day, period
 from amr.api.schemas import DAY_OR_MOMENT, DayText
-from amr.domain import CHANNELS
-from amr.export80020 import ENCODING, build_80020
+from amr.core.domain import CHANNELS
+from amr.outputs.export80020 import ENCODING, build_80020
 from amr.store.exports import next_export_number
 from amr.store.readings_api import stream_readings
 

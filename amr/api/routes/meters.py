@@ -30,8 +30,8 @@ from amr.api.schemas import (
     TokenText,
     WholeText,
 )
-from amr.consumption import Step, boundaries, consumption
-from amr.domain import Channel, Source
+from amr.core.domain import Channel, Source
+from amr.outputs.consumption import Step, boundaries, consumption
 from amr.store.readings_api import history
 
 router = APIRouter(prefix="/api/v1/meters", tags=["meters"], dependencies=[Depends(refuse_control_characters)])

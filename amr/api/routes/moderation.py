@@ -15,7 +15,7 @@ from amr.api.errors import ApiError, not_found, responses
 from amr.api.present import channel_values, local
 from amr.api.schemas import AcceptInput, ModerationResult, PendingItem, ResolveInput, WholeText
 from amr.api.submission import Form, judge_and_store, localized_refusal, verdicts
-from amr.domain import CHANNELS, Channel, IncomingReading, Source
+from amr.core.domain import CHANNELS, Channel, IncomingReading, Source
 from amr.errors import NotFound
 from amr.store import Session
 from amr.store.pending import PendingRecord, resolve_in

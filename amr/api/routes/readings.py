@@ -20,7 +20,7 @@ from amr.api.idempotent import run_idempotent
 from amr.api.present import human_time, parse_reading_id, reading_item
 from amr.api.schemas import DeletedReading, ReadingInput, SubmitInput, SubmitResult
 from amr.api.submission import batch_of, parse_form, preview, result_of, submit_form, verdicts
-from amr.domain import Source
+from amr.core.domain import Source
 from amr.store.readings_api import NotLatest, NotManual, delete_latest
 
 router = APIRouter(prefix="/api/v1/readings", tags=["readings"], dependencies=[Depends(refuse_control_characters)])

@@ -35,7 +35,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from amr.config import BusConfig, MeterConfig
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.errors import ConfigError
 
 Authentication = Literal["none", "lls", "hls-gmac"]

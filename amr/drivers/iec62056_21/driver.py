@@ -41,7 +41,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 
 from amr.config import BusConfig, MeterConfig
-from amr.domain import Channel, Source
+from amr.core.domain import Channel, Source
 from amr.drivers.base import MeterValues
 from amr.drivers.iec62056_21.settings import IecBusSettings, IecMeterSettings
 from amr.drivers.serial_line import LineSettings, SerialLineDriver

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from amr.domain import Source
+from amr.core.domain import Source
 from amr.drivers.iec62056_21.settings import IecBusSettings, IecMeterSettings
 from amr.drivers.spec import SERIAL_SCHEMES, DriverSpec, check_serial_url
 

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 
 from amr.config import BusConfig, MeterConfig
-from amr.domain import Source, Values
+from amr.core.domain import Source, Values
 from amr.drivers.base import MeterValues
 from amr.drivers.mercury230.settings import MercuryMeterSettings
 from amr.drivers.serial_line import LineSettings, SerialLineDriver

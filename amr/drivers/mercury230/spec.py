@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from amr.domain import Source
+from amr.core.domain import Source
 from amr.drivers.mercury230.settings import MercuryBusSettings, MercuryMeterSettings
 from amr.drivers.spec import SERIAL_SCHEMES, DriverSpec, check_serial_url
 

@@ -37,7 +37,7 @@ from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.framer import FramerType
 
 from amr.config import BusConfig, MeterConfig
-from amr.domain import Values
+from amr.core.domain import Values
 from amr.drivers.base import MeterValues, PollDriver
 from amr.drivers.modbus.errors import ILLEGAL_DATA_ADDRESS, ModbusExceptionError
 from amr.drivers.modbus.settings import ModbusBusSettings, ModbusMeterSettings, ModbusRtuBusSettings

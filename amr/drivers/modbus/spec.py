@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amr.domain import Source
+from amr.core.domain import Source
 from amr.drivers.modbus.settings import ModbusMeterSettings, ModbusRtuBusSettings, ModbusTcpBusSettings
 from amr.drivers.spec import SERIAL_SCHEMES, DriverSpec, check_serial_url
 

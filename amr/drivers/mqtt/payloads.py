@@ -57,7 +57,7 @@ from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any, Literal
 
 from amr.config import BusConfig, MeterConfig
-from amr.domain import Channel, Values
+from amr.core.domain import Channel, Values
 from amr.drivers.base import MeterValues
 from amr.drivers.mqtt.settings import MqttBusSettings
 from amr.errors import ConfigError, ProtocolError

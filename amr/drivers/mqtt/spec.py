@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amr.domain import Source
+from amr.core.domain import Source
 from amr.drivers.mqtt.settings import MqttBusSettings, MqttMeterSettings
 from amr.drivers.spec import DriverSpec
 

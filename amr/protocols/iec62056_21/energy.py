@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
-from amr.domain import Channel, Values
+from amr.core.domain import Channel, Values
 from amr.errors import ProtocolError
 from amr.protocols import obis
 from amr.protocols.iec62056_21.datasets import DataSet

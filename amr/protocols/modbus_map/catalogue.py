@@ -14,7 +14,7 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any
 
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.protocols.modbus_map.codec import DEFAULT_MAX_GAP, MAX_READ_REGISTERS, RegisterSpec, RegisterType
 from amr.protocols.modbus_map.planning import RegisterKey, RegisterMap
 

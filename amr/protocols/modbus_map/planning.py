@@ -15,7 +15,7 @@ import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from amr.domain import Channel, Values
+from amr.core.domain import Channel, Values
 from amr.errors import ProtocolError
 from amr.protocols.modbus_map.codec import DEFAULT_MAX_GAP, MAX_READ_REGISTERS, RegisterSpec, decode, encode
 from amr.protocols.units import unit_fits_channel

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.errors import ProtocolError
 from amr.protocols import iec62056_21 as iec
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.errors import ProtocolError
 from amr.protocols.modbus_map import (
     PROFILES,
