@@ -7,7 +7,6 @@ pty in the event loop. Values are checked against the meter's model at a fixed c
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import socket
@@ -21,7 +20,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import serial
-import structlog
 from dlms_cosem import cosem, enumerations, exceptions, utils
 from dlms_cosem import time as dlms_time
 from dlms_cosem.clients.dlms_client import DataResultError, DlmsClient
@@ -34,8 +32,6 @@ from simulators.dlms.objects import OBJECTS
 from simulators.dlms.server import AUTHENTICATION_KEY, ENCRYPTION_KEY
 from simulators.model import Faults, VirtualMeter
 from simulators.serving import Service
-
-structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))  # dlms-cosem's frame log
 
 T = TypeVar("T")
 NOW = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
