@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
-from amr.domain import CHANNELS, StoredReading
+from amr.core.domain import CHANNELS, StoredReading
 from amr.store.models import UTCDateTime
 from amr.store.rows import READING_COLUMNS, reading_from_row
 from amr.validation.pipeline import ContextRequest, SeriesKey

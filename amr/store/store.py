@@ -21,10 +21,10 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from amr.config import DatabaseConfig
-from amr.consumption import Step
-from amr.domain import CHANNELS, Channel, Flag, StoredReading
+from amr.core.domain import CHANNELS, Channel, Flag, StoredReading
+from amr.core.meters import Meter
 from amr.errors import ConfigError, NotFound, StoreError, StoreUnavailable
-from amr.meters import Meter
+from amr.outputs.consumption import Step
 from amr.store import migrate
 from amr.store.aggregates import VIEWS, bucket_samples
 from amr.store.context import changed_series, load_context

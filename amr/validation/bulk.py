@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from itertools import repeat
 
-from amr.domain import CHANNELS, IncomingReading
-from amr.meters import Meter
+from amr.core.domain import CHANNELS, IncomingReading
+from amr.core.meters import Meter
 from amr.validation.rules import MICROS_PER_HOUR
 from amr.validation.series import Series
 

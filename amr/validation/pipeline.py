@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from itertools import groupby, repeat
 from typing import Any, Literal, Protocol
 
-from amr.domain import CHANNELS, SOURCE_TEXT, Channel, Flag, IncomingReading, StoredReading, kwh_from_wh
-from amr.energy import consumption_wh
-from amr.gc_policy import paused_gc
-from amr.meters import Meter
-from amr.timetext import local_text
+from amr.core.domain import CHANNELS, SOURCE_TEXT, Channel, Flag, IncomingReading, StoredReading, kwh_from_wh
+from amr.core.energy import consumption_wh
+from amr.core.gc_policy import paused_gc
+from amr.core.meters import Meter
+from amr.core.timetext import local_text
 from amr.validation.bulk import BULK_MIN, acceptable_in_bulk
 from amr.validation.reasons import Reason
 from amr.validation.rules import Step, static_reasons, step

@@ -9,10 +9,10 @@ from typing import TypeVar
 import pytest
 from sqlalchemy import delete
 
-from amr.bulk_ingest import BulkIngest
-from amr.consumption import Step, boundaries, consumption
-from amr.domain import Channel, Flag, StoredReading
-from amr.ingest import Ingestor
+from amr.core.domain import Channel, Flag, StoredReading
+from amr.ingest.bulk import BulkIngest
+from amr.ingest.ingestor import Ingestor
+from amr.outputs.consumption import Step, boundaries, consumption
 from amr.store import Session, Store
 from amr.store.models import ReadingRow
 from amr.validation import ContextRequest, Pipeline, Reason, Summary

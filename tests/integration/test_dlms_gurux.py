@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from amr.config import BusConfig, MeterConfig
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.drivers.dlms import DlmsBusSettings, DlmsMeterSettings, DlmsTcpDriver
 from amr.errors import DeviceError, ReadTimeout
 from tests.support.gurux_server import MeterSpec, serving

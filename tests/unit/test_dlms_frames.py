@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.drivers.dlms import hdlc, values
 from amr.errors import ProtocolError
 

@@ -24,7 +24,7 @@ from typing import ClassVar
 from urllib.parse import urlsplit
 
 from amr.config import BusConfig, MeterConfig
-from amr.domain import CHANNELS, Channel, Values
+from amr.core.domain import CHANNELS, Channel, Values
 from amr.drivers.base import MeterValues, PollDriver
 from amr.drivers.dlms import errors, hdlc, values
 from amr.drivers.dlms.links import HdlcLink, WrapperLink

@@ -35,7 +35,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from amr.config import BusConfig, MeterConfig
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.errors import ConfigError
 
 Authentication = Literal["none", "lls", "hls-gmac"]
@@ -218,8 +218,9 @@ def meter_link(
             settings = DlmsMeterSettings.model_validate(settings.model_dump())
         merged: dict[str, Any] = bus.model_dump(include=set(DlmsSecurity.model_fields))
         merged.update(settings.model_dump(include=set(DlmsSecurity.model_fields), exclude_none=True))
-        if "password" not in settings.model_fields_set and settings.password is None and meter.password:
-            merged["password"] = meter.password
+        fallback = getattr(getattr(meter, "settings", None), "password", None)
+        if "password" not in settings.model_fields_set and settings.password is None and fallback:
+            merged["password"] = fallback
         return MeterLink(meter.serial, DlmsSecurity.model_validate(merged), settings)
     except ValidationError as exc:
         raise ConfigError(f"meter {meter.serial}: dlms: {_first(exc)}") from None

@@ -21,7 +21,7 @@ from typing import Any
 
 from dlms_cosem import dlms_data  # type: ignore[import-untyped]
 
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.drivers.dlms import errors
 
 UNIT_WH, UNIT_VARH = 30, 32

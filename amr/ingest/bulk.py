@@ -28,9 +28,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 
-from amr.domain import CHANNELS, Channel, IncomingReading, StoredReading
-from amr.gc_policy import paused_gc
-from amr.ingest import Ingestor
+from amr.core.domain import CHANNELS, Channel, IncomingReading, StoredReading
+from amr.core.gc_policy import paused_gc
+from amr.ingest.ingestor import Ingestor
 from amr.store import Session
 from amr.validation import BatchResult, ContextRequest, Summary
 from amr.validation.pipeline import SeriesKey
