@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from amr.bulk_ingest import _Tail, _TailLoader
-from amr.domain import CHANNELS, StoredReading
+from amr.core.domain import CHANNELS, StoredReading
+from amr.ingest.bulk import _Tail, _TailLoader
 from amr.validation import BatchResult
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
