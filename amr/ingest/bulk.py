@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, repeat
 
 from amr.core.domain import CHANNELS, Channel, IncomingReading, StoredReading
 from amr.core.gc_policy import paused_gc
@@ -35,6 +37,10 @@ from amr.validation.pipeline import SeriesKey
 
 Context = dict[SeriesKey, list[StoredReading]]
 _Item = tuple[list[IncomingReading], BatchResult, list[ContextRequest], Context]
+_METER_ID = operator.attrgetter("meter_id")
+_TARIFF = operator.attrgetter("tariff")
+_TS = operator.attrgetter("ts")
+_VALUES = operator.attrgetter("values")
 
 
 @dataclass(slots=True)
@@ -50,9 +56,13 @@ class _Tail:
     def extend(self, reading: StoredReading) -> None:
         for channel in CHANNELS:
             if reading.values.get(channel) is not None:
-                held = self.last.get(channel)
-                if held is None or held.ts < reading.ts:
-                    self.last[channel] = reading
+                self.put(channel, reading)
+
+    def put(self, channel: Channel, reading: StoredReading) -> None:
+        """Take `reading` as the newest of `channel` (which it has) unless a newer one is held."""
+        held = self.last.get(channel)
+        if held is None or held.ts < reading.ts:
+            self.last[channel] = reading
 
 
 class _TailLoader:
@@ -109,29 +119,48 @@ class _TailLoader:
 
     def remember(self, result: BatchResult) -> None:
         """Extend the tails with a judged batch's accepted readings."""
-        newest: dict[SeriesKey, StoredReading] = {}
-        for reading in result.accepted:
-            key = (reading.meter_id, reading.tariff)
-            held = newest.get(key)
-            if held is None or held.ts < reading.ts:
-                newest[key] = reading
-        partial: set[SeriesKey] = set()
-        for key, reading in newest.items():
-            tail = self.tails.get(key)
-            if tail is None:
-                continue
-            if len(reading.values) == len(CHANNELS) and None not in reading.values.values():
-                tail.extend(reading)  # it has every channel: it is the newest of each
+        accepted = result.accepted
+        if accepted and self.tails:
+            keys = list(zip(map(_METER_ID, accepted), map(_TARIFF, accepted), strict=True))
+            if _in_runs(keys, list(map(_TS, accepted))):
+                self._remember_runs(keys, accepted)
             else:
-                partial.add(key)  # an older reading may hold the newest value of the channel it lacks
-        if partial:
-            for reading in result.accepted:
-                key = (reading.meter_id, reading.tariff)
-                if key in partial:
-                    self.tails[key].extend(reading)
+                tails = self.tails
+                for key, reading in zip(keys, accepted, strict=True):
+                    tail = tails.get(key)
+                    if tail is not None:
+                        tail.extend(reading)
         if result.flag_updates:
             for key in {(r.meter_id, r.tariff) for r in result.flag_updates.values()}:
                 self.tails.pop(key, None)
+
+    def _remember_runs(self, keys: list[SeriesKey], accepted: list[StoredReading]) -> None:
+        """`remember` for readings in runs (see `_in_runs`): the last of a series having a channel is
+        its newest with it, so each tail takes at most one reading per channel. Only a channel that
+        the last reading of some series lacks needs a look at the others."""
+        tails = self.tails
+        last = dict(zip(keys, accepted, strict=True))  # the last of a key wins
+        lacking = {c for r in last.values() for c in CHANNELS if r.values.get(c) is None}
+        value_maps = list(map(_VALUES, accepted)) if lacking else []
+        for channel in CHANNELS:
+            if channel in lacking:
+                has = list(map(operator.is_not, map(dict.get, value_maps, repeat(channel)), repeat(None)))
+                newest = dict(zip(compress(keys, has), compress(accepted, has), strict=True))
+            else:
+                newest = last
+            for key, reading in newest.items():
+                tail = tails.get(key)
+                if tail is not None:
+                    tail.put(channel, reading)
+
+
+def _in_runs(keys: list[SeriesKey], times: list[object]) -> bool:
+    """True when the readings of each series are consecutive and in time order (as the pipeline
+    accepts them: a series' run at a time, sorted); then the last of a series is its newest."""
+    changes = list(map(operator.ne, keys, keys[1:]))
+    if sum(changes) + 1 != len(set(keys)):
+        return False
+    return all(map(operator.or_, changes, map(operator.lt, times, times[1:])))  # type: ignore[arg-type]
 
 
 class BulkIngest:
