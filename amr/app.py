@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amr.config import Config, load_config
+from amr.core.gc_policy import paused_gc
+from amr.core.meters import Meter
 from amr.errors import NotFound
-from amr.gc_policy import paused_gc
-from amr.ingest import Ingestor
-from amr.meters import Meter
+from amr.ingest.ingestor import Ingestor
 from amr.store import Store
 
 

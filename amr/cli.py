@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 from amr import __version__
 from amr.config import load_config
-from amr.consumption import Step, boundaries, consumption, gap_text
-from amr.domain import CHANNELS, Channel, Flag, StoredReading, kwh_from_wh
+from amr.core.domain import CHANNELS, Channel, Flag, StoredReading, kwh_from_wh
 from amr.errors import AmrError, ConfigError, InputError
+from amr.outputs.consumption import Step, boundaries, consumption, gap_text
 
 if TYPE_CHECKING:
     from amr.app import App
@@ -98,8 +98,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    from amr.bulk_ingest import BulkIngest
-    from amr.csvio import count_rows, read_readings
+    from amr.ingest.bulk import BulkIngest
+    from amr.ingest.csvfile import count_rows, read_readings
 
     with _open(args.config) as app, path.open("rb") as stream:
         bar = None

@@ -10,12 +10,12 @@ from __future__ import annotations
 import functools
 import os
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -23,16 +23,20 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    SecretStr,
+    SkipValidation,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from amr.durations import format_duration, parse_duration
+from amr.core.durations import format_duration, parse_duration
+from amr.core.gc_policy import paused_gc
+from amr.core.meters import Meter, RatioVersion
 from amr.errors import ConfigError, InputError
-from amr.gc_policy import paused_gc
-from amr.meters import Meter, RatioVersion
 
 
 def _duration(value: object) -> timedelta:
@@ -97,26 +101,6 @@ class RatioStep(_Section):
 
 
 Ratio = Decimal | list[RatioStep]
-
-
-class RegisterConfig(_Section):
-    """One register of a meter's own map.
-
-    Example: ``{ channel = "a_plus", function = 4, address = 0x48, type = "float32", unit = "kWh" }``.
-    """
-
-    channel: Literal["a_plus", "a_minus", "r_plus", "r_minus"]
-    tariff: int = Field(0, ge=0, le=4)
-    function: Literal[3, 4] = 3
-    address: int = Field(ge=0, le=0xFFFF)
-    base: Literal[0, 1] = 0
-    type: Literal["uint16", "uint32", "uint64", "int32", "int64", "float32", "float64"]
-    word_order: Literal["big", "little"] = "big"
-    byte_order: Literal["big", "little"] = "big"
-    scale: Decimal = Field(Decimal(1), gt=0)
-    unit: Literal["Wh", "kWh", "MWh", "varh", "kvarh", "Mvarh"] = "kWh"
-    decimals: int | None = Field(None, ge=0, le=6)
-    count: int | None = Field(None, ge=1, le=4, description="registers spanned; checked against the type")
 
 
 class ScheduleConfig(_Section):
@@ -185,38 +169,194 @@ def _schedule(value: object) -> object:
 Schedule = Annotated[ScheduleConfig, BeforeValidator(_schedule)]
 
 
+class ProtocolSettings(BaseModel):
+    """A protocol's own keys of a bus or meter entry (flat in the TOML, beside the common keys).
+
+    Each protocol declares its models in ``amr/drivers/<protocol>/settings.py`` and names them on
+    its `DriverSpec`; the loader validates the keys that are not common through them.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def of(cls, entry: BusConfig | MeterConfig) -> Self:
+        """`entry`'s settings as this model: themselves when they are one, else validated from their keys
+        (a meter built without its bus's kind, as a test or a tool may build one)."""
+        settings = entry.settings
+        if isinstance(settings, cls):
+            return settings
+        try:
+            return cls.model_validate(settings.model_dump(exclude_unset=True))
+        except ValidationError as exc:
+            name = f"bus {entry.name!r}" if isinstance(entry, BusConfig) else f"meter {entry.serial}"
+            problems = "; ".join(
+                (f"{_format_location(tuple(e['loc']))}: " if e["loc"] else "") + _explain(e, str(e["msg"]))
+                for e in exc.errors()
+            )
+            raise ConfigError(f"{name}: {problems.replace('Value error, ', '')}") from None
+
+    def secrets(self) -> list[str]:
+        """The values of its secret keys, to keep out of messages and logs: keys declared ``repr=False``
+        or `SecretStr`, also within a table of its own (e.g. a protocol's security table)."""
+        return _secrets(self, self._secret_keys())
+
+    @classmethod
+    def _secret_keys(cls) -> frozenset[str]:
+        return frozenset(name for name, field in cls.model_fields.items() if not field.repr)
+
+
+def _secrets(model: BaseModel, hidden: frozenset[str]) -> list[str]:
+    found: list[str] = []
+    for name, value in model:
+        if isinstance(value, BaseModel):
+            found += _secrets(value, frozenset(n for n, f in type(value).model_fields.items() if not f.repr))
+        elif isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif value and name in hidden:
+            found.append(str(value))
+    return [secret for secret in found if secret]
+
+
+class BusSettings(ProtocolSettings):
+    """The base of a protocol's bus settings (none: a kind with no keys of its own)."""
+
+    @property
+    def reads_at_once(self) -> int:
+        """How many meters of a bus that is no serial line the collector reads at once."""
+        return 1
+
+
+class MeterSettings(ProtocolSettings):
+    """The base of a protocol's meter settings (none: a kind with no keys of its own)."""
+
+
+class UnboundMeterSettings(MeterSettings):
+    """The protocol keys of a meter validated without its bus's kind: kept as given."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @classmethod
+    def _secret_keys(cls) -> frozenset[str]:
+        from amr.drivers.registry import PROTOCOLS
+
+        return frozenset().union(*(spec.meter_settings._secret_keys() for spec in PROTOCOLS.values()))
+
+    def __repr_args__(self) -> Any:
+        hidden = self._secret_keys()
+        return [(name, value) for name, value in super().__repr_args__() if name not in hidden]
+
+
+_BUS_KEYS = ("name", "kind", "url", "timeout", "retries", "retry_backoff", "schedule")
+_METER_KEYS = (
+    "serial", "name", "model", "object", "point", "accounts", "digits", "decimals", "ct_ratio", "vt_ratio",
+    "tariffs", "max_power_kw", "installed", "removed", "bus", "address", "schedule", "timeout", "retries",
+)
+
+
+@functools.cache
+def _keys(model: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(f.alias or name for name, f in model.model_fields.items())
+
+
+_COMMON: dict[tuple[str, ...], frozenset[str]] = {keys: frozenset(keys) for keys in (_BUS_KEYS, _METER_KEYS)}
+
+
+def _line_errors(exc: ValidationError) -> list[InitErrorDetails]:
+    """The errors of `exc` as they can be raised again (within a larger error)."""
+    out: list[InitErrorDetails] = []
+    for error in exc.errors():
+        line = InitErrorDetails(type=error["type"], loc=tuple(error["loc"]), input=error["input"])
+        if "ctx" in error:
+            line["ctx"] = error["ctx"]
+        out.append(line)
+    return out
+
+
+def _with_settings(
+    title: str,
+    data: dict[str, Any],
+    common: tuple[str, ...],
+    model: type[ProtocolSettings],
+    takes: str,
+    handler: Callable[[dict[str, Any]], Any],
+) -> Any:
+    """Validate `data`'s `common` keys by `handler` and the rest by the protocol's `model`, reporting
+    the errors of both together; an unknown key is refused naming the keys `takes` (e.g. a kind's bus)."""
+    errors: list[InitErrorDetails] = []
+    shared = _COMMON[common]
+    fields: dict[str, Any] = {}
+    own: dict[str, Any] = {}
+    for key, value in data.items():
+        (fields if key in shared else own)[key] = value
+    known = _keys(model) if model.model_config.get("extra") != "allow" else _any_kinds_meter_keys()
+    if not own.keys() <= set(known):
+        for key in [key for key in own if key not in known]:
+            keys = ", ".join((*common, *known))
+            context = {"takes": takes, "keys": keys}
+            refusal = PydanticCustomError("unknown_key", "unknown key; {takes} takes {keys}", context)
+            errors.append(InitErrorDetails(type=refusal, loc=(key,), input=own.pop(key)))
+    try:
+        try:
+            fields["settings"] = _scalar_settings(model, tuple((k, type(v), v) for k, v in own.items()))
+        except TypeError:  # a list or table among the values: not shared
+            fields["settings"] = model.model_validate(own)
+    except ValidationError as exc:
+        errors += _line_errors(exc)
+    try:
+        validated = handler(fields)
+    except ValidationError as exc:
+        errors = _line_errors(exc) + errors
+    if errors:
+        raise ValidationError.from_exception_data(title, errors)
+    return validated
+
+
+@functools.lru_cache(maxsize=1024)
+def _scalar_settings(model: type[ProtocolSettings], items: tuple[tuple[str, type, Any], ...]) -> ProtocolSettings:
+    """Settings of scalar values (each with its type: 1 is not true), validated once and shared (frozen)
+    by the entries that give the same: thousands of meters name a few profiles and passwords."""
+    return model.model_validate({key: value for key, _, value in items})
+
+
+def _any_kinds_meter_keys() -> tuple[str, ...]:
+    from amr.drivers.registry import PROTOCOLS
+
+    return tuple(dict.fromkeys(key for spec in PROTOCOLS.values() for key in _keys(spec.meter_settings)))
+
+
 class BusConfig(_Section):
-    """One ``[[buses]]`` entry: a serial line, a Modbus TCP network or an MQTT broker."""
+    """One ``[[buses]]`` entry: the keys every kind has, and its kind's own keys in `settings`.
+
+    The TOML keeps them flat: ``baudrate = 19200`` beside ``name``; the kind's `DriverSpec` names
+    the model that validates them (e.g. `amr.drivers.modbus.settings.ModbusRtuBusSettings`).
+    """
 
     name: str = Field(min_length=1)
     kind: str = Field(description="a registered bus kind (`amr.drivers.registry`)")
     url: str = Field(min_length=1)
-    baudrate: int = Field(9600, ge=300, le=921600)
-    bytesize: Literal[7, 8] = 8
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: Literal[1, 2] = 1
     timeout: Duration = timedelta(seconds=1)
     retries: int = Field(2, ge=0, le=10)
     retry_backoff: Duration = timedelta(milliseconds=200)
-    frame_pause: Duration | None = None  # None: the 3.5-character gap at the line's speed
-    baud_switch: bool = True  # IEC 62056-21: change to the meter's offered speed after sign-on
-    concurrency: int = Field(16, ge=1, le=10000)
-    max_registers: int = Field(125, ge=1, le=125)
     schedule: Schedule | None = None
-    # MQTT
-    topics: list[str] = []
-    payload: Literal["amr", "mapping", "tasmota-sml"] = "amr"
-    mapping: dict[str, str] = {}
-    client_id: str = ""
-    shared_group: str = ""
-    qos: Literal[0, 1, 2] = 1
-    username: str = ""
-    password: str = Field("", repr=False)
+    settings: SkipValidation[BusSettings] = Field(default_factory=BusSettings, exclude=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _kind_settings(cls, data: Any, handler: ModelWrapValidatorHandler[BusConfig]) -> BusConfig:
+        if not isinstance(data, dict) or "settings" in data:
+            return handler(data)
+        from amr.drivers.registry import PROTOCOLS  # the registry names its specs only: no driver is imported
+
+        known = PROTOCOLS.get(data.get("kind"))  # type: ignore[arg-type]
+        if known is None:  # the kind itself is refused; its keys cannot be judged
+            return handler({key: value for key, value in data.items() if key in _BUS_KEYS})
+        model = known.bus_settings
+        return _with_settings("BusConfig", data, _BUS_KEYS, model, f"a {known.kind} bus", handler)  # type: ignore[no-any-return]
 
     @field_validator("kind")
     @classmethod
     def _registered_kind(cls, kind: str) -> str:
-        from amr.drivers.registry import spec  # the registry names its specs only: no driver is imported
+        from amr.drivers.registry import spec
 
         spec(kind)
         return kind
@@ -230,23 +370,6 @@ class BusConfig(_Section):
         if known is not None:
             known.check_url(url)
         return url
-
-    @model_validator(mode="after")
-    def _mqtt_topics(self) -> BusConfig:
-        if self.kind == "mqtt" and not self.topics:
-            raise ValueError('an mqtt bus needs topics = ["meters/+/energy"]')
-        return self
-
-    @field_validator("baud_switch")
-    @classmethod
-    def _fixed_speed_is_a_mode_c_speed(cls, value: bool, info: ValidationInfo) -> bool:
-        speeds = (300, 600, 1200, 2400, 4800, 9600, 19200)  # the speeds an IEC 62056-21 option select names
-        if not value and info.data.get("kind") == "iec62056-21" and info.data.get("baudrate") not in speeds:
-            raise ValueError(
-                f"baud_switch = false keeps the line at baudrate = {info.data.get('baudrate')}, which an option "
-                f"select cannot name; use one of {', '.join(map(str, speeds))}"
-            )
-        return value
 
 
 class ApiConfig(_Section):
@@ -292,16 +415,35 @@ class MeterConfig(_Section):
     max_power_kw: Decimal | None = Field(None, gt=0)
     installed: datetime | date | None = None
     removed: datetime | date | None = None
-    # Field side: how the collector reaches the meter.
+    # Field side: how the collector reaches the meter; its bus's kind validates the rest (`settings`).
     bus: str | None = None
     address: int | str | None = None
-    profile: str | None = None
-    registers: list[RegisterConfig] = Field(default_factory=list)
-    max_gap: int | None = Field(None, ge=0, le=125)  # Modbus: unused registers one read may span
-    password: str | None = Field(None, repr=False)
     schedule: Schedule | None = None
     timeout: Duration | None = None
     retries: int | None = Field(None, ge=0, le=10)
+    settings: SkipValidation[MeterSettings] = Field(default_factory=UnboundMeterSettings, exclude=True)
+
+    @model_validator(mode="wrap")  # type: ignore[arg-type]  # pydantic's stub solves the info form to Never
+    @classmethod
+    def _kind_settings(
+        cls, data: Any, handler: ModelWrapValidatorHandler[MeterConfig], info: ValidationInfo
+    ) -> MeterConfig:
+        """The meter's other keys by its bus's kind (``bus_kinds`` of the validation context, which
+        `config_from_dict` gives); without it they are kept as given, each a key some kind takes."""
+        if not isinstance(data, dict) or "settings" in data:
+            return handler(data)
+        kinds = (info.context or {}).get("bus_kinds", {})
+        from amr.drivers.registry import PROTOCOLS
+
+        known = PROTOCOLS.get(kinds.get(data.get("bus")))
+        if known is None:
+            return _with_settings(  # type: ignore[no-any-return]
+                "MeterConfig", data, _METER_KEYS, UnboundMeterSettings, "a meter", handler
+            )
+        model = known.meter_settings
+        return _with_settings(  # type: ignore[no-any-return]
+            "MeterConfig", data, _METER_KEYS, model, f"a meter on a {known.kind} bus", handler
+        )
 
     @field_validator("ct_ratio", "vt_ratio")
     @classmethod
@@ -403,7 +545,7 @@ def field_setting_errors(
     None stands for an entry that failed its own validation (reported on its own), and
     `invalid_buses` are the names of such buses: meters on them are not called unknown.
     """
-    from amr.protocols.modbus_map import PROFILES, register_count
+    from amr.drivers.registry import PROTOCOLS
 
     errors: list[str] = []
     known: dict[str, BusConfig] = {}
@@ -422,13 +564,6 @@ def field_setting_errors(
         if meter.serial in serials:
             errors.append(f"meters[{index}].serial {meter.serial!r} appears twice; a serial names one meter")
         serials.add(meter.serial)
-        for r_index, register in enumerate(meter.registers):
-            needed = register_count(register.type)
-            if register.count is not None and register.count != needed:
-                errors.append(
-                    f"{where}.registers[{r_index}]: type {register.type} spans {needed} register(s), "
-                    f"not count = {register.count}"
-                )
         if meter.bus is None or meter.bus in invalid_buses:
             continue
         bus = known.get(meter.bus)
@@ -436,16 +571,8 @@ def field_setting_errors(
             names = ", ".join(sorted(known)) or "none is configured"
             errors.append(f"{where}.bus: unknown bus {meter.bus!r}; buses: {names}")
             continue
-        if bus.kind in ("modbus-tcp", "modbus-rtu"):
-            if meter.profile is None and not meter.registers:
-                errors.append(
-                    f"{where}: a Modbus meter needs profile = one of {', '.join(sorted(PROFILES))} or a registers map"
-                )
-            if meter.profile is not None and meter.profile not in PROFILES:
-                errors.append(
-                    f"{where}.profile: unknown profile {meter.profile!r}; known: {', '.join(sorted(PROFILES))}"
-                )
-        if bus.kind != "mqtt":
+        pushed = PROTOCOLS[bus.kind].push
+        if not pushed:
             if meter.address is None:
                 errors.append(f"{where}.address: a meter on bus {bus.name!r} needs its address")
             else:
@@ -457,7 +584,7 @@ def field_setting_errors(
                     )
                 addresses[key] = meter.serial
         schedule = meter.schedule or bus.schedule
-        if schedule is None and bus.kind != "mqtt":  # a polled meter without its own: the collector's default
+        if schedule is None and not pushed:  # a polled meter without its own: the collector's default
             schedule = default_schedule
         if schedule is not None:
             try:
@@ -470,13 +597,15 @@ def field_setting_errors(
 def _lenient_cross_errors(data: dict[str, Any]) -> list[str]:
     """Cross-reference errors of raw data that failed validation: each entry validated on its own."""
 
+    context = {"bus_kinds": _bus_kinds(data)}
+
     def each(raw: object, model: type[BaseModel]) -> list[Any]:
         if not isinstance(raw, list):
             return []
         out: list[Any] = []
         for item in raw:
             try:
-                out.append(model.model_validate(item))
+                out.append(model.model_validate(item, context=context))
             except ValidationError:
                 out.append(None)
         return out
@@ -499,6 +628,18 @@ def _lenient_cross_errors(data: dict[str, Any]) -> list[str]:
         if meter is None and isinstance(ref, str) and ref not in names:
             errors.append(f"meters[{index}].bus: unknown bus {ref!r}; buses: {', '.join(sorted(names)) or 'none'}")
     return errors
+
+
+def _bus_kinds(data: dict[str, Any]) -> dict[str, str]:
+    """Bus name → kind as written, for validating each meter's keys by its bus's kind."""
+    buses = data.get("buses")
+    if not isinstance(buses, list):
+        return {}
+    return {
+        bus["name"]: bus["kind"]
+        for bus in buses
+        if isinstance(bus, dict) and isinstance(bus.get("name"), str) and isinstance(bus.get("kind"), str)
+    }
 
 
 def _as_naive_sort_key(value: datetime | date) -> datetime:
@@ -706,7 +847,7 @@ def config_from_dict(
     name = str(file) if file is not None else "configuration"
     _env_overrides(data, dict(os.environ if environ is None else environ))
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(data, context={"bus_kinds": _bus_kinds(data)})
     except ValidationError as exc:
         lines = []
         cross_checked = False

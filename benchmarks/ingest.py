@@ -30,10 +30,10 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from amr.bulk_ingest import BulkIngest
 from amr.config import config_from_dict
-from amr.domain import CHANNELS, IncomingReading, Source
-from amr.ingest import Ingestor
+from amr.core.domain import CHANNELS, IncomingReading, Source
+from amr.ingest.bulk import BulkIngest
+from amr.ingest.ingestor import Ingestor
 from amr.store import Store
 from amr.validation import Pipeline
 from benchmarks.databases import copy_readings, fresh_database, url

@@ -24,8 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from amr.core.durations import parse_duration
 from amr.drivers.registry import KINDS, PROTOCOLS, spec
-from amr.durations import parse_duration
 from amr.errors import InputError
 from simulators.model import Faults, VirtualMeter
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from amr.domain import CHANNELS, Channel, Values
+from amr.core.domain import CHANNELS, Channel, Values
 
 MINUTE = timedelta(minutes=1)
 

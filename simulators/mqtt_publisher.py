@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from amr.domain import Channel, Values, kwh_from_wh
+from amr.core.domain import Channel, Values, kwh_from_wh
 from amr.errors import ConnectError
 from simulators.model import VirtualMeter
 

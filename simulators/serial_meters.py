@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Unpack
 from zoneinfo import ZoneInfo
 
-from amr.domain import CHANNELS, Values
+from amr.core.domain import CHANNELS, Values
 from amr.errors import ProtocolError
 from amr.protocols import iec62056_21 as iec
 from amr.protocols import mercury230 as merc

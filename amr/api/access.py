@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from amr.api.errors import forbidden, not_found
-from amr.meters import Meter
+from amr.core.meters import Meter
 from amr.store.users import User
 
 STAFF = ("dispatcher", "admin")

@@ -12,6 +12,7 @@ from amr.api.context import ApiContext, Poller
 from amr.api.errors import install_error_handlers
 from amr.api.limits import BodyTimeout
 from amr.api.metrics import Metrics, MetricsMiddleware
+from amr.api.openapi import install_openapi
 from amr.api.routes import (
     accounts,
     askue,
@@ -68,6 +69,7 @@ def create_app(
     api.state.amr = ApiContext(app, passwords or Passwords(), metrics, poller)
     api.state.metrics = metrics
     install_error_handlers(api)
+    install_openapi(api)
     for module in (auth, askue, accounts, meters, readings, public, moderation, dispatch, export, dashboard, system):
         api.include_router(module.router)
     mount_dashboard(api)

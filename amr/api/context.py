@@ -12,7 +12,7 @@ from amr.api.metrics import Metrics
 from amr.api.security import Passwords
 from amr.app import App
 from amr.config import ApiConfig
-from amr.meters import Meter
+from amr.core.meters import Meter
 from amr.store import Store
 from amr.store.accounts import AccountSettings
 from amr.store.idempotency import Idempotency

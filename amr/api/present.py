@@ -11,21 +11,25 @@ from zoneinfo import ZoneInfo
 
 from amr.api.errors import ApiError, invalid, not_found
 from amr.api.schemas import ChannelValues, ReadingItem, ReasonItem, RejectedItem
-from amr.domain import CHANNELS, TARIFFS, Channel, Flag, StoredReading, kwh_from_wh, parse_int
-from amr.energy import consumption_wh
+from amr.core.domain import CHANNELS, TARIFFS, Channel, Flag, StoredReading, kwh_from_wh, parse_int
+from amr.core.energy import consumption_wh
+from amr.core.meters import Meter
+from amr.core.timetext import zone_label
 from amr.errors import InputError
-from amr.meters import Meter
 from amr.store import RejectedRecord, Store
-from amr.timetext import zone_label
 from amr.validation import ContextRequest, Reason, describe
 from amr.validation.series import Series
 
 UNITS_RU = {"kWh": "кВт·ч", "kvarh": "квар·ч"}
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
-"""Dates and times the API takes lie in [EARLIEST, LATEST): any zone conversion and a day or a
-month either side stay within the calendar and the databases' ranges."""
+"""Dates the API takes lie in [EARLIEST, LATEST) as written (a local date, or a datetime's own date,
+whatever its offset): any zone conversion and a day or a month either side stay within the
+calendar and the databases' ranges."""
+SLACK = timedelta(days=2)
+"""How far a moment of the range may lie outside it once converted to UTC (offsets reach ±24 h)."""
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
 _MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9:.,+\-Z]*")
 
 
@@ -75,7 +79,7 @@ def parse_reading_id(text: str) -> tuple[str, int, datetime]:
         ts = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=parse_int(micros))
     except (ValueError, UnicodeError, binascii.Error, OverflowError, InputError):
         raise not_found("no such reading", "показание не найдено") from None
-    if tariff not in TARIFFS or not EARLIEST <= ts < LATEST or not serial.isprintable():
+    if tariff not in TARIFFS or not within_range(ts) or not serial.isprintable():
         raise not_found("no such reading", "показание не найдено")
     return serial, tariff, ts
 
@@ -94,7 +98,7 @@ def decode_cursor(text: str) -> tuple[datetime, int]:
         if ts.tzinfo is None or tariff not in TARIFFS:
             raise ValueError(moment)
         ts = ts.astimezone(UTC)
-        if not EARLIEST <= ts < LATEST:
+        if not within_range(ts):
             raise ValueError(moment)
         return ts, tariff
     except (ValueError, UnicodeError, binascii.Error, OverflowError, InputError):
@@ -102,6 +106,7 @@ def decode_cursor(text: str) -> tuple[datetime, int]:
             "cursor",
             "is not a cursor from this API; pass next_cursor of the previous page",
             "это не курсор этого API; передайте next_cursor предыдущей страницы",
+            code="invalid_cursor",
         ) from None
 
 
@@ -197,9 +202,14 @@ def _out_of_range(field: str) -> ApiError:
     )
 
 
+def within_range(moment: datetime) -> bool:
+    """Whether `moment` is a moment of a date in [EARLIEST, LATEST) in some zone."""
+    return EARLIEST - SLACK <= moment <= LATEST + SLACK
+
+
 def in_range(moment: datetime, field: str) -> datetime:
-    """`moment` when it lies within [EARLIEST, LATEST]; 422 naming `field` otherwise."""
-    if not EARLIEST <= moment <= LATEST:
+    """`moment` when `within_range`; 422 naming `field` otherwise."""
+    if not within_range(moment):
         raise _out_of_range(field)
     return moment
 
@@ -243,6 +253,8 @@ def parse_moment(text: str, field: str, tz: ZoneInfo, *, end: bool = False) -> d
 
 def parse_month(text: str, field: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """A billing month YYYY-MM as [start, end) in UTC (month boundaries in the site's zone)."""
+    if not _MONTH.fullmatch(text):
+        raise invalid(field, f"{text!r} is not a month; write YYYY-MM", f"{text!r} — не месяц; пишите ГГГГ-ММ")
     first = parse_day(f"{text}-01", field)
     following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
     return (
@@ -256,5 +268,5 @@ def period(start: str | None, end: str | None, tz: ZoneInfo) -> tuple[datetime |
     begin = parse_moment(start, "from", tz) if start else None
     finish = parse_moment(end, "to", tz, end=True) if end else None
     if begin is not None and finish is not None and finish <= begin:
-        raise ApiError(422, "invalid_input", "to: must be later than from", "to: должно быть позже from", field="to")
+        raise invalid("to", "must be later than from", "должно быть позже from", code="invalid_period")
     return begin, finish

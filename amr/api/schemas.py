@@ -14,9 +14,50 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
 
-from amr.domain import Channel, Source
+from amr.core.domain import Channel, Source
 
 Kwh = Annotated[str, Field(description="kWh or kvarh with up to three decimals", examples=["1234.567"])]
+
+# --- the forms of text the API takes, as the OpenAPI document states them -------------------
+# The parsers (`amr.core.domain.wh_from_kwh`, `amr.api.present.parse_day`/`parse_moment`/`parse_month`)
+# enforce them with messages naming the field; the patterns below only say them to clients.
+
+_YEAR = "(?:19[0-9]{2}|[2-8][0-9]{3})"
+_DAY = f"{_YEAR}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+DATE_RANGE = "1900-01-01 to 8999-12-31"
+DAY_PATTERN = f"^{_DAY}$"
+"""A calendar day YYYY-MM-DD within the range the API takes (``format: date`` says it is a real day)."""
+MOMENT_PATTERN = f"^{_DAY}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}(?:[.][0-9]{{1,9}})?(?:Z|[+-][0-9]{{2}}:[0-9]{{2}})$"
+"""An RFC 3339 date-time whose local date lies within the range the API takes."""
+MONTH_PATTERN = f"^{_YEAR}-(?:0[1-9]|1[0-2])$"
+KWH_PATTERN = "^[+]?0*(?:[0-9]{1,15}(?:[.][0-9]{0,3})?|[.][0-9]{1,3})$"
+"""A non-negative energy value as `amr.core.domain.wh_from_kwh` reads it: ASCII digits, one optional
+decimal point, at most three decimals, below 10^15 kWh."""
+ZONE_PATTERN = "^(?:[0-4]|total)$"
+TOKEN_PATTERN = "^[A-Za-z0-9_-]+$"
+"""An opaque id or cursor of this API (unpadded URL-safe base64)."""
+
+DAY_SCHEMA: dict[str, object] = {
+    "type": "string",
+    "format": "date",
+    "pattern": DAY_PATTERN,
+    "description": f"YYYY-MM-DD from {DATE_RANGE}",
+}
+MOMENT_SCHEMA: dict[str, object] = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": MOMENT_PATTERN,
+    "description": f"an ISO datetime with its offset, local date from {DATE_RANGE}",
+}
+DAY_OR_MOMENT = WithJsonSchema({"anyOf": [DAY_SCHEMA, MOMENT_SCHEMA]})
+"""A date (the site's zone) or an ISO datetime. (Also taken, though not promised here: a datetime
+without seconds or without offset, meaning the site's zone.)"""
+DayText = Annotated[str, WithJsonSchema(DAY_SCHEMA)]
+MonthText = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "pattern": MONTH_PATTERN, "description": "YYYY-MM, 1900-01 to 8999-12"}),
+]
+TokenText = Annotated[str, WithJsonSchema({"type": "string", "pattern": TOKEN_PATTERN, "maxLength": 200})]
 
 
 def _number_text(value: object) -> object:
@@ -31,8 +72,20 @@ def _number_text(value: object) -> object:
 ValueText = Annotated[
     str,
     BeforeValidator(_number_text),
-    Field(max_length=40, description='kWh as a decimal string, e.g. "1234.5"', examples=["1234.5"]),
+    Field(max_length=40),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": KWH_PATTERN,
+            "maxLength": 40,
+            "description": 'kWh as a decimal string, e.g. "1234.5": ASCII digits 0-9, one optional point, at most '
+            "three decimals, below 10^15 (a JSON number is taken too)",
+            "examples": ["1234.5"],
+        }
+    ),
 ]
+ZoneKey = Annotated[str, WithJsonSchema({"type": "string", "pattern": ZONE_PATTERN})]
+"""A tariff zone of a form: 0 (or total) the total, 1..4 the zones."""
 ManualSource = Literal["web", "mobile", "operator"]
 SOURCE_FILTERS: tuple[str, ...] = ("askue", *(s.value for s in Source))  # askue: every askue:* source
 
@@ -52,6 +105,10 @@ HealthStatus = Literal["online", "degraded", "offline", "unknown"]
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 """Characters no field of the API takes (NUL among them: PostgreSQL refuses it in text);
 tabs and line breaks are allowed."""
+
+
+PLAIN_TEXT_PATTERN = f"^[^{CONTROL_CHARACTERS.pattern[1:-1]}]*$"
+"""`CONTROL_CHARACTERS` as the OpenAPI document states it: text without them."""
 
 
 def has_control(text: str) -> bool:
@@ -76,8 +133,10 @@ def _whole_text(value: object) -> object:
 
 
 WHOLE = re.compile(r"[+-]?[0-9]{1,18}")
-Whole = Annotated[int, BeforeValidator(_whole_text)]
-"""A whole number; as text (query and path parameters) only ASCII digits with an optional sign."""
+WholeText = BeforeValidator(_whole_text)
+"""Metadata of a whole-number parameter: as text (query and path) only ASCII digits with an optional
+sign. Put it after the parameter's bounds, ``Annotated[int, Query(ge=1), WholeText]``: placed
+before them, the bounds reach the OpenAPI document as ``ge``/``le`` instead of ``minimum``/``maximum``."""
 
 
 class _Body(BaseModel):
@@ -309,17 +368,18 @@ class ReadingInput(_Body):
     """Values of one meter per tariff zone, at one time (the cabinet's form)."""
 
     meter: str = Field(min_length=1, max_length=64, description="meter serial number")
-    date: str | None = Field(
+    date: Annotated[str, DAY_OR_MOMENT] | None = Field(
         None,
         max_length=40,
         description="YYYY-MM-DD (site's zone; today means now, another day its noon) or an ISO datetime; default now",
         examples=["2026-01-20"],
     )
-    values: dict[str, ValueText] = Field(
+    values: dict[ZoneKey, ValueText] = Field(
         min_length=1,
         max_length=5,
         description='value per tariff zone: {"1": "1234.5", "2": "567.8"}, or the total as {"0": ...} '
-        'or {"total": ...}',
+        'or {"total": ...}; a zone the meter does not have is refused as unknown_tariff_zone',
+        json_schema_extra={"additionalProperties": False},
     )
     channel: Channel = Field(Channel.A_PLUS, description="the channel the values are for")
 

@@ -18,7 +18,7 @@ from amr.api.context import ApiContext
 from amr.api.errors import ApiError, Lang, invalid
 from amr.api.present import human_time, kwh, local, parse_day, parse_moment, reading_id, unit_text
 from amr.api.schemas import PreviousReading, ReadingInput, ReasonItem, SubmitResult, TariffVerdict
-from amr.domain import (
+from amr.core.domain import (
     CHANNELS,
     Channel,
     Flag,
@@ -28,8 +28,8 @@ from amr.domain import (
     ValueTooLarge,
     wh_from_kwh,
 )
+from amr.core.meters import Meter
 from amr.errors import InputError
-from amr.meters import Meter
 from amr.store import Session
 from amr.store.audit_trail import audit
 from amr.store.pending import NewPending
@@ -77,9 +77,15 @@ def parse_form(ctx: ApiContext, body: ReadingInput, meter: Meter) -> Form:
                 where,
                 f"meter {meter.serial} has no tariff zone {key!r}; use {names}",
                 f"у счётчика {meter.serial} нет тарифной зоны {key!r}; используйте {names}",
+                code="unknown_tariff_zone",
             )
         if tariff in values:
-            raise invalid(where, "the total is given twice", "итог указан дважды")
+            raise invalid(
+                where,
+                "the zone is given twice; give it once",
+                "зона указана дважды; укажите её один раз",
+                code="duplicate_tariff_zone",
+            )
         try:
             wh = wh_from_kwh(text)
         except ValueTooLarge as exc:

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from amr.domain import Channel, IncomingReading, Source
+from amr.core.domain import Channel, IncomingReading, Source
 from amr.errors import StoreError
 
 _SCHEMA = """

@@ -3,7 +3,7 @@
 - A serial line (``driver.serial_line``: Modbus RTU, IEC 62056-21, Mercury 230) carries one
   transaction at a time: one slot per bus, first come first served. The driver keeps
   the inter-frame pause itself.
-- A TCP bus (Modbus TCP) reads up to ``bus.concurrency`` meters at once (as many slots); the
+- A TCP bus (Modbus TCP) reads up to its ``concurrency`` meters at once (as many slots); the
   driver keeps one connection per device.
 
 The bus is held for one attempt, never during the backoff before a retry, so a silent meter
@@ -65,7 +65,7 @@ class BusWorker:
         self.stopping = stopping
         self.read_limit = read_limit
         self.serial_line = driver.serial_line
-        self.slots = BusSlots(1 if driver.serial_line else bus.concurrency)
+        self.slots = BusSlots(1 if driver.serial_line else bus.settings.reads_at_once)
 
     def policy(self, meter: MeterConfig) -> RetryPolicy:
         """Timeout, retries and backoff of `meter` on this bus."""

@@ -31,12 +31,12 @@ from amr.collector.result import PollResult
 from amr.collector.schedule import check_schedule, make_trigger, schedule_for
 from amr.collector.writer import Writer
 from amr.config import BusConfig, Config, MeterConfig, ScheduleConfig
-from amr.domain import Source
+from amr.core.domain import Source
+from amr.core.gc_policy import tune_gc
 from amr.drivers import is_push, poll_driver, push_driver
 from amr.drivers.base import MeterValues, PushDriver, Sink
 from amr.drivers.normalise import normalise
 from amr.errors import DriverError, NotFound, StoreError
-from amr.gc_policy import tune_gc
 from amr.store.health import load_health
 
 log = logging.getLogger("amr.collector")
@@ -87,7 +87,7 @@ class Collector:
             for driver in [push_factory(buses[name], meters, self.tz)]
         ]
         secrets = {
-            m.serial: [m.password or "", buses[m.bus or ""].password] for m in self.meters.values()
+            m.serial: [*m.settings.secrets(), *buses[m.bus or ""].settings.secrets()] for m in self.meters.values()
         }
         ids = {serial: app.meters[serial].id for serial in self.meters if serial in app.meters}
         self.health = HealthBook(ids, config.collector.offline_after, secrets)

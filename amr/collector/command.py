@@ -32,7 +32,7 @@ from amr.app import App
 from amr.collector.collector import Collector
 from amr.collector.result import PollResult
 from amr.config import Config, load_config
-from amr.domain import CHANNELS
+from amr.core.domain import CHANNELS
 from amr.errors import StoreUnavailable
 
 log = logging.getLogger("amr.collector")

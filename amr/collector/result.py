@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from amr.collector.writer import Delivery
-from amr.domain import CHANNELS, IncomingReading, kwh_from_wh
+from amr.core.domain import CHANNELS, IncomingReading, kwh_from_wh
 from amr.drivers.base import MeterValues
 from amr.errors import DriverError
 

@@ -45,13 +45,18 @@ def check_schedule(schedule: ScheduleConfig, timeout: timedelta, where: str) -> 
         raise ConfigError(str(exc)) from None
 
 
+def _digits(text: str) -> bool:
+    """Only ASCII digits 0-9 (`str.isdigit` also takes other scripts' digits, which `int` reads)."""
+    return text.isascii() and text.isdigit()
+
+
 def crontab_weekdays(field: str) -> str:
     """A crontab weekday field (0/7 = Sunday, names, ranges, steps) as APScheduler day names."""
     names = {name: index for index, name in enumerate(WEEKDAY_NAMES)}
 
     def day(text: str) -> int:
         text = text.strip().lower()
-        if text.isdigit() and 0 <= int(text) <= 7:
+        if _digits(text) and 0 <= int(text) <= 7:
             return int(text) % 7
         if text[:3] in names and len(text) >= 3:
             return names[text[:3]]
@@ -60,7 +65,7 @@ def crontab_weekdays(field: str) -> str:
     days: set[int] = set()
     for item in field.split(","):
         span, _, step_text = item.partition("/")
-        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
+        step = int(step_text) if _digits(step_text) and int(step_text) > 0 else None
         if step_text and step is None:
             raise ConfigError(f"cron weekday {field!r}: step {step_text!r} is not a positive number")
         if span == "*":
@@ -84,6 +89,10 @@ def crontab_weekdays(field: str) -> str:
 
 def cron_trigger(expression: str, tz: tzinfo) -> CronTrigger:
     """`CronTrigger.from_crontab` with standard crontab weekdays, in `tz`."""
+    if not expression.isascii():
+        raise ConfigError(
+            f"cron {expression!r}: write it in ASCII (digits 0-9, English day and month names), e.g. */30 * * * *"
+        )
     fields = expression.split()
     if len(fields) != 5:
         raise ConfigError(f"cron {expression!r} needs 5 fields: minute hour day month weekday")

@@ -25,9 +25,9 @@ from typing import Literal
 
 from amr.collector.buffer import ReadingBuffer
 from amr.collector.health import HealthBook
-from amr.domain import IncomingReading
+from amr.core.domain import IncomingReading
 from amr.errors import StoreError, StoreUnavailable
-from amr.ingest import Ingestor
+from amr.ingest.ingestor import Ingestor
 from amr.store.health import save_health
 from amr.validation import BatchResult
 from amr.validation.pipeline import Summary

@@ -36,9 +36,10 @@ def _label(channel: str, tariff: int) -> str:
 
 def _modbus_channels(meter: MeterConfig, bus: BusConfig, function: int, start: int, count: int) -> tuple[str, ...]:
     from amr.drivers.modbus.driver import register_map  # the map the driver reads by
+    from amr.drivers.modbus.settings import ModbusBusSettings
 
     try:
-        regmap = register_map(meter, bus.max_registers)
+        regmap = register_map(meter, ModbusBusSettings.of(bus).max_registers)
     except AmrError:
         return ()
     found = [

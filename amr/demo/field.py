@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from amr.domain import Channel, Values
+from amr.core.domain import Channel, Values
 from simulators.model import Faults, VirtualMeter
 
 SITE_TIMEZONE = "Europe/Moscow"

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from amr.app import App
+from amr.core.domain import IncomingReading, Source
 from amr.demo.field import HISTORY_DAYS, PROFILE_DAYS, Spec, lower
-from amr.domain import IncomingReading, Source
 from amr.drivers.base import MeterValues
 from amr.drivers.normalise import normalise
 from amr.validation.pipeline import Summary

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 
 from amr.config import BusConfig, MeterConfig
-from amr.domain import Values
+from amr.core.domain import Values
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from amr.config import BusConfig, Config, MeterConfig, ScheduleConfig
+from amr.core.durations import format_duration
+from amr.drivers.iec62056_21.settings import IecBusSettings, IecMeterSettings
+from amr.drivers.modbus.settings import ModbusRtuBusSettings
 from amr.drivers.serial_line import frame_pause, frame_time, rtu_gap
-from amr.durations import format_duration
+from amr.drivers.serial_settings import SerialBusSettings
 
 REACTION = 0.02  # s: a meter's reaction before it answers (IEC "20 ms" meters, Mercury)
 IEC_REACTION = 0.2  # s: the reaction an IEC meter announces unless it is a 20 ms one
@@ -38,15 +41,17 @@ def mercury_poll(bus: BusConfig, meter: MeterConfig) -> float:
     """Seconds of line time one Mercury 230 poll of `meter` takes."""
     tariffs = 1 + (meter.tariffs if meter.tariffs > 1 else 0)
     exchanges = [(11, 4), (5, 10), *[(6, 19)] * tariffs, (4, 4)]
-    pause = frame_pause(bus) + REACTION
-    return sum(frame_time(a + b, bus.baudrate) + pause for a, b in exchanges)
+    line = SerialBusSettings.of(bus)
+    pause = frame_pause(line) + REACTION
+    return sum(frame_time(a + b, line.baudrate) + pause for a, b in exchanges)
 
 
 def iec_speeds(bus: BusConfig) -> tuple[int, int]:
     """The sign-on speed of an IEC 62056-21 bus and the speed its readouts are assumed to run at."""
-    fixed = "baudrate" in bus.model_fields_set or not bus.baud_switch
-    start = bus.baudrate if fixed else 300
-    stays = not bus.baud_switch or bus.url.startswith("socket://")
+    own = IecBusSettings.of(bus)
+    fixed = "baudrate" in own.model_fields_set or not own.baud_switch
+    start = own.baudrate if fixed else 300
+    stays = not own.baud_switch or bus.url.startswith("socket://")
     return start, start if stays else max(start, IEC_SWITCHED)
 
 
@@ -56,7 +61,7 @@ def iec_poll(bus: BusConfig, meter: MeterConfig) -> float:
     address = len(str(meter.address or ""))
     handshake = frame_time(5 + address + IEC_IDENTIFICATION + 6, start) + 2 * IEC_REACTION
     zones = 1 + (meter.tariffs if meter.tariffs > 1 else 0)
-    if meter.password is None:
+    if IecMeterSettings.of(meter).password is None:
         data = frame_time((4 * zones + 4) * IEC_DATA_SET, speed) + IEC_REACTION
     else:
         codes = 4 * zones + 2  # energy registers and the clock, one read each
@@ -68,12 +73,13 @@ def modbus_rtu_poll(bus: BusConfig, meter: MeterConfig) -> float:
     """Seconds of line time one Modbus RTU poll of `meter` takes (every read of its plan)."""
     from amr.drivers.modbus.driver import register_map  # the driver module imports this one's neighbours
 
+    line = ModbusRtuBusSettings.of(bus)
     try:
-        blocks = register_map(meter, bus.max_registers).plan()
+        blocks = register_map(meter, line.max_registers).plan()
     except Exception:  # an invalid map is reported by check-config on its own
         return 0.0
-    pause = max(frame_pause(bus), rtu_gap(bus.baudrate))
-    return sum(frame_time(13 + 2 * b.count, bus.baudrate, 11) + rtu_gap(bus.baudrate) + pause for b in blocks)
+    pause = max(frame_pause(line), rtu_gap(line.baudrate))
+    return sum(frame_time(13 + 2 * b.count, line.baudrate, 11) + rtu_gap(line.baudrate) + pause for b in blocks)
 
 
 POLL_TIME = {"mercury230": mercury_poll, "iec62056-21": iec_poll, "modbus-rtu": modbus_rtu_poll}
@@ -113,6 +119,6 @@ def line_time_warnings(config: Config) -> list[str]:
 
 def _speed(bus: BusConfig) -> str:
     if bus.kind != "iec62056-21":
-        return f"{bus.baudrate} baud"
+        return f"{SerialBusSettings.of(bus).baudrate} baud"
     start, speed = iec_speeds(bus)
     return f"{start} baud" if speed == start else f"{start} baud, then {speed}"

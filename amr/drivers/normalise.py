@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from amr.domain import IncomingReading, Source
+from amr.core.domain import IncomingReading, Source
+from amr.core.meters import Meter
 from amr.drivers.base import MeterValues
-from amr.meters import Meter
 
 
 def normalise(values: MeterValues, meter: Meter | None, source: Source) -> list[IncomingReading]:

@@ -44,6 +44,7 @@ import serial
 
 from amr.config import BusConfig, MeterConfig
 from amr.drivers.base import MeterValues, PollDriver
+from amr.drivers.serial_settings import SerialBusSettings
 from amr.errors import ConnectError, ProtocolError, ReadTimeout
 
 POLL = 0.01  # seconds: the longest single blocking read
@@ -71,9 +72,9 @@ def rtu_gap(baudrate: int) -> float:
     return 3.5 * 11 / baudrate if baudrate <= 19200 else 0.00175
 
 
-def frame_pause(bus: BusConfig) -> float:
+def frame_pause(line: SerialBusSettings) -> float:
     """Seconds of quiet line before each request: the bus's ``frame_pause``, else the gap at its speed."""
-    return rtu_gap(bus.baudrate) if bus.frame_pause is None else bus.frame_pause.total_seconds()
+    return rtu_gap(line.baudrate) if line.frame_pause is None else line.frame_pause.total_seconds()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,17 +95,18 @@ class LineSettings:
 
         Without a configured ``frame_pause`` the pause is the 3.5-character gap at the line's speed.
         """
+        line = SerialBusSettings.of(bus)
         settings = cls(
             url=bus.url,
-            baudrate=bus.baudrate,
-            bytesize=bus.bytesize,
-            parity=bus.parity,
-            stopbits=bus.stopbits,
+            baudrate=line.baudrate,
+            bytesize=line.bytesize,
+            parity=line.parity,
+            stopbits=line.stopbits,
             timeout=bus.timeout.total_seconds(),
-            frame_pause=frame_pause(bus),
+            frame_pause=frame_pause(line),
         )
         settings = replace(settings, **overrides)
-        if bus.frame_pause is None and "frame_pause" not in overrides:
+        if line.frame_pause is None and "frame_pause" not in overrides:
             settings = replace(settings, frame_pause=rtu_gap(settings.baudrate))
         return settings
 

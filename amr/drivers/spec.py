@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from amr.domain import Source
+from amr.config import BusSettings, MeterSettings
+from amr.core.domain import Source
 
 Capability = Literal["registers", "profiles", "clock", "journal", "relay", "quality"]
 CAPABILITIES: tuple[Capability, ...] = ("registers", "profiles", "clock", "journal", "relay", "quality")
@@ -58,6 +59,8 @@ class DriverSpec:
     driver: str  # "module:Class" of its `PollDriver` / `PushDriver`
     simulator: str  # "module:NAME" of its `SimulatorHook`
     check_url: Callable[[str], None]  # raises ValueError naming the form this kind takes
+    bus_settings: type[BusSettings]  # the model of its bus keys beside the common ones (light module)
+    meter_settings: type[MeterSettings]  # the model of its meters' keys beside the common ones
 
     def label(self, language: str = "en") -> str:
         """The protocol's name in `language` (English when it has none)."""

@@ -66,7 +66,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from amr.domain import Channel, Values
+from amr.core.domain import Channel, Values
 from amr.errors import DeviceError, ProtocolError
 from amr.protocols.crc import append_crc, crc_ok, strip_crc
 

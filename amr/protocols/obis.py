@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from amr.domain import Channel
+from amr.core.domain import Channel
 
 # quantity (group C) → channel, for processing (group D) 8
 _CHANNEL_BY_QUANTITY: dict[str, Channel] = {

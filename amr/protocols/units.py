@@ -15,7 +15,7 @@ from __future__ import annotations
 import decimal
 from decimal import Decimal
 
-from amr.domain import Channel
+from amr.core.domain import Channel
 
 # Unit name → how many Wh (or varh) one unit is.
 ACTIVE_UNITS: dict[str, int] = {"Wh": 1, "kWh": 1_000, "MWh": 1_000_000}

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
-from amr.consumption import Step
-from amr.domain import CHANNELS, Flag, StoredReading
+from amr.core.domain import CHANNELS, Flag, StoredReading
+from amr.outputs.consumption import Step
 from amr.store.models import UTCDateTime
 from amr.store.rows import _utc
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
-from amr.domain import CHANNELS, StoredReading
+from amr.core.domain import CHANNELS, StoredReading
 from amr.store.models import UTCDateTime
 from amr.store.rows import READING_COLUMNS, reading_from_row
 from amr.validation.pipeline import ContextRequest, SeriesKey
@@ -28,6 +29,16 @@ def _part(kind: str, channel: str | None, alias: str) -> str:
     return f"{where} AND {alias}.ts {op} {bound}{having} ORDER BY {alias}.ts {order} LIMIT 1"
 
 
+_STAMPS = "CAST(CAST(:{} AS text[]) AS timestamptz[])"
+"""An array of times sent as ISO 8601 text: psycopg quotes every element of a timestamptz array
+(its text has a space), which costs more than the query itself for a few thousand keys."""
+
+
+def _stamps(times: Iterable[datetime]) -> list[str]:
+    """Aware times as ISO 8601 text, exact to the microsecond (see `_STAMPS`)."""
+    return [t.isoformat() for t in times]
+
+
 Parts = tuple[tuple[str, str | None], ...]
 NEAREST: Parts = (("within", None), ("before", None), ("after", None))
 PER_CHANNEL: Parts = tuple((d, c.value) for d in ("before", "after") for c in CHANNELS)
@@ -41,7 +52,7 @@ def _postgres_statement(parts: Parts) -> Any:
     inner = " UNION ALL ".join(f"(SELECT {_COLUMNS} FROM readings r WHERE {_part(kind, c, 'r')})" for kind, c in parts)
     return text(
         "WITH k(m, t, s, e) AS (SELECT * FROM unnest(CAST(:m AS integer[]), CAST(:t AS smallint[]), "
-        "CAST(:s AS timestamptz[]), CAST(:e AS timestamptz[]))) "
+        f"{_STAMPS.format('s')}, {_STAMPS.format('e')})) "
         f"SELECT q.* FROM k CROSS JOIN LATERAL ({inner}) q"
     )
 
@@ -70,8 +81,8 @@ def _chunks(conn: Connection, requests: Sequence[ContextRequest], parts: Parts) 
         yield _postgres_statement(parts), {
             "m": [r.meter_id for r in requests],
             "t": [r.tariff for r in requests],
-            "s": [r.start for r in requests],
-            "e": [r.end for r in requests],
+            "s": _stamps([r.start for r in requests]),
+            "e": _stamps([r.end for r in requests]),
         }
         return
     for offset in range(0, len(requests), CHUNK):
@@ -118,3 +129,151 @@ def load_context(
     if further:
         _query(conn, further, PER_CHANNEL, found)
     return {key: list(readings.values()) for key, readings in found.items()}
+
+
+# What a batch was judged against, checked again under its locks before it is written.
+#
+# The context of a request is exactly the readings inside [start, end] and, for every channel,
+# the nearest before start and after end having it. For channel c let b_c be the time of that
+# nearest before (or the dawn of time when there was none) and a_c of the nearest after (or the
+# end of time). A reading is *relevant* when it lies inside [start, end], or before start with
+# some channel c and at or after b_c, or after end with some channel c and at or before a_c.
+# When nothing changed, the relevant readings are exactly the context (any other reading with c
+# between b_c and start would have been the nearest); any store, replacement or deletion that
+# changes the context changes the relevant set. So the check fetches only the relevant readings,
+# a range scan of each series between the oldest b_c and the newest a_c (usually one row: the
+# previous reading), and compares them, column by column, with what the batch saw.
+
+DAWN = datetime(1, 1, 1, tzinfo=UTC)
+END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
+_CHECK_COLUMNS = ("meter_id", "tariff", "ts", *(c.value for c in CHANNELS), "flags", "source", "received_at")
+_BOUNDS = ("m", "t", "s", "e", "lo", "hi", *(f"b{i}" for i in range(len(CHANNELS))),
+           *(f"a{i}" for i in range(len(CHANNELS))))
+_TIMES = _BOUNDS[2:]
+CHECK_CHUNK = 2000 // len(_BOUNDS)  # keys per statement on SQLite
+
+
+def _relevant(alias: str) -> str:
+    """The relevant readings of one key of k (see above), as a condition on `readings` aliased."""
+    r = alias
+    before = " OR ".join(f"({r}.{c.value} IS NOT NULL AND {r}.ts >= k.b{i})" for i, c in enumerate(CHANNELS))
+    after = " OR ".join(f"({r}.{c.value} IS NOT NULL AND {r}.ts <= k.a{i})" for i, c in enumerate(CHANNELS))
+    return (
+        f"{r}.meter_id = k.m AND {r}.tariff = k.t AND {r}.ts >= k.lo AND {r}.ts <= k.hi AND "
+        f"(({r}.ts >= k.s AND {r}.ts <= k.e) OR ({r}.ts < k.s AND ({before})) OR ({r}.ts > k.e AND ({after})))"
+    )
+
+
+_CHECK_SELECT = ", ".join(f"r.{c}" for c in _CHECK_COLUMNS)
+_CHECK_TYPES = {"ts": UTCDateTime(), "received_at": UTCDateTime()}
+
+
+@functools.lru_cache(maxsize=1)
+def _postgres_check() -> Any:
+    # A bound equal to the series' widest one travels as NULL (most are: every channel's nearest
+    # before is usually the same reading), the widest as NULL when unbounded.
+    arrays = ", ".join(
+        "CAST(:m AS integer[])" if name == "m" else "CAST(:t AS smallint[])" if name == "t" else _STAMPS.format(name)
+        for name in _BOUNDS
+    )
+    count = len(CHANNELS)
+    k = ", ".join(
+        ["u.m", "u.t", "u.s", "u.e", "COALESCE(u.lo, '-infinity')", "COALESCE(u.hi, 'infinity')"]
+        + [f"COALESCE(u.b{i}, u.lo, '-infinity')" for i in range(count)]
+        + [f"COALESCE(u.a{i}, u.hi, 'infinity')" for i in range(count)]
+    )
+    return text(
+        f"WITH u({', '.join(_BOUNDS)}) AS (SELECT * FROM unnest({arrays})), k({', '.join(_BOUNDS)}) AS (SELECT {k} "
+        f"FROM u) SELECT {_CHECK_SELECT} FROM k CROSS JOIN LATERAL (SELECT * FROM readings r WHERE {_relevant('r')}) r"
+    )
+
+
+def _postgres_bounds(bounds: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """The parameters of `_postgres_check`: times as text, NULL for a bound implied by a wider one."""
+    columns = list(zip(*bounds, strict=True)) if bounds else [()] * len(_BOUNDS)
+    m, t, s, e, lo, hi = columns[:6]
+    params: dict[str, list[Any]] = {
+        "m": list(m),
+        "t": list(t),
+        "s": _stamps(s),
+        "e": _stamps(e),
+        "lo": [None if x == DAWN else x.isoformat() for x in lo],
+        "hi": [None if x == END_OF_TIME else x.isoformat() for x in hi],
+    }
+    count = len(CHANNELS)
+    for i in range(count):
+        params[f"b{i}"] = [None if x == w else x.isoformat() for x, w in zip(columns[6 + i], lo, strict=True)]
+        params[f"a{i}"] = [None if x == w else x.isoformat() for x, w in zip(columns[6 + count + i], hi, strict=True)]
+    return params
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_check(count: int) -> Any:
+    rows = ", ".join("(" + ", ".join(f":{name}{i}" for name in _BOUNDS) + ")" for i in range(count))
+    sql = f"WITH k({', '.join(_BOUNDS)}) AS (VALUES {rows}) SELECT {_CHECK_SELECT} FROM k JOIN readings r ON " + \
+        _relevant("r")
+    params = [bindparam(f"{name}{i}", type_=UTCDateTime()) for i in range(count) for name in _TIMES]
+    return text(sql).bindparams(*params).columns(**_CHECK_TYPES)
+
+
+def _row(reading: StoredReading) -> tuple[Any, ...]:
+    """A reading as the check's statement returns it."""
+    return (reading.meter_id, reading.tariff, reading.ts, *(reading.values.get(c) for c in CHANNELS),
+            reading.flags, reading.source, reading.received_at)
+
+
+def _expected(request: ContextRequest, seen: Sequence[StoredReading]) -> tuple[tuple[Any, ...], set[tuple[Any, ...]]]:
+    """The bounds of `request` given what the batch saw (in the order of `_BOUNDS`), and the
+    readings the check must find."""
+    start, end = request.start, request.end
+    before = [DAWN] * len(CHANNELS)  # per channel: the newest reading seen before start with it
+    after = [END_OF_TIME] * len(CHANNELS)  # and the oldest after end
+    rows = set()
+    outside = []
+    for r in seen:
+        ts = r.ts
+        if start <= ts <= end:
+            rows.add(_row(r))
+            continue
+        have = [i for i, c in enumerate(CHANNELS) if r.values.get(c) is not None]
+        outside.append((r, have))
+        if ts < start:
+            for i in have:
+                if ts > before[i]:
+                    before[i] = ts
+        else:
+            for i in have:
+                if ts < after[i]:
+                    after[i] = ts
+    for r, have in outside:  # relevant: the nearest of one of its channels
+        nearest = before if r.ts < start else after
+        if any(nearest[i] == r.ts for i in have):
+            rows.add(_row(r))
+    return (request.meter_id, request.tariff, start, end, min(before), max(after), *before, *after), rows
+
+
+def changed_series(
+    conn: Connection, requests: Sequence[ContextRequest], seen: Mapping[SeriesKey, Sequence[StoredReading]]
+) -> set[SeriesKey]:
+    """The series of `requests` whose context in the store is no longer `seen` (what `load_context`
+    answered when the batch was judged): another writer stored, replaced or deleted a reading of it."""
+    bounds: list[tuple[Any, ...]] = []
+    expected: dict[SeriesKey, set[tuple[Any, ...]]] = {}
+    for request in requests:
+        key = (request.meter_id, request.tariff)
+        bound, rows = _expected(request, seen.get(key, ()))
+        bounds.append(bound)
+        expected[key] = rows
+    found: dict[SeriesKey, set[tuple[Any, ...]]] = defaultdict(set)
+    if conn.dialect.name == "postgresql":
+        statements = [(_postgres_check(), _postgres_bounds(bounds))]
+    else:
+        statements = []
+        for offset in range(0, len(bounds), CHECK_CHUNK):
+            chunk = bounds[offset : offset + CHECK_CHUNK]
+            params = {f"{name}{i}": value for i, b in enumerate(chunk) for name, value in zip(_BOUNDS, b, strict=True)}
+            statements.append((_sqlite_check(len(chunk)), params))
+    for statement, params in statements:
+        for row in conn.execute(statement, params):
+            found[(row[0], row[1])].add(tuple(row))
+    return {key for key, rows in expected.items() if found.get(key, set()) != rows}

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from amr.config import ScheduleConfig
-from amr.meters import Meter
+from amr.core.meters import Meter
 from amr.store.models import MeterHealthRow, ReadingRow, UTCDateTime
 from amr.store.store import Store, translate_errors
 

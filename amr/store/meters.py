@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, select, text, tuple
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from amr.meters import Meter, RatioVersion
+from amr.core.meters import Meter, RatioVersion
 from amr.store.models import MeterAccountRow, MeterRatioRow, MeterRow, ObjectRow, PointRow
 
 SYNC_LOCK = 0x616D_725F_6D65_7472  # "amr_metr": the advisory lock key of the meter sync

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from amr.domain import CHANNELS, Channel
+from amr.core.domain import CHANNELS, Channel
 from amr.errors import NotFound
 from amr.store.audit_trail import audit
 from amr.store.auth_models import PendingReadingRow

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, text
 
-from amr.domain import CHANNELS, Channel, StoredReading
+from amr.core.domain import CHANNELS, Channel, StoredReading
 from amr.errors import NotFound, StoreError
 from amr.store.audit_trail import audit
 from amr.store.models import ReadingRow, RejectedRow

@@ -11,7 +11,7 @@ the series it judges (`amr.store.series_lock`), retried from the start on a conf
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,13 +21,13 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from amr.config import DatabaseConfig
-from amr.consumption import Step
-from amr.domain import CHANNELS, Channel, Flag, StoredReading
+from amr.core.domain import CHANNELS, Channel, Flag, StoredReading
+from amr.core.meters import Meter
 from amr.errors import ConfigError, NotFound, StoreError, StoreUnavailable
-from amr.meters import Meter
+from amr.outputs.consumption import Step
 from amr.store import migrate
 from amr.store.aggregates import VIEWS, bucket_samples
-from amr.store.context import load_context
+from amr.store.context import changed_series, load_context
 from amr.store.engine import Backend, make_engine, probe
 from amr.store.meters import sync_meters
 from amr.store.models import AuditRow, ReadingRow, RejectedRow
@@ -99,6 +99,14 @@ class Session:
         true until this transaction commits."""
         self.lock((r.meter_id, r.tariff) for r in requests)
         return load_context(self.conn, requests)
+
+    def changed(
+        self, requests: Sequence[ContextRequest], seen: Mapping[SeriesKey, Sequence[StoredReading]]
+    ) -> set[SeriesKey]:
+        """Lock the series of `requests`, then those whose context is no longer `seen` (what
+        `load_context` answered earlier, without the locks): one query, see `amr.store.context`."""
+        self.lock((r.meter_id, r.tariff) for r in requests)
+        return changed_series(self.conn, requests, seen)
 
     def write(self, result: BatchResult) -> None:
         """Write accepted and refused readings of a batch."""

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, bindparam, insert, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from amr.domain import CHANNELS, StoredReading
+from amr.core.domain import CHANNELS, StoredReading
 from amr.store.models import ReadingRow, RejectedRow
 from amr.store.rows import READING_COLUMNS, reading_to_row
 from amr.validation.pipeline import BatchResult, Rejection

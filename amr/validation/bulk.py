@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from itertools import repeat
 
-from amr.domain import CHANNELS, IncomingReading
-from amr.meters import Meter
+from amr.core.domain import CHANNELS, IncomingReading
+from amr.core.meters import Meter
 from amr.validation.rules import MICROS_PER_HOUR
 from amr.validation.series import Series
 
@@ -26,6 +26,8 @@ BULK_MIN = 8
 
 _MICROSECOND = timedelta(microseconds=1)
 _PROBLEMS = operator.attrgetter("problems")
+_TS = operator.attrgetter("ts")
+_VALUES = operator.attrgetter("values")
 
 
 def acceptable_in_bulk(
@@ -48,12 +50,12 @@ def acceptable_in_bulk(
     scale = meter.scale_at(first)
     if meter.scale_at(last) is not scale:
         return False
-    times: list[datetime] = [r.ts for r in readings]  # type: ignore[misc]
+    times: list[datetime] = list(map(_TS, readings))
     if not all(map(operator.lt, times, times[1:])):
         return False
     if any(map(_PROBLEMS, readings)):
         return False
-    value_maps = [r.values for r in readings]
+    value_maps = list(map(_VALUES, readings))
     columns: list[list[int | None]] = [list(map(dict.get, value_maps, repeat(channel))) for channel in CHANNELS]
     if all(None in column for column in columns) and not all(map(_has_value, *columns)):
         return False  # a reading without any value
@@ -62,6 +64,8 @@ def acceptable_in_bulk(
     for channel, column in zip(CHANNELS, columns, strict=True):
         stamps: list[datetime]
         if None in column:
+            if column.count(None) == len(column):
+                continue  # the run has no value of this channel
             kept = [(t, v) for t, v in zip(times, column, strict=True) if v is not None]
             if not kept:
                 continue

@@ -10,17 +10,18 @@ writes nothing. `amr.ingest` writes what it decided.
 from __future__ import annotations
 
 import operator
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from itertools import groupby, repeat
 from typing import Any, Literal, Protocol
 
-from amr.domain import CHANNELS, SOURCE_TEXT, Channel, Flag, IncomingReading, StoredReading, kwh_from_wh
-from amr.energy import consumption_wh
-from amr.gc_policy import paused_gc
-from amr.meters import Meter
-from amr.timetext import local_text
+from amr.core.domain import CHANNELS, SOURCE_TEXT, Channel, Flag, IncomingReading, StoredReading, kwh_from_wh
+from amr.core.energy import consumption_wh
+from amr.core.gc_policy import paused_gc
+from amr.core.meters import Meter
+from amr.core.timetext import local_text
 from amr.validation.bulk import BULK_MIN, acceptable_in_bulk
 from amr.validation.reasons import Reason
 from amr.validation.rules import Step, static_reasons, step
@@ -28,6 +29,15 @@ from amr.validation.series import Series, with_rollover
 
 Status = Literal["accepted", "duplicate", "rejected"]
 SeriesKey = tuple[int, int]
+_TS = operator.attrgetter("ts")
+_TARIFF = operator.attrgetter("tariff")
+_VALUES = operator.attrgetter("values")
+_SOURCE = operator.attrgetter("source")
+_RECEIVED_AT = operator.attrgetter("received_at")
+_FOUR = len(CHANNELS)
+_METER = operator.attrgetter("meter")
+_ID = operator.attrgetter("id")
+_PROBLEMS = operator.attrgetter("problems")
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,21 +239,22 @@ class Pipeline:
     def _run(self, batch: Sequence[IncomingReading]) -> BatchResult:
         now = self.now()
         result = BatchResult(outcomes=[Outcome("rejected")] * len(batch))
-        groups: dict[SeriesKey, list[int]] = defaultdict(list)
-        find = self.meters.get
-        for index, reading in enumerate(batch):
-            meter = find(reading.meter)
-            if meter is None:
-                # a row garbled in its meter cell is malformed first: its own problems name the line and the fix
-                found = [(Reason.MALFORMED, p) for p in reading.problems]
-                found.append((Reason.UNKNOWN_METER, f"no meter with serial {reading.meter!r} is configured"))
-                self._reject(result, index, reading, None, found)
-            elif reading.problems or reading.ts is None:
-                self._reject(
-                    result, index, reading, meter, static_reasons(reading, meter, now, self.clock_tolerance, self.tz)
-                )
-            else:
-                groups[(meter.id, reading.tariff)].append(index)
+        groups = self._plain_groups(batch)
+        if groups is None:
+            groups = defaultdict(list)
+            find, tolerance = self.meters.get, self.clock_tolerance
+            for index, reading in enumerate(batch):
+                meter = find(reading.meter)
+                if meter is None:
+                    # a row garbled in its meter cell is malformed first: its own problems name the line and the fix
+                    found = [(Reason.MALFORMED, p) for p in reading.problems]
+                    found.append((Reason.UNKNOWN_METER, f"no meter with serial {reading.meter!r} is configured"))
+                    self._reject(result, index, reading, None, found)
+                elif reading.problems or reading.ts is None:
+                    problems = static_reasons(reading, meter, now, tolerance, self.tz)
+                    self._reject(result, index, reading, meter, problems)
+                else:
+                    groups[(meter.id, reading.tariff)].append(index)
         if not groups:
             return result
         requests = []
@@ -267,6 +278,17 @@ class Pipeline:
             else:
                 self._judge_run(result, meter, key[1], indices, run, series, now, latest_allowed)
         return result
+
+    def _plain_groups(self, batch: Sequence[IncomingReading]) -> dict[SeriesKey, list[int]] | None:
+        """The positions of each series' readings (series in order of first appearance) when every
+        reading is of a known meter, has a time and no problems; None otherwise (judge one by one)."""
+        meters = list(map(self.meters.get, map(_METER, batch)))
+        if None in meters or any(map(_PROBLEMS, batch)) or None in list(map(_TS, batch)):
+            return None
+        keys = list(zip(map(_ID, meters), map(_TARIFF, batch), strict=True))
+        order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: each series' positions ascending
+        found = {key: list(positions) for key, positions in groupby(order, keys.__getitem__)}
+        return dict(sorted(found.items(), key=lambda item: item[1][0]))
 
     def _judge_run(
         self,
@@ -303,24 +325,25 @@ class Pipeline:
     def _accept_run(
         self, result: BatchResult, meter: Meter, indices: list[int], run: list[IncomingReading], now: datetime
     ) -> None:
-        meter_id, texts = meter.id, SOURCE_TEXT
+        value_maps: list[dict[Channel, int | None]] = list(map(_VALUES, run))
+        if not all(map(_FOUR.__eq__, map(len, value_maps))):
+            value_maps = [v if len(v) == _FOUR else {c: v.get(c) for c in CHANNELS} for v in value_maps]
+        received = list(map(_RECEIVED_AT, run))
+        if None in received:
+            received = [at or now for at in received]
         result.accepted.extend(
-            [
-                StoredReading(
-                    meter_id,
-                    r.ts,  # type: ignore[arg-type]
-                    r.tariff,
-                    r.values if len(r.values) == 4 else {c: r.values.get(c) for c in CHANNELS},
-                    texts[r.source],
-                    0,
-                    r.received_at or now,
-                )
-                for r in run
-            ]
+            map(
+                StoredReading,
+                repeat(meter.id),
+                map(_TS, run),
+                map(_TARIFF, run),
+                value_maps,
+                map(SOURCE_TEXT.__getitem__, map(_SOURCE, run)),
+                repeat(0),
+                received,
+            )
         )
-        outcome, outcomes = Outcome("accepted", meter=meter), result.outcomes
-        for index in indices:
-            outcomes[index] = outcome
+        deque(map(result.outcomes.__setitem__, indices, repeat(Outcome("accepted", meter=meter))), maxlen=0)
 
     def _reject(
         self,

@@ -6,10 +6,10 @@ import enum
 from datetime import UTC, datetime, timedelta, tzinfo
 from fractions import Fraction
 
-from amr.domain import Channel, IncomingReading
-from amr.energy import hours_between
-from amr.meters import WRAP_ZONE, Meter
-from amr.timetext import local_text
+from amr.core.domain import Channel, IncomingReading
+from amr.core.energy import hours_between
+from amr.core.meters import WRAP_ZONE, Meter
+from amr.core.timetext import local_text
 from amr.validation.reasons import Reason
 
 MICROS_PER_HOUR = 3_600_000_000

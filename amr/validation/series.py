@@ -6,7 +6,7 @@ import bisect
 from dataclasses import replace
 from datetime import datetime
 
-from amr.domain import CHANNELS, Channel, Flag, StoredReading
+from amr.core.domain import CHANNELS, Channel, Flag, StoredReading
 
 
 class Series:

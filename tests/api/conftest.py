@@ -18,8 +18,8 @@ from amr.api.context import ApiContext
 from amr.api.security import Passwords, digest, new_api_key
 from amr.app import App
 from amr.config import DatabaseConfig, config_from_dict
-from amr.domain import Channel, IncomingReading, Source, wh_from_kwh
-from amr.ingest import Ingestor
+from amr.core.domain import Channel, IncomingReading, Source, wh_from_kwh
+from amr.ingest.ingestor import Ingestor
 from amr.store import Store
 from tests.conftest import _clean
 

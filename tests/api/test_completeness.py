@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from amr.config import ScheduleConfig
-from amr.domain import Channel, IncomingReading, Source, wh_from_kwh
+from amr.core.domain import Channel, IncomingReading, Source, wh_from_kwh
 from tests.api.conftest import NOW, Env
 
 TZ = ZoneInfo("Europe/Moscow")

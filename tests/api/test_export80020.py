@@ -9,11 +9,11 @@ from pathlib import Path
 from lxml import etree
 
 import amr
-from amr.consumption import Bucket
-from amr.export80020 import STATUS_GAP, STATUS_OK, periods
+from amr.outputs.consumption import Bucket
+from amr.outputs.export80020 import STATUS_GAP, STATUS_OK, periods
 from tests.api.conftest import Env
 
-SCHEMA = etree.XMLSchema(etree.parse(str(Path(amr.__file__).with_name("export80020.xsd"))))
+SCHEMA = etree.XMLSchema(etree.parse(str(Path(amr.__file__).parent / "outputs" / "export80020.xsd")))
 MIDNIGHT = datetime(2026, 3, 8, 21, 0, tzinfo=UTC)  # 2026-03-09 00:00 in Moscow
 MSK = __import__("zoneinfo").ZoneInfo("Europe/Moscow")
 

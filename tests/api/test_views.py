@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from amr.domain import Source
+from amr.core.domain import Source
 from tests.api.conftest import NOW, Env
 
 DAY = timedelta(days=1)
@@ -195,7 +195,7 @@ def test_csv_export_can_be_imported_again(env: Env) -> None:
         ("M2", "5.000", "", "web"),
     ]
     assert rows[0]["timestamp"] == "2026-03-09T00:00:00+03:00"
-    from amr.csvio import read_readings
+    from amr.ingest.csvfile import read_readings
 
     parsed = list(read_readings(io.StringIO(answer.text), "export.csv"))
     assert len(parsed) == 4 and not any(r.problems for r in parsed)

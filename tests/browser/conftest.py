@@ -28,7 +28,7 @@ from amr.api import create_app
 from amr.api.security import Passwords
 from amr.app import App
 from amr.config import config_from_dict
-from amr.domain import Channel, IncomingReading, Source, wh_from_kwh
+from amr.core.domain import Channel, IncomingReading, Source, wh_from_kwh
 from amr.store.health import HealthRecord, save_health
 from tests.conftest import IN_CI
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from amr.consumption import Step, boundaries, consumption
-from amr.domain import Channel, kwh_from_wh
+from amr.core.domain import Channel, kwh_from_wh
+from amr.outputs.consumption import Step, boundaries, consumption
 from tests.browser.conftest import STEPS, TZ, Served, login, shot
 
 pytestmark = pytest.mark.browser

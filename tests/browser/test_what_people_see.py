@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from amr.collector.result import PollResult
+from amr.core.domain import Channel, IncomingReading, Source, wh_from_kwh
 from amr.dashboard.polls import PollLog
-from amr.domain import Channel, IncomingReading, Source, wh_from_kwh
 from amr.drivers.base import MeterValues
 from amr.drivers.modbus.driver import register_map
 from amr.store.health import HealthRecord, save_health

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pytest
+from sqlalchemy import delete
 
-from amr.bulk_ingest import BulkIngest
-from amr.consumption import Step, boundaries, consumption
-from amr.domain import Channel, Flag
-from amr.ingest import Ingestor
-from amr.store import Store
+from amr.core.domain import Channel, Flag, StoredReading
+from amr.ingest.bulk import BulkIngest
+from amr.ingest.ingestor import Ingestor
+from amr.outputs.consumption import Step, boundaries, consumption
+from amr.store import Session, Store
+from amr.store.models import ReadingRow
 from amr.validation import ContextRequest, Pipeline, Reason, Summary
 from tests.support.builders import NOW, T0, meters, reading
 from tests.support.memory import MemoryLoader
 
+T = TypeVar("T")
 SPECS = (
     {"serial": "A1", "object": "ПС Северная", "point": "p1", "accounts": ["111"], "max_power_kw": 100},
     {"serial": "B2", "object": "ПС Северная", "point": "p2", "ct_ratio": 4000, "tariffs": 2},
@@ -74,6 +79,92 @@ def test_context_has_each_channels_nearest_neighbours(store: Store) -> None:
     context = store.load_context([ContextRequest(meter_id, 0, T0 + timedelta(hours=3), T0 + timedelta(hours=6))])
     hours = sorted(int((r.ts - T0).total_seconds() // 3600) for r in context[(meter_id, 0)])
     assert hours == [0, 1, 5, 9, 10]  # A+ before: 1; R+ before: 0; within: 5; A+ after: 9; R+ after: 10
+
+
+def test_context_check_finds_each_change_of_a_batch_context_and_nothing_else(store: Store) -> None:
+    # What a batch was judged against (`load_context`, without locks) is checked again under the
+    # locks before it is written: only a store, replacement or deletion that changes that context
+    # counts, and every such change does.
+    ing = ingestor(store)
+    ing.submit([reading("A1", 0, "1.0", r_plus="1.0"), reading("A1", 2, "3.0"), reading("A1", 8, "9.0", r_plus="5.0")])
+    meter = ing.meters["A1"]
+    key = (meter.id, 0)
+    requests = [ContextRequest(meter.id, 0, T0 + timedelta(hours=4), T0 + timedelta(hours=5))]
+    seen = store.load_context(requests)  # A+ before: 2 h; R+ before: 0 h; both after: 8 h
+
+    def changed() -> set[tuple[int, int]]:
+        with store.session() as session:
+            found = session.changed(requests, seen)
+        reloaded = store.load_context(requests)
+        assert (found == {key}) == (_rows(reloaded) != _rows(seen))  # the check agrees with reloading
+        return found
+
+    assert changed() == set()
+    ing.submit([reading("A1", 1, "2.0")])  # A+ only, before A+'s nearest and after R+'s: not in the context
+    ing.submit([reading("A1", 9, "9.5")])  # after the next reading seen
+    assert changed() == set()
+    ing.submit([reading("A1", 1.5, "2.5", r_plus="1.5")])  # R+ nearer than the one seen
+    assert changed() == {key}
+    seen = store.load_context(requests)
+    ing.submit([reading("A1", 4.5, "5.0")])  # inside the batch's range
+    assert changed() == {key}
+    seen = store.load_context(requests)
+    ing.submit([reading("A1", 6, "6.0")])  # between the batch and the next reading seen
+    assert changed() == {key}
+    seen = store.load_context(requests)
+    ing.submit([reading("A1", 2, "3.5")])  # refused (a conflict), then accepted against the rules
+    [conflict] = store.rejected()
+    store.override(conflict.id, meter, "dispatcher1", "replaced", NOW)
+    assert changed() == {key}
+    seen = store.load_context(requests)
+    with store.engine.begin() as conn:  # another writer deletes the nearest reading after the batch
+        conn.execute(delete(ReadingRow).where(ReadingRow.meter_id == meter.id,
+                                              ReadingRow.ts == T0 + timedelta(hours=6)))
+    assert changed() == {key}
+    seen = store.load_context(requests)
+    assert changed() == set()
+    other = (ing.meters["B2"].id, 0)  # a series with nothing stored, then something stored
+    empty = [ContextRequest(other[0], 0, T0, T0)]
+    with store.session() as session:
+        assert session.changed(empty, {}) == set()
+    ing.submit([reading("B2", 100, "1.0")])
+    with store.session() as session:
+        assert session.changed(empty, {}) == {other}
+
+
+def _rows(context: dict[tuple[int, int], list[StoredReading]]) -> set[tuple[object, ...]]:
+    return {(r.ts, r.flags, r.received_at, *r.values.values()) for readings in context.values() for r in readings}
+
+
+def test_bulk_ingest_judges_a_batch_again_when_another_writer_changed_its_series_meanwhile(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ing = ingestor(store)
+    other = Ingestor(store, list(ing.meters.values()), now=lambda: NOW)
+    write = store.write
+    interfered: list[Summary] = []
+
+    def interfering(work: Callable[[Session], T], retries: int = 4) -> T:
+        if not interfered:  # after the first batch was judged, before it is written
+            interfered.append(Summary())
+            interfered[0].add(other.submit([reading("A1", 2.5, "20.0")]))
+        return write(work, retries)
+
+    monkeypatch.setattr(store, "write", interfering)
+    bulk = BulkIngest(ing, batch_size=4)
+    summary = bulk.run([reading("A1", h, f"{10 + h}.0") for h in range(8)])
+
+    assert interfered[0].accepted == 1
+    assert bulk.rejudged >= 1
+    # judged again under the locks: 3 h onwards is lower than the other writer's 20 kWh at 2.5 h
+    assert summary.accepted == 3 and summary.rejected == {"lower_than_previous": 5}
+    stored = store.readings([ing.meters["A1"].id])
+    assert [(r.ts - T0, r.values[Channel.A_PLUS]) for r in stored] == [
+        (timedelta(hours=0), 10_000),
+        (timedelta(hours=1), 11_000),
+        (timedelta(hours=2), 12_000),
+        (timedelta(hours=2.5), 20_000),
+    ]
 
 
 def test_refused_readings_are_kept_once_with_reason_and_payload(store: Store) -> None:
@@ -154,8 +245,10 @@ def test_bulk_ingest_across_batches_agrees_with_judging_batch_by_batch(store: St
         result = pipeline.run(stream[offset : offset + 7])
         loader.apply(result)
         expected.add(result)
-    summary = BulkIngest(ing, batch_size=7).run(stream)
+    bulk = BulkIngest(ing, batch_size=7)
+    summary = bulk.run(stream)
 
+    assert bulk.rejudged == 0  # nobody else wrote: the check under the locks finds every batch's context as seen
     assert summary.as_dict() == expected.as_dict()
     assert summary.rejected["lower_than_previous"] >= 10 and summary.rejected["conflict"] == 1
     for serial in ("A1", "B2"):

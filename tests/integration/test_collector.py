@@ -29,8 +29,8 @@ from amr.cli import main as collect_main
 from amr.collector import Collector, PollResult
 from amr.collector.command import once
 from amr.config import Config, config_from_dict, load_config
+from amr.core.domain import Channel, kwh_from_wh
 from amr.demo.field import to_toml
-from amr.domain import Channel, kwh_from_wh
 from amr.store import Store
 from amr.store.health import load_health
 from simulators.modbus import ModbusRtuSimulator, ModbusTcpSimulator
@@ -79,8 +79,9 @@ def fixed_clock() -> datetime:
 
 
 def line(name: str, kind: str, url: str, **extra: Any) -> dict[str, Any]:
+    serial = {} if kind == "modbus-tcp" else {"frame_pause": "5ms"}  # a key of serial lines only
     return {"name": name, "kind": kind, "url": url, "timeout": f"{int(TIMEOUT * 1000)}ms", "retries": RETRIES,
-            "retry_backoff": f"{int(BACKOFF * 1000)}ms", "frame_pause": "5ms", **extra}
+            "retry_backoff": f"{int(BACKOFF * 1000)}ms", **serial, **extra}
 
 
 @contextlib.asynccontextmanager

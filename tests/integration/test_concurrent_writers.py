@@ -88,7 +88,7 @@ def _submit_process(config: str, root: str) -> None:
     """Another writer of the imported meters: `Ingestor.submit` in batches, as the collector does."""
     sys.path.insert(0, root)
     from amr.app import App
-    from amr.domain import Channel, IncomingReading, Source
+    from amr.core.domain import Channel, IncomingReading, Source
 
     with App.open(config) as app:
         batch = []

@@ -134,6 +134,20 @@ def test_numbers_in_other_forms_are_refused_by_line(tmp_path: Path, database: st
     assert all(r["reasons"] == "malformed" and "write it like 1234.567" in r["message"] for r in refused)
 
 
+def test_a_tariff_in_other_digits_is_refused_by_line(tmp_path: Path, database: str) -> None:
+    body = good_rows(10)
+    body += [
+        "M1,2026-03-01T00:00:00+03:00,\u0661,1.5,,,\n".encode(),
+        "M2,2026-03-01T00:00:00+03:00,\uff12,1.5,,,\n".encode(),
+    ]
+    run_import(tmp_path, database, body)
+    count, refused = stored(database)
+    assert count == 10 and len(refused) == 2
+    assert all(
+        r["reasons"].split(",")[0] == "malformed" and "is not 0 (total) or 1..4" in r["message"] for r in refused
+    )
+
+
 def test_a_short_row_names_its_line_and_what_is_missing(tmp_path: Path, database: str) -> None:
     body = good_rows(20)
     body.insert(7, b"M2,2026-03-01T00:00:00+03:00,0\n")

@@ -23,7 +23,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from amr.config import BusConfig, MeterConfig, config_from_dict
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.drivers.base import MeterValues
 from amr.drivers.modbus.driver import ModbusTcpDriver, register_map
 from amr.errors import ConnectError, DeviceError, ReadTimeout
@@ -273,5 +273,5 @@ def test_a_meter_lacking_registers_of_its_profile_keeps_what_it_has_and_is_asked
 def test_max_gap_is_a_meter_setting() -> None:
     config = config_from_dict({"meters": [{"serial": "X", "max_gap": 0, "profile": "schneider-iem3000"}]}, environ={})
     (only,) = config.meters
-    assert only.max_gap == 0
+    assert only.settings.max_gap == 0  # type: ignore[attr-defined]
     assert [b.count for b in register_map(only, 125).plan()] == [8, 8]  # no read across the unused gap

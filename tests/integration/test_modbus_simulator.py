@@ -12,7 +12,7 @@ import pytest
 
 from amr.collector.retry import is_transient
 from amr.config import BusConfig, MeterConfig
-from amr.domain import Channel, Values
+from amr.core.domain import Channel, Values
 from amr.drivers.base import PollDriver
 from amr.drivers.modbus.driver import ModbusRtuDriver, ModbusTcpDriver
 from amr.errors import ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
@@ -54,9 +54,8 @@ async def bus_with(transport: str, meters: list[VirtualMeter], baudrate: int = 1
         sim = ModbusRtuSimulator(meters, transport=transport.removeprefix("rtu-"),  # type: ignore[arg-type]
                                  baudrate=baudrate, **sim_args)
     async with sim:
-        kind = "modbus-tcp" if transport == "tcp" else "modbus-rtu"
-        bus = BusConfig.model_validate(
-            {"name": "bus", "kind": kind, "url": sim.url, "timeout": TIMEOUT, "baudrate": baudrate})
+        line = {"kind": "modbus-tcp"} if transport == "tcp" else {"kind": "modbus-rtu", "baudrate": baudrate}
+        bus = BusConfig.model_validate({"name": "bus", "url": sim.url, "timeout": TIMEOUT, **line})
         driver: PollDriver = ModbusTcpDriver(bus) if transport == "tcp" else ModbusRtuDriver(bus)
         await driver.open()
         try:

@@ -24,8 +24,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from amr.config import BusConfig, MeterConfig
+from amr.core.domain import Channel
 from amr.demo.broker import mosquitto_binary, mosquitto_conf, started_mosquitto
-from amr.domain import Channel
 from amr.drivers.base import MeterValues
 from amr.drivers.mqtt.driver import MqttDriver, broker_address, subscription_filters
 from amr.errors import ConfigError, ConnectError

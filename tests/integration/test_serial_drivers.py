@@ -18,7 +18,7 @@ import pytest
 
 from amr.collector.retry import is_transient
 from amr.config import BusConfig, MeterConfig
-from amr.domain import Channel, Values
+from amr.core.domain import Channel, Values
 from amr.drivers.base import MeterValues, PollDriver
 from amr.drivers.iec62056_21.driver import Iec62056Driver
 from amr.drivers.mercury230.driver import AnswerWaiter, Mercury230Driver, MeterMismatch, meter_address, meter_password

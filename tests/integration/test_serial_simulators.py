@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.drivers.serial_line import LineSettings, SerialLine, frame_time
 from amr.errors import ConnectError, ReadTimeout
 from amr.protocols import iec62056_21 as iec

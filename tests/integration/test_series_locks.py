@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from amr.ingest import Ingestor
+from amr.ingest.ingestor import Ingestor
 from amr.store import Store
 from tests.support.builders import NOW, meters, reading
 

@@ -135,7 +135,7 @@ def test_iec_sim_over_tcp_prints_a_configuration_that_keeps_its_schedule(tmp_pat
         assert checked.returncode == 0 and "warning" not in checked.stderr, checked.stderr
         config = config_from_dict(tomllib.loads(config_file.read_text(encoding="utf-8")), environ={})
         (bus,) = config.buses
-        assert (bus.url, bus.baudrate, bus.baud_switch) == (url, 9600, False)
+        assert (bus.url, bus.settings.baudrate, bus.settings.baud_switch) == (url, 9600, False)  # type: ignore[attr-defined]
 
         async def sweep() -> tuple[list[int], float]:
             driver = poll_driver(bus)

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import event, text
 
 from amr.config import DatabaseConfig, config_from_dict
-from amr.meters import Meter
+from amr.core.meters import Meter
 from amr.store import Store
 from tests.conftest import POSTGRES_URL, _clean
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from amr.config import config_from_dict
-from amr.domain import Channel, IncomingReading, Source, wh_from_kwh
-from amr.meters import Meter
+from amr.core.domain import Channel, IncomingReading, Source, wh_from_kwh
+from amr.core.meters import Meter
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from amr.domain import CHANNELS, StoredReading
+from amr.core.domain import CHANNELS, StoredReading
 from amr.validation import BatchResult, ContextRequest
 
 

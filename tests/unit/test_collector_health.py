@@ -12,7 +12,7 @@ import pytest
 
 from amr.collector.health import HealthBook, after_failure, after_success, redact
 from amr.config import DatabaseConfig, ScheduleConfig
-from amr.ingest import Ingestor
+from amr.ingest.ingestor import Ingestor
 from amr.store import Store
 from amr.store.health import HealthRecord, completeness, load_health, save_health
 from tests.support.builders import meters, reading

@@ -76,6 +76,19 @@ def test_cron_weekdays_are_standard_crontab_not_apscheduler_numbering() -> None:
         crontab_weekdays("8")
 
 
+@pytest.mark.parametrize("cron", ["0 8 * * \u0663", "0 8 * * */\u0662", "*/\u0661\u0665 * * * *", "0 \uff18 * * *"])
+def test_cron_digits_of_other_scripts_are_refused(cron: str) -> None:
+    """``int`` reads ``٣`` as 3 and APScheduler's ``\\d`` matches it: such a cron is refused, not run."""
+    with pytest.raises(ConfigError, match="write it in ASCII"):
+        make_trigger(schedule(cron=cron), MSK)
+
+
+@pytest.mark.parametrize("field", ["\u0663", "*/\u0662", "1-\uff15"])
+def test_cron_weekdays_take_ascii_digits_only(field: str) -> None:
+    with pytest.raises(ConfigError, match="cron weekday"):
+        crontab_weekdays(field)
+
+
 def test_cron_restricting_both_day_and_weekday_is_refused() -> None:
     with pytest.raises(ConfigError, match="not both"):
         make_trigger(schedule(cron="0 0 1 * 1"), MSK)

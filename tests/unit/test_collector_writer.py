@@ -11,9 +11,9 @@ from typing import Any, TypeVar, cast
 
 from amr.collector.buffer import ReadingBuffer, decode, encode
 from amr.collector.writer import Writer
-from amr.domain import Channel, IncomingReading, Source
+from amr.core.domain import Channel, IncomingReading, Source
 from amr.errors import StoreError, StoreUnavailable
-from amr.ingest import Ingestor
+from amr.ingest.ingestor import Ingestor
 from amr.validation import BatchResult, Outcome, Reason
 
 T = TypeVar("T")

@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from amr.consumption import Bucket, Step, boundaries, consumption, gap_text
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.errors import InputError
+from amr.outputs.consumption import Bucket, Step, boundaries, consumption, gap_text
 from amr.validation import Pipeline
 from tests.support.builders import NOW, meters, reading
 from tests.support.memory import MemoryLoader

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from amr.csvio import BLOCK, read_readings
-from amr.domain import Channel, Source
+from amr.core.domain import Channel, Source
+from amr.ingest.csvfile import BLOCK, read_readings
 
 HEADER = "meter,timestamp,tariff,a_plus,a_minus,r_plus,r_minus,source\n"
 

@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from amr.config import BusConfig, config_from_dict
-from amr.domain import Source
+from amr.core.domain import Source
 from amr.drivers import poll_driver, push_driver
 from amr.drivers.base import PollDriver, PushDriver
 from amr.drivers.registry import KINDS, PROTOCOLS

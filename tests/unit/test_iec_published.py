@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.drivers.iec62056_21.driver import meter_clock, parse_readout, values_from_data_sets
 from amr.errors import ProtocolError
 from amr.protocols import iec62056_21 as iec

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amr.config import MeterConfig
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.drivers.base import MeterValues
 from amr.drivers.mqtt.payloads import (
     PayloadDecoder,

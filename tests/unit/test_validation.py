@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from amr.domain import Channel, Flag, Source
+from amr.core.domain import Channel, Flag, Source
 from amr.validation import Pipeline, Reason
 from tests.support.builders import NOW, T0, meters, reading
 from tests.support.memory import MemoryLoader

@@ -7,7 +7,7 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amr.domain import CHANNELS, Flag
+from amr.core.domain import CHANNELS, Flag
 from amr.validation import Pipeline
 from tests.support.builders import NOW, meters, reading
 from tests.support.memory import MemoryLoader

@@ -14,7 +14,7 @@ from amr.api.deps import Ctx, CurrentUser, Holder, refuse_control_characters
 from amr.api.errors import not_found, responses
 from amr.api.present import kwh, local, reading_id
 from amr.api.schemas import AccountMeter, AccountMeters, AccountSettings, AccountSettingsUpdate, LatestReading
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.store.readings_api import latest_readings
 
 router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"], dependencies=[Depends(refuse_control_characters)])

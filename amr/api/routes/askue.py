@@ -13,7 +13,7 @@ from amr.api.deps import Ctx, CurrentUser, refuse_control_characters
 from amr.api.errors import responses
 from amr.api.present import kwh, local
 from amr.api.schemas import AskueMeter
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.store.readings_api import latest_readings
 
 router = APIRouter(prefix="/api/v1/askue", tags=["askue"], dependencies=[Depends(refuse_control_characters)])

@@ -25,6 +25,7 @@ from amr.api.context import ApiContext
 from amr.api.deps import Ctx, CurrentUser, Language, Staff, refuse_control_characters
 from amr.api.errors import responses
 from amr.api.present import channel_values, local, reason_item, rejected_item
+from amr.api.schemas import WholeText
 from amr.api.schemas_dashboard import (
     AuditEntry,
     DashInfo,
@@ -43,10 +44,10 @@ from amr.api.schemas_dashboard import (
     TariffReading,
 )
 from amr.config import MeterConfig
+from amr.core.domain import Flag, StoredReading
+from amr.core.meters import Meter
 from amr.dashboard.problems import missing_reads
-from amr.domain import Flag, StoredReading
 from amr.drivers.registry import PROTOCOLS
-from amr.meters import Meter
 from amr.store.dashboard_queries import meter_schedules, refused_count
 from amr.store.health import Completeness, HealthRecord, Status, completeness_of, load_health
 from amr.store.readings_api import history, latest_readings, rejected_of
@@ -348,8 +349,8 @@ def rejected_queue(
     lang: Language,
     status: Literal["open", "accepted", "all"] = "open",
     meter: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500), WholeText] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000), WholeText] = 0,
 ) -> DashRejectedPage:
     """Refused readings, newest first, each with its reasons and the previous accepted reading of
     the same meter and tariff (the value it was compared with)."""
@@ -383,7 +384,7 @@ def rejected_queue(
 def audit_trail(
     principal: Staff,
     ctx: Ctx,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=500), WholeText] = 50,
 ) -> list[AuditEntry]:
     """The newest audit records: who changed what, when and why (a dispatcher limited to some
     objects sees only its own records)."""

@@ -12,13 +12,14 @@ from amr.api.deps import Ctx, Language, Staff, refuse_control_characters
 from amr.api.errors import ApiError, not_found, responses
 from amr.api.present import parse_day, reading_item, rejected_item
 from amr.api.schemas import (
+    DayText,
     DispatchMeter,
     DispatchMeters,
     OverrideResult,
     PollResult,
     RejectedItem,
     ResolveInput,
-    Whole,
+    WholeText,
 )
 from amr.errors import DriverError, NotFound
 from amr.store.dashboard_queries import meter_schedules
@@ -26,7 +27,7 @@ from amr.store.health import HealthRecord, completeness_of, load_health
 from amr.store.readings_api import rejected_of
 
 router = APIRouter(prefix="/api/v1/dispatch", tags=["dispatch"], dependencies=[Depends(refuse_control_characters)])
-RejectedId = Annotated[Whole, Path(ge=1, le=2**31 - 1)]
+RejectedId = Annotated[int, Path(ge=1, le=2**31 - 1), WholeText]
 
 
 @router.get("/meters", response_model=DispatchMeters, responses=responses(401, 403, 422))
@@ -37,9 +38,9 @@ def dispatch_meters(
     object_name: Annotated[str | None, Query(alias="object", max_length=200)] = None,
     search: Annotated[str | None, Query(max_length=100, description="part of serial, name or point")] = None,
     period: Literal["day", "month"] = "day",
-    day: Annotated[str | None, Query(alias="date", pattern=r"^\d{4}-\d{2}-\d{2}$", description="default today")] = None,
-    limit: Annotated[Whole, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[Whole, Query(ge=0, le=10_000_000)] = 0,
+    day: Annotated[DayText | None, Query(alias="date", max_length=10, description="default today")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000), WholeText] = 1000,
+    offset: Annotated[int, Query(ge=0, le=10_000_000), WholeText] = 0,
 ) -> DispatchMeters:
     """Per meter: status (online, degraded, offline, unknown — from the collector), last poll, last
     error, and completeness: reading times stored ÷ polls the meter's schedule makes in the day or
@@ -94,8 +95,8 @@ def rejected(
     lang: Language,
     status: Literal["open", "accepted", "all"] = "open",
     meter: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[Whole, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000), WholeText] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000), WholeText] = 0,
 ) -> list[RejectedItem]:
     """Refused readings, newest first, with reason codes and messages."""
     serials = principal.scope.serial_filter(meter)

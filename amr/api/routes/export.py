@@ -15,8 +15,9 @@ from fastapi.responses import Response, StreamingResponse
 from amr.api.deps import Ctx, CurrentUser, Staff, refuse_control_characters
 from amr.api.errors import ApiError, invalid, responses
 from amr.api.present import kwh, parse_day, period
-from amr.domain import CHANNELS
-from amr.export80020 import ENCODING, build_80020
+from amr.api.schemas import DAY_OR_MOMENT, DayText
+from amr.core.domain import CHANNELS
+from amr.outputs.export80020 import ENCODING, build_80020
 from amr.store.exports import next_export_number
 from amr.store.readings_api import stream_readings
 
@@ -33,8 +34,14 @@ CSV_HEADER = ["meter", "timestamp", "tariff", *(c.value for c in CHANNELS), "sou
 def readings_csv(
     principal: CurrentUser,
     ctx: Ctx,
-    start: Annotated[str, Query(alias="from", max_length=40, description="date (site's zone) or ISO datetime")],
-    end: Annotated[str, Query(alias="to", max_length=40, description="date (whole day included) or ISO datetime")],
+    start: Annotated[
+        Annotated[str, DAY_OR_MOMENT],
+        Query(alias="from", max_length=40, description="date (site's zone) or ISO datetime"),
+    ],
+    end: Annotated[
+        Annotated[str, DAY_OR_MOMENT],
+        Query(alias="to", max_length=40, description="date (whole day included) or ISO datetime"),
+    ],
     meter: Annotated[str | None, Query(max_length=64, description="one meter; default every visible meter")] = None,
 ) -> StreamingResponse:
     """Accepted readings of the period (at most a year) as CSV with header
@@ -50,6 +57,7 @@ def readings_csv(
             "to",
             f"the period is longer than {MAX_DAYS} days; export it in parts",
             f"период длиннее {MAX_DAYS} дней; выгружайте по частям",
+            code="period_too_long",
         )
     meters = [principal.meter(meter, ctx.meters)] if meter else principal.scope.meters(ctx.meters)
     serials = {m.id: m.serial for m in meters}
@@ -91,7 +99,7 @@ def readings_csv(
 def export_80020(
     principal: Staff,
     ctx: Ctx,
-    day: Annotated[str, Query(alias="date", pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD, site's zone")],
+    day: Annotated[DayText, Query(alias="date", max_length=10, description="YYYY-MM-DD, site's zone")],
 ) -> Response:
     """Half-hour energy of every visible metering point for one day as макет 80020 (numbered, logged)."""
     chosen = parse_day(day, "date")

@@ -19,16 +19,30 @@ from amr.api.present import (
     period,
     reading_item,
 )
-from amr.api.schemas import ConsumptionBucket, ConsumptionSeries, Gap, ReadingPage, SourceFilter, Whole
-from amr.consumption import Step, boundaries, consumption
-from amr.domain import Channel, Source
+from amr.api.schemas import (
+    DAY_OR_MOMENT,
+    ConsumptionBucket,
+    ConsumptionSeries,
+    Gap,
+    MonthText,
+    ReadingPage,
+    SourceFilter,
+    TokenText,
+    WholeText,
+)
+from amr.core.domain import Channel, Source
+from amr.outputs.consumption import Step, boundaries, consumption
 from amr.store.readings_api import history
 
 router = APIRouter(prefix="/api/v1/meters", tags=["meters"], dependencies=[Depends(refuse_control_characters)])
 Serial = Annotated[str, Path(min_length=1, max_length=64, description="meter serial number")]
-From = Annotated[str | None, Query(alias="from", max_length=40, description="date (site's zone) or ISO datetime")]
+From = Annotated[
+    Annotated[str, DAY_OR_MOMENT] | None,
+    Query(alias="from", max_length=40, description="date (site's zone) or ISO datetime"),
+]
 To = Annotated[
-    str | None, Query(alias="to", max_length=40, description="date (its whole day is included) or ISO datetime")
+    Annotated[str, DAY_OR_MOMENT] | None,
+    Query(alias="to", max_length=40, description="date (its whole day is included) or ISO datetime"),
 ]
 MAX_BUCKETS = 20_000
 ASKUE = [s.value for s in Source if s.value.startswith("askue:")]
@@ -42,10 +56,10 @@ def readings(
     start: From = None,
     end: To = None,
     source: Annotated[list[SourceFilter] | None, Query(description="askue means every askue:* source")] = None,
-    billing_month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")] = None,
-    tariff: Annotated[Whole | None, Query(ge=0, le=4)] = None,
-    limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    billing_month: Annotated[MonthText | None, Query(max_length=7, description="YYYY-MM")] = None,
+    tariff: Annotated[int | None, Query(ge=0, le=4), WholeText] = None,
+    limit: Annotated[int, Query(ge=1, le=1000), WholeText] = 100,
+    cursor: Annotated[TokenText | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
 ) -> ReadingPage:
     """Accepted readings, newest first: value per channel, consumption since the previous reading of
     the same tariff (whatever its source), source and flags; paginated with ``cursor``."""
@@ -78,7 +92,7 @@ def meter_consumption(
     end: To = None,
     step: Literal["30min", "hour", "day", "month"] = "day",
     channel: Channel = Channel.A_PLUS,
-    tariff: Annotated[Whole, Query(ge=0, le=4)] = 0,
+    tariff: Annotated[int, Query(ge=0, le=4), WholeText] = 0,
 ) -> ConsumptionSeries:
     """Consumption per bucket in the site's zone, for plots and bills; a bucket not fully covered by
     readings is marked incomplete with its gaps (nothing is interpolated). Default: the last 31 days
@@ -90,13 +104,14 @@ def meter_consumption(
     finish = finish or ctx.now()
     begin = begin or finish - (timedelta(days=366) if bucket is Step.MONTH else timedelta(days=31))
     if finish <= begin:
-        raise invalid("from", "must be earlier than to", "должно быть раньше to")
+        raise invalid("from", "must be earlier than to", "должно быть раньше to", code="invalid_period")
     per_bucket = {Step.HALF_HOUR: 1800, Step.HOUR: 3600, Step.DAY: 86400, Step.MONTH: 28 * 86400}[bucket]
     if (finish - begin).total_seconds() / per_bucket > MAX_BUCKETS:
         raise invalid(
             "step",
             f"more than {MAX_BUCKETS} buckets; shorten the period or take a longer step",
             f"больше {MAX_BUCKETS} интервалов; сократите период или укрупните шаг",
+            code="too_many_buckets",
         )
     edges = boundaries(begin, finish, bucket, tz)
     series = [(meter, ctx.store.consumption_series(meter, tariff, bucket, edges[0], edges[-1]))]

@@ -13,16 +13,16 @@ from amr.api.context import ApiContext
 from amr.api.deps import Ctx, Language, Staff, refuse_control_characters
 from amr.api.errors import ApiError, not_found, responses
 from amr.api.present import channel_values, local
-from amr.api.schemas import AcceptInput, ModerationResult, PendingItem, ResolveInput, Whole
+from amr.api.schemas import AcceptInput, ModerationResult, PendingItem, ResolveInput, WholeText
 from amr.api.submission import Form, judge_and_store, localized_refusal, verdicts
-from amr.domain import CHANNELS, Channel, IncomingReading, Source
+from amr.core.domain import CHANNELS, Channel, IncomingReading, Source
 from amr.errors import NotFound
 from amr.store import Session
 from amr.store.pending import PendingRecord, resolve_in
 from amr.validation import BatchResult
 
 router = APIRouter(prefix="/api/v1/moderation", tags=["moderation"], dependencies=[Depends(refuse_control_characters)])
-PendingId = Annotated[Whole, Path(ge=1, le=2**31 - 1)]
+PendingId = Annotated[int, Path(ge=1, le=2**31 - 1), WholeText]
 
 
 def _item(record: PendingRecord, ctx: ApiContext) -> PendingItem:
@@ -71,8 +71,8 @@ def list_pending(
     principal: Staff,
     ctx: Ctx,
     status: Literal["pending", "accepted", "rejected", "refused", "all"] = "pending",
-    limit: Annotated[Whole, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[Whole, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000), WholeText] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000), WholeText] = 0,
 ) -> list[PendingItem]:
     """Readings waiting for an operator, oldest first."""
     records = ctx.pending.find(None if status == "all" else status, principal.scope.serial_filter(), limit, offset)

@@ -11,7 +11,7 @@ from amr.api.deps import ClientAddress, Ctx, Language, refuse_control_characters
 from amr.api.errors import ApiError, not_found, responses
 from amr.api.schemas import PublicInput, SubmitResult
 from amr.api.submission import parse_form, submit_form
-from amr.domain import Source
+from amr.core.domain import Source
 
 router = APIRouter(prefix="/api/v1/public", tags=["public"], dependencies=[Depends(refuse_control_characters)])
 

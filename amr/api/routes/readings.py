@@ -20,7 +20,7 @@ from amr.api.idempotent import run_idempotent
 from amr.api.present import human_time, parse_reading_id, reading_item
 from amr.api.schemas import DeletedReading, ReadingInput, SubmitInput, SubmitResult
 from amr.api.submission import batch_of, parse_form, preview, result_of, submit_form, verdicts
-from amr.domain import Source
+from amr.core.domain import Source
 from amr.store.readings_api import NotLatest, NotManual, delete_latest
 
 router = APIRouter(prefix="/api/v1/readings", tags=["readings"], dependencies=[Depends(refuse_control_characters)])
@@ -52,7 +52,7 @@ def submit_reading(
     principal: CurrentUser,
     ctx: Ctx,
     lang: Language,
-    idempotency_key: Annotated[str | None, Header(max_length=200, description="repeat-safe key")] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200, description="repeat-safe key")] = None,
 ) -> JSONResponse:
     """Store values per tariff zone with source web, mobile or operator: 201 with the readings,
     202 when they wait for moderation, 422 with the reason code when refused."""

@@ -7,7 +7,7 @@ Without a password (data readout, option select Y = 0)::
     -> ACK 0 Z 0 CR LF                        after the meter's reaction time; then both switch to Z
     <- STX 1.8.0(001234.567*kWh) ... ! CR LF ETX BCC
 
-With ``MeterConfig.password`` (programming mode, option select Y = 1)::
+With a meter ``password`` (`IecMeterSettings`) (programming mode, option select Y = 1)::
 
     <- SOH P0 STX (seed) ETX BCC              the meter asks for a password
     -> SOH P1 STX (password) ETX BCC
@@ -41,8 +41,9 @@ from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 
 from amr.config import BusConfig, MeterConfig
-from amr.domain import Channel, Source, Values
+from amr.core.domain import Channel, Source
 from amr.drivers.base import MeterValues
+from amr.drivers.iec62056_21.settings import IecBusSettings, IecMeterSettings
 from amr.drivers.serial_line import LineSettings, SerialLineDriver
 from amr.errors import ConfigError, ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
 from amr.protocols import iec62056_21 as iec
@@ -113,21 +114,8 @@ def values_from_data_sets(
     ``errors`` under its address and the rest are kept.
     """
     sets = list(data_sets)
-    found: dict[int, Values] = {}
     problems = dict(errors or {})
-    for data_set in sets:
-        try:
-            energy = iec.energy_value(data_set)
-        except ProtocolError as exc:
-            problems[data_set.address] = str(exc)
-            continue
-        if energy is None:
-            continue
-        channel, tariff, wh = energy
-        previous = found.setdefault(tariff, {}).setdefault(channel, wh)
-        if previous != wh:
-            problems[data_set.address] = f"{channel.label} tariff {tariff} sent twice: {previous} and {wh} Wh"
-            found[tariff][channel] = None
+    found = iec.energy_readings(sets, errors=problems)
     try:
         meter_time = meter_clock(sets, tz)
     except ProtocolError as exc:
@@ -154,22 +142,24 @@ class Iec62056Driver(SerialLineDriver):
 
     def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC, max_baudrate: int = 19200) -> None:
         """`tz` is the zone the meters' clocks run in; `max_baudrate` caps the speed switched to."""
-        given = bus.model_fields_set
-        fixed = "baudrate" in given or not bus.baud_switch
+        own = IecBusSettings.of(bus)
+        given = own.model_fields_set
+        fixed = "baudrate" in given or not own.baud_switch
         settings = LineSettings.from_bus(
             bus,
-            baudrate=bus.baudrate if fixed else STANDARD_INITIAL_BAUDRATE,
-            bytesize=bus.bytesize if "bytesize" in given else 7,
-            parity=bus.parity if "parity" in given else "E",
+            baudrate=own.baudrate if fixed else STANDARD_INITIAL_BAUDRATE,
+            bytesize=own.bytesize if "bytesize" in given else 7,
+            parity=own.parity if "parity" in given else "E",
         )
         super().__init__(bus, settings, tz=tz)
+        self.own = own
         self.max_baudrate = max_baudrate
         self.initial_baudrate = settings.baudrate
 
     def choose_baudrate(self, offered: int) -> int:
         """The speed to ask for: the meter's offer capped by `max_baudrate`; the initial one over
         ``socket://`` or with ``baud_switch = false``."""
-        stays = not self.line.settings.passes_baud_changes or not self.bus.baud_switch
+        stays = not self.line.settings.passes_baud_changes or not self.own.baud_switch
         if stays and self.initial_baudrate in iec.BAUD_CHARS:
             return self.initial_baudrate
         allowed = [rate for rate in iec.BAUD_CHARS if rate <= min(offered, self.max_baudrate)]
@@ -180,7 +170,8 @@ class Iec62056Driver(SerialLineDriver):
         address = "" if meter.address is None else str(meter.address)
         try:
             sign_on = iec.encode_sign_on(address)
-            password = None if meter.password is None else iec.encode_password(meter.password)
+            given = IecMeterSettings.of(meter).password
+            password = None if given is None else iec.encode_password(given)
         except (ValueError, UnicodeEncodeError) as exc:
             raise ConfigError(f"meter {meter.serial}: {exc}") from None
         timeout = (meter.timeout or self.bus.timeout).total_seconds()

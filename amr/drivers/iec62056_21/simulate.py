@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-from collections.abc import Sequence
-from typing import Any
 
-from amr.drivers.spec import Serving, SimulatorHook
+from amr.drivers.serial_simulate import serial_meters_hook
 
 
 def iec_fixed_baud(args: argparse.Namespace) -> int | None:
@@ -19,27 +15,10 @@ def iec_fixed_baud(args: argparse.Namespace) -> int | None:
     return 9600 if args.transport == "tcp" else None
 
 
-def _options(_group: argparse._ArgumentGroup) -> None:
-    """IEC 62056-21 has no options of its own: the common --transport, --port and --baud."""
-
-
-async def _serve(_kind: str, args: argparse.Namespace, meters: Sequence[Any], stack: contextlib.AsyncExitStack
-) -> Serving:
-    from simulators.serial_meters import IecSimulator
-
-    simulator = IecSimulator(list(meters), transport=args.transport, port=args.port, baudrate=iec_fixed_baud(args))
-    await stack.enter_async_context(simulator)
-    return simulator.url, asyncio.Event().wait()
-
-
 def _bus_lines(_kind: str, args: argparse.Namespace) -> list[str]:
     fixed = iec_fixed_baud(args)
     lines = [f"baudrate = {fixed or 300}", "bytesize = 7", 'parity = "E"']
     return [*lines, "baud_switch = false"] if fixed else lines
 
 
-def _meter_lines(_kind: str, meter: Any) -> list[str]:
-    return [f"address = {meter.address}"]
-
-
-IEC62056_21 = SimulatorHook(_options, _serve, _bus_lines, _meter_lines)
+IEC62056_21 = serial_meters_hook("simulators.serial_meters:IecSimulator", iec_fixed_baud, _bus_lines)

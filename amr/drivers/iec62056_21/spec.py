@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from amr.domain import Source
+from amr.core.domain import Source
+from amr.drivers.iec62056_21.settings import IecBusSettings, IecMeterSettings
 from amr.drivers.spec import SERIAL_SCHEMES, DriverSpec, check_serial_url
 
 IEC62056_21 = DriverSpec(
@@ -18,4 +19,6 @@ IEC62056_21 = DriverSpec(
     driver="amr.drivers.iec62056_21.driver:Iec62056Driver",
     simulator="amr.drivers.iec62056_21.simulate:IEC62056_21",
     check_url=partial(check_serial_url, "iec62056-21"),
+    bus_settings=IecBusSettings,
+    meter_settings=IecMeterSettings,
 )

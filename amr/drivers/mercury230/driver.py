@@ -31,8 +31,9 @@ from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 
 from amr.config import BusConfig, MeterConfig
-from amr.domain import Source, Values
+from amr.core.domain import Source, Values
 from amr.drivers.base import MeterValues
+from amr.drivers.mercury230.settings import MercuryMeterSettings
 from amr.drivers.serial_line import LineSettings, SerialLineDriver
 from amr.errors import ConfigError, ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
 from amr.protocols import mercury230 as merc
@@ -61,7 +62,7 @@ def meter_address(meter: MeterConfig) -> int:
 def meter_password(meter: MeterConfig) -> bytes:
     """The six password bytes of the user level; the factory default 111111 when none is configured."""
     try:
-        return merc.password_bytes(meter.password or DEFAULT_PASSWORD)
+        return merc.password_bytes(MercuryMeterSettings.of(meter).password or DEFAULT_PASSWORD)
     except ValueError as exc:
         raise ConfigError(f"meter {meter.serial}: password: {exc}") from None
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from amr.domain import Source
+from amr.core.domain import Source
+from amr.drivers.mercury230.settings import MercuryBusSettings, MercuryMeterSettings
 from amr.drivers.spec import SERIAL_SCHEMES, DriverSpec, check_serial_url
 
 MERCURY230 = DriverSpec(
@@ -18,4 +19,6 @@ MERCURY230 = DriverSpec(
     driver="amr.drivers.mercury230.driver:Mercury230Driver",
     simulator="amr.drivers.mercury230.simulate:MERCURY230",
     check_url=partial(check_serial_url, "mercury230"),
+    bus_settings=MercuryBusSettings,
+    meter_settings=MercuryMeterSettings,
 )

@@ -36,22 +36,23 @@ from pymodbus.client.base import ModbusBaseClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.framer import FramerType
 
-from amr.config import BusConfig, MeterConfig, RegisterConfig
-from amr.domain import Channel, Values
+from amr.config import BusConfig, MeterConfig
+from amr.core.domain import Values
 from amr.drivers.base import MeterValues, PollDriver
 from amr.drivers.modbus.errors import ILLEGAL_DATA_ADDRESS, ModbusExceptionError
+from amr.drivers.modbus.settings import ModbusBusSettings, ModbusMeterSettings, ModbusRtuBusSettings
 from amr.drivers.serial_line import frame_pause, rtu_gap
 from amr.errors import ConfigError, ConnectError, DriverError, ProtocolError, ReadTimeout
 from amr.protocols.crc import crc16_modbus
 from amr.protocols.modbus_map import (
     DEFAULT_MAX_GAP,
     PROFILES,
-    Order,
     ReadBlock,
     RegisterKey,
     RegisterMap,
     RegisterSpec,
-    RegisterType,
+    register_key,
+    register_spec,
 )
 
 _LIBRARY_TIMEOUT = 3600.0  # pymodbus's own timer is never the one that fires
@@ -59,34 +60,26 @@ _LIBRARY_TIMEOUT = 3600.0  # pymodbus's own timer is never the one that fires
 
 def register_map(meter: MeterConfig, max_registers: int) -> RegisterMap:
     """The register map of `meter`: its profile, overridden and extended by its own registers."""
-    known = PROFILES.get(meter.profile) if meter.profile is not None else None
-    plain = not meter.registers and meter.max_gap is None
+    own = ModbusMeterSettings.of(meter)
+    known = PROFILES.get(own.profile) if own.profile is not None else None
+    plain = not own.registers and own.max_gap is None
     if known is not None and plain and known.max_registers <= max_registers:
         return known  # the built-in map itself, shared (with its read plan) by every meter of the profile
     registers: dict[RegisterKey, RegisterSpec] = {}
     max_gap = DEFAULT_MAX_GAP
-    if meter.profile is not None:
-        if meter.profile not in PROFILES:
-            raise ConfigError(f"meter {meter.serial}: unknown profile {meter.profile!r}")
-        known = PROFILES[meter.profile]
+    if known is not None:
         registers.update(known.registers)
         max_registers, max_gap = min(max_registers, known.max_registers), known.max_gap
-    if meter.max_gap is not None:
-        max_gap = meter.max_gap
+    if own.max_gap is not None:
+        max_gap = own.max_gap
     try:
-        registers.update({(Channel(r.channel), r.tariff): _spec(r) for r in meter.registers})
+        entries = [dict(r) for r in own.registers]  # written as the catalogue's entries
+        registers.update({register_key(entry): register_spec(entry) for entry in entries})
         if not registers:
             raise ValueError("give a profile or registers")
         return RegisterMap(meter.serial, registers, max_registers=max_registers, max_gap=max_gap)
     except ValueError as exc:
         raise ConfigError(f"meter {meter.serial}: register map: {exc}") from None
-
-
-def _spec(r: RegisterConfig) -> RegisterSpec:
-    return RegisterSpec(
-        r.function, r.address, RegisterType(r.type), r.unit, base=r.base, word_order=Order(r.word_order),
-        byte_order=Order(r.byte_order), scale=r.scale, decimals=r.decimals,
-    )
 
 
 def _unit_id(address: int | str | None, low: int, high: int, serial_no: str) -> int:
@@ -245,6 +238,7 @@ class _ModbusDriver(PollDriver):
 
     def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC) -> None:
         super().__init__(bus, tz=tz)
+        self.settings = ModbusBusSettings.of(bus)
         self._links: dict[str, _Link] = {}
         self._plans: dict[str, tuple[MeterConfig, _Plan]] = {}
         self._absent: dict[str, list[str]] = {}  # serial → reads of registers the meter lacks
@@ -272,7 +266,7 @@ class _ModbusDriver(PollDriver):
         known = self._plans.get(meter.serial)
         if known is not None and (known[0] is meter or known[0] == meter):
             return known[1]
-        regmap = register_map(meter, self.bus.max_registers)
+        regmap = register_map(meter, self.settings.max_registers)
         target, unit = self._target(meter)
         plan = (regmap, regmap.plan(), self._link(target), unit)
         self._plans[meter.serial] = (meter, plan)
@@ -381,8 +375,8 @@ class ModbusRtuDriver(_ModbusDriver):
 
     def _link(self, target: str) -> _Link:
         if target not in self._links:
-            bus, parts = self.bus, urlsplit(target)
-            pause = max(frame_pause(bus), rtu_gap(bus.baudrate))
+            line, parts = ModbusRtuBusSettings.of(self.bus), urlsplit(target)
+            pause = max(frame_pause(line), rtu_gap(line.baudrate))
             if parts.scheme == "socket":
                 make = _tcp_client(parts.hostname or "", parts.port or 502, FramerType.RTU)
             else:
@@ -391,12 +385,12 @@ class ModbusRtuDriver(_ModbusDriver):
         return self._links[target]
 
     def _serial_client(self, link: _Link) -> ModbusBaseClient:
-        bus = self.bus
-        if type(serial.serial_for_url(bus.url, do_not_open=True)).fileno is io.RawIOBase.fileno:
+        url, line = self.bus.url, ModbusRtuBusSettings.of(self.bus)
+        if type(serial.serial_for_url(url, do_not_open=True)).fileno is io.RawIOBase.fileno:
             # pymodbus's asyncio serial transport waits on a file descriptor (rfc2217:// has none)
-            raise ConnectError(f"{bus.url}: this kind of port has no file descriptor; use socket://host:port")
+            raise ConnectError(f"{url}: this kind of port has no file descriptor; use socket://host:port")
         return AsyncModbusSerialClient(
-            bus.url, baudrate=bus.baudrate, bytesize=bus.bytesize, parity=bus.parity, stopbits=bus.stopbits,
+            url, baudrate=line.baudrate, bytesize=line.bytesize, parity=line.parity, stopbits=line.stopbits,
             timeout=_LIBRARY_TIMEOUT, retries=0, reconnect_delay=0,
             trace_packet=link.trace_packet, trace_connect=link.trace_connect,
         )

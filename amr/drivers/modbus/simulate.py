@@ -8,18 +8,10 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+from amr.drivers.serial_simulate import common_options, line_baud
 from amr.drivers.spec import Serving, SimulatorHook
 
 PROFILE = "eastron-sdm630"
-
-
-def line_baud(args: argparse.Namespace) -> int:
-    """The simulated line speed of a serial simulator: ``--baud``, by default 9600."""
-    return int(args.baud or 9600)
-
-
-def _options(_group: argparse._ArgumentGroup) -> None:
-    """Modbus has no options of its own: the common --transport, --port and --baud."""
 
 
 async def _serve(kind: str, args: argparse.Namespace, meters: Sequence[Any], stack: contextlib.AsyncExitStack
@@ -45,4 +37,4 @@ def _meter_lines(_kind: str, meter: Any) -> list[str]:
     return [f"address = {meter.address}", f'profile = "{PROFILE}"']
 
 
-MODBUS_TCP = MODBUS_RTU = SimulatorHook(_options, _serve, _bus_lines, _meter_lines)
+MODBUS_TCP = MODBUS_RTU = SimulatorHook(common_options, _serve, _bus_lines, _meter_lines)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from amr.domain import Source
+from amr.core.domain import Source
+from amr.drivers.modbus.settings import ModbusMeterSettings, ModbusRtuBusSettings, ModbusTcpBusSettings
 from amr.drivers.spec import SERIAL_SCHEMES, DriverSpec, check_serial_url
 
 
@@ -31,6 +32,8 @@ MODBUS_TCP = DriverSpec(
     driver="amr.drivers.modbus.driver:ModbusTcpDriver",
     simulator="amr.drivers.modbus.simulate:MODBUS_TCP",
     check_url=_tcp_url,
+    bus_settings=ModbusTcpBusSettings,
+    meter_settings=ModbusMeterSettings,
 )
 MODBUS_RTU = DriverSpec(
     kind="modbus-rtu",
@@ -43,4 +46,6 @@ MODBUS_RTU = DriverSpec(
     driver="amr.drivers.modbus.driver:ModbusRtuDriver",
     simulator="amr.drivers.modbus.simulate:MODBUS_RTU",
     check_url=_rtu_url,
+    bus_settings=ModbusRtuBusSettings,
+    meter_settings=ModbusMeterSettings,
 )

@@ -45,6 +45,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from amr.config import BusConfig, MeterConfig
 from amr.drivers.base import PushDriver, Sink
 from amr.drivers.mqtt.payloads import PayloadDecoder
+from amr.drivers.mqtt.settings import MqttBusSettings
 from amr.errors import ConfigError, ConnectError
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,9 @@ def broker_address(url: str) -> tuple[str, int]:
 
 
 def subscription_filters(bus: BusConfig) -> list[str]:
-    """The topic filters subscribed to: ``bus.topics``, under ``$share/<group>/`` with a shared group."""
-    for topic in bus.topics:
+    """The topic filters subscribed to: the bus's ``topics``, under ``$share/<group>/`` with a shared group."""
+    own = MqttBusSettings.of(bus)
+    for topic in own.topics:
         levels = topic.split("/")
         # MQTT: + and # fill a whole level, # only the last one; no NUL characters
         if not topic or "\0" in topic or any(
@@ -78,11 +80,11 @@ def subscription_filters(bus: BusConfig) -> list[str]:
             for i, level in enumerate(levels)
         ):
             raise ConfigError(f"bus {bus.name!r}: {topic!r} is not an MQTT topic filter; e.g. meters/+/energy")
-    if any(c in bus.shared_group for c in "/+#"):
-        raise ConfigError(f"bus {bus.name!r}: shared_group {bus.shared_group!r} must not contain / + #")
-    if bus.shared_group:
-        return [f"$share/{bus.shared_group}/{topic}" for topic in bus.topics]
-    return list(bus.topics)
+    if any(c in own.shared_group for c in "/+#"):
+        raise ConfigError(f"bus {bus.name!r}: shared_group {own.shared_group!r} must not contain / + #")
+    if own.shared_group:
+        return [f"$share/{own.shared_group}/{topic}" for topic in own.topics]
+    return list(own.topics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,7 @@ class _Incoming:
 
 
 class MqttDriver(PushDriver):
-    """Subscribes to ``bus.topics`` on an MQTT broker and delivers decoded `MeterValues` to a sink."""
+    """Subscribes to the bus's ``topics`` on an MQTT broker and delivers decoded `MeterValues` to a sink."""
 
     kind = "mqtt"
     source = "askue:mqtt"
@@ -114,15 +116,16 @@ class MqttDriver(PushDriver):
         if bus.kind != "mqtt":
             raise ConfigError(f"bus {bus.name!r} is {bus.kind}, not mqtt")
         self.host, self.port = broker_address(bus.url)
-        chosen = client_id or bus.client_id
-        if bus.shared_group and not chosen:
+        self.settings = own = MqttBusSettings.of(bus)
+        chosen = client_id or own.client_id
+        if own.shared_group and not chosen:
             raise ConfigError(
                 f"bus {bus.name!r}: with shared_group every collector needs its own client_id"
             )
         self.client_id = chosen or f"amr-{bus.name}"
         self.filters = subscription_filters(bus)
         self.session_expiry = session_expiry
-        self.decoder = PayloadDecoder(bus.payload, bus.mapping, self.meters, self.filters, tz)
+        self.decoder = PayloadDecoder(own.payload, own.mapping, self.meters, self.filters, tz)
         self.delivered = 0  # messages handed to the sink and acknowledged since construction
         self._lock = threading.Lock()
         self._generation = 0
@@ -279,7 +282,7 @@ class MqttDriver(PushDriver):
             log.info("MQTT %s: connected to %s as %s (session present: %s)", name, where, self.client_id,
                      flags.session_present)
             # retained messages only for a new subscription, not again on every reconnect
-            options = SubscribeOptions(self.bus.qos, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+            options = SubscribeOptions(self.settings.qos, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
             try:
                 client.subscribe([(topic, options) for topic in self.filters])
             except Exception as exc:  # an exception here would end paho's thread
@@ -315,8 +318,8 @@ class MqttDriver(PushDriver):
         client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=paho.MQTTv5, manual_ack=True
         )
-        if self.bus.username:
-            client.username_pw_set(self.bus.username, self.bus.password or None)
+        if self.settings.username:
+            client.username_pw_set(self.settings.username, self.settings.password or None)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.connect_timeout = self.bus.timeout.total_seconds()
         client.on_connect = on_connect

@@ -1,4 +1,4 @@
-"""MQTT payloads → `MeterValues`: pure decoding, no I/O. ``BusConfig.payload`` picks the format.
+"""MQTT payloads → `MeterValues`: pure decoding, no I/O. A bus's ``payload`` (`MqttBusSettings`) picks the format.
 
 ``amr``, the project's own JSON, one meter per message::
 
@@ -13,7 +13,7 @@
   numbers (read as exact decimals) in whole Wh (≤ 3 decimals in kWh), ``null`` = not reported.
   Any other key is an error.
 
-``mapping``: any JSON read through ``BusConfig.mapping``, source → target, e.g.
+``mapping``: any JSON read through the bus's ``mapping``, source → target, e.g.
   ``{"ENERGY.Total" = "a_plus", "ENERGY.T1" = "a_plus@1", "ENERGY.Exp" = "a_minus:Wh",
   "dev.id" = "serial", "Time" = "time"}``. A source is a dotted path (list items by index,
   ``data.0.v``) or ``+`` / ``+2``: the topic segment under the first / second ``+`` of the
@@ -57,8 +57,9 @@ from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any, Literal
 
 from amr.config import BusConfig, MeterConfig
-from amr.domain import Channel, Values
+from amr.core.domain import Channel, Values
 from amr.drivers.base import MeterValues
+from amr.drivers.mqtt.settings import MqttBusSettings
 from amr.errors import ConfigError, ProtocolError
 from amr.protocols.units import UNITS, to_wh, unit_factor, unit_fits_channel
 
@@ -196,7 +197,7 @@ class Rule:
 
 
 def parse_mapping(mapping: Mapping[str, str]) -> tuple[Rule, ...]:
-    """Check and compile ``BusConfig.mapping``; raise `ConfigError` naming the entry and the fix."""
+    """Check and compile a bus's ``mapping``; raise `ConfigError` naming the entry and the fix."""
     rules = []
     for source, target in mapping.items():
         where = f"mapping entry {source!r} = {target!r}"
@@ -301,7 +302,8 @@ class PayloadDecoder:
         cls, bus: BusConfig, meters: Sequence[MeterConfig], tz: tzinfo | None = None
     ) -> PayloadDecoder:
         """The decoder for an ``[[buses]]`` entry and its meters."""
-        return cls(bus.payload, bus.mapping, meters, bus.topics, tz)
+        own = MqttBusSettings.of(bus)
+        return cls(own.payload, own.mapping, meters, own.topics, tz)
 
     def _is_meter(self, names: Sequence[str]) -> bool:
         return any(name in self._serials or name in self._addresses for name in names)

@@ -7,8 +7,8 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+from amr.core.durations import parse_duration
 from amr.drivers.spec import Serving, SimulatorHook
-from amr.durations import parse_duration
 
 
 def _options(group: argparse._ArgumentGroup) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from amr.domain import Source
+from amr.core.domain import Source
+from amr.drivers.mqtt.settings import MqttBusSettings, MqttMeterSettings
 from amr.drivers.spec import DriverSpec
 
 
@@ -22,4 +23,6 @@ MQTT = DriverSpec(
     driver="amr.drivers.mqtt.driver:MqttDriver",
     simulator="amr.drivers.mqtt.simulate:MQTT",
     check_url=_url,
+    bus_settings=MqttBusSettings,
+    meter_settings=MqttMeterSettings,
 )

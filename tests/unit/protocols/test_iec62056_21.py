@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.errors import ProtocolError
 from amr.protocols import iec62056_21 as iec
 
@@ -418,3 +418,18 @@ def test_data_set_format_refuses_bad_characters() -> None:
         iec.encode_readout(["1.8.0(1)\x03"])
     with pytest.raises(ValueError, match="without '!'"):
         iec.encode_readout(["!"])
+
+
+def test_with_errors_each_register_is_judged_on_its_own() -> None:
+    sets = [
+        iec.DataSet("1.8.0", "1", "kWh"),
+        iec.DataSet("1-0:1.8.0*255", "2", "kWh"),  # A+ again, another value: neither is believed
+        iec.DataSet("2.8.0", "ERR", "kWh"),
+        iec.DataSet("3.8.0", "5", "kvarh"),
+    ]
+    errors: dict[str, str] = {}
+    assert iec.energy_readings(sets, errors=errors) == {0: {Channel.A_PLUS: None, Channel.R_PLUS: 5000}}
+    assert errors == {
+        "1-0:1.8.0*255": "A+ tariff 0 sent twice: 1000 and 2000 Wh",
+        "2.8.0": "energy data set 2.8.0 has no number: 'ERR'",
+    }

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.errors import DeviceError, ProtocolError
 from amr.protocols import mercury230 as m
 from amr.protocols.crc import append_crc

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.errors import ProtocolError
 from amr.protocols.modbus_map import (
     PROFILES,
@@ -410,3 +410,22 @@ def test_register_map_tariffs_and_shared_spec() -> None:
     }
     with pytest.raises(TypeError):
         register_map.registers[(Channel.A_MINUS, 0)] = total  # type: ignore[index]
+
+
+def test_the_catalogue_is_written_as_a_meters_own_registers() -> None:
+    import tomllib
+    from importlib import resources
+
+    from amr.config import config_from_dict
+    from amr.drivers.modbus.driver import register_map
+
+    data = tomllib.loads(resources.files("amr.protocols.modbus_map").joinpath("profiles.toml").read_text("utf-8"))
+    assert set(data) == set(PROFILES)
+    for name, table in data.items():
+        if "registers" not in table:
+            continue
+        config = config_from_dict({
+            "buses": [{"name": "b", "kind": "modbus-tcp", "url": "tcp://127.0.0.1:502"}],
+            "meters": [{"serial": "1", "bus": "b", "address": 1, "registers": table["registers"]}],
+        }, {})
+        assert register_map(config.meters[0], 125).registers == profile(name).registers

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.protocols.obis import ObisCode, energy_code, energy_register, parse_obis
 
 

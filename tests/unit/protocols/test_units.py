@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from amr.domain import Channel
+from amr.core.domain import Channel
 from amr.protocols.units import to_wh, unit_factor, unit_fits_channel
 
 

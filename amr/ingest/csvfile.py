@@ -20,7 +20,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import IO
 
-from amr.domain import CHANNELS, Channel, IncomingReading, Source
+from amr.core.domain import CHANNELS, Channel, IncomingReading, Source
 from amr.errors import InputError
 
 REQUIRED = ("meter", "timestamp", "tariff", "a_plus", "a_minus", "r_plus", "r_minus")

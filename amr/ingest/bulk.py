@@ -10,30 +10,37 @@ one by one: nothing is lost or doubled.
 
 Another process may write the same meters meanwhile (a second import, the API, a
 collector). So each batch is written in a transaction that first takes the locks of its
-series and loads the context the batch was judged against from the database (one query,
-in the writer thread, overlapped with judging the next batch); when it differs from what
-the batch saw, the batch is judged again there, under the locks, and the in-memory tails
-of those series are dropped.
+series and checks that the readings it was judged against are still those in the database
+(one query in the writer thread, overlapped with judging the next batch, fetching only the
+readings that context consists of: usually the previous one of each series); when any
+differs, the batch is judged again there, under the locks, and the in-memory tails of its
+series are dropped.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, repeat
 
-from amr.domain import CHANNELS, Channel, IncomingReading, StoredReading
-from amr.gc_policy import paused_gc
-from amr.ingest import Ingestor
+from amr.core.domain import CHANNELS, Channel, IncomingReading, StoredReading
+from amr.core.gc_policy import paused_gc
+from amr.ingest.ingestor import Ingestor
 from amr.store import Session
 from amr.validation import BatchResult, ContextRequest, Summary
 from amr.validation.pipeline import SeriesKey
 
 Context = dict[SeriesKey, list[StoredReading]]
 _Item = tuple[list[IncomingReading], BatchResult, list[ContextRequest], Context]
+_METER_ID = operator.attrgetter("meter_id")
+_TARIFF = operator.attrgetter("tariff")
+_TS = operator.attrgetter("ts")
+_VALUES = operator.attrgetter("values")
 
 
 @dataclass(slots=True)
@@ -49,9 +56,13 @@ class _Tail:
     def extend(self, reading: StoredReading) -> None:
         for channel in CHANNELS:
             if reading.values.get(channel) is not None:
-                held = self.last.get(channel)
-                if held is None or held.ts < reading.ts:
-                    self.last[channel] = reading
+                self.put(channel, reading)
+
+    def put(self, channel: Channel, reading: StoredReading) -> None:
+        """Take `reading` as the newest of `channel` (which it has) unless a newer one is held."""
+        held = self.last.get(channel)
+        if held is None or held.ts < reading.ts:
+            self.last[channel] = reading
 
 
 class _TailLoader:
@@ -108,29 +119,48 @@ class _TailLoader:
 
     def remember(self, result: BatchResult) -> None:
         """Extend the tails with a judged batch's accepted readings."""
-        newest: dict[SeriesKey, StoredReading] = {}
-        for reading in result.accepted:
-            key = (reading.meter_id, reading.tariff)
-            held = newest.get(key)
-            if held is None or held.ts < reading.ts:
-                newest[key] = reading
-        partial: set[SeriesKey] = set()
-        for key, reading in newest.items():
-            tail = self.tails.get(key)
-            if tail is None:
-                continue
-            if len(reading.values) == len(CHANNELS) and None not in reading.values.values():
-                tail.extend(reading)  # it has every channel: it is the newest of each
+        accepted = result.accepted
+        if accepted and self.tails:
+            keys = list(zip(map(_METER_ID, accepted), map(_TARIFF, accepted), strict=True))
+            if _in_runs(keys, list(map(_TS, accepted))):
+                self._remember_runs(keys, accepted)
             else:
-                partial.add(key)  # an older reading may hold the newest value of the channel it lacks
-        if partial:
-            for reading in result.accepted:
-                key = (reading.meter_id, reading.tariff)
-                if key in partial:
-                    self.tails[key].extend(reading)
+                tails = self.tails
+                for key, reading in zip(keys, accepted, strict=True):
+                    tail = tails.get(key)
+                    if tail is not None:
+                        tail.extend(reading)
         if result.flag_updates:
             for key in {(r.meter_id, r.tariff) for r in result.flag_updates.values()}:
                 self.tails.pop(key, None)
+
+    def _remember_runs(self, keys: list[SeriesKey], accepted: list[StoredReading]) -> None:
+        """`remember` for readings in runs (see `_in_runs`): the last of a series having a channel is
+        its newest with it, so each tail takes at most one reading per channel. Only a channel that
+        the last reading of some series lacks needs a look at the others."""
+        tails = self.tails
+        last = dict(zip(keys, accepted, strict=True))  # the last of a key wins
+        lacking = {c for r in last.values() for c in CHANNELS if r.values.get(c) is None}
+        value_maps = list(map(_VALUES, accepted)) if lacking else []
+        for channel in CHANNELS:
+            if channel in lacking:
+                has = list(map(operator.is_not, map(dict.get, value_maps, repeat(channel)), repeat(None)))
+                newest = dict(zip(compress(keys, has), compress(accepted, has), strict=True))
+            else:
+                newest = last
+            for key, reading in newest.items():
+                tail = tails.get(key)
+                if tail is not None:
+                    tail.put(channel, reading)
+
+
+def _in_runs(keys: list[SeriesKey], times: list[object]) -> bool:
+    """True when the readings of each series are consecutive and in time order (as the pipeline
+    accepts them: a series' run at a time, sorted); then the last of a series is its newest."""
+    changes = list(map(operator.ne, keys, keys[1:]))
+    if sum(changes) + 1 != len(set(keys)):
+        return False
+    return all(map(operator.or_, changes, map(operator.lt, times, times[1:])))  # type: ignore[arg-type]
 
 
 class BulkIngest:
@@ -158,12 +188,10 @@ class BulkIngest:
 
         def write(session: Session, batch: list[IncomingReading], result: BatchResult,
                   requests: list[ContextRequest], seen: Context) -> BatchResult:
-            if requests:
-                now = session.load_context(requests)  # the batch's series locked, then read as they are
-                if not _same(now, seen, requests):
-                    self.rejudged += 1
-                    loader.invalidate((r.meter_id, r.tariff) for r in requests)
-                    result = self.ingestor.judge(session, batch)
+            if requests and session.changed(requests, seen):  # the batch's series locked, then checked
+                self.rejudged += 1
+                loader.invalidate((r.meter_id, r.tariff) for r in requests)
+                result = self.ingestor.judge(session, batch)
             session.write(result)
             return result
 
@@ -212,19 +240,6 @@ class BulkIngest:
             if progress:
                 progress(len(batch))
         return summary
-
-
-def _fingerprint(readings: Iterable[StoredReading]) -> set[tuple[object, ...]]:
-    return {(r.ts, r.flags, *(r.values.get(c) for c in CHANNELS)) for r in readings}
-
-
-def _same(now: Context, seen: Context, requests: Sequence[ContextRequest]) -> bool:
-    """True when every requested series holds what the batch was judged against."""
-    for request in requests:
-        key = (request.meter_id, request.tariff)
-        if _fingerprint(now.get(key, ())) != _fingerprint(seen.get(key, ())):
-            return False
-    return True
 
 
 def _batches(readings: Iterable[IncomingReading], size: int) -> Iterable[list[IncomingReading]]:

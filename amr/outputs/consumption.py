@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from amr.domain import Channel, Flag, StoredReading
-from amr.energy import consumption_wh
+from amr.core.domain import Channel, Flag, StoredReading
+from amr.core.energy import consumption_wh
+from amr.core.meters import Meter
 from amr.errors import InputError
-from amr.meters import Meter
 
 
 class Step(str, enum.Enum):

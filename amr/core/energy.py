@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from fractions import Fraction
 
-from amr.meters import Meter
+from amr.core.meters import Meter
 
 
 def register_delta(

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from amr.domain import IncomingReading
-from amr.meters import Meter
+from amr.core.domain import IncomingReading
+from amr.core.meters import Meter
 from amr.store import Session, Store
 from amr.validation import BatchResult, ContextLoader, Pipeline
 

@@ -44,9 +44,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from amr.config import ExportConfig
-from amr.consumption import Bucket, Step, boundaries, consumption
-from amr.domain import Channel
-from amr.meters import Meter
+from amr.core.domain import Channel
+from amr.core.meters import Meter
+from amr.outputs.consumption import Bucket, Step, boundaries, consumption
 from amr.store import Store
 
 ENCODING = "windows-1251"

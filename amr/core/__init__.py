@@ -1,0 +1,1 @@
+"""The core vocabulary: readings and channels, meters and ratios, exact energy, durations and times."""

@@ -1,0 +1,1 @@
+"""What is built from stored readings for billing and the market: consumption buckets and макет 80020."""

@@ -1,0 +1,277 @@
+"""A DLMS/COSEM meter for tests, built from Gurux's server classes (`gurux-dlms`, GPLv2, test-only).
+
+The driver under test uses `dlms_cosem`; this server is a different implementation, so the
+two meet only on the wire. `GuruxMeter` serves one logical device over real TCP sockets on
+127.0.0.1, as the TCP wrapper (IEC 62056-47) or as HDLC (IEC 62056-46; over a plain TCP
+connection, which is also what a ``socket://`` RS-485 converter is). Each connection gets
+its own server instance (Gurux keeps association state per instance).
+
+Gurux 1.0.203's server side needs small fixes from outside; each is a method below with a
+comment saying what it fixes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gurux_dlms import GXDateTime, GXServerReply  # type: ignore[import-untyped]
+from gurux_dlms.enums import Authentication, DataType, InterfaceType  # type: ignore[import-untyped]
+from gurux_dlms.enums.AccessMode import AccessMode  # type: ignore[import-untyped]
+from gurux_dlms.enums.MethodAccessMode import MethodAccessMode  # type: ignore[import-untyped]
+from gurux_dlms.enums.SourceDiagnostic import SourceDiagnostic  # type: ignore[import-untyped]
+from gurux_dlms.GXByteBuffer import GXByteBuffer  # type: ignore[import-untyped]
+from gurux_dlms.internal._GXCommon import _GXCommon  # type: ignore[import-untyped]
+from gurux_dlms.objects import (  # type: ignore[import-untyped]
+    GXDLMSAssociationLogicalName,
+    GXDLMSClock,
+    GXDLMSRegister,
+)
+from gurux_dlms.secure import GXDLMSSecureServer  # type: ignore[import-untyped]
+
+
+class Reply(GXServerReply):  # type: ignore[misc]
+    """Fix: the server calls ``sr.setReply(...)`` and ``sr.getConnectionInfo()``, which `GXServerReply` lacks."""
+
+    def setReply(self, value: Any) -> None:  # noqa: N802 - Gurux's name
+        self.reply = value
+
+    def getConnectionInfo(self) -> Any:  # noqa: N802 - Gurux's name
+        return self.connectionInfo
+
+
+AUTHENTICATION = {"none": Authentication.NONE, "lls": Authentication.LOW, "hls-gmac": Authentication.HIGH_GMAC}
+
+
+class ExactRegister(GXDLMSRegister):  # type: ignore[misc]
+    """A register whose scaler-unit carries the exact power of ten.
+
+    Fix: Gurux keeps the scaler as a float multiplier and encodes ``floor(log10(multiplier))``,
+    which gives 2 for 1000 (log10 of 1000.0 is 2.9999999999999996).
+    """
+
+    def __init__(self, ln: str, value: int, exponent: int, unit: int) -> None:
+        super().__init__(ln)
+        self.value, self.exponent, self.unit = value, exponent, unit
+        self.scaler = math.pow(10, exponent)
+        self.setDataType(2, DataType.UINT64)
+
+    def getValue(self, settings: Any, e: Any) -> Any:  # noqa: N802 - Gurux's name
+        if e.index == 3:
+            data = GXByteBuffer()
+            data.setUInt8(DataType.STRUCTURE)
+            data.setUInt8(2)
+            _GXCommon.setData(settings, data, DataType.INT8, self.exponent)
+            _GXCommon.setData(settings, data, DataType.ENUM, self.unit)
+            return data
+        return super().getValue(settings, e)
+
+
+@dataclass
+class MeterSpec:
+    """What the served meter holds and how it lets clients in."""
+
+    registers: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # OBIS → (value, exponent, unit)
+    clock: datetime | None = None  # None: the clock object is absent
+    deviation: int = -180  # minutes from local time to UTC in the clock's answers (Moscow)
+    client: int = 16
+    authentication: str = "none"
+    password: str = ""
+    authentication_key: bytes = bytes(range(0xD0, 0xE0))
+    block_cipher_key: bytes = bytes(range(0x00, 0x10))
+    system_title: bytes = b"GRX12345"
+    logical_device: int = 1
+    physical_address: int | None = None  # HDLC lower address; None accepts any
+    max_pdu: int = 1024
+    silent: bool = False  # accept connections and never answer
+
+
+class _Server(GXDLMSSecureServer):  # type: ignore[misc]
+    def __init__(self, spec: MeterSpec, hdlc: bool) -> None:
+        association = GXDLMSAssociationLogicalName()
+        super().__init__(True, InterfaceType.HDLC if hdlc else InterfaceType.WRAPPER)  # logical names
+        self.spec = spec
+        association.authenticationMechanismName.mechanismId = AUTHENTICATION[spec.authentication]
+        association.clientSAP = spec.client
+        if spec.authentication == "lls":
+            association.secret = spec.password.encode()
+        elif spec.authentication == "hls-gmac":
+            association.secret = b"0123456789ABCDEF"  # the server-to-client challenge's seed for HLS
+        ciphering = self.getCiphering()
+        ciphering.systemTitle = spec.system_title
+        ciphering.authenticationKey = spec.authentication_key
+        ciphering.blockCipherKey = spec.block_cipher_key
+        # Fix: the maxReceivePDUSize property's setter assigns to itself (endless recursion).
+        self.settings.maxServerPDUSize = spec.max_pdu
+        if hdlc:
+            self.hdlc_settings_fix()
+        for obis, (value, exponent, unit) in spec.registers.items():
+            self.items.append(ExactRegister(obis, value, exponent, unit))
+        if spec.clock is not None:
+            clock = GXDLMSClock()
+            clock.time = GXDateTime(spec.clock)
+            clock.deviation = spec.deviation
+            self.items.append(clock)
+        self.items.append(association)
+        # Fix: `initialize` fills an empty association's object list with `objectList.append(self.items)`,
+        # the whole collection as one item (a TypeError); fill it with the objects one by one.
+        for item in self.items:
+            association.objectList.append(item)
+        self.initialize()
+
+    def hdlc_settings_fix(self) -> None:
+        """Fix: the inactivity check computes ``int(timedelta)`` (a TypeError on every frame); keep it off."""
+        self.hdlcSettings.inactivityTimeout = 0
+
+    # Fix: the LN command handler calls these four, which the server class does not define.
+    def notifyRead(self) -> None:  # noqa: N802 - Gurux's name
+        pass
+
+    def notifyConnected(self, connectionInfo: Any) -> None:  # noqa: N802, N803
+        self.onConnected(connectionInfo)
+
+    def getTransaction(self) -> Any:  # noqa: N802
+        return self.transaction
+
+    def setTransaction(self, value: Any) -> None:  # noqa: N802
+        self.transaction = value
+
+    # --- the server's callbacks ---------------------------------------------------------------
+    def isTarget(self, serverAddress: int, clientAddress: int) -> bool:  # noqa: N802, N803
+        spec = self.spec
+        if clientAddress != spec.client:
+            return False
+        if self.settings.interfaceType == InterfaceType.WRAPPER:
+            return serverAddress == spec.logical_device
+        # Gurux joins the HDLC upper and lower addresses: upper << 7 | lower (2 bytes), << 14 (4 bytes)
+        physical, upper = spec.physical_address, spec.logical_device
+        return physical is None or serverAddress in (upper, (upper << 7) | physical, (upper << 14) | physical)
+
+    def onValidateAuthentication(self, authentication: Any, password: Any) -> Any:  # noqa: N802
+        if self.spec.authentication == "lls" and bytes(password or b"") != self.spec.password.encode():
+            return SourceDiagnostic.AUTHENTICATION_FAILURE
+        return SourceDiagnostic.NONE
+
+    def onGetAttributeAccess(self, arg: Any) -> Any:  # noqa: N802
+        return AccessMode.READ
+
+    def onGetMethodAccess(self, arg: Any) -> Any:  # noqa: N802
+        return MethodAccessMode.ACCESS
+
+    def onFindObject(self, objectType: Any, sn: Any, ln: Any) -> Any:  # noqa: N802, N803
+        return None
+
+    def onPreRead(self, args: Any = None) -> None:  # noqa: N802 - some calls pass no arguments (fix)
+        pass
+
+    def onPostRead(self, args: Any = None) -> None:  # noqa: N802 - some calls pass no arguments (fix)
+        pass
+
+    def onPreWrite(self, args: Any = None) -> None:  # noqa: N802 - some calls pass no arguments (fix)
+        pass
+
+    def onPostWrite(self, args: Any = None) -> None:  # noqa: N802 - some calls pass no arguments (fix)
+        pass
+
+    def onPreAction(self, args: Any = None) -> None:  # noqa: N802 - some calls pass no arguments (fix)
+        pass
+
+    def onPostAction(self, args: Any = None) -> None:  # noqa: N802 - some calls pass no arguments (fix)
+        pass
+
+    def onPreGet(self, args: Any = None) -> None:  # noqa: N802 - some calls pass no arguments (fix)
+        pass
+
+    def onPostGet(self, args: Any = None) -> None:  # noqa: N802 - some calls pass no arguments (fix)
+        pass
+
+    def onConnected(self, connectionInfo: Any) -> None:  # noqa: N802, N803
+        pass
+
+    def onDisconnected(self, connectionInfo: Any) -> None:  # noqa: N802, N803
+        pass
+
+    def onInvalidConnection(self, connectionInfo: Any) -> None:  # noqa: N802, N803
+        pass
+
+
+class GuruxMeter:
+    """A Gurux DLMS server on 127.0.0.1 (``hdlc`` False: TCP wrapper); use as a context manager."""
+
+    def __init__(self, spec: MeterSpec, *, hdlc: bool) -> None:
+        self.spec, self.hdlc = spec, hdlc
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.received: list[bytes] = []  # every chunk the server got, for tests on the wire
+        self.errors: list[BaseException] = []
+
+    def __enter__(self) -> GuruxMeter:
+        thread = threading.Thread(target=self._accept, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        for thread in self._threads:
+            thread.join(5)
+
+    def _accept(self) -> None:
+        self._listener.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            server = _Server(self.spec, self.hdlc)
+        except Exception as exc:  # kept for the test to show
+            self.errors.append(exc)
+            conn.close()
+            return
+        conn.settimeout(0.1)
+        with conn:
+            while not self._stop.is_set():
+                try:
+                    data = conn.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                if not data:
+                    return
+                self.received.append(data)
+                if self.spec.silent:
+                    continue
+                reply = Reply(data)
+                try:
+                    server.handleRequest(reply)
+                except Exception as exc:  # kept for the test to show
+                    self.errors.append(exc)
+                    return
+                if reply.reply:
+                    conn.sendall(bytes(reply.reply))
+
+
+@contextlib.contextmanager
+def serving(spec: MeterSpec, *, hdlc: bool) -> Iterator[GuruxMeter]:
+    """A running `GuruxMeter`."""
+    with GuruxMeter(spec, hdlc=hdlc) as meter:
+        yield meter
