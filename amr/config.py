@@ -662,6 +662,12 @@ def to_utc(value: datetime | date, tz: ZoneInfo) -> datetime:
 
 
 @functools.lru_cache(maxsize=4096)
+def _utc(value: datetime | date, tz: ZoneInfo) -> datetime:
+    """`to_utc`, once per date (meters installed together share their dates)."""
+    return to_utc(value, tz)
+
+
+@functools.lru_cache(maxsize=4096)
 def _fraction(value: Decimal) -> Fraction:
     """A decimal as an exact fraction (cached: thousands of meters share a few ratios and powers)."""
     return Fraction(value)
@@ -674,7 +680,15 @@ def _ratio_steps(value: Ratio, tz: ZoneInfo) -> list[tuple[datetime | None, Frac
     return sorted(steps, key=lambda s: (s[0] is not None, s[0] or datetime.min))
 
 
-def _meter(cfg: MeterConfig, tz: ZoneInfo) -> Meter:
+@functools.lru_cache(maxsize=4096)
+def _fixed_ratios(ct: Decimal, vt: Decimal) -> tuple[RatioVersion, ...]:
+    """The one ratio version of meters whose ratios never change (shared: most meters are of a few kinds)."""
+    return (RatioVersion(None, _fraction(ct), _fraction(vt)),)
+
+
+def _ratio_versions(cfg: MeterConfig, tz: ZoneInfo) -> tuple[RatioVersion, ...]:
+    if isinstance(cfg.ct_ratio, Decimal) and isinstance(cfg.vt_ratio, Decimal):
+        return _fixed_ratios(cfg.ct_ratio, cfg.vt_ratio)
     ct = _ratio_steps(cfg.ct_ratio, tz)
     vt = _ratio_steps(cfg.vt_ratio, tz)
     boundaries = sorted({s for s, _ in ct + vt if s is not None})
@@ -688,7 +702,11 @@ def _meter(cfg: MeterConfig, tz: ZoneInfo) -> Meter:
                 current = ratio
         return current
 
-    versions = tuple(RatioVersion(s, at(ct, s), at(vt, s)) for s in starts)
+    return tuple(RatioVersion(s, at(ct, s), at(vt, s)) for s in starts)
+
+
+def _meter(cfg: MeterConfig, tz: ZoneInfo) -> Meter:
+    versions = _ratio_versions(cfg, tz)
     return Meter(
         serial=cfg.serial,
         name=cfg.name or cfg.serial,
@@ -701,8 +719,8 @@ def _meter(cfg: MeterConfig, tz: ZoneInfo) -> Meter:
         ratios=versions,
         tariffs=cfg.tariffs,
         max_power_kw=None if cfg.max_power_kw is None else _fraction(cfg.max_power_kw),
-        installed=None if cfg.installed is None else to_utc(cfg.installed, tz),
-        removed=None if cfg.removed is None else to_utc(cfg.removed, tz),
+        installed=None if cfg.installed is None else _utc(cfg.installed, tz),
+        removed=None if cfg.removed is None else _utc(cfg.removed, tz),
     )
 
 

@@ -8,6 +8,7 @@ import importlib
 BENCHMARKS = {
     "ingest": "benchmarks.ingest",
     "import": "benchmarks.import_file",
+    "startup": "benchmarks.startup",
     "api": "benchmarks.api",
     "poll_sweep": "benchmarks.poll_sweep",
     "serial_line": "benchmarks.serial_line",

@@ -50,6 +50,11 @@ class RatioVersion:
     vt: Fraction
 
 
+_Derived = tuple[tuple[RatioVersion, ...], tuple[Scale, ...], tuple[datetime, ...]]
+_SHARED_SCALES: dict[tuple[int, int, Fraction | None, int], _Derived] = {}
+"""Computed limits by meter kind and ratios tuple (its identity, checked: the tuple is kept alive here)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Meter:
     """One physical meter on one metering point, as configured."""
@@ -72,11 +77,21 @@ class Meter:
     _scales: tuple[Scale, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        digits, decimals, power = self.digits, self.decimals, self.max_power_kw
+        ratios = self.ratios
+        key = (digits, decimals, power, id(ratios))  # meters of one kind share one ratios tuple
+        shared = _SHARED_SCALES.get(key)
+        if shared is not None and shared[0] is ratios:
+            object.__setattr__(self, "_scales", shared[1])
+            object.__setattr__(self, "_since", shared[2])
+            return
         starts = tuple(r.since for r in self.ratios if r.since is not None)
         object.__setattr__(self, "_since", starts)
-        digits, decimals, power = self.digits, self.decimals, self.max_power_kw
         scales = tuple(_scale(digits, decimals, power, exact(v.ct), exact(v.vt)) for v in self.ratios)
         object.__setattr__(self, "_scales", scales)
+        if len(_SHARED_SCALES) >= 4096:
+            _SHARED_SCALES.clear()
+        _SHARED_SCALES[key] = (ratios, scales, starts)
 
     def with_id(self, meter_id: int) -> Meter:
         """This meter with its store id (a copy of the computed fields, without computing them again)."""

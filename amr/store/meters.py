@@ -1,15 +1,20 @@
 """Mirroring configured meters, points and objects into the store.
 
-The sync reads each table once, compares it with the configuration and writes only
-what differs, in a few set-based statements: start-up does not grow a query per
-meter. Processes starting together (two imports, API workers) may sync at the same
-moment: on PostgreSQL a transaction advisory lock makes them take turns, and every
-insert skips a row another process has just added.
+The store keeps a fingerprint of the registry (meters, points, objects, accounts, ratios)
+as the last sync wrote it; triggers empty it whenever anything else changes those tables.
+A start whose configured meters match the fingerprint reads the ids in one query and
+compares nothing. Otherwise the sync compares and writes only what differs, in a few
+set-based statements: on PostgreSQL the configured registry is staged in temporary
+tables and compared there; on SQLite each table is read once and compared here.
+Processes starting together (two imports, API workers) may sync at the same moment: on
+PostgreSQL a transaction advisory lock makes them take turns, and every insert skips a
+row another process has just added.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -20,7 +25,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, select, text, tuple
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from amr.core.meters import Meter
+from amr.core.meters import Meter, RatioVersion
 from amr.store.models import MeterAccountRow, MeterRatioRow, MeterRow, ObjectRow, PointRow
 
 SYNC_LOCK = 0x616D_725F_6D65_7472  # "amr_metr": the advisory lock key of the meter sync
@@ -160,10 +165,135 @@ def _sync_ratios(conn: Connection, meters: Sequence[Meter], ids: dict[str, int])
         _insert_new(conn, MeterRatioRow.__table__, rows)  # type: ignore[arg-type]
 
 
-def sync_meters(conn: Connection, meters: Sequence[Meter]) -> list[Meter]:
-    """Insert or update every configured meter; return them with their store ids."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SYNC_LOCK})
+FINGERPRINT_FORM = "amr meter registry 1"  # changes when the canonical form below does
+
+
+def registry_fingerprint(meters: Sequence[Meter]) -> str:
+    """SHA-256 of the configured meters' canonical form: everything the sync writes, in order."""
+    digest = hashlib.sha256(FINGERPRINT_FORM.encode())
+    rendered: dict[int, str] = {}  # meters of one kind share their ratio versions: render each once
+    lines = []
+    for m in meters:
+        ratios = rendered.get(id(m.ratios))
+        if ratios is None:
+            ratios = rendered[id(m.ratios)] = _render_ratios(m.ratios)
+        accounts = "\x1d".join(m.accounts)
+        lines.append(
+            f"\x1e{m.serial}\x1f{m.name}\x1f{m.object}\x1f{m.point}\x1f{m.model}\x1f{accounts}\x1f{m.digits}"
+            f"\x1f{m.decimals}\x1f{m.tariffs}\x1f{m.max_power_kw}\x1f{m.installed}\x1f{m.removed}\x1f{ratios}"
+        )
+    digest.update("".join(lines).encode())
+    return digest.hexdigest()
+
+
+def _render_ratios(ratios: tuple[RatioVersion, ...]) -> str:
+    return "\x1d".join(f"{v.since}/{v.ct}/{v.vt}" for v in ratios)
+
+
+_STAGE = """
+CREATE TEMPORARY TABLE amr_sync_meters (
+    ord integer, serial text, name text, object text, point text, model text, digits smallint,
+    decimals smallint, tariffs smallint, max_power_kw numeric(14, 3), installed timestamptz, removed timestamptz
+) ON COMMIT DROP;
+CREATE TEMPORARY TABLE amr_sync_accounts (serial text, account text) ON COMMIT DROP;
+CREATE TEMPORARY TABLE amr_sync_ratios (
+    serial text, version smallint, since timestamptz, ct numeric(18, 6), vt numeric(18, 6)
+) ON COMMIT DROP
+"""
+
+# The configured registry, staged in the temporary tables, applied in set-based statements that
+# write only rows that differ (an unchanged row is neither inserted nor updated).
+_APPLY = (
+    "INSERT INTO objects (name) SELECT DISTINCT object FROM amr_sync_meters ON CONFLICT DO NOTHING",
+    # the last meter of a point decides its object
+    """CREATE TEMPORARY TABLE amr_sync_points ON COMMIT DROP AS
+       SELECT DISTINCT ON (w.point) w.point AS code, o.id AS object_id
+       FROM amr_sync_meters w JOIN objects o ON o.name = w.object ORDER BY w.point, w.ord DESC""",
+    """UPDATE metering_points p SET object_id = w.object_id FROM amr_sync_points w
+       WHERE p.code = w.code AND p.object_id <> w.object_id""",
+    """INSERT INTO metering_points (code, object_id) SELECT code, object_id FROM amr_sync_points
+       ON CONFLICT DO NOTHING""",
+    """INSERT INTO meters (serial, point_id, name, model, digits, decimals, tariffs, max_power_kw, installed, removed)
+       SELECT w.serial, p.id, w.name, w.model, w.digits, w.decimals, w.tariffs, w.max_power_kw, w.installed, w.removed
+       FROM amr_sync_meters w JOIN metering_points p ON p.code = w.point ORDER BY w.ord
+       ON CONFLICT (serial) DO UPDATE SET point_id = excluded.point_id, name = excluded.name,
+           model = excluded.model, digits = excluded.digits, decimals = excluded.decimals,
+           tariffs = excluded.tariffs, max_power_kw = excluded.max_power_kw, installed = excluded.installed,
+           removed = excluded.removed
+       WHERE (meters.point_id, meters.name, meters.model, meters.digits, meters.decimals, meters.tariffs,
+              meters.max_power_kw, meters.installed, meters.removed)
+           IS DISTINCT FROM (excluded.point_id, excluded.name, excluded.model, excluded.digits,
+              excluded.decimals, excluded.tariffs, excluded.max_power_kw, excluded.installed, excluded.removed)""",
+    """DELETE FROM meter_accounts a USING meters m JOIN amr_sync_meters w ON w.serial = m.serial
+       WHERE a.meter_id = m.id
+         AND NOT EXISTS (SELECT 1 FROM amr_sync_accounts x WHERE x.serial = m.serial AND x.account = a.account)""",
+    """INSERT INTO meter_accounts (meter_id, account)
+       SELECT m.id, x.account FROM amr_sync_accounts x JOIN meters m ON m.serial = x.serial
+       ON CONFLICT DO NOTHING""",
+    """DELETE FROM meter_ratios r USING meters m JOIN amr_sync_meters w ON w.serial = m.serial
+       WHERE r.meter_id = m.id
+         AND NOT EXISTS (SELECT 1 FROM amr_sync_ratios x WHERE x.serial = m.serial AND x.version = r.version)""",
+    """INSERT INTO meter_ratios (meter_id, version, since, ct, vt)
+       SELECT m.id, x.version, x.since, x.ct, x.vt FROM amr_sync_ratios x JOIN meters m ON m.serial = x.serial
+       ON CONFLICT (meter_id, version) DO UPDATE SET since = excluded.since, ct = excluded.ct, vt = excluded.vt
+       WHERE (meter_ratios.since, meter_ratios.ct, meter_ratios.vt)
+           IS DISTINCT FROM (excluded.since, excluded.ct, excluded.vt)""",
+)
+
+
+def _sync_in_postgres(conn: Connection, meters: Sequence[Meter]) -> dict[str, int]:
+    """PostgreSQL: the configured registry into temporary tables (one INSERT from arrays each: no COPY, which
+    the TimescaleDB test engine cannot take), applied set-wise; the ids by serial."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        for statement in _STAGE.split(";"):
+            cur.execute(statement)
+        power = [None if m.max_power_kw is None else _decimal(m.max_power_kw, _THREE) for m in meters]
+        cur.execute(
+            "INSERT INTO amr_sync_meters SELECT * FROM unnest(%s::integer[], %s::text[], %s::text[], %s::text[], "
+            "%s::text[], %s::text[], %s::smallint[], %s::smallint[], %s::smallint[], %s::numeric[], "
+            "%s::timestamptz[], %s::timestamptz[])",
+            (
+                list(range(len(meters))),
+                [m.serial for m in meters],
+                [m.name for m in meters],
+                [m.object or NO_OBJECT for m in meters],
+                [m.point for m in meters],
+                [m.model for m in meters],
+                [m.digits for m in meters],
+                [m.decimals for m in meters],
+                [m.tariffs for m in meters],
+                power,
+                [m.installed for m in meters],
+                [m.removed for m in meters],
+            ),
+        )
+        accounts = [(m.serial, a) for m in meters for a in m.accounts]
+        cur.execute(
+            "INSERT INTO amr_sync_accounts SELECT * FROM unnest(%s::text[], %s::text[])",
+            ([s for s, _ in accounts], [a for _, a in accounts]),
+        )
+        ratios = [(m.serial, i, v) for m in meters for i, v in enumerate(m.ratios)]
+        cur.execute(
+            "INSERT INTO amr_sync_ratios SELECT * FROM unnest(%s::text[], %s::smallint[], %s::timestamptz[], "
+            "%s::numeric[], %s::numeric[])",
+            (
+                [s for s, _, _ in ratios],
+                [i for _, i, _ in ratios],
+                [v.since for _, _, v in ratios],
+                [_decimal(v.ct, _SIX) for _, _, v in ratios],
+                [_decimal(v.vt, _SIX) for _, _, v in ratios],
+            ),
+        )
+        for statement in _APPLY:
+            cur.execute(statement)
+        cur.execute("SELECT serial, id FROM meters")
+        return {str(s): int(i) for s, i in cur.fetchall()}
+
+
+def _sync_compared(conn: Connection, meters: Sequence[Meter]) -> dict[str, int]:
+    """SQLite: read each table once, compare here, write what differs; the ids by serial."""
     points = _points(conn, meters, _objects(conn, meters))
     stored = _stored_meters(conn)
     new: list[dict[str, Any]] = []
@@ -188,4 +318,22 @@ def sync_meters(conn: Connection, meters: Sequence[Meter]) -> list[Meter]:
     ids = {serial: held[0] for serial, held in stored.items()}
     _sync_accounts(conn, meters, ids)
     _sync_ratios(conn, meters, ids)
+    return ids
+
+
+def sync_meters(conn: Connection, meters: Sequence[Meter]) -> list[Meter]:
+    """Insert or update every configured meter; return them with their store ids."""
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SYNC_LOCK})
+    fingerprint = registry_fingerprint(meters)
+    held = conn.execute(text("SELECT fingerprint FROM meter_registry")).scalars().all()
+    ids: dict[str, int] = {}
+    if held == [fingerprint]:
+        ids = {str(s): int(i) for s, i in conn.exec_driver_sql("SELECT serial, id FROM meters")}
+    if not ids or any(m.serial not in ids for m in meters):
+        ids = _sync_in_postgres(conn, meters) if postgres else _sync_compared(conn, meters)
+        # written after the registry, whose triggers have just emptied it
+        conn.execute(text("DELETE FROM meter_registry"))
+        conn.execute(text("INSERT INTO meter_registry (fingerprint) VALUES (:f)"), {"f": fingerprint})
     return [meter.with_id(ids[meter.serial]) for meter in meters]

@@ -176,3 +176,79 @@ def test_two_imports_starting_together_on_an_empty_database(
             "(SELECT count(*) FROM meter_ratios), (SELECT count(*) FROM readings)"
         ).fetchone()
     assert counts == (1500, 38, 1500, 20)
+
+
+def _change_in_another_process(store: Store, sql: str) -> None:
+    """Run `sql` from a process of its own, as another program editing the registry would."""
+    url = store.engine.url
+    if url.get_backend_name() == "postgresql":
+        target = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        code = f"import psycopg\nwith psycopg.connect({target!r}) as c:\n    c.execute({sql!r})\n"
+    else:
+        code = f"import sqlite3\nc = sqlite3.connect({url.database!r})\nc.execute({sql!r})\nc.commit()\nc.close()\n"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_second_start_reads_only_the_ids_and_still_sees_changes(empty_store: Store) -> None:
+    specs = meter_specs(2000)
+    first = {m.serial: m.id for m in empty_store.sync_meters(meter_objects(specs))}
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(empty_store.engine, "before_cursor_execute", note)
+    try:
+        again = empty_store.sync_meters(meter_objects(specs))
+        assert len(statements) <= 3, statements  # the lock (PostgreSQL), the fingerprint, serial → id
+        assert not [s for s in statements if "meter_ratios" in s or "meter_accounts" in s], statements
+        assert {m.serial: m.id for m in again} == first
+
+        # another process renames a meter and drops a ratio: the next start puts the configured ones back
+        _change_in_another_process(empty_store, "UPDATE meters SET name = 'edited by hand' WHERE serial = 'S000007'")
+        _change_in_another_process(
+            empty_store, f"DELETE FROM meter_ratios WHERE meter_id = {first['S000009']}"
+        )
+        statements.clear()
+        empty_store.sync_meters(meter_objects(specs))
+        assert len(statements) > 3  # compared again
+        statements.clear()
+        empty_store.sync_meters(meter_objects(specs))
+        assert len(statements) <= 3, statements  # and settled
+    finally:
+        event.remove(empty_store.engine, "before_cursor_execute", note)
+    with empty_store.engine.connect() as conn:
+        name = conn.execute(text("SELECT name FROM meters WHERE serial = 'S000007'")).scalar_one()
+        ct = conn.execute(text("SELECT ct FROM meter_ratios WHERE meter_id = :i"), {"i": first["S000009"]}).all()
+    assert name == "meter 7" and [float(c) for (c,) in ct] == [40.0]
+
+    # a change in the file: the fingerprint differs, the change is applied, the ids stay
+    specs[11] = {**specs[11], "name": "renamed in the file", "accounts": ["Z1"]}
+    changed = empty_store.sync_meters(meter_objects(specs))
+    assert {m.serial: m.id for m in changed} == first
+    with empty_store.engine.connect() as conn:
+        name = conn.execute(text("SELECT name FROM meters WHERE serial = 'S000011'")).scalar_one()
+        accounts = conn.execute(
+            text("SELECT account FROM meter_accounts WHERE meter_id = :i"), {"i": first["S000011"]}
+        ).scalars().all()
+    assert name == "renamed in the file" and accounts == ["Z1"]
+
+
+def test_ratio_steps_are_synced_and_removed(empty_store: Store) -> None:
+    steps = [{"since": "2026-03-01", "ratio": 80}, {"ratio": 40}]
+    specs = [*meter_specs(3)]
+    specs[1] = {**specs[1], "ct_ratio": steps, "vt_ratio": 100}
+    ids = {m.serial: m.id for m in empty_store.sync_meters(meter_objects(specs))}
+
+    def stored() -> list[tuple[int, bool, float, float]]:
+        with empty_store.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT version, since, ct, vt FROM meter_ratios WHERE meter_id = :i ORDER BY version"),
+                {"i": ids["S000001"]},
+            ).all()
+        return [(int(v), s is not None, float(c), float(t)) for v, s, c, t in rows]
+
+    assert stored() == [(0, False, 40.0, 100.0), (1, True, 80.0, 100.0)]
+    specs[1] = {**specs[1], "ct_ratio": 20, "vt_ratio": 1}
+    empty_store.sync_meters(meter_objects(specs))
+    assert stored() == [(0, False, 20.0, 1.0)]
