@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -120,6 +121,19 @@ class ReadingRow(Base):
     source: Mapped[str] = mapped_column(String(32))
     flags: Mapped[int] = mapped_column(SmallInteger, default=0)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    # A- and R- are absent from most consumers' readings: their last value is found through these (0006).
+    __table_args__ = tuple(
+        Index(
+            f"ix_readings_{c}_present",
+            "meter_id",
+            "tariff",
+            "ts",
+            postgresql_where=text(f"{c} IS NOT NULL"),
+            sqlite_where=text(f"{c} IS NOT NULL"),
+        )
+        for c in ("a_minus", "r_minus")
+    )
 
 
 class RejectedRow(Base):
