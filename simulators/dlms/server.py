@@ -96,7 +96,7 @@ class MeterStates:
             read,
             set_clock,
             meter.timezone,
-            refuse=meter.serial in self.refused,
+            refuse=meter.serial in self.refused or meter.faults.refuse,
             keys=self.keys[meter.serial],
             next_counter=self._counters[meter.serial].__next__,
         )

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 from urllib.parse import urlsplit
@@ -33,10 +32,10 @@ from amr.drivers.dlms.session import Session
 from amr.drivers.dlms.settings import (
     CLOCK,
     CLOCK_OBIS,
-    DlmsBusSettings,
-    DlmsMeterSettings,
+    DlmsBusTable,
+    DlmsHdlcBusSettings,
+    DlmsTcpBusSettings,
     MeterLink,
-    bus_settings,
     default_obis,
     meter_link,
     register_key,
@@ -57,24 +56,19 @@ def _host_port(text: str, default_port: int = 4059) -> tuple[str, int]:
 class _DlmsDriver(PollDriver):
     source: ClassVar[str] = "askue:dlms"
 
-    def __init__(
-        self,
-        bus: BusConfig,
-        *,
-        tz: tzinfo = UTC,
-        settings: DlmsBusSettings | None = None,
-        meters: Mapping[str, DlmsMeterSettings] | None = None,
-    ) -> None:
-        """A driver for `bus`; `settings` and `meters` (by serial) override what the configuration holds."""
+    transport: ClassVar[str]  # what a bus without ``transport`` in its table speaks
+    settings_model: ClassVar[type[DlmsTcpBusSettings | DlmsHdlcBusSettings]]
+
+    def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC) -> None:
+        """A driver for `bus` (its ``[buses.dlms]`` table read through its kind's settings model)."""
         super().__init__(bus, tz=tz)
-        self.settings = bus_settings(bus, settings)
-        self._given = dict(meters or {})
+        self.settings: DlmsBusTable = self.settings_model.of(bus).dlms
         self._scalers: dict[tuple[str, str], values.ScalerUnit] = {}  # (serial, OBIS) → scaler-unit
         self._counters: dict[str, int] = {}  # serial → next client invocation counter (ciphered APDUs)
 
     def link_of(self, meter: MeterConfig) -> MeterLink:
         """The meter's merged settings (`ConfigError` naming the key when they are wrong)."""
-        return meter_link(self.settings, meter, self._given.get(meter.serial))
+        return meter_link(self.settings, meter)
 
     def _timeout(self, meter: MeterConfig) -> float:
         return (meter.timeout or self.bus.timeout).total_seconds()
@@ -88,7 +82,7 @@ class _DlmsDriver(PollDriver):
         """One meter's poll over an open `port` (blocking)."""
         polled_at = datetime.now(UTC)
         data_link: HdlcLink | WrapperLink
-        if self.settings.transport == "wrapper" and not isinstance(port, SerialLine):
+        if (self.settings.transport or self.transport) == "wrapper" and not isinstance(port, SerialLine):
             data_link = WrapperLink(port, link.security.client, link.meter.logical_device, timeout)
         else:
             data_link = self._hdlc(port, link, timeout)
@@ -152,6 +146,8 @@ class DlmsTcpDriver(_DlmsDriver):
 
     kind: ClassVar[str] = "dlms-tcp"
     serial_line: ClassVar[bool] = False
+    transport: ClassVar[str] = "wrapper"
+    settings_model = DlmsTcpBusSettings
 
     async def open(self) -> None:
         """Nothing to open ahead: each poll connects to its meter."""
@@ -181,17 +177,12 @@ class DlmsHdlcDriver(_DlmsDriver):
 
     kind: ClassVar[str] = "dlms-hdlc"
     serial_line: ClassVar[bool] = True
+    transport: ClassVar[str] = "hdlc"
+    settings_model = DlmsHdlcBusSettings
 
-    def __init__(
-        self,
-        bus: BusConfig,
-        *,
-        tz: tzinfo = UTC,
-        settings: DlmsBusSettings | None = None,
-        meters: Mapping[str, DlmsMeterSettings] | None = None,
-    ) -> None:
+    def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC) -> None:
         """A driver for the serial `bus`."""
-        super().__init__(bus, tz=tz, settings=settings, meters=meters)
+        super().__init__(bus, tz=tz)
         self.line = SerialLine(LineSettings.from_bus(bus))
         self._lock = threading.Lock()  # one transaction at a time on the line
 
