@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Unpack
 
-from simulators.dlms import hdlc
+from amr.protocols import dlms_hdlc as hdlc
 from simulators.dlms.association import CONFIGURATOR, READER, Association
 from simulators.dlms.objects import Reading
 from simulators.dlms.security import Keys

@@ -27,7 +27,8 @@ from dlms_cosem.clients.dlms_client import DataResultError, DlmsClient
 from dlms_cosem.clients.hdlc_transport import SerialHdlcTransport
 
 from amr.domain import Channel
-from simulators.dlms import DlmsHdlcSimulator, DlmsWrapperSimulator, hdlc
+from amr.protocols import dlms_hdlc as hdlc
+from simulators.dlms import DlmsHdlcSimulator, DlmsWrapperSimulator
 from simulators.dlms.association import CONFIGURATOR, READER
 from simulators.dlms.objects import OBJECTS
 from simulators.dlms.server import AUTHENTICATION_KEY, ENCRYPTION_KEY

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from amr.config import BusConfig, MeterConfig
 from amr.domain import CHANNELS, Channel, Values
 from amr.drivers.base import MeterValues, PollDriver
-from amr.drivers.dlms import errors, hdlc, values
+from amr.drivers.dlms import errors, values
 from amr.drivers.dlms.links import HdlcLink, WrapperLink
 from amr.drivers.dlms.ports import Port, TcpPort
 from amr.drivers.dlms.session import Session
@@ -42,6 +42,7 @@ from amr.drivers.dlms.settings import (
 )
 from amr.drivers.serial_line import LineSettings, SerialLine
 from amr.errors import ConfigError, ConnectError, DriverError, ReadTimeout
+from amr.protocols import dlms_hdlc as hdlc
 
 REGISTER, CLOCK_CLASS = 3, 8
 
