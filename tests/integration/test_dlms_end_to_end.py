@@ -12,7 +12,7 @@ from amr.config import BusConfig, MeterConfig
 from amr.domain import CHANNELS
 from amr.drivers.base import MeterValues
 from amr.drivers.dlms.driver import DlmsHdlcDriver, DlmsTcpDriver
-from amr.errors import DeviceError, ProtocolError, ReadTimeout
+from amr.errors import ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
 from simulators.dlms import DlmsHdlcSimulator, DlmsWrapperSimulator
 from simulators.model import Faults, VirtualMeter
 
@@ -129,3 +129,36 @@ def test_hdlc_faults_are_coded_errors(
     assert getattr(raised, "code", None) == code
     if retryable is not None:
         assert getattr(raised, "retryable", None) is retryable
+
+
+def test_hls_gmac_configurator_and_segmented_hdlc_frames() -> None:
+    meters = [virtual("G1", 17)]
+    keys = {"client": 48, "authentication": "hls-gmac", "block_cipher_key": "000102030405060708090A0B0C0D0E0F",
+            "authentication_key": "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"}
+
+    async def scenario() -> list[MeterValues]:
+        async with DlmsWrapperSimulator(meters, clock=lambda: NOW) as wrapper:
+            ciphered = await DlmsTcpDriver(bus("dlms-tcp", wrapper.url("G1"), dlms=keys)).read(configured("G1", 17))
+        async with DlmsHdlcSimulator(meters, transport="pty", baudrate=115200, clock=lambda: NOW) as line:
+            # 32-byte information fields: the AARQ, the AARE and every answer go in segmented I-frames
+            driver = DlmsHdlcDriver(bus("dlms-hdlc", line.url, baudrate=115200, dlms={"max_info_length": 32, **keys}))
+            segmented = (await read_all(driver, [configured("G1", 17)]))[0]
+        return [ciphered, segmented]
+
+    for got in asyncio.run(asyncio.wait_for(scenario(), 60)):
+        assert got.errors == {} and got.raw["authentication"] == "hls-gmac"
+        assert got.tariffs == expected(meters[0])
+
+
+def test_a_dropped_connection_is_a_retryable_error() -> None:
+    meters = [virtual("D1", 17, Faults(drop=1.0))]
+
+    async def scenario() -> BaseException:
+        async with DlmsWrapperSimulator(meters, clock=lambda: NOW) as sim:
+            with pytest.raises(DriverError) as caught:
+                await DlmsTcpDriver(bus("dlms-tcp", sim.url("D1"), timeout=0.5)).read(configured("D1", 17))
+            return caught.value
+
+    raised = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert isinstance(raised, (ConnectError, ReadTimeout)), repr(raised)
+    assert getattr(raised, "retryable", None) is True
