@@ -6,10 +6,11 @@ Examples::
     amr sim mercury230 --transport pty --meters 4 --fault 2:silent --fault 3:corrupt=0.5
     amr sim iec62056-21 --transport tcp               # a converter at a fixed 9600 baud
     amr sim mqtt --meters 50 --period 10s --payload tasmota-sml
+    amr sim dlms --framing hdlc --transport pty --meters 8   # or --transport tcp; the TCP wrapper by default
 
 Faults: ``SERIAL_OR_INDEX:NAME[=VALUE]`` with NAME one of silent, delay (seconds), corrupt
 (probability), exception (Modbus code), drop (probability), lower (Wh), wrap (duration
-until the A+ register wraps), drift (clock offset).
+until the A+ register wraps), drift (clock offset), refuse (DLMS: every association refused).
 """
 
 from __future__ import annotations
@@ -50,9 +51,13 @@ def parse_fault(text: str, faults: Faults) -> Faults:
             return replace(faults, wrap_after=parse_duration(value or "2h"))
         if name == "drift":
             return replace(faults, clock_drift=parse_duration(value or "90s"))
+        if name == "refuse":
+            return replace(faults, refuse=True)
     except ValueError as exc:
         raise InputError(f"fault {text!r}: {exc}") from None
-    raise InputError(f"unknown fault {name!r}; use silent, delay, corrupt, exception, drop, lower, wrap or drift")
+    raise InputError(
+        f"unknown fault {name!r}; use silent, delay, corrupt, exception, drop, lower, wrap, drift or refuse"
+    )
 
 
 def build_meters(args: argparse.Namespace) -> list[VirtualMeter]:
@@ -79,6 +84,22 @@ def build_meters(args: argparse.Namespace) -> list[VirtualMeter]:
     return meters
 
 
+def families() -> dict[str, tuple[str, ...]]:
+    """Kinds sharing one simulator, also named by their first word: ``dlms`` for dlms-tcp and dlms-hdlc."""
+    by_hook: dict[str, list[str]] = {}
+    for kind, known in PROTOCOLS.items():
+        by_hook.setdefault(known.simulator, []).append(kind)
+    return {kinds[0].split("-")[0]: tuple(kinds) for kinds in by_hook.values() if len(kinds) > 1}
+
+
+def resolve_kind(args: argparse.Namespace) -> str:
+    """The bus kind `amr sim NAME` serves: NAME, or of a family the serial-line kind on a pty, else the other."""
+    kinds = families().get(args.kind)
+    if kinds is None:
+        return str(args.kind)
+    return next(k for k in kinds if PROTOCOLS[k].serial_line is (args.transport == "pty"))
+
+
 def config_snippet(kind: str, url: str, meters: list[VirtualMeter], args: argparse.Namespace) -> str:
     """TOML for `amr collect` to poll these meters (the protocol's keys from its simulator hook)."""
     hook = spec(kind).simulator_hook()
@@ -99,6 +120,7 @@ async def _serve(args: argparse.Namespace, meters: list[VirtualMeter], ready: Ca
 
 def cmd_sim(args: argparse.Namespace) -> int:
     """Run the simulators until SIGINT/SIGTERM."""
+    args.kind = resolve_kind(args)
     meters = build_meters(args)
 
     def ready(url: str) -> None:
@@ -130,7 +152,7 @@ def add_parser(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("kind", choices=KINDS)
+    p.add_argument("kind", choices=(*KINDS, *families()))
     p.add_argument("--meters", type=int, default=4, help="how many meters (addresses 1..N)")
     p.add_argument("--prefix", default="SIM", help="serial prefix (serials PREFIX0001..)")
     p.add_argument("--tariffs", type=int, default=2, choices=[1, 2, 3, 4])
@@ -145,11 +167,14 @@ def add_parser(subparsers: Any) -> None:
         "300 with a switch to the meter's offer on a pty)",
     )
     p.add_argument("--fault", action="append", default=[], metavar="WHO:FAULT[=VALUE]")
+    shared: set[str] = set()  # a hook several kinds share adds its options once
     for known in PROTOCOLS.values():
-        known.simulator_hook().add_options(p.add_argument_group(known.kind))
+        if known.simulator not in shared:
+            shared.add(known.simulator)
+            known.simulator_hook().add_options(p.add_argument_group(known.kind))
     p.add_argument("--config-out", help="also write the configuration snippet to this file")
     p.add_argument("--quiet", action="store_true", help="do not print the configuration snippet")
     p.set_defaults(func=cmd_sim)
 
 
-__all__ = ["add_parser", "build_meters", "cmd_sim", "config_snippet", "parse_fault"]
+__all__ = ["add_parser", "build_meters", "cmd_sim", "config_snippet", "families", "parse_fault", "resolve_kind"]

@@ -34,6 +34,7 @@ class Faults:
     lower_by_wh: int = 0  # report A+ this much lower than the truth (a value lower than before)
     wrap_after: timedelta | None = None  # start the A+ register this long before it wraps through zero
     clock_drift: timedelta = timedelta(0)  # the meter's clock runs this far ahead (negative: behind)
+    refuse: bool = False  # DLMS: refuse every association (AARE rejected-permanent)
 
 
 def zone_of(local: datetime, tariffs: int) -> int:

@@ -52,6 +52,7 @@ class Source(str, enum.Enum):
     MODBUS = "askue:modbus"
     SERIAL = "askue:serial"
     MQTT = "askue:mqtt"
+    DLMS = "askue:dlms"
     WEB = "web"
     MOBILE = "mobile"
     OPERATOR = "operator"

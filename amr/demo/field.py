@@ -13,6 +13,8 @@ ME-301..3  Mercury 230 on a pty,        two tariff zones; ME-302's register wrap
            addresses 17..19             (flagged rollover); ME-303 stops answering (offline)
 IE-401     IEC 62056-21 over TCP        a socket:// RS-485 converter, signs on at 9600 baud
 MQ-501/2   MQTT gateway (amr JSON)      MQ-501 is a prosumer: solar export shows in A-
+DL-601/2   DLMS/COSEM (СПОДЭС), TCP     public client, four tariffs; DL-602's clock runs
+           wrapper, a port each         `DRIFT` ahead (the clock drift shows on its page)
 =========  ==========================  ======================================================
 """
 
@@ -39,6 +41,7 @@ GLITCH_PERIOD_S = 360  # once every 6 minutes, for 10 seconds
 SILENT_SINCE = timedelta(hours=3)  # ME-303 answered until 3 hours ago
 WRAP_AGO = timedelta(hours=20)  # ME-302's register wrapped about this long ago
 LOAD_FACTOR = 0.836  # the model's mean daily load ÷ its base power
+DRIFT = timedelta(minutes=4)  # DL-602's clock runs this far ahead
 
 
 @dataclass
@@ -110,6 +113,8 @@ class Spec:
         """The source its readings get."""
         if self.kind.startswith("modbus"):
             return "askue:modbus"
+        if self.kind.startswith("dlms"):
+            return "askue:dlms"
         return "askue:mqtt" if self.kind == "mqtt" else "askue:serial"
 
 
@@ -146,6 +151,10 @@ def specs() -> list[Spec]:
         Spec("MQ-501", "Коттедж 7 (солнечные панели)", cottages, "mqtt", None, tariffs=2, model="шлюз MQTT",
              accounts=["3001"], base_kw=1.4, solar_kw=4.5),
         Spec("MQ-502", "Коттедж 9", cottages, "mqtt", None, tariffs=2, model="шлюз MQTT", accounts=["3002"]),
+        Spec("DL-601", "Коттедж 11", cottages, "dlms-tcp", 17, tariffs=4, model="СПОДЭС (DLMS/COSEM)",
+             accounts=["3003"], base_kw=1.6),
+        Spec("DL-602", "Коттедж 12", cottages, "dlms-tcp", 18, tariffs=4, model="СПОДЭС (DLMS/COSEM)",
+             accounts=["3004"], base_kw=1.3, faults=Faults(clock_drift=DRIFT)),
     ]
 
 
@@ -155,6 +164,7 @@ class Field:
 
     meters: list[Spec]
     urls: dict[str, str]
+    hosts: dict[str, str] = field(default_factory=dict)  # serial → "host:port" of a meter with its own port
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
     @property
@@ -169,7 +179,8 @@ class Field:
 
 @contextlib.asynccontextmanager
 async def simulators(meters: list[Spec]) -> AsyncIterator[Field]:
-    """Start the Modbus TCP, Modbus RTU (pty), Mercury 230 (pty) and IEC (TCP) simulators."""
+    """Start the Modbus TCP, Modbus RTU (pty), Mercury 230 (pty), IEC (TCP) and DLMS (TCP wrapper) simulators."""
+    from simulators.dlms import DlmsWrapperSimulator
     from simulators.modbus import ModbusRtuSimulator, ModbusTcpSimulator
     from simulators.serial_meters import IecSimulator, MercurySimulator
 
@@ -183,8 +194,10 @@ async def simulators(meters: list[Spec]) -> AsyncIterator[Field]:
         )
         mercury = await stack.enter_async_context(MercurySimulator(virtual("mercury230"), transport="pty"))
         iec = await stack.enter_async_context(IecSimulator(virtual("iec62056-21"), transport="tcp", baudrate=9600))
+        dlms = await stack.enter_async_context(DlmsWrapperSimulator(virtual("dlms-tcp")))
+        hosts = {m.serial: dlms.url(m.serial).split("://", 1)[1] for m in dlms.meters}
         yield Field(meters, {"modbus-tcp": tcp.url, "modbus-rtu": rtu.url, "mercury230": mercury.url,
-                             "iec62056-21": iec.url})
+                             "iec62056-21": iec.url, "dlms-tcp": dlms.url(dlms.meters[0].serial)}, hosts)
 
 
 def config_data(fld: Field, folder: Path, mqtt_url: str | None, port: int) -> dict[str, Any]:
@@ -198,6 +211,8 @@ def config_data(fld: Field, folder: Path, mqtt_url: str | None, port: int) -> di
          "frame_pause": "5ms", "schedule": "10s", "timeout": "500ms", "retries": 1, "retry_backoff": "100ms"},
         {"name": "iec-converter", "kind": "iec62056-21", "url": fld.urls["iec62056-21"], "baudrate": 9600,
          "bytesize": 7, "parity": "E", "schedule": "15s", **common},
+        {"name": "dlms-tcp", "kind": "dlms-tcp", "url": fld.urls["dlms-tcp"], "schedule": "15s", **common,
+         "dlms": {"transport": "wrapper", "client": 16, "authentication": "none"}},
     ]
     if mqtt_url is not None:
         buses.append(
@@ -206,7 +221,7 @@ def config_data(fld: Field, folder: Path, mqtt_url: str | None, port: int) -> di
              "client_id": f"amr-demo-{fld.run_id}", "qos": 1}
         )
     bus_of = {"modbus-tcp": "modbus-tcp", "modbus-rtu": "rs485-rtu", "mercury230": "rs485-mercury",
-              "iec62056-21": "iec-converter", "mqtt": "mqtt-gateway"}
+              "iec62056-21": "iec-converter", "mqtt": "mqtt-gateway", "dlms-tcp": "dlms-tcp"}
     meters = []
     for spec in fld.meters:
         entry: dict[str, Any] = {
@@ -225,6 +240,8 @@ def config_data(fld: Field, folder: Path, mqtt_url: str | None, port: int) -> di
             entry["profile"] = MODBUS_PROFILE
         if spec.registers:
             entry["registers"] = spec.registers
+        if spec.serial in fld.hosts:
+            entry["dlms"] = {"host": fld.hosts[spec.serial]}
         meters.append(entry)
     return {
         "database": {"url": "sqlite:///amr.sqlite"},

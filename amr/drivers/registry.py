@@ -6,6 +6,7 @@ spec) and one line here. Importing this module imports only the specs, never a d
 
 from __future__ import annotations
 
+from amr.drivers.dlms.spec import DLMS_HDLC, DLMS_TCP
 from amr.drivers.iec62056_21.spec import IEC62056_21
 from amr.drivers.mercury230.spec import MERCURY230
 from amr.drivers.modbus.spec import MODBUS_RTU, MODBUS_TCP
@@ -18,6 +19,7 @@ PROTOCOLS: dict[str, DriverSpec] = {
     "mercury230": MERCURY230,
     "iec62056-21": IEC62056_21,
     "mqtt": MQTT,
+    "dlms-tcp": DLMS_TCP, "dlms-hdlc": DLMS_HDLC,
 }
 KINDS: tuple[str, ...] = tuple(PROTOCOLS)
 

@@ -1,4 +1,5 @@
-"""CRC-16/Modbus, the checksum of Modbus RTU and of the Mercury 230/234 protocol.
+"""CRC-16/Modbus, the checksum of Modbus RTU and of the Mercury 230/234 protocol, and CRC-16/X.25
+(the HCS and FCS of DLMS HDLC frames, `crc16_x25`).
 
 Parameters (the "CRC-16/MODBUS" entry of the CRC catalogue): width 16,
 polynomial 0x8005 processed bit-reflected (0xA001), initial value 0xFFFF,
@@ -25,18 +26,22 @@ INITIAL = 0xFFFF
 CRC_LENGTH = 2  # bytes
 
 
-def _make_table() -> tuple[int, ...]:
+X25_POLYNOMIAL = 0x8408  # CRC-16/X.25: 0x1021 bit-reflected, initial 0xFFFF, final XOR 0xFFFF
+
+
+def _make_table(polynomial: int = POLYNOMIAL) -> tuple[int, ...]:
     """The 256 CRC remainders of one byte, computed bit by bit once at import."""
     table = []
     for byte in range(256):
         crc = byte
         for _ in range(8):
-            crc = (crc >> 1) ^ POLYNOMIAL if crc & 1 else crc >> 1
+            crc = (crc >> 1) ^ polynomial if crc & 1 else crc >> 1
         table.append(crc)
     return tuple(table)
 
 
 _TABLE = _make_table()
+_X25_TABLE = _make_table(X25_POLYNOMIAL)
 
 
 def crc16_modbus(data: bytes | bytearray, crc: int = INITIAL) -> int:
@@ -48,6 +53,14 @@ def crc16_modbus(data: bytes | bytearray, crc: int = INITIAL) -> int:
     for byte in data:
         crc = (crc >> 8) ^ _TABLE[(crc ^ byte) & 0xFF]
     return crc
+
+
+def crc16_x25(data: bytes | bytearray) -> int:
+    """CRC-16/X.25 (IBM-SDLC) of `data`; check value over ``123456789``: 0x906E, sent low byte first."""
+    crc = INITIAL
+    for byte in data:
+        crc = (crc >> 8) ^ _X25_TABLE[(crc ^ byte) & 0xFF]
+    return crc ^ 0xFFFF
 
 
 def crc_bytes(data: bytes | bytearray) -> bytes:

@@ -1,4 +1,4 @@
-"""Simulated DLMS/COSEM (СПОДЭС) meters: the TCP wrapper, HDLC over TCP and on a pty (`python -m simulators.dlms`)."""
+"""Simulated DLMS/COSEM (СПОДЭС) meters: the TCP wrapper, HDLC over TCP and on a pty (`amr sim dlms`)."""
 
 from simulators.dlms.server import DlmsHdlcSimulator, DlmsWrapperSimulator
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Unpack
 
-from simulators.dlms import hdlc
+from amr.protocols import dlms_hdlc as hdlc
 from simulators.dlms.association import CONFIGURATOR, READER, Association
 from simulators.dlms.objects import Reading
 from simulators.dlms.security import Keys
@@ -96,7 +96,7 @@ class MeterStates:
             read,
             set_clock,
             meter.timezone,
-            refuse=meter.serial in self.refused,
+            refuse=meter.serial in self.refused or meter.faults.refuse,
             keys=self.keys[meter.serial],
             next_counter=self._counters[meter.serial].__next__,
         )

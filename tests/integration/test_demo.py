@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).parents[2]
 START_LIMIT = 60.0  # seconds until the dashboard URL is printed
 LIVE_LIMIT = 90.0  # seconds until live readings of every protocol arrived
-SOURCES = ("askue:modbus", "askue:serial", "askue:mqtt")
+SOURCES = ("askue:modbus", "askue:serial", "askue:mqtt", "askue:dlms")
 
 
 class Demo:
@@ -129,7 +129,7 @@ def test_demo_collects_every_protocol_serves_the_dashboard_and_stops_cleanly(tmp
         )
 
         summary = call(url + "api/v1/dashboard/summary", token)
-        assert summary["meters"] == 12 and summary["readings_today"] > 0
+        assert summary["meters"] == 14 and summary["readings_today"] > 0
         # ME-303 stops answering: its first failed poll may come after every protocol has delivered.
         while not (summary["status"]["offline"] or summary["status"]["degraded"]) and time.monotonic() < deadline:
             time.sleep(1)

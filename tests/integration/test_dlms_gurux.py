@@ -10,7 +10,7 @@ import pytest
 
 from amr.config import BusConfig, MeterConfig
 from amr.core.domain import Channel
-from amr.drivers.dlms import DlmsBusSettings, DlmsMeterSettings, DlmsTcpDriver
+from amr.drivers.dlms.driver import DlmsTcpDriver
 from amr.errors import DeviceError, ReadTimeout
 from tests.support.gurux_server import MeterSpec, serving
 
@@ -22,10 +22,10 @@ REGISTERS = {
 PASSWORD = "S3cretLLS"
 
 
-def _bus(port: int, timeout: float = 2.0) -> BusConfig:
-    # The configuration loader does not know dlms bus kinds yet: build the bus without validation.
-    return BusConfig.model_construct(
-        name="dlms", kind="dlms-tcp", url=f"tcp://127.0.0.1:{port}", timeout=timedelta(seconds=timeout)
+def _bus(port: int, timeout: float = 2.0, **dlms: object) -> BusConfig:
+    """A ``dlms-tcp`` bus as the configuration loader validates it, `dlms` its ``[buses.dlms]`` table."""
+    return BusConfig.model_validate(
+        {"name": "dlms", "kind": "dlms-tcp", "url": f"tcp://127.0.0.1:{port}", "timeout": timeout, "dlms": dlms}
     )
 
 
@@ -37,7 +37,7 @@ def _read(driver: DlmsTcpDriver, meter: MeterConfig) -> object:
 def test_public_client_reads_registers_and_clock(hdlc: bool) -> None:
     spec = MeterSpec(registers=REGISTERS, clock=datetime(2026, 1, 15, 10, 30), physical_address=17)
     with serving(spec, hdlc=hdlc) as meter:
-        driver = DlmsTcpDriver(_bus(meter.port), settings=DlmsBusSettings(transport="hdlc" if hdlc else "wrapper"))
+        driver = DlmsTcpDriver(_bus(meter.port, transport="hdlc" if hdlc else "wrapper"))
         values = asyncio.run(driver.read(MeterConfig(serial="m1", address=17)))
         assert meter.errors == []
     assert values.tariffs == {0: {Channel.A_PLUS: 123456, Channel.A_MINUS: 12000, Channel.R_PLUS: 7000}}
@@ -49,8 +49,7 @@ def test_public_client_reads_registers_and_clock(hdlc: bool) -> None:
 def test_lls_association_with_the_right_password() -> None:
     spec = MeterSpec(registers=REGISTERS, client=32, authentication="lls", password=PASSWORD)
     with serving(spec, hdlc=False) as meter:
-        settings = DlmsBusSettings(transport="wrapper", client=32, authentication="lls")
-        driver = DlmsTcpDriver(_bus(meter.port), settings=settings)
+        driver = DlmsTcpDriver(_bus(meter.port, transport="wrapper", client=32, authentication="lls"))
         values = asyncio.run(driver.read(MeterConfig(serial="m1", password=PASSWORD)))
     assert values.tariffs[0][Channel.A_PLUS] == 123456
     assert values.raw["client"] == 32
@@ -61,14 +60,13 @@ def test_wrong_password_is_an_association_refused_not_retried(caplog: pytest.Log
     caplog.set_level(logging.DEBUG)
     wrong = "Wr0ngPassw0rd"
     with serving(spec, hdlc=False) as meter:
-        settings = DlmsBusSettings(transport="wrapper", client=32, authentication="lls")
-        driver = DlmsTcpDriver(_bus(meter.port), settings=settings,
-                               meters={"m1": DlmsMeterSettings(password=wrong)})  # type: ignore[arg-type]
+        driver = DlmsTcpDriver(_bus(meter.port, transport="wrapper", client=32, authentication="lls"))
         with pytest.raises(DeviceError) as caught:
-            asyncio.run(driver.read(MeterConfig(serial="m1")))
+            asyncio.run(driver.read(MeterConfig.model_validate({"serial": "m1", "dlms": {"password": wrong}})))
     assert caught.value.code == "dlms.association_refused"  # type: ignore[attr-defined]
     assert caught.value.retryable is False  # type: ignore[attr-defined]
-    shown = caplog.text + str(caught.value) + repr(driver.link_of(MeterConfig(serial="m1"))) + repr(driver.settings)
+    link = driver.link_of(MeterConfig(serial="m1", password=wrong))
+    shown = caplog.text + str(caught.value) + repr(link) + repr(driver.settings)
     assert wrong not in shown and PASSWORD not in shown
 
 
@@ -76,8 +74,7 @@ def test_secrets_never_in_logs_errors_or_raw(caplog: pytest.LogCaptureFixture) -
     spec = MeterSpec(registers=REGISTERS, client=32, authentication="lls", password=PASSWORD)
     caplog.set_level(logging.DEBUG)
     with serving(spec, hdlc=False) as meter:
-        settings = DlmsBusSettings(transport="wrapper", client=32, authentication="lls")
-        driver = DlmsTcpDriver(_bus(meter.port), settings=settings)
+        driver = DlmsTcpDriver(_bus(meter.port, transport="wrapper", client=32, authentication="lls"))
         values = asyncio.run(driver.read(MeterConfig(serial="m1", password=PASSWORD)))
     assert values.tariffs
     shown = caplog.text + repr(values) + repr(driver.settings) + repr(driver.link_of(MeterConfig(serial="m1",
@@ -87,7 +84,7 @@ def test_secrets_never_in_logs_errors_or_raw(caplog: pytest.LogCaptureFixture) -
 
 def test_a_silent_meter_is_a_timeout() -> None:
     with serving(MeterSpec(silent=True), hdlc=False) as meter:
-        driver = DlmsTcpDriver(_bus(meter.port, timeout=0.3), settings=DlmsBusSettings(transport="wrapper"))
+        driver = DlmsTcpDriver(_bus(meter.port, timeout=0.3, transport="wrapper"))
         started = datetime.now(UTC)
         with pytest.raises(ReadTimeout) as caught:
             asyncio.run(driver.read(MeterConfig(serial="m1")))

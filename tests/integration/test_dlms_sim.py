@@ -7,6 +7,7 @@ pty in the event loop. Values are checked against the meter's model at a fixed c
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -26,12 +27,15 @@ from dlms_cosem.clients.dlms_client import DataResultError, DlmsClient
 from dlms_cosem.clients.hdlc_transport import SerialHdlcTransport
 
 from amr.core.domain import Channel
-from simulators.dlms import DlmsHdlcSimulator, DlmsWrapperSimulator, hdlc
+from amr.protocols import dlms_hdlc as hdlc
+from simulators.dlms import DlmsHdlcSimulator, DlmsWrapperSimulator
 from simulators.dlms.association import CONFIGURATOR, READER
 from simulators.dlms.objects import OBJECTS
 from simulators.dlms.server import AUTHENTICATION_KEY, ENCRYPTION_KEY
 from simulators.model import Faults, VirtualMeter
 from simulators.serving import Service
+
+logging.getLogger("dlms_cosem").setLevel(logging.WARNING)  # dlms-cosem's frame log
 
 T = TypeVar("T")
 NOW = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
@@ -533,9 +537,9 @@ def test_pty_paces_answers_at_the_line_speed() -> None:
     assert per_byte >= 10 / 9600 * 0.9  # request and answer at 10 bits a character
 
 
-def test_python_m_simulators_dlms_prints_a_configuration_and_serves() -> None:
+def test_amr_sim_dlms_prints_a_configuration_and_serves() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "simulators.dlms", "--meters", "2", "--fault", "2:refuse"],
+        [sys.executable, "-m", "amr", "sim", "dlms", "--meters", "2", "--fault", "2:refuse"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -543,22 +547,16 @@ def test_python_m_simulators_dlms_prints_a_configuration_and_serves() -> None:
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
-        assert "2 simulated dlms meter(s) (wrapper)" in first
-        lines = []
-        while (line := proc.stdout.readline()) and 'serial = "SIM0002"' not in lines[-4:]:
-            lines.append(line.strip())
+        assert "2 simulated dlms-tcp meter(s)" in first
+        lines: list[str] = []
+        while len([line for line in lines if line.startswith("dlms = { host")]) < 2:
+            lines.append(proc.stdout.readline().strip())
         assert 'kind = "dlms-tcp"' in lines
-        assert 'transport = "wrapper"' in lines
-        urls = ["tcp://" + line.split('"')[1] for line in lines if line.startswith("host = ")]
-        assert len(urls) == 1  # the second meter's host line is still to come
-        line = proc.stdout.readline()
-        while not line.startswith("host = "):
-            line = proc.stdout.readline()
-        urls.append("tcp://" + line.split('"')[1])
-        port = int(urls[0].rsplit(":", 1)[1])
-        with DlmsClient.with_tcp_transport("127.0.0.1", port, 16, 1, timeout=3).session() as c:
+        assert 'dlms = { transport = "wrapper", client = 16, authentication = "none" }' in lines
+        ports = [int(line.split('"')[1].rsplit(":", 1)[1]) for line in lines if line.startswith("dlms = { host")]
+        with DlmsClient.with_tcp_transport("127.0.0.1", ports[0], 16, 1, timeout=3).session() as c:
             assert utils.parse_as_dlms_data(c.get(attribute(Interface.REGISTER, "1.0.1.8.0.255", 2))) > 0
-        refused = DlmsClient.with_tcp_transport("127.0.0.1", int(urls[1].rsplit(":", 1)[1]), 16, 1, timeout=3)
+        refused = DlmsClient.with_tcp_transport("127.0.0.1", ports[1], 16, 1, timeout=3)
         refused.connect()
         with pytest.raises(exceptions.DlmsClientException, match="AUTHENTICATION_FAILED"):
             refused.associate()
@@ -570,15 +568,19 @@ def test_python_m_simulators_dlms_prints_a_configuration_and_serves() -> None:
     assert "Traceback" not in errors
 
 
-def test_python_m_simulators_dlms_names_a_bad_option() -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fault", "9:refuse", "--meters", "2"], "no simulated meter '9'"),
+        (["--transport", "pty", "--framing", "wrapper"], "on a pty use --framing hdlc"),
+    ],
+)
+def test_amr_sim_dlms_names_a_bad_option(args: list[str], message: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "simulators.dlms", "--fault", "9:refuse", "--meters", "2"],
-        capture_output=True,
-        text=True,
-        timeout=30,
+        [sys.executable, "-m", "amr", "sim", "dlms", *args], capture_output=True, text=True, timeout=30
     )
-    assert done.returncode == 2
-    assert "no simulated meter '9'" in done.stderr
+    assert done.returncode != 0
+    assert message in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -1,4 +1,4 @@
-"""DLMS framing and values on bytes, against published examples."""
+"""DLMS framing (`amr.protocols.dlms_hdlc`) and values on bytes, against published examples."""
 
 from __future__ import annotations
 
@@ -7,18 +7,19 @@ from datetime import UTC, datetime
 import pytest
 
 from amr.core.domain import Channel
-from amr.drivers.dlms import hdlc, values
+from amr.drivers.dlms import values
 from amr.errors import ProtocolError
+from amr.protocols import dlms_hdlc as hdlc
 
 
 def test_crc16_x25_check_value() -> None:
     # The CRC catalogue's CRC-16/X-25 (IBM-SDLC) check value over "123456789" is 0x906E, sent low byte first.
-    assert hdlc.crc16_x25(b"123456789") == bytes([0x6E, 0x90])
+    assert hdlc.crc16_x25(b"123456789") == 0x906E
 
 
 def test_snrm_frame_as_published() -> None:
     # Gurux's HDLC framing documentation: SNRM from the public client (0x21) to server 1 (0x03).
-    frame = hdlc.Frame(bytes([0x03]), hdlc.client_address(16), hdlc.SNRM)
+    frame = hdlc.Frame(bytes([0x03]), hdlc.client_address(16), hdlc.SNRM | hdlc.POLL_FINAL)
     assert frame.encode() == bytes.fromhex("7EA00703219 30F017E".replace(" ", ""))
     assert hdlc.decode(frame.encode()) == frame
 
@@ -38,9 +39,14 @@ def test_information_frame_round_trip_and_bad_fcs() -> None:
     data = frame.encode()
     assert hdlc.decode(data) == frame
     broken = data[:-3] + bytes([data[-3] ^ 0xFF]) + data[-2:]
-    with pytest.raises(ProtocolError, match="FCS") as caught:
+    with pytest.raises(hdlc.FrameError, match="FCS"):
         hdlc.decode(broken)
-    assert caught.value.code == "dlms.hdlc_frame"  # type: ignore[attr-defined]
+
+
+def test_an_address_of_three_bytes_is_refused() -> None:
+    frame = hdlc.Frame(bytes([0x02, 0x02, 0x23]), hdlc.client_address(16), hdlc.i_control(0, 0), b"\xe6")
+    with pytest.raises(hdlc.FrameError, match="neither 1, 2 nor 4 bytes"):
+        hdlc.decode(frame.encode())
 
 
 def test_register_values_to_exact_wh() -> None:

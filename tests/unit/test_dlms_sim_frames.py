@@ -14,7 +14,8 @@ import pytest
 from dlms_cosem import enumerations
 from dlms_cosem.protocol import acse
 
-from simulators.dlms import axdr, hdlc
+from amr.protocols import dlms_hdlc as hdlc
+from simulators.dlms import axdr
 from simulators.dlms.association import Association, Initiate, parse_aarq, parse_initiate
 from simulators.dlms.objects import Reading
 

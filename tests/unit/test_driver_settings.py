@@ -13,7 +13,7 @@ from amr.drivers.registry import KINDS, PROTOCOLS
 from amr.drivers.spec import DriverSpec
 from amr.errors import ConfigError
 
-URLS = {"modbus-tcp": "tcp://127.0.0.1:502", "mqtt": "mqtt://127.0.0.1:1883"}
+URLS = {"modbus-tcp": "tcp://127.0.0.1:502", "mqtt": "mqtt://127.0.0.1:1883", "dlms-tcp": "tcp://127.0.0.1:4059"}
 
 
 def bus(kind: str, **fields: Any) -> dict[str, Any]:

@@ -7,14 +7,9 @@ dlms-tcp    `DlmsTcpDriver`  no      askue:dlms
 dlms-hdlc   `DlmsHdlcDriver` yes     askue:dlms
 ==========  ===============  ======  ============
 
-Layers: `hdlc` (frames, bytes only), `ports` and `links` (TCP/serial, wrapper and HDLC
-connections), `session` (association and GET on `dlms_cosem`'s APDUs), `values` (registers
-and clock), `driver` (what to read), `settings` (configuration) and `errors` (codes).
+Layers: `amr.protocols.dlms_hdlc` (frames, bytes only), `ports` and `links` (TCP/serial,
+wrapper and HDLC connections), `session` (association and GET on `dlms_cosem`'s APDUs),
+`values` (registers and clock), `driver` (what to read), `settings` (configuration, light),
+`errors` (codes), `spec` (the registry's entries) and `simulate` (``amr sim dlms``).
+Importing the package imports no driver: the registry reads `spec`.
 """
-
-from __future__ import annotations
-
-from amr.drivers.dlms.driver import DlmsHdlcDriver, DlmsTcpDriver
-from amr.drivers.dlms.settings import DlmsBusSettings, DlmsMeterSettings, bus_settings, meter_link
-
-__all__ = ["DlmsBusSettings", "DlmsHdlcDriver", "DlmsMeterSettings", "DlmsTcpDriver", "bus_settings", "meter_link"]

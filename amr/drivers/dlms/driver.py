@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 from urllib.parse import urlsplit
@@ -26,23 +25,24 @@ from urllib.parse import urlsplit
 from amr.config import BusConfig, MeterConfig
 from amr.core.domain import CHANNELS, Channel, Values
 from amr.drivers.base import MeterValues, PollDriver
-from amr.drivers.dlms import errors, hdlc, values
+from amr.drivers.dlms import errors, values
 from amr.drivers.dlms.links import HdlcLink, WrapperLink
 from amr.drivers.dlms.ports import Port, TcpPort
 from amr.drivers.dlms.session import Session
 from amr.drivers.dlms.settings import (
     CLOCK,
     CLOCK_OBIS,
-    DlmsBusSettings,
-    DlmsMeterSettings,
+    DlmsBusTable,
+    DlmsHdlcBusSettings,
+    DlmsTcpBusSettings,
     MeterLink,
-    bus_settings,
     default_obis,
     meter_link,
     register_key,
 )
 from amr.drivers.serial_line import LineSettings, SerialLine
 from amr.errors import ConfigError, ConnectError, DriverError, ReadTimeout
+from amr.protocols import dlms_hdlc as hdlc
 
 REGISTER, CLOCK_CLASS = 3, 8
 
@@ -57,24 +57,19 @@ def _host_port(text: str, default_port: int = 4059) -> tuple[str, int]:
 class _DlmsDriver(PollDriver):
     source: ClassVar[str] = "askue:dlms"
 
-    def __init__(
-        self,
-        bus: BusConfig,
-        *,
-        tz: tzinfo = UTC,
-        settings: DlmsBusSettings | None = None,
-        meters: Mapping[str, DlmsMeterSettings] | None = None,
-    ) -> None:
-        """A driver for `bus`; `settings` and `meters` (by serial) override what the configuration holds."""
+    transport: ClassVar[str]  # what a bus without ``transport`` in its table speaks
+    settings_model: ClassVar[type[DlmsTcpBusSettings | DlmsHdlcBusSettings]]
+
+    def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC) -> None:
+        """A driver for `bus` (its ``[buses.dlms]`` table read through its kind's settings model)."""
         super().__init__(bus, tz=tz)
-        self.settings = bus_settings(bus, settings)
-        self._given = dict(meters or {})
+        self.settings: DlmsBusTable = self.settings_model.of(bus).dlms
         self._scalers: dict[tuple[str, str], values.ScalerUnit] = {}  # (serial, OBIS) → scaler-unit
         self._counters: dict[str, int] = {}  # serial → next client invocation counter (ciphered APDUs)
 
     def link_of(self, meter: MeterConfig) -> MeterLink:
         """The meter's merged settings (`ConfigError` naming the key when they are wrong)."""
-        return meter_link(self.settings, meter, self._given.get(meter.serial))
+        return meter_link(self.settings, meter)
 
     def _timeout(self, meter: MeterConfig) -> float:
         return (meter.timeout or self.bus.timeout).total_seconds()
@@ -88,7 +83,7 @@ class _DlmsDriver(PollDriver):
         """One meter's poll over an open `port` (blocking)."""
         polled_at = datetime.now(UTC)
         data_link: HdlcLink | WrapperLink
-        if self.settings.transport == "wrapper" and not isinstance(port, SerialLine):
+        if (self.settings.transport or self.transport) == "wrapper" and not isinstance(port, SerialLine):
             data_link = WrapperLink(port, link.security.client, link.meter.logical_device, timeout)
         else:
             data_link = self._hdlc(port, link, timeout)
@@ -152,6 +147,8 @@ class DlmsTcpDriver(_DlmsDriver):
 
     kind: ClassVar[str] = "dlms-tcp"
     serial_line: ClassVar[bool] = False
+    transport: ClassVar[str] = "wrapper"
+    settings_model = DlmsTcpBusSettings
 
     async def open(self) -> None:
         """Nothing to open ahead: each poll connects to its meter."""
@@ -181,17 +178,12 @@ class DlmsHdlcDriver(_DlmsDriver):
 
     kind: ClassVar[str] = "dlms-hdlc"
     serial_line: ClassVar[bool] = True
+    transport: ClassVar[str] = "hdlc"
+    settings_model = DlmsHdlcBusSettings
 
-    def __init__(
-        self,
-        bus: BusConfig,
-        *,
-        tz: tzinfo = UTC,
-        settings: DlmsBusSettings | None = None,
-        meters: Mapping[str, DlmsMeterSettings] | None = None,
-    ) -> None:
+    def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC) -> None:
         """A driver for the serial `bus`."""
-        super().__init__(bus, tz=tz, settings=settings, meters=meters)
+        super().__init__(bus, tz=tz)
         self.line = SerialLine(LineSettings.from_bus(bus))
         self._lock = threading.Lock()  # one transaction at a time on the line
 

@@ -19,8 +19,9 @@ import logging
 
 from dlms_cosem.protocol.wrappers import WrapperHeader  # type: ignore[import-untyped]
 
-from amr.drivers.dlms import errors, hdlc
+from amr.drivers.dlms import errors
 from amr.drivers.dlms.ports import Port
+from amr.protocols import dlms_hdlc as hdlc
 
 LOG = logging.getLogger(__name__)
 WRAPPER_VERSION = 1
@@ -103,7 +104,10 @@ class HdlcLink:
             raw, self._buffer = data[start : start + length], data[start + length - 1 :]  # keep the shared flag
             if len(self._buffer) == 1:
                 self._buffer = b""
-            frame = hdlc.decode(raw)
+            try:
+                frame = hdlc.decode(raw)
+            except hdlc.FrameError as exc:
+                raise errors.protocol(f"HDLC frame refused: {exc}", errors.HDLC_FRAME) from None
             if frame.destination == self.client and frame.source == self.server:
                 return frame
             LOG.debug("skipped an HDLC frame for %s from %s", frame.destination.hex(), frame.source.hex())
@@ -113,16 +117,19 @@ class HdlcLink:
         """SNRM → UA; the UA's parameters set the frame size and window we send with."""
         self._buffer, self._vs, self._vr = b"", 0, 0
         max_info, window = self.proposed
-        self._send(hdlc.SNRM, hdlc.parameters(max_info, max_info, window, window))
+        self._send(hdlc.SNRM | hdlc.POLL_FINAL, hdlc.Parameters(max_info, max_info, window, window).encode())
         frame = self._next_frame()
-        if frame.unnumbered() == hdlc.DM | hdlc.PF:
+        if frame.kind == "DM":
             raise errors.device("the meter answered SNRM with DM (disconnected mode)", errors.HDLC_REFUSED)
-        if frame.unnumbered() != hdlc.UA:
+        if frame.kind != "UA":
             raise errors.protocol(f"SNRM answered with control {frame.control:02X}, not UA", errors.HDLC_FRAME)
-        agreed = hdlc.parse_parameters(frame.information)
+        try:
+            agreed = hdlc.Parameters.decode(frame.information)
+        except hdlc.FrameError as exc:
+            raise errors.protocol(f"UA refused: {exc}", errors.HDLC_FRAME) from None
         # The UA lists the server's own view: its receive limits are our transmit limits.
-        self.max_info_tx = min(agreed.get(6, 128), max_info) if 6 in agreed else 128
-        self.window_tx = max(1, min(agreed.get(8, 1), window))
+        self.max_info_tx = min(agreed.max_info_receive, max_info)
+        self.window_tx = max(1, min(agreed.window_receive, window))
         self.connected = True
 
     def close(self) -> None:
@@ -131,7 +138,7 @@ class HdlcLink:
             return
         self.connected = False
         try:
-            self._send(hdlc.DISC)
+            self._send(hdlc.DISC | hdlc.POLL_FINAL)
             self._next_frame()
         except Exception as exc:  # closing must not fail a poll that has its values
             LOG.debug("HDLC DISC not acknowledged: %s", type(exc).__name__)
@@ -148,25 +155,25 @@ class HdlcLink:
             self._vs = (self._vs + 1) & 7
             if end_of_window and not last:
                 frame = self._next_frame()
-                if not frame.is_rr:
+                if frame.kind != "RR":
                     raise errors.protocol(f"expected RR after a window, got control {frame.control:02X}",
                                           errors.HDLC_FRAME)
         answer = b""
         while True:
             frame = self._next_frame()
-            if not frame.is_information:
-                if frame.unnumbered() in (hdlc.DM | hdlc.PF, hdlc.FRMR):
+            if frame.kind != "I":
+                if frame.kind in ("DM", "FRMR"):
                     self.connected = False
                     raise errors.protocol(f"the meter dropped the HDLC link (control {frame.control:02X})",
                                           errors.HDLC_FRAME)
                 continue  # an RR for our last frame: the answer follows
-            if frame.ssn != self._vr:
-                raise errors.protocol(f"HDLC frame N(S)={frame.ssn}, expected {self._vr}", errors.HDLC_FRAME)
+            if frame.send_sequence != self._vr:
+                raise errors.protocol(f"HDLC frame N(S)={frame.send_sequence}, expected {self._vr}", errors.HDLC_FRAME)
             self._vr = (self._vr + 1) & 7
             answer += frame.information
             if not frame.segmented:
                 break
-            if frame.final:
+            if frame.poll:
                 self._send(hdlc.rr_control(self._vr))  # the window is full: ask for the next one
         if not answer.startswith(hdlc.LLC_RESPONSE):
             raise errors.protocol(f"answer without the LLC header E6 E7 00: {answer[:3].hex(' ')}", errors.HDLC_FRAME)

@@ -1,4 +1,4 @@
-"""DLMS settings of a bus and of a meter, and the one adapter that reads them from the configuration.
+"""DLMS settings of a bus and of a meter (light: no driver, no library), and the merge of the two.
 
 A bus table carries the defaults of every meter on it (``[buses.dlms]``), a meter may
 override any of them and adds its address and OBIS overrides (``[meters.dlms]``)::
@@ -9,7 +9,6 @@ override any of them and adds its address and OBIS overrides (``[meters.dlms]``)
     url = "socket://10.0.0.5:4001"         # dlms-tcp: "tcp://10.0.0.9:4059"
     timeout = "3s"
     [buses.dlms]
-    transport = "hdlc"                     # dlms-tcp: "wrapper" (IEC 62056-47) or "hdlc" (HDLC over TCP)
     client = 32                            # 16 public, 32 reader (LLS), 48 configurator (HLS)
     authentication = "lls"                 # "none", "lls" or "hls-gmac"
 
@@ -21,21 +20,24 @@ override any of them and adds its address and OBIS overrides (``[meters.dlms]``)
     [meters.dlms]
     obis = { a_minus = "1.0.2.8.0.255", clock = "0.0.1.0.0.255" }
 
-Secrets (``password``, ``authentication_key``, ``block_cipher_key``) are `SecretStr`: they
-never appear in a ``repr``, a log line or an error message.
+The loader validates these keys through `DlmsTcpBusSettings` / `DlmsHdlcBusSettings` and
+`DlmsMeterSettings` (named on the specs); the driver reads them with ``.of(bus)`` /
+``.of(meter)`` and merges them with `meter_link`. Secrets (``password``,
+``authentication_key``, ``block_cipher_key``) are `SecretStr`: they never appear in a
+``repr``, a log line or an error message.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from amr.config import BusConfig, MeterConfig
+from amr.config import BusSettings, MeterConfig, MeterSettings
 from amr.core.domain import Channel
+from amr.drivers.serial_settings import SerialBusSettings
 from amr.errors import ConfigError
 
 Authentication = Literal["none", "lls", "hls-gmac"]
@@ -59,6 +61,15 @@ def default_obis(channel: Channel, tariff: int) -> str:
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [str(key) for key in data if key not in cls.model_fields]
+            if unknown:
+                raise ValueError(f"unknown key {', '.join(unknown)}; the table takes {', '.join(cls.model_fields)}")
+        return data
 
 
 def _hex_secret(value: object, size: int, name: str) -> object:
@@ -93,7 +104,7 @@ class DlmsSecurity(_Model):
 
     @model_validator(mode="after")
     def _complete(self) -> DlmsSecurity:
-        if isinstance(self, DlmsBusSettings):
+        if isinstance(self, DlmsBusTable):
             return self  # bus defaults: each meter may bring its own password or keys
         if self.authentication == "lls" and self.password is None:
             raise ValueError('authentication = "lls" needs a password')
@@ -102,17 +113,17 @@ class DlmsSecurity(_Model):
         return self
 
 
-class DlmsBusSettings(DlmsSecurity):
+class DlmsBusTable(DlmsSecurity):
     """``[buses.dlms]``: the transport and the defaults every meter of the bus starts from."""
 
-    transport: Transport = "hdlc"
+    transport: Transport | None = None  # None: "wrapper" on a dlms-tcp bus; a dlms-hdlc bus is HDLC
     max_info_length: int = Field(128, ge=32, le=2030, description="HDLC: longest information field proposed")
     window: int = Field(1, ge=1, le=7, description="HDLC: frames proposed per window")
     max_pdu_size: int = Field(1024, ge=64, le=65535)
     inter_frame_timeout: float | None = Field(None, gt=0, description="seconds; default: the bus's timeout")
 
 
-class DlmsMeterSettings(_Model):
+class DlmsMeterTable(_Model):
     """``[meters.dlms]``: one meter's address, its own security (overriding the bus's) and OBIS overrides."""
 
     logical_device: int = Field(1, ge=1, le=0x3FFF)
@@ -141,7 +152,7 @@ class DlmsMeterSettings(_Model):
         return value
 
     @model_validator(mode="after")
-    def _fits(self) -> DlmsMeterSettings:
+    def _fits(self) -> DlmsMeterTable:
         if self.address_size == 1 and self.physical_address is not None:
             raise ValueError("a 1-byte HDLC server address has no physical address; use address_size = 2 or 4")
         if self.address_size == 2 and max(self.logical_device, self.physical_address or 0) > 0x7F:
@@ -155,7 +166,7 @@ class MeterLink:
 
     serial: str
     security: DlmsSecurity
-    meter: DlmsMeterSettings
+    meter: DlmsMeterTable
 
     @property
     def address_size(self) -> int:
@@ -174,53 +185,55 @@ class MeterLink:
         return f"MeterLink({self.serial!r}, client={self.security.client}, {self.security.authentication})"
 
 
-def _section(source: object, name: str) -> Mapping[str, Any]:
-    """A ``dlms`` sub-table the loader kept on a config object (attribute or extra key), else empty."""
-    value = getattr(source, name, None)
-    if value is None:
-        extra = getattr(source, "model_extra", None) or {}
-        value = extra.get(name)
-    if value is None:
-        return {}
-    if isinstance(value, BaseModel):
-        return dict(value)
-    if isinstance(value, Mapping):
-        return value
-    raise ConfigError(f"{name} must be a table")
+class DlmsTcpBusSettings(BusSettings):
+    """A ``dlms-tcp`` bus: ``concurrency`` (meters read at once, a connection each) and ``[buses.dlms]``."""
+
+    concurrency: int = Field(16, ge=1, le=10000)
+    dlms: DlmsBusTable = DlmsBusTable()
+
+    @property
+    def reads_at_once(self) -> int:
+        """``concurrency``: a TCP bus reads its meters at once, one connection each."""
+        return self.concurrency
 
 
-def bus_settings(bus: BusConfig, given: DlmsBusSettings | None = None) -> DlmsBusSettings:
-    """The bus's DLMS settings: `given`, else its ``[buses.dlms]`` table (`ConfigError` naming the key)."""
-    if given is not None:
-        return given
-    try:
-        return DlmsBusSettings.model_validate(_section(bus, "dlms"))
-    except ValidationError as exc:
-        raise ConfigError(f"bus {bus.name!r}: dlms: {_first(exc)}") from None
+class DlmsHdlcBusSettings(SerialBusSettings):
+    """A ``dlms-hdlc`` line: its serial settings and ``[buses.dlms]`` (HDLC only)."""
+
+    dlms: DlmsBusTable = DlmsBusTable()
+
+    @model_validator(mode="after")
+    def _hdlc(self) -> DlmsHdlcBusSettings:
+        if self.dlms.transport == "wrapper":
+            raise ValueError('a dlms-hdlc bus is a serial line, always HDLC; the TCP wrapper is kind = "dlms-tcp"')
+        return self
 
 
-def meter_link(
-    bus: DlmsBusSettings, meter: MeterConfig, given: DlmsMeterSettings | None = None
-) -> MeterLink:
-    """The adapter from configuration to a `MeterLink`.
+class DlmsMeterSettings(MeterSettings):
+    """A DLMS meter: its LLS ``password`` (unless ``[meters.dlms]`` gives one) and ``[meters.dlms]``."""
 
-    Reads `given` (tests, or a loader that already built it), else the meter's ``dlms`` table;
-    ``meter.address`` is the physical address and ``meter.password`` the LLS password unless the
-    table gives them.
+    password: SecretStr | None = Field(None, repr=False)
+    dlms: DlmsMeterTable = DlmsMeterTable()
+
+
+def meter_link(bus: DlmsBusTable, meter: MeterConfig) -> MeterLink:
+    """A meter's `MeterLink`: the bus's defaults, overridden by the meter's table.
+
+    ``meter.address`` is the physical address and the meter's ``password`` the LLS password
+    unless its table gives them; `ConfigError` naming the key when they don't fit.
     """
+    own = DlmsMeterSettings.of(meter)
     try:
-        settings = given or DlmsMeterSettings.model_validate(_section(meter, "dlms"))
+        settings = own.dlms
         if settings.physical_address is None and meter.address not in (None, ""):
             text = str(meter.address).strip()
             if not text.isdigit():
                 raise ValueError(f"address = {meter.address!r}: a DLMS meter's address is its HDLC physical address")
-            settings = settings.model_copy(update={"physical_address": int(text)})
-            settings = DlmsMeterSettings.model_validate(settings.model_dump())
+            settings = DlmsMeterTable.model_validate({**settings.model_dump(), "physical_address": int(text)})
         merged: dict[str, Any] = bus.model_dump(include=set(DlmsSecurity.model_fields))
         merged.update(settings.model_dump(include=set(DlmsSecurity.model_fields), exclude_none=True))
-        fallback = getattr(getattr(meter, "settings", None), "password", None)
-        if "password" not in settings.model_fields_set and settings.password is None and fallback:
-            merged["password"] = fallback
+        if settings.password is None and own.password is not None:
+            merged["password"] = own.password
         return MeterLink(meter.serial, DlmsSecurity.model_validate(merged), settings)
     except ValidationError as exc:
         raise ConfigError(f"meter {meter.serial}: dlms: {_first(exc)}") from None

@@ -1,4 +1,7 @@
-"""HDLC frames of IEC 62056-46 (the DLMS/COSEM data link layer) as a server sees them.
+"""HDLC frames of IEC 62056-46 (the DLMS/COSEM data link layer), for the driver and the simulator.
+
+Bytes only: no I/O, no library. A frame that is wrong raises `FrameError` naming what is wrong; the
+driver translates it into a `ProtocolError` (``dlms.hdlc_frame``), the simulator ignores the frame.
 
 One frame on the line::
 
@@ -16,7 +19,8 @@ One frame on the line::
   (upper, lower: 7 bits each) or 4 bytes (upper high, upper low, lower high, lower low);
 * control: I ``RRR P SSS 0``, RR ``RRR P 0001``, RNR ``RRR P 0101``, SNRM ``100P 0011`` (0x93),
   DISC ``010P 0011`` (0x53), UA ``011F 0011`` (0x73), DM ``000F 1111`` (0x1F), FRMR 0x97;
-* HCS and FCS: CRC-16/X.25, low byte first. There is no HCS when there is no information field.
+* HCS and FCS: CRC-16/X.25 (poly 0x1021 reflected, init 0xFFFF, final XOR 0xFFFF), low byte
+  first. There is no HCS when there is no information field.
 
 Published examples the tests check these codecs against (GXDLMSDirector and Gurux Python client
 traces, public at https://pastebin.com/Vvs6PqXK and
@@ -29,6 +33,8 @@ https://gist.github.com/knogi/f3d4853b936164882e5ed653498e7b61): the SNRM ``7E A
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from amr.protocols.crc import crc16_x25 as crc16_x25  # the HCS/FCS, also for users of this module
 
 FLAG = 0x7E
 FORMAT_TYPE_3 = 0xA000
@@ -46,33 +52,42 @@ DEFAULT_INFO_LENGTH = 128  # the information field length both sides assume unti
 DEFAULT_WINDOW = 1
 
 
-def _crc_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1  # 0x1021 reflected
-        table.append(crc)
-    return table
-
-
-_TABLE = _crc_table()
-
-
-def crc16_x25(data: bytes) -> int:
-    """CRC-16/X.25 (IBM-SDLC): poly 0x1021 reflected, init 0xFFFF, final XOR 0xFFFF; check("123456789") = 0x906E."""
-    crc = 0xFFFF
-    for byte in data:
-        crc = (crc >> 8) ^ _TABLE[(crc ^ byte) & 0xFF]
-    return crc ^ 0xFFFF
-
-
 def _check(data: bytes) -> bytes:
     return crc16_x25(data).to_bytes(2, "little")
 
 
 class FrameError(ValueError):
     """Bytes that are not a whole, well-formed HDLC frame (a meter ignores them)."""
+
+
+def client_address(sap: int) -> bytes:
+    """The one-byte client address of `sap` (16 public, 32 reader, 48 configurator)."""
+    if not 0 < sap <= 0x7F:
+        raise ValueError(f"client SAP {sap} is outside 1..127")
+    return bytes([(sap << 1) | 1])
+
+
+def server_address(logical: int, physical: int | None, size: int) -> bytes:
+    """The server address of `size` bytes (1, 2 or 4) of a logical device and physical address."""
+    if size == 1 and (physical is not None or logical > 0x7F):
+        raise ValueError("a 1-byte server address is a logical device 1..127 without physical address")
+    if size == 2 and (logical > 0x7F or (physical or 0) > 0x7F):
+        raise ValueError("a 2-byte server address has 7-bit parts (0..127)")
+    if size == 4 and (logical > 0x3FFF or (physical or 0) > 0x3FFF):
+        raise ValueError("a 4-byte server address has 14-bit parts (0..16383)")
+    if size not in (1, 2, 4):
+        raise ValueError(f"a server address is 1, 2 or 4 bytes, not {size}")
+    return ServerAddress(logical, physical, size).encode()
+
+
+def i_control(ssn: int, rsn: int, poll: bool = True) -> int:
+    """The control byte of an information frame with send and receive sequence numbers."""
+    return ((rsn & 7) << 5) | (POLL_FINAL if poll else 0) | ((ssn & 7) << 1)
+
+
+def rr_control(rsn: int) -> int:
+    """The control byte of a receive-ready frame (with the poll bit)."""
+    return ((rsn & 7) << 5) | POLL_FINAL | RR
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +175,10 @@ def _address(data: bytes, start: int, limit: int) -> int:
     """The index after the address that begins at `start` (its last byte has the low bit set)."""
     for end in range(start, min(start + 4, limit)):
         if data[end] & 1:
+            if end + 1 - start == 3:
+                break
             return end + 1
-    raise FrameError("an address without its last-byte bit")
+    raise FrameError("an address of neither 1, 2 nor 4 bytes (its last byte has the low bit set)")
 
 
 def decode(data: bytes) -> Frame:
@@ -185,6 +202,13 @@ def decode(data: bytes) -> Frame:
             raise FrameError("bad HCS")
         information = bytes(data[info_start + 2 : -3])
     return Frame(bytes(data[3:middle]), bytes(data[middle:end]), control, information, bool(fmt & SEGMENTED))
+
+
+def frame_length(buffer: bytes) -> int | None:
+    """Bytes of the frame at the start of `buffer` (flags included) once its format field is in, else None."""
+    if len(buffer) < 3:
+        return None
+    return (int.from_bytes(buffer[1:3], "big") & LENGTH_MASK) + 2
 
 
 def take_frame(buffer: bytearray) -> bytes | None:
@@ -219,7 +243,7 @@ def take_frame(buffer: bytearray) -> bytes | None:
 
 @dataclass(frozen=True, slots=True)
 class Parameters:
-    """HDLC parameters negotiated by SNRM/UA (IEC 62056-46 6.4.4.4.3.2), seen from the server."""
+    """HDLC parameters of SNRM/UA (IEC 62056-46 6.4.4.4.3.2), seen from the side that sends them."""
 
     max_info_transmit: int = DEFAULT_INFO_LENGTH  # longest information field the server sends
     max_info_receive: int = DEFAULT_INFO_LENGTH  # longest one the server accepts
@@ -250,6 +274,20 @@ class Parameters:
         )
         return bytes((0x81, 0x80, len(group))) + group
 
+    @classmethod
+    def decode(cls, information: bytes) -> Parameters:
+        """The parameters of an SNRM's or UA's information field; a value left out (or no field) is the default."""
+        found = {0x05: DEFAULT_INFO_LENGTH, 0x06: DEFAULT_INFO_LENGTH, 0x07: DEFAULT_WINDOW, 0x08: DEFAULT_WINDOW}
+        if information:
+            if len(information) < 3 or information[0] != 0x81 or information[1] != 0x80:
+                raise FrameError("HDLC parameters start with 81 80 and the group length")
+            group, position = information[3 : 3 + information[2]], 0
+            while position + 2 <= len(group):
+                code, size = group[position], group[position + 1]
+                found[code] = int.from_bytes(group[position + 2 : position + 2 + size], "big")
+                position += 2 + size
+        return cls(found[0x05], found[0x06], found[0x07], found[0x08])
+
 
 def negotiate(snrm_information: bytes, own: Parameters) -> Parameters:
     """What the server uses after an SNRM: each value the smaller of the client's proposal and `own`.
@@ -257,19 +295,10 @@ def negotiate(snrm_information: bytes, own: Parameters) -> Parameters:
     The client's transmit values are the server's receive values and the other way round; a value
     the client leaves out is the default (128 bytes, window 1).
     """
-    proposed = {0x05: DEFAULT_INFO_LENGTH, 0x06: DEFAULT_INFO_LENGTH, 0x07: DEFAULT_WINDOW, 0x08: DEFAULT_WINDOW}
-    data = snrm_information
-    if data:
-        if len(data) < 3 or data[0] != 0x81 or data[1] != 0x80:
-            raise FrameError("SNRM parameters start with 81 80 and the group length")
-        group, position = data[3 : 3 + data[2]], 0
-        while position + 2 <= len(group):
-            code, size = group[position], group[position + 1]
-            proposed[code] = int.from_bytes(group[position + 2 : position + 2 + size], "big")
-            position += 2 + size
+    proposed = Parameters.decode(snrm_information)
     return Parameters(
-        max_info_transmit=min(proposed[0x06], own.max_info_transmit),
-        max_info_receive=min(proposed[0x05], own.max_info_receive),
-        window_transmit=min(proposed[0x08], own.window_transmit),
-        window_receive=min(proposed[0x07], own.window_receive),
+        max_info_transmit=min(proposed.max_info_receive, own.max_info_transmit),
+        max_info_receive=min(proposed.max_info_transmit, own.max_info_receive),
+        window_transmit=min(proposed.window_receive, own.window_transmit),
+        window_receive=min(proposed.window_transmit, own.window_receive),
     )
