@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import repeat
+from itertools import islice, repeat
 from pathlib import Path
 from typing import IO
 
@@ -386,29 +386,44 @@ def read_readings(
     check_header(header, name)
     assert header is not None
     parser = _RowParser(header, source, datetime.now(UTC))
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    troubles: dict[int, str] = {}
     previous = reader.line_num
     while True:
+        rows: list[list[str]] = []
+        failed = None
         try:
-            for row in reader:
-                line = reader.line_num
-                if bad and (trouble := _trouble(bad, previous, line)) is not None:
-                    troubles[len(rows)] = trouble
-                previous = line
-                rows.append(row)
-                lines.append(line)
-                if len(rows) == BLOCK:
-                    yield from parser.block(rows, lines, troubles)
-                    rows, lines, troubles = [], [], {}
-            break
+            rows.extend(islice(reader, BLOCK))  # the rows read before a csv.Error stay in `rows`
         except csv.Error as exc:
-            previous = reader.line_num
-            troubles[len(rows)] = f"line {previous}: {exc}; check the quotes of this line"
+            failed = f"line {reader.line_num}: {exc}; check the quotes of this line"
+        if failed is None and reader.line_num - previous == len(rows):  # a line each: the usual case
+            lines = list(range(previous + 1, reader.line_num + 1))
+        else:
+            lines = _row_lines(rows, previous)
+            if failed is None and lines:
+                lines[-1] = reader.line_num  # a quote left open at the end takes the file's last line break
+        troubles: dict[int, str] = {}
+        if bad:
+            for i, line in enumerate(lines):
+                if (trouble := _trouble(bad, lines[i - 1] if i else previous, line)) is not None:
+                    troubles[i] = trouble
+        if failed is not None:
+            troubles[len(rows)] = failed
             rows.append([])
-            lines.append(previous)
-    yield from parser.block(rows, lines, troubles)
+            lines.append(reader.line_num)
+        elif not rows:
+            return
+        previous = reader.line_num
+        yield from parser.block(rows, lines, troubles)
+
+
+def _row_lines(rows: list[list[str]], previous: int) -> list[int]:
+    """The line each row ends on, the first starting after line `previous`: a row takes one line and
+    one more for each line break inside its (quoted) cells."""
+    lines = []
+    for row in rows:
+        text = ",".join(row)
+        previous += 1 + text.count("\n") + text.count("\r") - text.count("\r\n")
+        lines.append(previous)
+    return lines
 
 
 def _trouble(bad: dict[int, str], previous: int, line: int) -> str | None:
