@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from itertools import islice, repeat
 from pathlib import Path
 from typing import IO
@@ -290,7 +291,7 @@ class _RowParser:
                 odd.update(i for i, v in enumerate(values) if v is _ODD)
             value_columns.append(values)
         value_maps = map(_value_map, *value_columns)
-        payloads = map(self.payload, rows, lines)
+        payloads = map(partial, repeat(self.payload), rows, lines)  # built only for a row that is refused
         readings = list(
             map(
                 IncomingReading,
