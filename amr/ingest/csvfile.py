@@ -36,7 +36,7 @@ _TIMESTAMPS_KEPT = 50_000  # files by time repeat one timestamp for every meter:
 _PLAIN_KWH = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,3}))?").fullmatch
 """The usual value (``1234.567``): read without further checks; anything else takes the careful way."""
 _FRACTION_WH = {1: 100, 2: 10, 3: 1}
-_THREE_DECIMALS = re.compile(r"[0-9]{1,15}\.[0-9]{3}").fullmatch
+_THREE_DECIMALS_LINES = re.compile(r"(?:[0-9]{1,15}\.[0-9]{3}\n)*[0-9]{1,15}\.[0-9]{3}").fullmatch
 _ODD = object()  # a cell the column-wise reading leaves to the careful one
 _A_PLUS, _A_MINUS, _R_PLUS, _R_MINUS = CHANNELS
 BLOCK = 4096  # rows read column by column at once
@@ -81,8 +81,11 @@ def _wh_column(cells: tuple[str, ...]) -> list[int | object | None]:
     """Wh of a column of kWh cells; `_ODD` where a cell is not a plain decimal."""
     if not any(cells):
         return [None] * len(cells)
-    if all(map(_THREE_DECIMALS, cells)):  # how exports usually write them: 1234.567
-        return list(map(int, map(str.replace, cells, repeat("."), repeat(""))))
+    text = "\n".join(cells)
+    if _THREE_DECIMALS_LINES(text):  # how exports usually write them: 1234.567, one check for the column
+        wh: list[int | object | None] = list(map(int, text.replace(".", "").split("\n")))
+        if len(wh) == len(cells):  # else a (quoted) cell holds a line break
+            return wh
     return list(map(_usual_wh, cells))
 
 
