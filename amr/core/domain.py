@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -155,13 +156,19 @@ def utc(dt: datetime) -> datetime:
     return dt.astimezone(UTC)
 
 
-@dataclass(slots=True)
+Payload = dict[str, Any]
+"""The original input of a reading, kept with it when it is refused."""
+
+
+@dataclass(slots=True, init=False, eq=False)
 class IncomingReading:
     """A reading as it arrives, before validation.
 
     `values` are Wh/varh at the primary side. `problems` carries parse errors found
     before the pipeline (e.g. a malformed CSV cell); such a reading is refused as
-    `malformed`. `payload` is the original input, kept with a refused reading.
+    `malformed`. `payload` is the original input, kept with a refused reading; it may be
+    given as a function that builds it, called the first time it is asked for (most
+    readings are accepted and their payload never read: a file's rows keep only their cells).
     Treated as immutable (not frozen only because frozen dataclasses are slow to build).
     """
 
@@ -170,9 +177,61 @@ class IncomingReading:
     tariff: int
     values: Values
     source: Source
-    payload: dict[str, Any] = field(default_factory=dict)
+    _payload: Payload | Callable[[], Payload] = field(repr=False)
     problems: tuple[str, ...] = ()
     received_at: datetime | None = None
+
+    def __init__(
+        self,
+        meter: str,
+        ts: datetime | None,
+        tariff: int,
+        values: Values,
+        source: Source,
+        payload: Payload | Callable[[], Payload] | None = None,
+        problems: tuple[str, ...] = (),
+        received_at: datetime | None = None,
+    ) -> None:
+        self.meter = meter
+        self.ts = ts
+        self.tariff = tariff
+        self.values = values
+        self.source = source
+        self._payload = {} if payload is None else payload
+        self.problems = problems
+        self.received_at = received_at
+
+    @property
+    def payload(self) -> Payload:
+        """The original input (built on first use when it was given as a function)."""
+        found = self._payload
+        if not isinstance(found, dict):
+            found = self._payload = found()
+        return found
+
+    def __repr__(self) -> str:
+        return (
+            f"IncomingReading(meter={self.meter!r}, ts={self.ts!r}, tariff={self.tariff!r}, values={self.values!r}, "
+            f"source={self.source!r}, payload={self.payload!r}, problems={self.problems!r}, "
+            f"received_at={self.received_at!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, IncomingReading)
+        return (
+            self.meter == other.meter
+            and self.ts == other.ts
+            and self.tariff == other.tariff
+            and self.values == other.values
+            and self.source == other.source
+            and self.payload == other.payload
+            and self.problems == other.problems
+            and self.received_at == other.received_at
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(slots=True)

@@ -16,7 +16,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import repeat
+from functools import partial
+from itertools import islice, repeat
 from pathlib import Path
 from typing import IO
 
@@ -35,7 +36,7 @@ _TIMESTAMPS_KEPT = 50_000  # files by time repeat one timestamp for every meter:
 _PLAIN_KWH = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,3}))?").fullmatch
 """The usual value (``1234.567``): read without further checks; anything else takes the careful way."""
 _FRACTION_WH = {1: 100, 2: 10, 3: 1}
-_THREE_DECIMALS = re.compile(r"[0-9]{1,15}\.[0-9]{3}").fullmatch
+_THREE_DECIMALS_LINES = re.compile(r"(?:[0-9]{1,15}\.[0-9]{3}\n)*[0-9]{1,15}\.[0-9]{3}").fullmatch
 _ODD = object()  # a cell the column-wise reading leaves to the careful one
 _A_PLUS, _A_MINUS, _R_PLUS, _R_MINUS = CHANNELS
 BLOCK = 4096  # rows read column by column at once
@@ -80,8 +81,11 @@ def _wh_column(cells: tuple[str, ...]) -> list[int | object | None]:
     """Wh of a column of kWh cells; `_ODD` where a cell is not a plain decimal."""
     if not any(cells):
         return [None] * len(cells)
-    if all(map(_THREE_DECIMALS, cells)):  # how exports usually write them: 1234.567
-        return list(map(int, map(str.replace, cells, repeat("."), repeat(""))))
+    text = "\n".join(cells)
+    if _THREE_DECIMALS_LINES(text):  # how exports usually write them: 1234.567, one check for the column
+        wh: list[int | object | None] = list(map(int, text.replace(".", "").split("\n")))
+        if len(wh) == len(cells):  # else a (quoted) cell holds a line break
+            return wh
     return list(map(_usual_wh, cells))
 
 
@@ -290,7 +294,7 @@ class _RowParser:
                 odd.update(i for i, v in enumerate(values) if v is _ODD)
             value_columns.append(values)
         value_maps = map(_value_map, *value_columns)
-        payloads = map(self.payload, rows, lines)
+        payloads = map(partial, repeat(self.payload), rows, lines)  # built only for a row that is refused
         readings = list(
             map(
                 IncomingReading,
@@ -386,29 +390,44 @@ def read_readings(
     check_header(header, name)
     assert header is not None
     parser = _RowParser(header, source, datetime.now(UTC))
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    troubles: dict[int, str] = {}
     previous = reader.line_num
     while True:
+        rows: list[list[str]] = []
+        failed = None
         try:
-            for row in reader:
-                line = reader.line_num
-                if bad and (trouble := _trouble(bad, previous, line)) is not None:
-                    troubles[len(rows)] = trouble
-                previous = line
-                rows.append(row)
-                lines.append(line)
-                if len(rows) == BLOCK:
-                    yield from parser.block(rows, lines, troubles)
-                    rows, lines, troubles = [], [], {}
-            break
+            rows.extend(islice(reader, BLOCK))  # the rows read before a csv.Error stay in `rows`
         except csv.Error as exc:
-            previous = reader.line_num
-            troubles[len(rows)] = f"line {previous}: {exc}; check the quotes of this line"
+            failed = f"line {reader.line_num}: {exc}; check the quotes of this line"
+        if failed is None and reader.line_num - previous == len(rows):  # a line each: the usual case
+            lines = list(range(previous + 1, reader.line_num + 1))
+        else:
+            lines = _row_lines(rows, previous)
+            if failed is None and lines:
+                lines[-1] = reader.line_num  # a quote left open at the end takes the file's last line break
+        troubles: dict[int, str] = {}
+        if bad:
+            for i, line in enumerate(lines):
+                if (trouble := _trouble(bad, lines[i - 1] if i else previous, line)) is not None:
+                    troubles[i] = trouble
+        if failed is not None:
+            troubles[len(rows)] = failed
             rows.append([])
-            lines.append(previous)
-    yield from parser.block(rows, lines, troubles)
+            lines.append(reader.line_num)
+        elif not rows:
+            return
+        previous = reader.line_num
+        yield from parser.block(rows, lines, troubles)
+
+
+def _row_lines(rows: list[list[str]], previous: int) -> list[int]:
+    """The line each row ends on, the first starting after line `previous`: a row takes one line and
+    one more for each line break inside its (quoted) cells."""
+    lines = []
+    for row in rows:
+        text = ",".join(row)
+        previous += 1 + text.count("\n") + text.count("\r") - text.count("\r\n")
+        lines.append(previous)
+    return lines
 
 
 def _trouble(bad: dict[int, str], previous: int, line: int) -> str | None:

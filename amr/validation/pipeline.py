@@ -14,7 +14,7 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from itertools import groupby, repeat
+from itertools import repeat
 from typing import Any, Literal, Protocol
 
 from amr.core.domain import CHANNELS, SOURCE_TEXT, Channel, Flag, IncomingReading, StoredReading, kwh_from_wh
@@ -285,10 +285,10 @@ class Pipeline:
         meters = list(map(self.meters.get, map(_METER, batch)))
         if None in meters or any(map(_PROBLEMS, batch)) or None in list(map(_TS, batch)):
             return None
-        keys = list(zip(map(_ID, meters), map(_TARIFF, batch), strict=True))
-        order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: each series' positions ascending
-        found = {key: list(positions) for key, positions in groupby(order, keys.__getitem__)}
-        return dict(sorted(found.items(), key=lambda item: item[1][0]))
+        found: defaultdict[SeriesKey, list[int]] = defaultdict(list)
+        keys = map(found.__getitem__, zip(map(_ID, meters), map(_TARIFF, batch), strict=True))
+        deque(map(list.append, keys, range(len(batch))), maxlen=0)  # a series' list made as it first appears
+        return found
 
     def _judge_run(
         self,

@@ -162,3 +162,19 @@ def test_a_short_row_names_its_line_and_what_is_missing(tmp_path: Path, database
     long = next(r for r in refused if r["payload"]["line"] == 11)
     assert "line 11: 8 cells for 7 columns" in long["message"]
     assert long["payload"]["extra_cells"] == ["surplus"]
+
+
+def test_a_well_formed_row_refused_by_validation_keeps_its_cells_and_line(tmp_path: Path, database: str) -> None:
+    body = good_rows(30)
+    body.insert(20, b"M3,2026-03-01T00:00:00+03:00,0,0.5,,7.125,\n")  # line 22: below M3's register
+    body.insert(25, b"X9,2026-01-01T00:00:00+03:00,0,1.000,,,\n")  # line 27: no such meter
+    summary = run_import(tmp_path, database, body)
+    count, refused = stored(database)
+    assert count == 30 and summary["refused"] == 2
+    by_line = {r["payload"]["line"]: r for r in refused}
+    assert by_line[22]["reasons"] == "lower_than_previous"
+    assert by_line[22]["payload"] == {
+        "meter": "M3", "timestamp": "2026-03-01T00:00:00+03:00", "tariff": "0",
+        "a_plus": "0.5", "a_minus": "", "r_plus": "7.125", "r_minus": "", "line": 22,
+    }
+    assert by_line[27]["reasons"] == "unknown_meter" and by_line[27]["payload"]["meter"] == "X9"

@@ -38,6 +38,30 @@ def test_line_numbers_hold_across_blocks_blank_lines_and_quoted_line_breaks() ->
     assert after.payload["line"] == BLOCK + 6
 
 
+def test_line_numbers_after_crlf_breaks_in_quotes_bad_bytes_and_a_quote_open_at_the_end() -> None:
+    row = "M1,2026-01-01T00:00:00+03:00,0,1.000,,,,\r\n"
+    text = HEADER.encode() + (
+        row.encode()
+        + b'"M1\r\nM2\rM3",2026-01-01T00:00:00+03:00,0,1.000,,,,\r\n'  # lines 3-5
+        + row.replace("M1", "M\xff").encode("latin-1")  # line 6: not UTF-8
+        + row.encode()
+        + b'M9,"2026\n'  # line 8: a quote never closed takes the rest of the file
+    )
+    readings = read(text)
+    assert [r.payload["line"] for r in readings] == [2, 5, 6, 7, 8]
+    assert "line 6: byte 0xFF" in readings[2].problems[0] and readings[3].problems == ()
+    assert readings[4].problems and all(p.startswith("line 8:") for p in readings[4].problems)
+
+
+def test_a_quoted_line_break_in_a_value_among_usual_values_is_refused_not_read_as_two() -> None:
+    body = "".join(f"M1,2026-01-01T0{i}:00:00+03:00,0,{i}.000,,,,\n" for i in range(5))
+    body += 'M1,2026-01-01T06:00:00+03:00,0,"6.000\n7.000",,,,\n'  # lines 7-8
+    body += "M1,2026-01-01T08:00:00+03:00,0,8.000,,,,\n"
+    readings = read(HEADER + body)
+    assert [r.values[Channel.A_PLUS] for r in readings] == [0, 1_000, 2_000, 3_000, 4_000, None, 8_000]
+    assert "line 8: a_plus" in readings[5].problems[0] and readings[6].problems == ()
+
+
 def test_odd_cells_among_usual_ones_are_refused_by_line_and_the_rest_read() -> None:
     body = (
         "M1,2026-01-01T00:00:00+03:00,0,1.000,,,,\n"
