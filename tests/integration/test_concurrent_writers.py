@@ -8,11 +8,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +23,7 @@ import psycopg
 import pytest
 
 import amr
-from tests.conftest import POSTGRES_URL
+from tests.api.live import free_port, fresh_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -41,20 +39,8 @@ ROLLOVER_OR_OVERRIDDEN = 0b110  # Flag.ROLLOVER | Flag.OVERRIDDEN
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
-    name = f"amr_race_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    with fresh_database() as url:
+        yield url
 
 
 def _config(tmp: Path, url: str) -> Path:
@@ -165,7 +151,7 @@ def test_concurrent_writers_of_the_same_meters_keep_every_series_monotonic(tmp_p
     key = _api_key(config)
     first = _csv(tmp_path / "a.csv", timedelta(0), 0)
     second = _csv(tmp_path / "b.csv", timedelta(seconds=60), 5)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         _amr("api", "-c", str(config), "--host", "127.0.0.1", "--port", str(port), "--workers", "3"),
