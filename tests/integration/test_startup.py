@@ -134,6 +134,21 @@ def test_a_command_of_the_store_does_not_load_the_servers(tmp_path: Path) -> Non
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_collect_starts_without_the_api(tmp_path: Path) -> None:
+    config = tmp_path / "amr.toml"
+    body = toml(meter_specs(3)).replace('[site]', f'[database]\nurl = "sqlite:///{tmp_path / "amr.sqlite"}"\n\n[site]')
+    config.write_text(body, encoding="utf-8")
+    probe = (
+        "import sys\nfrom amr.cli import main\n"
+        f"code = main(['collect', '--once', '-c', {str(config)!r}])\n"
+        "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'starlette', 'uvicorn', "
+        "'simulators'}), 'amr.api' in sys.modules, 'amr.demo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    assert "no meter on a polled bus" in done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "1 [] False False"
+
+
 @pytest.fixture
 def empty_postgres() -> Iterator[str]:
     """A database of its own on the real PostgreSQL, with no schema at all."""
