@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,17 @@ def test_meter_sync_takes_a_few_statements_and_writes_nothing_when_nothing_chang
         event.remove(empty_store.engine, "before_cursor_execute", note)
     assert [m.id for m in first] == [m.id for m in again] and len({m.id for m in first}) == 2000
     assert first[5] == meters[5].with_id(first[5].id) and first[5].id != 0
+
+
+def test_meter_sync_gives_ids_without_copying(empty_store: Store) -> None:
+    meters = meter_objects(meter_specs(20))
+    synced = empty_store.sync_meters(meters)
+    assert all(s is m and s.id != 0 for s, m in zip(synced, meters, strict=True))
+    assert synced[3].scale_at(datetime(2026, 1, 1, tzinfo=UTC)).ratio == 40
+    held = meters[2].with_id(999_999)  # a meter holding another id keeps it: the synced one is a copy
+    (resynced,) = empty_store.sync_meters([held])
+    assert held.id == 999_999 and resynced is not held and resynced.id == synced[2].id
+    assert resynced == synced[2]
 
 
 def test_meter_sync_applies_what_changed(empty_store: Store) -> None:
