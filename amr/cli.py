@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -256,10 +257,27 @@ def cmd_consumption(args: argparse.Namespace) -> int:
 
 OWN_COMMANDS = frozenset({"check-config", "db", "import", "readings", "rejected", "accept", "consumption"})
 """Commands defined here; the others (collect, api, sim, demo) pull in their servers when added."""
+_SERVER_ADDERS = (
+    ("amr.collector.command", "add_parser"),
+    ("amr.api.command", "add_parsers"),
+    ("simulators.cli", "add_parser"),
+    ("amr.demo", "add_parser"),
+)
+_SERVER_COMMANDS = {
+    "collect": _SERVER_ADDERS[0],
+    "api": _SERVER_ADDERS[1],
+    "run": _SERVER_ADDERS[1],
+    "users": _SERVER_ADDERS[1],
+    "sim": _SERVER_ADDERS[2],
+    "demo": _SERVER_ADDERS[3],
+}
+"""The module adding each of the other commands: a command named on the line loads only its own
+(`amr collect` does not import the API); help, or an unknown command, loads them all."""
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    """The parser of every command; for one of `OWN_COMMANDS` in `argv`, only those (a faster start)."""
+    """The parser of every command; for a command named in `argv`, only what it needs (a faster start):
+    one of `OWN_COMMANDS` adds none of the others, another adds only its own module's."""
     parser = argparse.ArgumentParser(prog="amr", description="АСКУЭ (AMR) integration service")
     parser.add_argument("--version", action="version", version=f"amr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -321,16 +339,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     command_name = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
     if command_name in OWN_COMMANDS:
         return parser
-
-    from amr.api.command import add_parsers as add_api
-    from amr.collector.command import add_parser as add_collect
-    from amr.demo import add_parser as add_demo
-    from simulators.cli import add_parser as add_sim
-
-    add_collect(sub)
-    add_api(sub)
-    add_sim(sub)
-    add_demo(sub)
+    adders = [_SERVER_COMMANDS[command_name]] if command_name in _SERVER_COMMANDS else _SERVER_ADDERS
+    for module, function in adders:
+        getattr(importlib.import_module(module), function)(sub)
     return parser
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.low_level import ARGON2_VERSION
 
 TOKEN_BYTES = 32
 API_KEY_PREFIX = "amrk_"
@@ -17,7 +19,7 @@ class Passwords:
 
     def __init__(self, hasher: PasswordHasher | None = None) -> None:
         self.hasher = hasher or PasswordHasher()
-        self._dummy = self.hasher.hash(secrets.token_hex(16))
+        self._dummy = unmatchable_hash(self.hasher)
 
     def hash(self, password: str) -> str:
         """An argon2id hash of `password` (with its own random salt)."""
@@ -29,6 +31,20 @@ class Passwords:
             return self.hasher.verify(password_hash or self._dummy, password) and password_hash is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+
+
+def unmatchable_hash(hasher: PasswordHasher) -> str:
+    """An encoded hash with `hasher`'s parameters and random salt and digest: verifying a password
+    against it costs what a real hash costs and never matches, and making it costs no hashing (an
+    argon2 hash at the default parameters takes most of a second: the API would start that much later)."""
+
+    def b64(size: int) -> str:  # argon2's encoding: standard base64 without padding
+        return base64.b64encode(secrets.token_bytes(size)).decode("ascii").rstrip("=")
+
+    return (
+        f"$argon2{hasher.type.name.lower()}$v={ARGON2_VERSION}$m={hasher.memory_cost},t={hasher.time_cost},"
+        f"p={hasher.parallelism}${b64(hasher.salt_len)}${b64(hasher.hash_len)}"
+    )
 
 
 def new_token() -> str:

@@ -93,6 +93,14 @@ class Meter:
             _SHARED_SCALES.clear()
         _SHARED_SCALES[key] = (ratios, scales, starts)
 
+    def take_id(self, meter_id: int) -> Meter:
+        """This meter with its store id: given in place (no copy) while it has none (id 0, as the
+        configuration makes it: nothing has hashed or compared it by id yet), else a copy."""
+        if self.id == 0:
+            object.__setattr__(self, "id", meter_id)
+            return self
+        return self if self.id == meter_id else self.with_id(meter_id)
+
     def with_id(self, meter_id: int) -> Meter:
         """This meter with its store id (a copy of the computed fields, without computing them again)."""
         clone: Meter = object.__new__(Meter)

@@ -73,11 +73,13 @@ def probe(engine: Engine) -> Backend:
     if engine.dialect.name == "sqlite":
         return Backend("sqlite", copy=False, timescale_available=False, single_session=False)
     try:
-        with engine.connect() as conn:
-            version = str(conn.execute(text("SELECT version()")).scalar_one())
-            available = conn.execute(
-                text("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'")
-            ).scalar_one()
+        with engine.connect() as conn:  # one round trip
+            version, available = conn.execute(
+                text(
+                    "SELECT version(), EXISTS (SELECT FROM pg_available_extensions WHERE name = 'timescaledb')"
+                )
+            ).one()
+            version = str(version)
     except OperationalError as exc:
         raise StoreUnavailable(f"cannot reach the database: {exc.orig}") from exc
     except SQLAlchemyError as exc:

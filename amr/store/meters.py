@@ -322,7 +322,8 @@ def _sync_compared(conn: Connection, meters: Sequence[Meter]) -> dict[str, int]:
 
 
 def sync_meters(conn: Connection, meters: Sequence[Meter]) -> list[Meter]:
-    """Insert or update every configured meter; return them with their store ids."""
+    """Insert or update every configured meter; return them with their store ids (given in place to
+    a meter that has none yet: see `Meter.take_id`)."""
     postgres = conn.dialect.name == "postgresql"
     if postgres:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SYNC_LOCK})
@@ -336,4 +337,4 @@ def sync_meters(conn: Connection, meters: Sequence[Meter]) -> list[Meter]:
         # written after the registry, whose triggers have just emptied it
         conn.execute(text("DELETE FROM meter_registry"))
         conn.execute(text("INSERT INTO meter_registry (fingerprint) VALUES (:f)"), {"f": fingerprint})
-    return [meter.with_id(ids[meter.serial]) for meter in meters]
+    return [meter.take_id(ids[meter.serial]) for meter in meters]

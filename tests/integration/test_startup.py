@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,17 @@ def test_meter_sync_takes_a_few_statements_and_writes_nothing_when_nothing_chang
     assert first[5] == meters[5].with_id(first[5].id) and first[5].id != 0
 
 
+def test_meter_sync_gives_ids_without_copying(empty_store: Store) -> None:
+    meters = meter_objects(meter_specs(20))
+    synced = empty_store.sync_meters(meters)
+    assert all(s is m and s.id != 0 for s, m in zip(synced, meters, strict=True))
+    assert synced[3].scale_at(datetime(2026, 1, 1, tzinfo=UTC)).ratio == 40
+    held = meters[2].with_id(999_999)  # a meter holding another id keeps it: the synced one is a copy
+    (resynced,) = empty_store.sync_meters([held])
+    assert held.id == 999_999 and resynced is not held and resynced.id == synced[2].id
+    assert resynced == synced[2]
+
+
 def test_meter_sync_applies_what_changed(empty_store: Store) -> None:
     specs = meter_specs(50)
     before = {m.serial: m.id for m in empty_store.sync_meters(meter_objects(specs))}
@@ -132,6 +144,21 @@ def test_a_command_of_the_store_does_not_load_the_servers(tmp_path: Path) -> Non
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_collect_starts_without_the_api(tmp_path: Path) -> None:
+    config = tmp_path / "amr.toml"
+    body = toml(meter_specs(3)).replace('[site]', f'[database]\nurl = "sqlite:///{tmp_path / "amr.sqlite"}"\n\n[site]')
+    config.write_text(body, encoding="utf-8")
+    probe = (
+        "import sys\nfrom amr.cli import main\n"
+        f"code = main(['collect', '--once', '-c', {str(config)!r}])\n"
+        "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'starlette', 'uvicorn', "
+        "'simulators'}), 'amr.api' in sys.modules, 'amr.demo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    assert "no meter on a polled bus" in done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "1 [] False False"
 
 
 @pytest.fixture
