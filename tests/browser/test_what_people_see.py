@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from amr.collector.result import PollResult
-from amr.core.domain import Channel, IncomingReading, Source, wh_from_kwh
+from amr.core.domain import Channel, IncomingReading, Source
 from amr.dashboard.polls import PollLog
 from amr.drivers.base import MeterValues
 from amr.drivers.modbus.driver import register_map
@@ -51,13 +51,16 @@ def polled(served: Served) -> Iterator[dict[str, Any]]:
     save_health(app.store, [HealthRecord(m1, "degraded", now, now, f"{where}: {answer}", now, 0, 11, 1)])
     # M2 today: midnight and half-way to now, so today and this month have consumption so far
     midnight = datetime.combine(now.astimezone(TZ).date(), dtime(), TZ).astimezone(UTC)
-    later = midnight + max(timedelta(seconds=1), (now - midnight) / 2)
-    start = app.store.readings([app.meters["M2"].id], tariff=0)[-1].values[Channel.A_PLUS] or 0
+    last = app.store.readings([app.meters["M2"].id], tariff=0)[-1]
+    first = max(midnight, last.ts + timedelta(seconds=1))  # just after midnight the history may reach past it
+    later = first + max(timedelta(seconds=1), (now - first) / 2)
+    start = last.values[Channel.A_PLUS] or 0
     batch = [
-        IncomingReading("M2", at, 0, {Channel.A_PLUS: start + wh_from_kwh(str(n))}, Source.SERIAL, {}, received_at=at)
-        for n, at in ((1, midnight), (3, later))
+        IncomingReading("M2", at, 0, {Channel.A_PLUS: start + n}, Source.SERIAL, {}, received_at=at)
+        for n, at in ((1, first), (3, later))  # Wh: plausible however soon after midnight
     ]
-    assert all(o.status == "accepted" for o in app.ingestor.submit(batch).outcomes)
+    outcomes = app.ingestor.submit(batch).outcomes
+    assert all(o.status == "accepted" for o in outcomes), [(o.status, o.reasons, o.message) for o in outcomes]
     try:
         yield {"where": where, "answer": answer, "channels": channels}
     finally:
