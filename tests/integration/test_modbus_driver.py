@@ -182,7 +182,7 @@ def test_no_answer_is_a_read_timeout_within_the_timeout() -> None:
             finally:
                 await driver.close()
 
-    assert TIMEOUT <= run(scenario()) < TIMEOUT + 0.2
+    assert TIMEOUT <= run(scenario()) < TIMEOUT + 1.0  # the deadline, not pymodbus's own timer
 
 
 def free_port() -> int:

@@ -150,7 +150,7 @@ def test_a_fault_gives_its_error_and_the_next_meter_still_reads(fault: str, tran
                 await driver.read(meter_config(faulty))
             elapsed = time.monotonic() - start
             if fault == "delay":  # the line (or the device's connection) is busy until the late answer
-                await asyncio.sleep(faults.delay - TIMEOUT + 0.05)
+                await asyncio.sleep(faults.delay - TIMEOUT + 0.3)
             values = await driver.read(meter_config(healthy))
             assert values.errors == {}
             assert values.tariffs[0][Channel.A_PLUS] is not None
@@ -158,7 +158,7 @@ def test_a_fault_gives_its_error_and_the_next_meter_still_reads(fault: str, tran
 
     elapsed = run(scenario())
     if errors[transport] is ReadTimeout:
-        assert TIMEOUT <= elapsed < TIMEOUT + 0.15
+        assert TIMEOUT <= elapsed < TIMEOUT + 1.0  # the deadline, not pymodbus's own timer
     else:
         assert elapsed < TIMEOUT  # garbled, refused and lost connections are told at once
 

@@ -14,7 +14,7 @@ Wh/varh by `amr.protocols.modbus_map`. The unit id is the meter's ``address``.
   transaction at a time, ``frame_pause`` (at least the 3.5-character gap) between.
 
 Each block is read once (retries are the collector's), with ``meter.timeout or
-bus.timeout`` applied here: no bytes back → `ReadTimeout`; bytes but no valid frame
+bus.timeout`` applied here (opening a connection gets at least `CONNECT_FLOOR`): no bytes back → `ReadTimeout`; bytes but no valid frame
 (bad CRC, garbled MBAP header, cut short) → `ProtocolError`; an exception response
 → `DeviceError` naming the code; connection not opened or lost → `ConnectError`.
 A failed block goes to `MeterValues.errors`; a read raises only when no block was read.
@@ -56,6 +56,7 @@ from amr.protocols.modbus_map import (
 )
 
 _LIBRARY_TIMEOUT = 3600.0  # pymodbus's own timer is never the one that fires
+CONNECT_FLOOR = 1.0  # s: opening a connection gets at least this, however short the read timeout
 
 
 def register_map(meter: MeterConfig, max_registers: int) -> RegisterMap:
@@ -114,7 +115,9 @@ class _Link:
         self._idle_since = 0.0
 
     async def open(self, timeout: float) -> ModbusBaseClient:
-        """The connected client; `ConnectError` when it cannot be opened."""
+        """The connected client; `ConnectError` when it cannot be opened within `timeout`
+        (at least `CONNECT_FLOOR`: a TCP handshake or a port's open is not an answer's wait)."""
+        timeout = max(timeout, CONNECT_FLOOR)
         if self._client is not None and self._client.connected:
             return self._client
         self.close()
