@@ -14,7 +14,8 @@ Wh/varh by `amr.protocols.modbus_map`. The unit id is the meter's ``address``.
   transaction at a time, ``frame_pause`` (at least the 3.5-character gap) between.
 
 Each block is read once (retries are the collector's), with ``meter.timeout or
-bus.timeout`` applied here (opening a connection gets at least `CONNECT_FLOOR`): no bytes back → `ReadTimeout`; bytes but no valid frame
+bus.timeout`` applied here (opening a connection gets at least `CONNECT_FLOOR`):
+no bytes back → `ReadTimeout`; bytes but no valid frame
 (bad CRC, garbled MBAP header, cut short) → `ProtocolError`; an exception response
 → `DeviceError` naming the code; connection not opened or lost → `ConnectError`.
 A failed block goes to `MeterValues.errors`; a read raises only when no block was read.
