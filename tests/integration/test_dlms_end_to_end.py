@@ -162,3 +162,35 @@ def test_a_dropped_connection_is_a_retryable_error() -> None:
     raised = asyncio.run(asyncio.wait_for(scenario(), 30))
     assert isinstance(raised, (ConnectError, ReadTimeout)), repr(raised)
     assert getattr(raised, "retryable", None) is True
+
+
+@pytest.mark.parametrize("framing", ["wrapper", "hdlc"])
+def test_object_list_through_get_blocks_from_the_simulator(framing: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from amr.drivers.dlms.session import Session
+    from simulators.dlms.objects import OBJECTS
+
+    target = virtual("L1", 17)
+    sent: list[str] = []
+    exchange = Session._exchange
+
+    def counting(self: Session, request: Any) -> Any:
+        sent.append(type(request).__name__)
+        return exchange(self, request)
+
+    monkeypatch.setattr(Session, "_exchange", counting)
+
+    async def scenario() -> list[Any]:
+        if framing == "wrapper":
+            async with DlmsWrapperSimulator([target], clock=lambda: NOW) as sim:
+                driver = DlmsTcpDriver(bus("dlms-tcp", sim.url("L1")))
+                return await driver.objects(configured("L1", 17))
+        async with DlmsHdlcSimulator([target], transport="tcp", clock=lambda: NOW) as line:
+            url = "tcp://" + line.url.split("://", 1)[1]
+            driver = DlmsTcpDriver(bus("dlms-tcp", url, dlms={"transport": "hdlc"}))
+            return await driver.objects(configured("L1", 17))
+
+    objects = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert [(o.class_id, o.obis) for o in objects] == [
+        (o.class_id, ".".join(map(str, o.obis))) for o in OBJECTS.values()
+    ]
+    assert sent.count("GetRequestNext") >= 1  # longer than the meter's 512-byte PDU: it came in blocks

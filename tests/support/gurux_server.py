@@ -27,6 +27,7 @@ from gurux_dlms.enums.AccessMode import AccessMode  # type: ignore[import-untype
 from gurux_dlms.enums.MethodAccessMode import MethodAccessMode  # type: ignore[import-untyped]
 from gurux_dlms.enums.SourceDiagnostic import SourceDiagnostic  # type: ignore[import-untyped]
 from gurux_dlms.GXByteBuffer import GXByteBuffer  # type: ignore[import-untyped]
+from gurux_dlms.GXDLMSLongTransaction import GXDLMSLongTransaction  # type: ignore[import-untyped]
 from gurux_dlms.internal._GXCommon import _GXCommon  # type: ignore[import-untyped]
 from gurux_dlms.objects import (  # type: ignore[import-untyped]
     GXDLMSAssociationLogicalName,
@@ -34,6 +35,21 @@ from gurux_dlms.objects import (  # type: ignore[import-untyped]
     GXDLMSRegister,
 )
 from gurux_dlms.secure import GXDLMSSecureServer  # type: ignore[import-untyped]
+from gurux_dlms.ValueEventArgs import ValueEventArgs  # type: ignore[import-untyped]
+
+# Fix: the association's object list asks its ValueEventArgs for ``isSkipMaxPduSize``, which the
+# class names ``skipMaxPduSize`` (an AttributeError: the object list could never be read).
+ValueEventArgs.isSkipMaxPduSize = property(lambda self: self.skipMaxPduSize)
+
+
+def _keep_the_rest(transaction: Any, data: Any) -> None:
+    transaction.data = GXByteBuffer()
+    transaction.data.set(data)  # from the buffer's position: what the last block did not carry
+
+
+# Fix: after each block the GET handler keeps what is left with ``transaction.setData(buffer)``, a
+# method `GXDLMSLongTransaction` lacks (an AttributeError after the second block).
+GXDLMSLongTransaction.setData = _keep_the_rest
 
 
 class Reply(GXServerReply):  # type: ignore[misc]
@@ -92,6 +108,19 @@ class MeterSpec:
     silent: bool = False  # accept connections and never answer
 
 
+class _AgreedLimits:
+    """The HDLC limits agreed by SNRM/UA, where Gurux's server looks for its HDLC setup object."""
+
+    def __init__(self, agreed: Any) -> None:
+        self._agreed = agreed
+
+    def __bool__(self) -> bool:
+        return False  # Gurux takes its own limits from a setup object when there is one: there is none
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._agreed, name)
+
+
 class _Server(GXDLMSSecureServer):  # type: ignore[misc]
     def __init__(self, spec: MeterSpec, hdlc: bool) -> None:
         association = GXDLMSAssociationLogicalName()
@@ -109,6 +138,12 @@ class _Server(GXDLMSSecureServer):  # type: ignore[misc]
         ciphering.blockCipherKey = spec.block_cipher_key
         # Fix: the maxReceivePDUSize property's setter assigns to itself (endless recursion).
         self.settings.maxServerPDUSize = spec.max_pdu
+        # Fix: GetRequestNext (the next GET block) reads ``settings.gbtWndowSize``, a misspelling of
+        # ``gbtWindowSize`` (an AttributeError: no answer ever got past its first block).
+        self.settings.gbtWndowSize = self.settings.gbtWindowSize
+        # Fix: it also calls ``settings.getMaxPduSize()``, which the settings class lacks (a property
+        # ``maxPduSize`` only): the value agreed in the association.
+        self.settings.getMaxPduSize = lambda: self.settings.maxPduSize
         if hdlc:
             self.hdlc_settings_fix()
         for obis, (value, exponent, unit) in spec.registers.items():
@@ -126,8 +161,34 @@ class _Server(GXDLMSSecureServer):  # type: ignore[misc]
         self.initialize()
 
     def hdlc_settings_fix(self) -> None:
-        """Fix: the inactivity check computes ``int(timedelta)`` (a TypeError on every frame); keep it off."""
+        """Fixes of the HDLC server side.
+
+        - The inactivity check computes ``int(timedelta)`` (a TypeError on every frame); keep it off.
+        - `handleSnrmRequest` and `generateDisconnectRequest` write the UA's parameters from
+          ``self.hdlc`` (the HDLC setup object, None unless one is configured: an AttributeError,
+          answered as an I-frame with a hardware fault instead of a UA). Give it an object that
+          reads the limits just agreed in ``settings.hdlc`` and, tested as a truth value, still
+          counts as "no setup object" (so the SNRM's proposal is what is agreed).
+        """
         self.hdlcSettings.inactivityTimeout = 0
+        self.hdlc = _AgreedLimits(self.settings.hdlc)
+
+    def handleSnrmRequest(self, data: Any) -> None:  # noqa: N802 - Gurux's name
+        super().handleSnrmRequest(data)
+        self._ua_group_length()
+
+    def generateDisconnectRequest(self) -> None:  # noqa: N802 - Gurux's name
+        super().generateDisconnectRequest()
+        self._ua_group_length()
+
+    def _ua_group_length(self) -> None:
+        """Fix: the UA's parameter group length (IEC 62056-46 6.4.4.4.3.2: 81 80 length, then the
+        parameters) is written as ``setUInt8(2, length)``, which `GXByteBuffer` takes as (value,
+        index): the length stays 0 and a 2 lands inside the last parameter, the receive window
+        (4 bytes, the UA's last). Put the length in place and the window's byte back."""
+        size = len(self.replyData)
+        self.replyData.setUInt8((self.settings.hdlc.windowSizeRX >> 16) & 0xFF, size - 3)
+        self.replyData.setUInt8(size - 3, 2)
 
     # Fix: the LN command handler calls these four, which the server class does not define.
     def notifyRead(self) -> None:  # noqa: N802 - Gurux's name
@@ -140,6 +201,10 @@ class _Server(GXDLMSSecureServer):  # type: ignore[misc]
         return self.transaction
 
     def setTransaction(self, value: Any) -> None:  # noqa: N802
+        # Fix: a long GET's transaction keeps its one ValueEventArgs as ``targets``, which the next
+        # block's handler iterates as a list (a TypeError on every GetRequestNext).
+        if value is not None and isinstance(value.targets, ValueEventArgs):
+            value.targets = [value.targets]
         self.transaction = value
 
     # --- the server's callbacks ---------------------------------------------------------------
