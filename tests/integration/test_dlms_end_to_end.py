@@ -194,3 +194,31 @@ def test_object_list_through_get_blocks_from_the_simulator(framing: str, monkeyp
         (o.class_id, ".".join(map(str, o.obis))) for o in OBJECTS.values()
     ]
     assert sent.count("GetRequestNext") >= 1  # longer than the meter's 512-byte PDU: it came in blocks
+
+
+def test_a_tcp_bus_polls_as_many_meters_at_once_as_its_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
+    """More than the event loop's default executor holds (6 threads on two cores): the bus has its own."""
+    import threading
+
+    count = 12
+    meters = [virtual(f"C{i}", 16 + i) for i in range(count)]
+    together = threading.Barrier(count, timeout=10)  # broken unless all 12 polls run at the same time
+    names: set[str] = set()
+    on_port = DlmsTcpDriver._on_port
+
+    def gathered(self: DlmsTcpDriver, meter: MeterConfig, work: Any) -> Any:
+        names.add(threading.current_thread().name.rsplit("_", 1)[0])
+        together.wait()
+        return on_port(self, meter, work)
+
+    monkeypatch.setattr(DlmsTcpDriver, "_on_port", gathered)
+
+    async def scenario() -> list[MeterValues]:
+        async with DlmsWrapperSimulator(meters, clock=lambda: NOW) as sim:
+            driver = DlmsTcpDriver(bus("dlms-tcp", sim.url("C0"), concurrency=count))
+            config = [configured(m.serial, int(m.address), host=sim.url(m.serial)) for m in meters]
+            return await read_all(driver, config)
+
+    results = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert [r.tariffs for r in results] == [expected(m) for m in meters]
+    assert names == {"dlms-d"}
