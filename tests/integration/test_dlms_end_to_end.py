@@ -104,7 +104,7 @@ def test_lls_reader_and_a_refused_association_that_is_not_retried() -> None:
 @pytest.mark.parametrize(
     ("faults", "error", "code", "retryable"),
     [
-        (Faults(silent=True), ReadTimeout, "timeout", True),  # the serial line's own timeout code
+        (Faults(silent=True), ReadTimeout, "timeout", True),  # the same code over TCP: see the next test
         (Faults(corrupt=1.0), ProtocolError, "dlms.hdlc_frame", None),
     ],
     ids=["silent", "corrupt"],
@@ -129,6 +129,37 @@ def test_hdlc_faults_are_coded_errors(
     assert getattr(raised, "code", None) == code
     if retryable is not None:
         assert getattr(raised, "retryable", None) is retryable
+
+
+@pytest.mark.parametrize("transport", ["wrapper", "hdlc-tcp", "hdlc-pty"])
+def test_no_answer_in_time_is_code_timeout_on_every_transport(transport: str) -> None:
+    meters = [virtual("S1", 17, Faults(silent=True))]
+
+    async def scenario() -> BaseException:
+        driver: DlmsTcpDriver | DlmsHdlcDriver
+        sim: DlmsWrapperSimulator | DlmsHdlcSimulator
+        if transport == "wrapper":
+            sim = DlmsWrapperSimulator(meters, clock=lambda: NOW)
+        else:
+            sim = DlmsHdlcSimulator(meters, transport=transport[5:], baudrate=115200, clock=lambda: NOW)
+        async with sim:
+            if isinstance(sim, DlmsWrapperSimulator):
+                driver = DlmsTcpDriver(bus("dlms-tcp", sim.url("S1"), timeout=0.5))
+            elif transport == "hdlc-tcp":
+                url = "tcp://" + sim.url.split("://", 1)[1]
+                driver = DlmsTcpDriver(bus("dlms-tcp", url, timeout=0.5, dlms={"transport": "hdlc"}))
+            else:
+                driver = DlmsHdlcDriver(bus("dlms-hdlc", sim.url, timeout=0.5, baudrate=115200))
+            await driver.open()
+            try:
+                with pytest.raises(ReadTimeout) as caught:
+                    await driver.read(configured("S1", 17))
+            finally:
+                await driver.close()
+            return caught.value
+
+    raised = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert getattr(raised, "code", None) == "timeout" and getattr(raised, "retryable", None) is True
 
 
 def test_hls_gmac_configurator_and_segmented_hdlc_frames() -> None:

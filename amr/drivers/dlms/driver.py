@@ -67,10 +67,11 @@ class _DlmsDriver(PollDriver):
     def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC) -> None:
         """A driver for `bus` (its ``[buses.dlms]`` table read through its kind's settings model)."""
         super().__init__(bus, tz=tz)
-        self.settings: DlmsBusTable = self.settings_model.of(bus).dlms
+        own = self.settings_model.of(bus)
+        self.settings: DlmsBusTable = own.dlms
         self._scalers: dict[tuple[str, str], values.ScalerUnit] = {}  # (serial, OBIS) → scaler-unit
         self._counters: dict[str, int] = {}  # serial → next client invocation counter (ciphered APDUs)
-        self.workers = Workers(1 if self.serial_line else self.settings_model.of(bus).reads_at_once, bus.name)
+        self.workers = Workers(1 if self.serial_line else own.reads_at_once, bus.name)  # a line: one at a time
 
     def link_of(self, meter: MeterConfig) -> MeterLink:
         """The meter's merged settings (`ConfigError` naming the key when they are wrong)."""
