@@ -1,7 +1,7 @@
 """The DLMS drivers against a Gurux DLMS server (a different implementation) over real TCP sockets.
 
-The TCP wrapper, HDLC over a TCP connection (``dlms-tcp`` with ``transport = "hdlc"``) and HDLC
-through a ``socket://`` converter (``dlms-hdlc``, the serial line's code path).
+The TCP wrapper, HDLC over a TCP connection (``dlms-tcp`` with ``transport = "hdlc"``), HDLC
+through a ``socket://`` converter and HDLC on a serial line, a pty (``dlms-hdlc``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from amr.drivers.base import MeterValues
 from amr.drivers.dlms.driver import DlmsHdlcDriver, DlmsTcpDriver
 from amr.errors import DeviceError, ReadTimeout
 from amr.protocols import dlms_hdlc as hdlc
-from tests.support.gurux_server import MeterSpec, serving
+from tests.support.gurux_server import GuruxLine, MeterSpec, serving
 
 REGISTERS = {
     "1.0.1.8.0.255": (123456, 0, 30),  # A+ 123456 Wh
@@ -140,6 +140,30 @@ def test_hdlc_through_a_socket_converter_with_lls_segmented_frames_and_two_polls
     assert max(len(f.information) for f in frames) <= 32
     # Gurux's answers came segmented too (the AARE is longer than 32 bytes): we asked for the rest with RR
     assert any(f.kind == "RR" for f in frames)
+
+
+def test_hdlc_on_a_serial_line_with_lls() -> None:
+    spec = MeterSpec(registers=REGISTERS, clock=datetime(2026, 1, 15, 10, 30, tzinfo=MOSCOW), physical_address=17,
+                     client=32, authentication="lls", password=PASSWORD)
+    with GuruxLine(spec) as line:
+        driver = DlmsHdlcDriver(BusConfig.model_validate({
+            "name": "line", "kind": "dlms-hdlc", "url": line.path, "baudrate": 9600, "timeout": 2,
+            "dlms": {"client": 32, "authentication": "lls"},
+        }))
+
+        async def poll() -> MeterValues:
+            await driver.open()
+            try:
+                return await driver.read(MeterConfig(serial="m1", address=17, password=PASSWORD))
+            finally:
+                await driver.close()
+
+        values = asyncio.run(poll())
+        assert line.errors == []
+    assert values.tariffs == {0: {Channel.A_PLUS: 123456, Channel.A_MINUS: 12000, Channel.R_PLUS: 7000}}
+    assert values.meter_time == datetime(2026, 1, 15, 7, 30, tzinfo=UTC)
+    kinds = [f.kind for f in _frames(line.received)]
+    assert kinds[0] == "SNRM" and kinds[-1] == "DISC"
 
 
 def test_hdlc_to_another_physical_address_is_not_answered() -> None:

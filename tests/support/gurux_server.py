@@ -3,8 +3,9 @@
 The driver under test uses `dlms_cosem`; this server is a different implementation, so the
 two meet only on the wire. `GuruxMeter` serves one logical device over real TCP sockets on
 127.0.0.1, as the TCP wrapper (IEC 62056-47) or as HDLC (IEC 62056-46; over a plain TCP
-connection, which is also what a ``socket://`` RS-485 converter is). Each connection gets
-its own server instance (Gurux keeps association state per instance).
+connection, which is also what a ``socket://`` RS-485 converter is); `GuruxLine` serves HDLC
+at the far end of a pty, a serial line. Each connection gets its own server instance (Gurux
+keeps association state per instance).
 
 Gurux 1.0.203's server side needs small fixes from outside; each is a method below with a
 comment saying what it fixes.
@@ -14,8 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import select
 import socket
 import threading
+import tty
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -305,10 +309,8 @@ class GuruxMeter:
             self._threads.append(thread)
 
     def _serve(self, conn: socket.socket) -> None:
-        try:
-            server = _Server(self.spec, self.hdlc)
-        except Exception as exc:  # kept for the test to show
-            self.errors.append(exc)
+        server = self._server()
+        if server is None:
             conn.close()
             return
         conn.settimeout(0.1)
@@ -322,17 +324,71 @@ class GuruxMeter:
                     return
                 if not data:
                     return
-                self.received.append(data)
-                if self.spec.silent:
-                    continue
-                reply = Reply(data)
                 try:
-                    server.handleRequest(reply)
-                except Exception as exc:  # kept for the test to show
-                    self.errors.append(exc)
+                    answer = self._answer(server, data)
+                except Exception:
                     return
-                if reply.reply:
-                    conn.sendall(bytes(reply.reply))
+                if answer:
+                    conn.sendall(answer)
+
+    def _server(self) -> _Server | None:
+        """A fresh server (Gurux keeps one client's state per instance); None when it cannot be built."""
+        try:
+            return _Server(self.spec, self.hdlc)
+        except Exception as exc:  # kept for the test to show
+            self.errors.append(exc)
+            return None
+
+    def _answer(self, server: _Server, data: bytes) -> bytes:
+        """What the server answers to `data` (nothing to a part of a frame or when silent); raises
+        (kept in `errors`) when the server fails."""
+        self.received.append(data)
+        if self.spec.silent:
+            return b""
+        reply = Reply(data)
+        try:
+            server.handleRequest(reply)
+        except Exception as exc:  # kept for the test to show
+            self.errors.append(exc)
+            raise
+        return bytes(reply.reply) if reply.reply else b""
+
+
+class GuruxLine(GuruxMeter):
+    """A Gurux DLMS server (HDLC) at the far end of a pty: ``path`` is the serial device to open."""
+
+    def __init__(self, spec: MeterSpec) -> None:
+        super().__init__(spec, hdlc=True)
+        self._listener.close()  # no TCP here
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)  # bytes as they are: no echo, no line editing
+        self.path = os.ttyname(self._slave)
+
+    def __enter__(self) -> GuruxLine:
+        thread = threading.Thread(target=self._serve_line, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _serve_line(self) -> None:
+        server = self._server()
+        while server is not None and not self._stop.is_set():
+            ready, _, _ = select.select([self._master], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                data = os.read(self._master, 4096)
+                answer = self._answer(server, data)
+            except Exception:
+                return
+            if answer:
+                os.write(self._master, answer)
 
 
 @contextlib.contextmanager
