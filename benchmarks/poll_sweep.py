@@ -61,15 +61,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from amr.app import App
 from amr.collector import Collector
-from amr.config import Config, config_from_dict
+from amr.config import Config
 from benchmarks.children import end, readline
+from benchmarks.configs import sqlite_config
 from simulators.modbus import ModbusTcpSimulator
 from simulators.model import Faults, VirtualMeter
 
@@ -236,13 +237,7 @@ def sweep_config(ports: Sequence[int], directory: Path, concurrency: int) -> Con
         {"serial": _serial(i), "bus": "field", "address": f"{HOST}:{port}/1", "profile": PROFILE}
         for i, port in enumerate(ports)
     ]
-    data: dict[str, Any] = {
-        "database": {"url": f"sqlite:///{directory / 'amr.sqlite'}"},
-        "buses": [bus],
-        "meters": meters,
-        "collector": {"buffer": str(directory / "buffer.sqlite")},
-    }
-    return config_from_dict(data, environ={}, file=directory / "amr.toml")
+    return sqlite_config([bus], meters, directory)
 
 
 def _cpu() -> float:

@@ -104,7 +104,7 @@ def test_lls_reader_and_a_refused_association_that_is_not_retried() -> None:
 @pytest.mark.parametrize(
     ("faults", "error", "code", "retryable"),
     [
-        (Faults(silent=True), ReadTimeout, "timeout", True),  # the serial line's own timeout code
+        (Faults(silent=True), ReadTimeout, "timeout", True),  # the same code over TCP: see the next test
         (Faults(corrupt=1.0), ProtocolError, "dlms.hdlc_frame", None),
     ],
     ids=["silent", "corrupt"],
@@ -129,6 +129,37 @@ def test_hdlc_faults_are_coded_errors(
     assert getattr(raised, "code", None) == code
     if retryable is not None:
         assert getattr(raised, "retryable", None) is retryable
+
+
+@pytest.mark.parametrize("transport", ["wrapper", "hdlc-tcp", "hdlc-pty"])
+def test_no_answer_in_time_is_code_timeout_on_every_transport(transport: str) -> None:
+    meters = [virtual("S1", 17, Faults(silent=True))]
+
+    async def scenario() -> BaseException:
+        driver: DlmsTcpDriver | DlmsHdlcDriver
+        sim: DlmsWrapperSimulator | DlmsHdlcSimulator
+        if transport == "wrapper":
+            sim = DlmsWrapperSimulator(meters, clock=lambda: NOW)
+        else:
+            sim = DlmsHdlcSimulator(meters, transport=transport[5:], baudrate=115200, clock=lambda: NOW)
+        async with sim:
+            if isinstance(sim, DlmsWrapperSimulator):
+                driver = DlmsTcpDriver(bus("dlms-tcp", sim.url("S1"), timeout=0.5))
+            elif transport == "hdlc-tcp":
+                url = "tcp://" + sim.url.split("://", 1)[1]
+                driver = DlmsTcpDriver(bus("dlms-tcp", url, timeout=0.5, dlms={"transport": "hdlc"}))
+            else:
+                driver = DlmsHdlcDriver(bus("dlms-hdlc", sim.url, timeout=0.5, baudrate=115200))
+            await driver.open()
+            try:
+                with pytest.raises(ReadTimeout) as caught:
+                    await driver.read(configured("S1", 17))
+            finally:
+                await driver.close()
+            return caught.value
+
+    raised = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert getattr(raised, "code", None) == "timeout" and getattr(raised, "retryable", None) is True
 
 
 def test_hls_gmac_configurator_and_segmented_hdlc_frames() -> None:
@@ -162,3 +193,63 @@ def test_a_dropped_connection_is_a_retryable_error() -> None:
     raised = asyncio.run(asyncio.wait_for(scenario(), 30))
     assert isinstance(raised, (ConnectError, ReadTimeout)), repr(raised)
     assert getattr(raised, "retryable", None) is True
+
+
+@pytest.mark.parametrize("framing", ["wrapper", "hdlc"])
+def test_object_list_through_get_blocks_from_the_simulator(framing: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from amr.drivers.dlms.session import Session
+    from simulators.dlms.objects import OBJECTS
+
+    target = virtual("L1", 17)
+    sent: list[str] = []
+    exchange = Session._exchange
+
+    def counting(self: Session, request: Any) -> Any:
+        sent.append(type(request).__name__)
+        return exchange(self, request)
+
+    monkeypatch.setattr(Session, "_exchange", counting)
+
+    async def scenario() -> list[Any]:
+        if framing == "wrapper":
+            async with DlmsWrapperSimulator([target], clock=lambda: NOW) as sim:
+                driver = DlmsTcpDriver(bus("dlms-tcp", sim.url("L1")))
+                return await driver.objects(configured("L1", 17))
+        async with DlmsHdlcSimulator([target], transport="tcp", clock=lambda: NOW) as line:
+            url = "tcp://" + line.url.split("://", 1)[1]
+            driver = DlmsTcpDriver(bus("dlms-tcp", url, dlms={"transport": "hdlc"}))
+            return await driver.objects(configured("L1", 17))
+
+    objects = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert [(o.class_id, o.obis) for o in objects] == [
+        (o.class_id, ".".join(map(str, o.obis))) for o in OBJECTS.values()
+    ]
+    assert sent.count("GetRequestNext") >= 1  # longer than the meter's 512-byte PDU: it came in blocks
+
+
+def test_a_tcp_bus_polls_as_many_meters_at_once_as_its_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
+    """More than the event loop's default executor holds (6 threads on two cores): the bus has its own."""
+    import threading
+
+    count = 12
+    meters = [virtual(f"C{i}", 16 + i) for i in range(count)]
+    together = threading.Barrier(count, timeout=10)  # broken unless all 12 polls run at the same time
+    names: set[str] = set()
+    on_port = DlmsTcpDriver._on_port
+
+    def gathered(self: DlmsTcpDriver, meter: MeterConfig, work: Any) -> Any:
+        names.add(threading.current_thread().name.rsplit("_", 1)[0])
+        together.wait()
+        return on_port(self, meter, work)
+
+    monkeypatch.setattr(DlmsTcpDriver, "_on_port", gathered)
+
+    async def scenario() -> list[MeterValues]:
+        async with DlmsWrapperSimulator(meters, clock=lambda: NOW) as sim:
+            driver = DlmsTcpDriver(bus("dlms-tcp", sim.url("C0"), concurrency=count))
+            config = [configured(m.serial, int(m.address), host=sim.url(m.serial)) for m in meters]
+            return await read_all(driver, config)
+
+    results = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert [r.tariffs for r in results] == [expected(m) for m in meters]
+    assert names == {"dlms-d"}

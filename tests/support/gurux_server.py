@@ -3,8 +3,9 @@
 The driver under test uses `dlms_cosem`; this server is a different implementation, so the
 two meet only on the wire. `GuruxMeter` serves one logical device over real TCP sockets on
 127.0.0.1, as the TCP wrapper (IEC 62056-47) or as HDLC (IEC 62056-46; over a plain TCP
-connection, which is also what a ``socket://`` RS-485 converter is). Each connection gets
-its own server instance (Gurux keeps association state per instance).
+connection, which is also what a ``socket://`` RS-485 converter is); `GuruxLine` serves HDLC
+at the far end of a pty, a serial line. Each connection gets its own server instance (Gurux
+keeps association state per instance).
 
 Gurux 1.0.203's server side needs small fixes from outside; each is a method below with a
 comment saying what it fixes.
@@ -14,8 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import select
 import socket
 import threading
+import tty
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +31,7 @@ from gurux_dlms.enums.AccessMode import AccessMode  # type: ignore[import-untype
 from gurux_dlms.enums.MethodAccessMode import MethodAccessMode  # type: ignore[import-untyped]
 from gurux_dlms.enums.SourceDiagnostic import SourceDiagnostic  # type: ignore[import-untyped]
 from gurux_dlms.GXByteBuffer import GXByteBuffer  # type: ignore[import-untyped]
+from gurux_dlms.GXDLMSLongTransaction import GXDLMSLongTransaction  # type: ignore[import-untyped]
 from gurux_dlms.internal._GXCommon import _GXCommon  # type: ignore[import-untyped]
 from gurux_dlms.objects import (  # type: ignore[import-untyped]
     GXDLMSAssociationLogicalName,
@@ -34,6 +39,21 @@ from gurux_dlms.objects import (  # type: ignore[import-untyped]
     GXDLMSRegister,
 )
 from gurux_dlms.secure import GXDLMSSecureServer  # type: ignore[import-untyped]
+from gurux_dlms.ValueEventArgs import ValueEventArgs  # type: ignore[import-untyped]
+
+# Fix: the association's object list asks its ValueEventArgs for ``isSkipMaxPduSize``, which the
+# class names ``skipMaxPduSize`` (an AttributeError: the object list could never be read).
+ValueEventArgs.isSkipMaxPduSize = property(lambda self: self.skipMaxPduSize)
+
+
+def _keep_the_rest(transaction: Any, data: Any) -> None:
+    transaction.data = GXByteBuffer()
+    transaction.data.set(data)  # from the buffer's position: what the last block did not carry
+
+
+# Fix: after each block the GET handler keeps what is left with ``transaction.setData(buffer)``, a
+# method `GXDLMSLongTransaction` lacks (an AttributeError after the second block).
+GXDLMSLongTransaction.setData = _keep_the_rest
 
 
 class Reply(GXServerReply):  # type: ignore[misc]
@@ -92,6 +112,19 @@ class MeterSpec:
     silent: bool = False  # accept connections and never answer
 
 
+class _AgreedLimits:
+    """The HDLC limits agreed by SNRM/UA, where Gurux's server looks for its HDLC setup object."""
+
+    def __init__(self, agreed: Any) -> None:
+        self._agreed = agreed
+
+    def __bool__(self) -> bool:
+        return False  # Gurux takes its own limits from a setup object when there is one: there is none
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._agreed, name)
+
+
 class _Server(GXDLMSSecureServer):  # type: ignore[misc]
     def __init__(self, spec: MeterSpec, hdlc: bool) -> None:
         association = GXDLMSAssociationLogicalName()
@@ -109,6 +142,12 @@ class _Server(GXDLMSSecureServer):  # type: ignore[misc]
         ciphering.blockCipherKey = spec.block_cipher_key
         # Fix: the maxReceivePDUSize property's setter assigns to itself (endless recursion).
         self.settings.maxServerPDUSize = spec.max_pdu
+        # Fix: GetRequestNext (the next GET block) reads ``settings.gbtWndowSize``, a misspelling of
+        # ``gbtWindowSize`` (an AttributeError: no answer ever got past its first block).
+        self.settings.gbtWndowSize = self.settings.gbtWindowSize
+        # Fix: it also calls ``settings.getMaxPduSize()``, which the settings class lacks (a property
+        # ``maxPduSize`` only): the value agreed in the association.
+        self.settings.getMaxPduSize = lambda: self.settings.maxPduSize
         if hdlc:
             self.hdlc_settings_fix()
         for obis, (value, exponent, unit) in spec.registers.items():
@@ -126,8 +165,34 @@ class _Server(GXDLMSSecureServer):  # type: ignore[misc]
         self.initialize()
 
     def hdlc_settings_fix(self) -> None:
-        """Fix: the inactivity check computes ``int(timedelta)`` (a TypeError on every frame); keep it off."""
+        """Fixes of the HDLC server side.
+
+        - The inactivity check computes ``int(timedelta)`` (a TypeError on every frame); keep it off.
+        - `handleSnrmRequest` and `generateDisconnectRequest` write the UA's parameters from
+          ``self.hdlc`` (the HDLC setup object, None unless one is configured: an AttributeError,
+          answered as an I-frame with a hardware fault instead of a UA). Give it an object that
+          reads the limits just agreed in ``settings.hdlc`` and, tested as a truth value, still
+          counts as "no setup object" (so the SNRM's proposal is what is agreed).
+        """
         self.hdlcSettings.inactivityTimeout = 0
+        self.hdlc = _AgreedLimits(self.settings.hdlc)
+
+    def handleSnrmRequest(self, data: Any) -> None:  # noqa: N802 - Gurux's name
+        super().handleSnrmRequest(data)
+        self._ua_group_length()
+
+    def generateDisconnectRequest(self) -> None:  # noqa: N802 - Gurux's name
+        super().generateDisconnectRequest()
+        self._ua_group_length()
+
+    def _ua_group_length(self) -> None:
+        """Fix: the UA's parameter group length (IEC 62056-46 6.4.4.4.3.2: 81 80 length, then the
+        parameters) is written as ``setUInt8(2, length)``, which `GXByteBuffer` takes as (value,
+        index): the length stays 0 and a 2 lands inside the last parameter, the receive window
+        (4 bytes, the UA's last). Put the length in place and the window's byte back."""
+        size = len(self.replyData)
+        self.replyData.setUInt8((self.settings.hdlc.windowSizeRX >> 16) & 0xFF, size - 3)
+        self.replyData.setUInt8(size - 3, 2)
 
     # Fix: the LN command handler calls these four, which the server class does not define.
     def notifyRead(self) -> None:  # noqa: N802 - Gurux's name
@@ -140,6 +205,10 @@ class _Server(GXDLMSSecureServer):  # type: ignore[misc]
         return self.transaction
 
     def setTransaction(self, value: Any) -> None:  # noqa: N802
+        # Fix: a long GET's transaction keeps its one ValueEventArgs as ``targets``, which the next
+        # block's handler iterates as a list (a TypeError on every GetRequestNext).
+        if value is not None and isinstance(value.targets, ValueEventArgs):
+            value.targets = [value.targets]
         self.transaction = value
 
     # --- the server's callbacks ---------------------------------------------------------------
@@ -240,10 +309,8 @@ class GuruxMeter:
             self._threads.append(thread)
 
     def _serve(self, conn: socket.socket) -> None:
-        try:
-            server = _Server(self.spec, self.hdlc)
-        except Exception as exc:  # kept for the test to show
-            self.errors.append(exc)
+        server = self._server()
+        if server is None:
             conn.close()
             return
         conn.settimeout(0.1)
@@ -257,17 +324,71 @@ class GuruxMeter:
                     return
                 if not data:
                     return
-                self.received.append(data)
-                if self.spec.silent:
-                    continue
-                reply = Reply(data)
                 try:
-                    server.handleRequest(reply)
-                except Exception as exc:  # kept for the test to show
-                    self.errors.append(exc)
+                    answer = self._answer(server, data)
+                except Exception:
                     return
-                if reply.reply:
-                    conn.sendall(bytes(reply.reply))
+                if answer:
+                    conn.sendall(answer)
+
+    def _server(self) -> _Server | None:
+        """A fresh server (Gurux keeps one client's state per instance); None when it cannot be built."""
+        try:
+            return _Server(self.spec, self.hdlc)
+        except Exception as exc:  # kept for the test to show
+            self.errors.append(exc)
+            return None
+
+    def _answer(self, server: _Server, data: bytes) -> bytes:
+        """What the server answers to `data` (nothing to a part of a frame or when silent); raises
+        (kept in `errors`) when the server fails."""
+        self.received.append(data)
+        if self.spec.silent:
+            return b""
+        reply = Reply(data)
+        try:
+            server.handleRequest(reply)
+        except Exception as exc:  # kept for the test to show
+            self.errors.append(exc)
+            raise
+        return bytes(reply.reply) if reply.reply else b""
+
+
+class GuruxLine(GuruxMeter):
+    """A Gurux DLMS server (HDLC) at the far end of a pty: ``path`` is the serial device to open."""
+
+    def __init__(self, spec: MeterSpec) -> None:
+        super().__init__(spec, hdlc=True)
+        self._listener.close()  # no TCP here
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)  # bytes as they are: no echo, no line editing
+        self.path = os.ttyname(self._slave)
+
+    def __enter__(self) -> GuruxLine:
+        thread = threading.Thread(target=self._serve_line, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _serve_line(self) -> None:
+        server = self._server()
+        while server is not None and not self._stop.is_set():
+            ready, _, _ = select.select([self._master], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                data = os.read(self._master, 4096)
+                answer = self._answer(server, data)
+            except Exception:
+                return
+            if answer:
+                os.write(self._master, answer)
 
 
 @contextlib.contextmanager

@@ -17,11 +17,41 @@ def test_crc16_x25_check_value() -> None:
     assert hdlc.crc16_x25(b"123456789") == 0x906E
 
 
-def test_snrm_frame_as_published() -> None:
-    # Gurux's HDLC framing documentation: SNRM from the public client (0x21) to server 1 (0x03).
-    frame = hdlc.Frame(bytes([0x03]), hdlc.client_address(16), hdlc.SNRM | hdlc.POLL_FINAL)
-    assert frame.encode() == bytes.fromhex("7EA00703219 30F017E".replace(" ", ""))
-    assert hdlc.decode(frame.encode()) == frame
+# DLMS User Association, "Examples for DLMS/COSEM information exchange" (Győző Kmethy), 1 "SNRM/UA frame
+# exchange with HDLC parameter negotiation" and 2 "AARQ/AARE exchange": client 16 (0x21) to the server
+# at upper HDLC address 1, lower address 0x11, written on 4 bytes (00 02 00 23).
+DLMS_UA_SNRM = "7EA00A00020023219318717E"  # no information field: the default parameters proposed
+DLMS_UA_UA = "7EA023210002002373F6C58180140502008006020080070400000001080400000001CE6A7E"
+DLMS_UA_AARQ = (  # an I-frame, N(S) = N(R) = 0 with the P bit, the LLC header E6 E6 00 and the AARQ
+    "7EA02E0002002321107ECBE6E600601DA109060760857405080101BE10040E01000000065F1F040000301DFFFFD4C57E"
+)
+
+
+def test_snrm_ua_and_an_i_frame_as_in_the_dlms_ua_examples() -> None:
+    server, client = hdlc.server_address(1, 0x11, 4), hdlc.client_address(16)
+    snrm = hdlc.Frame(server, client, hdlc.SNRM | hdlc.POLL_FINAL)
+    assert snrm.encode() == bytes.fromhex(DLMS_UA_SNRM)
+    assert hdlc.decode(bytes.fromhex(DLMS_UA_SNRM)) == snrm
+    ua = hdlc.decode(bytes.fromhex(DLMS_UA_UA))
+    assert (ua.kind, ua.destination, ua.source) == ("UA", client, server)
+    # 81 80 14, then 05/06 (2 bytes) the information field lengths 128 and 07/08 (4 bytes) the windows 1
+    assert hdlc.Parameters.decode(ua.information) == hdlc.Parameters(128, 128, 1, 1)
+    aarq = hdlc.decode(bytes.fromhex(DLMS_UA_AARQ))
+    assert aarq.kind == "I" and aarq.information.startswith(hdlc.LLC_REQUEST + bytes.fromhex("601D"))
+    assert hdlc.Frame(server, client, hdlc.i_control(0, 0), aarq.information).encode() == bytes.fromhex(DLMS_UA_AARQ)
+
+
+def test_snrm_with_one_byte_addresses_as_gurux_sends_it() -> None:
+    # The same SNRM to server 1 on a one-byte address (0x03) from the public client (0x21), and from
+    # client 32 (0x41), as Gurux's DLMS client examples send it first (their published traces:
+    # "TX: 7E A0 07 03 21 93 0F 01 7E", "7E A0 07 03 41 93 5A 64 7E"), and the UA those traces show,
+    # with one-byte parameter values (receive information field 0x3E = 62 bytes).
+    public = hdlc.Frame(bytes([0x03]), hdlc.client_address(16), hdlc.SNRM | hdlc.POLL_FINAL)
+    assert public.encode() == bytes.fromhex("7EA0070321930F017E")
+    reader = hdlc.Frame(bytes([0x03]), hdlc.client_address(32), hdlc.SNRM | hdlc.POLL_FINAL)
+    assert reader.encode() == bytes.fromhex("7EA0070341935A647E")
+    ua = hdlc.decode(bytes.fromhex("7EA01E210373C37A81801205018006013E07040000000108040000000107227E"))
+    assert ua.kind == "UA" and hdlc.Parameters.decode(ua.information) == hdlc.Parameters(128, 62, 1, 1)
 
 
 def test_server_addresses_of_one_two_and_four_bytes() -> None:

@@ -15,11 +15,12 @@ step has the meter's timeout. A register the meter lacks or refuses is named in
 
 from __future__ import annotations
 
-import asyncio
+import abc
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from amr.config import BusConfig, MeterConfig
@@ -27,6 +28,7 @@ from amr.core.domain import CHANNELS, Channel, Values
 from amr.drivers.base import MeterValues, PollDriver
 from amr.drivers.dlms import errors, values
 from amr.drivers.dlms.links import HdlcLink, WrapperLink
+from amr.drivers.dlms.objects import CosemObject, read_object_list
 from amr.drivers.dlms.ports import Port, TcpPort
 from amr.drivers.dlms.session import Session
 from amr.drivers.dlms.settings import (
@@ -40,11 +42,13 @@ from amr.drivers.dlms.settings import (
     meter_link,
     register_key,
 )
+from amr.drivers.dlms.workers import Workers
 from amr.drivers.serial_line import LineSettings, SerialLine
 from amr.errors import ConfigError, ConnectError, DriverError, ReadTimeout
 from amr.protocols import dlms_hdlc as hdlc
 
 REGISTER, CLOCK_CLASS = 3, 8
+T = TypeVar("T")
 
 
 def _host_port(text: str, default_port: int = 4059) -> tuple[str, int]:
@@ -63,9 +67,11 @@ class _DlmsDriver(PollDriver):
     def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC) -> None:
         """A driver for `bus` (its ``[buses.dlms]`` table read through its kind's settings model)."""
         super().__init__(bus, tz=tz)
-        self.settings: DlmsBusTable = self.settings_model.of(bus).dlms
+        own = self.settings_model.of(bus)
+        self.settings: DlmsBusTable = own.dlms
         self._scalers: dict[tuple[str, str], values.ScalerUnit] = {}  # (serial, OBIS) → scaler-unit
         self._counters: dict[str, int] = {}  # serial → next client invocation counter (ciphered APDUs)
+        self.workers = Workers(1 if self.serial_line else own.reads_at_once, bus.name)  # a line: one at a time
 
     def link_of(self, meter: MeterConfig) -> MeterLink:
         """The meter's merged settings (`ConfigError` naming the key when they are wrong)."""
@@ -82,6 +88,15 @@ class _DlmsDriver(PollDriver):
     def poll(self, port: Port, link: MeterLink, meter: MeterConfig, timeout: float) -> MeterValues:
         """One meter's poll over an open `port` (blocking)."""
         polled_at = datetime.now(UTC)
+        started = time.monotonic()
+        result = self._associated(port, link, meter, timeout,
+                                  lambda session: self._read_all(session, link, meter, polled_at))
+        result.raw["seconds"] = round(time.monotonic() - started, 3)
+        return result
+
+    def _associated(self, port: Port, link: MeterLink, meter: MeterConfig, timeout: float,
+                    work: Callable[[Session], T]) -> T:
+        """`work` inside an association over an open `port`: link opened, associated, released, closed."""
         data_link: HdlcLink | WrapperLink
         if (self.settings.transport or self.transport) == "wrapper" and not isinstance(port, SerialLine):
             data_link = WrapperLink(port, link.security.client, link.meter.logical_device, timeout)
@@ -89,17 +104,30 @@ class _DlmsDriver(PollDriver):
             data_link = self._hdlc(port, link, timeout)
         session = Session(data_link, link.security, max_pdu_size=self.settings.max_pdu_size,
                           counter=self._counters.get(meter.serial, 0))
-        started = time.monotonic()
         try:
             data_link.open()
             session.associate()
-            result = self._read_all(session, link, meter, polled_at)
+            result = work(session)
             session.release()
         finally:
             self._counters[meter.serial] = session.counter
             data_link.close()
-        result.raw["seconds"] = round(time.monotonic() - started, 3)
         return result
+
+    async def read(self, meter: MeterConfig) -> MeterValues:
+        """Poll one meter (in one of the bus's own threads)."""
+        return await self.workers.run(self._on_port, meter, self.poll)
+
+    async def objects(self, meter: MeterConfig) -> list[CosemObject]:
+        """The meter's object list (what it holds, by class and OBIS), read with GET blocks."""
+        return await self.workers.run(self._on_port, meter, self._objects)
+
+    def _objects(self, port: Port, link: MeterLink, meter: MeterConfig, timeout: float) -> list[CosemObject]:
+        return self._associated(port, link, meter, timeout, read_object_list)
+
+    @abc.abstractmethod
+    def _on_port(self, meter: MeterConfig, work: Callable[[Port, MeterLink, MeterConfig, float], T]) -> T:
+        """`work` with the meter's port open (blocking)."""
 
     def _read_all(self, session: Session, link: MeterLink, meter: MeterConfig, polled_at: datetime) -> MeterValues:
         tariffs: dict[int, Values] = {}
@@ -154,23 +182,21 @@ class DlmsTcpDriver(_DlmsDriver):
         """Nothing to open ahead: each poll connects to its meter."""
         _host_port(self.bus.url)
 
-    async def read(self, meter: MeterConfig) -> MeterValues:
-        """Connect, poll the meter, disconnect (in a worker thread)."""
-        return await asyncio.to_thread(self._read_sync, meter)
-
-    def _read_sync(self, meter: MeterConfig) -> MeterValues:
+    def _on_port(self, meter: MeterConfig, work: Callable[[Port, MeterLink, MeterConfig, float], T]) -> T:
+        """Connect, `work`, disconnect."""
         link = self.link_of(meter)
         host, port_no = _host_port(link.meter.host or self.bus.url)
         timeout = self._timeout(meter)
         port = TcpPort(host, port_no, timeout)
         try:
             port.open()
-            return self.poll(port, link, meter, timeout)
+            return work(port, link, meter, timeout)
         finally:
             port.close()
 
     async def close(self) -> None:
-        """Nothing is held between polls."""
+        """Stop the bus's threads; no connection is held between polls."""
+        self.workers.close()
 
 
 class DlmsHdlcDriver(_DlmsDriver):
@@ -188,32 +214,22 @@ class DlmsHdlcDriver(_DlmsDriver):
         self._lock = threading.Lock()  # one transaction at a time on the line
 
     async def open(self) -> None:
-        """Open the line; `ConnectError` when it cannot be opened."""
-        await asyncio.to_thread(self._locked_open)
+        """Open the line; `ConnectError` (code ``connect``) when it cannot be opened."""
+        await self.workers.run(self._locked_open)
 
     def _locked_open(self) -> None:
         with self._lock:
-            try:
-                self.line.open()
-            except ConnectError as exc:
-                raise errors.coded(exc, errors.CONNECT, retryable=True) from None
+            self.line.open()
 
-    async def read(self, meter: MeterConfig) -> MeterValues:
-        """Poll one meter on the line (in a worker thread, holding the line)."""
-        return await asyncio.to_thread(self._read_sync, meter)
-
-    def _read_sync(self, meter: MeterConfig) -> MeterValues:
+    def _on_port(self, meter: MeterConfig, work: Callable[[Port, MeterLink, MeterConfig, float], T]) -> T:
+        """`work` holding the line (reopened if it was lost); its own errors keep their codes
+        (``timeout``, ``connect``: the same as over TCP)."""
         link = self.link_of(meter)
         with self._lock:
-            try:
-                self.line.open()
-                return self.poll(self.line, link, meter, self._timeout(meter))
-            except DriverError as exc:
-                if errors.code_of(exc) is None:  # the line's own ConnectError / ReadTimeout
-                    code = errors.TIMEOUT if isinstance(exc, ReadTimeout) else errors.CONNECT
-                    errors.coded(exc, code, retryable=True)
-                raise
+            self.line.open()
+            return work(self.line, link, meter, self._timeout(meter))
 
     async def close(self) -> None:
-        """Close the line; never raises."""
-        await asyncio.to_thread(self.line.close)
+        """Close the line and stop the bus's thread; never raises."""
+        await self.workers.run(self.line.close)
+        self.workers.close()

@@ -1,8 +1,9 @@
 """DLMS errors: the project's `DriverError` classes with a stable ``code`` and ``retryable``.
 
 Codes (``dlms.*``) say what went wrong where it was decoded; nothing downstream parses
-message text. ``retryable`` is False where asking again cannot help (a wrong password,
-a missing object, an answer that will be the same next time).
+message text. No answer in time is ``timeout`` and a lost connection ``connect``, as for
+every driver, over either transport. ``retryable`` is False where asking again cannot help
+(a wrong password, a missing object, an answer that will be the same next time).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ HDLC_REFUSED = "dlms.hdlc_refused"
 WRAPPER_FRAME = "dlms.wrapper_frame"
 APDU = "dlms.apdu"
 VALUE = "dlms.value"
-TIMEOUT = "dlms.timeout"
-CONNECT = "dlms.connect"
+# No answer in time and a lost or refused connection are the project's common codes (the classes'
+# own: ``timeout``, ``connect``), the same whichever transport, the serial line's included.
+TIMEOUT = ReadTimeout.code
+CONNECT = ConnectError.code
 
 
 def coded(error: DriverError, code: str, *, retryable: bool) -> DriverError:
