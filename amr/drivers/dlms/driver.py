@@ -19,6 +19,7 @@ import asyncio
 import threading
 import time
 from datetime import UTC, datetime, tzinfo
+from functools import partial
 from typing import ClassVar
 from urllib.parse import urlsplit
 
@@ -40,6 +41,8 @@ from amr.drivers.dlms.settings import (
     meter_link,
     register_key,
 )
+from amr.drivers.quality import QualitySample
+from amr.drivers.relay import RelayAction, RelayState
 from amr.drivers.serial_line import LineSettings, SerialLine
 from amr.errors import ConfigError, ConnectError, DriverError, ReadTimeout
 from amr.protocols import dlms_hdlc as hdlc
@@ -133,6 +136,18 @@ class _DlmsDriver(PollDriver):
         if codes:
             raw["codes"] = codes
         return MeterValues(meter.serial, tariffs, polled_at, meter_time, problems, raw)
+
+    async def relay(self, meter: MeterConfig, action: RelayAction) -> RelayState:
+        """The relay (`amr.drivers.relay.RelaySwitch`): see `amr.drivers.dlms.relay`."""
+        from amr.drivers.dlms import operations, relay
+
+        return await asyncio.to_thread(operations.in_session, self, meter, partial(relay.operate, what=action))
+
+    async def read_quality(self, meter: MeterConfig) -> QualitySample:
+        """Instantaneous values (`amr.drivers.quality.QualityReader`): see `amr.drivers.dlms.quality`."""
+        from amr.drivers.dlms import operations, quality
+
+        return await asyncio.to_thread(operations.in_session, self, meter, partial(quality.read, scalers=self._scalers))
 
     def _register(self, session: Session, serial: str, channel: Channel, obis: str) -> int:
         scaler = self._scalers.get((serial, obis))

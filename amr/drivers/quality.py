@@ -1,0 +1,49 @@
+"""The power-quality capability: drivers of meters that measure instantaneous values read them.
+
+A driver that can implements `QualityReader` and its spec declares ``"quality"``. Values are
+floats in SI units (V, A, W, Hz; power factor without unit), kept apart from energy: they never
+go through the validation of readings. Names (`QUANTITIES`) are the columns of the store's
+``quality_samples`` table; a meter reports those it measures (a single-phase meter only L1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from amr.config import MeterConfig
+
+QUANTITIES: tuple[str, ...] = (
+    "voltage_l1", "voltage_l2", "voltage_l3",
+    "current_l1", "current_l2", "current_l3",
+    "power_l1", "power_l2", "power_l3", "power_total",
+    "power_factor_l1", "power_factor_l2", "power_factor_l3", "power_factor_total",
+    "frequency",
+)
+UNITS = {"voltage": "V", "current": "A", "power": "W", "power_factor": "", "frequency": "Hz"}
+
+
+def unit_of(quantity: str) -> str:
+    """The unit of a quantity name (``voltage_l2`` → ``V``)."""
+    base = quantity.rsplit("_", 1)[0] if quantity != "frequency" else quantity
+    return UNITS.get(base, UNITS.get(quantity, ""))
+
+
+@dataclass(frozen=True, slots=True)
+class QualitySample:
+    """Instantaneous values of one meter at `measured_at` (UTC); `errors` names what could not be read."""
+
+    serial: str
+    measured_at: datetime
+    values: dict[str, float]
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class QualityReader(Protocol):
+    """A poll driver that reads a meter's instantaneous values."""
+
+    async def read_quality(self, meter: MeterConfig) -> QualitySample:
+        """The meter's instantaneous values now; `DriverError` when none could be read."""
+        ...
