@@ -126,6 +126,11 @@ class Operations:
             task.add_done_callback(self._running.discard)
         return claimed
 
+    async def settle(self) -> None:
+        """Wait for the commands under way to end."""
+        while self._running:
+            await asyncio.wait(set(self._running))
+
     async def execute(self, command: commands.RelayCommand) -> commands.RelayCommand | None:
         """One attempt at `command` on its meter's bus; its stored state afterwards."""
         target = self.by_id[command.meter_id]
