@@ -82,7 +82,8 @@ def test_disconnect_is_carried_out_read_back_stored_and_the_energy_stops(tmp_pat
 
     async def scenario() -> commands.RelayCommand:
         async with DlmsWrapperSimulator([meter]) as sim:
-            async with running(config_for(f"sqlite:///{tmp_path / 'a.sqlite'}", sim, tmp_path)) as ops:
+            config = config_for(f"sqlite:///{tmp_path / 'a.sqlite'}", sim, tmp_path)
+            async with running(config) as ops:
                 return await until_final(ops, queue(ops, "CR1", "disconnect").id)
 
     before = sim_operations.ACTIONS.get("CR1", 0)
@@ -101,7 +102,7 @@ def test_a_silent_meter_is_tried_until_the_deadline_and_the_command_expires_unse
         async with DlmsWrapperSimulator([meter]) as sim:
             config = config_for(f"sqlite:///{tmp_path / 'b.sqlite'}", sim, tmp_path, timeout="300ms")
             async with running(config) as ops:
-                return await until_final(ops, queue(ops, "CR2", "disconnect", seconds=2.5).id)
+                return await until_final(ops, queue(ops, "CR2", "disconnect", seconds=1.8).id)
 
     expired = asyncio.run(asyncio.wait_for(scenario(), 60))
     assert expired.status == "expired" and expired.attempts >= 2 and expired.state is None
@@ -157,7 +158,8 @@ def test_two_collectors_on_postgresql_carry_out_every_command_exactly_once(tmp_p
 
     async def scenario() -> list[commands.RelayCommand]:
         async with DlmsWrapperSimulator(meters) as sim:
-            async with running(config_for(url, sim, tmp_path)) as one, running(config_for(url, sim, tmp_path)) as two:
+            first, second = config_for(url, sim, tmp_path), config_for(url, sim, tmp_path)
+            async with running(first) as one, running(second) as two:
                 queued = [queue(one, m.serial, action) for action in ("disconnect", "reconnect") * 2 for m in meters]
                 loop = asyncio.get_running_loop()
                 ends = loop.time() + 40
