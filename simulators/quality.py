@@ -51,3 +51,23 @@ def instant(meter: VirtualMeter, now: datetime | None = None) -> Instant:
         power_factor_total=pf,
         frequency=NOMINAL_FREQUENCY + 0.02 * wobble,
     )
+
+
+def eastron_words(meter: VirtualMeter, profile: str, now: datetime | None = None) -> dict[int, int]:
+    """The instantaneous input registers of an Eastron SDM630 / SDM120 (`amr.protocols.modbus_map.eastron_instant`);
+    the power factor signed as the maker's document does: negative for an inductive load."""
+    from amr.protocols.modbus_map import eastron_instant
+
+    values = instant(meter, now)
+    sign = -1.0 if meter.tan_phi > 0 else 1.0
+    every = {
+        **{f"voltage_l{n + 1}": values.voltage[n] for n in range(3)},
+        **{f"current_l{n + 1}": values.current[n] for n in range(3)},
+        **{f"power_l{n + 1}": values.power[n] for n in range(3)},
+        **{f"power_factor_l{n + 1}": sign * values.power_factor[n] for n in range(3)},
+        "power_total": values.power_total,
+        "power_factor_total": sign * values.power_factor_total,
+        "frequency": values.frequency,
+    }
+    kept = eastron_instant.PROFILES.get(profile, ())
+    return eastron_instant.encode({q: v for q, v in every.items() if q in kept})

@@ -75,7 +75,7 @@ class Operations:
             target = _Target(collector.meters[serial], known.id, worker)
             if isinstance(worker.driver, RelaySwitch):
                 self.relays[serial] = target
-            if isinstance(worker.driver, QualityReader):
+            if isinstance(worker.driver, QualityReader) and worker.driver.has_quality(target.meter):
                 self.qualities[serial] = target
         self.by_id = {t.meter_id: t for t in self.relays.values()}
         self.limits = {k: Limit(v.min, v.max) for k, v in self.config.quality.limits.items()}

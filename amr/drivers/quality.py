@@ -44,6 +44,10 @@ class QualitySample:
 class QualityReader(Protocol):
     """A poll driver that reads a meter's instantaneous values."""
 
+    def has_quality(self, meter: MeterConfig) -> bool:
+        """True when this meter (its model, its register map) has instantaneous values the driver reads."""
+        ...
+
     async def read_quality(self, meter: MeterConfig) -> QualitySample:
         """The meter's instantaneous values now; `DriverError` when none could be read."""
         ...

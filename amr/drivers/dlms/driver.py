@@ -143,6 +143,10 @@ class _DlmsDriver(PollDriver):
 
         return await asyncio.to_thread(operations.in_session, self, meter, partial(relay.operate, what=action))
 
+    def has_quality(self, meter: MeterConfig) -> bool:
+        """Every СПОДЭС meter has instantaneous values (those it lacks are named in the sample)."""
+        return True
+
     async def read_quality(self, meter: MeterConfig) -> QualitySample:
         """Instantaneous values (`amr.drivers.quality.QualityReader`): see `amr.drivers.dlms.quality`."""
         from amr.drivers.dlms import operations, quality
