@@ -91,11 +91,15 @@ class VirtualMeter:
         return int(10**self.digits) * 1000
 
     def _load_kw(self, local: datetime) -> tuple[float, float]:
+        load, solar = self._curve_kw(local)
+        return load * (0.9 + 0.2 * self._rng.random()), solar
+
+    def _curve_kw(self, local: datetime) -> tuple[float, float]:
+        """(load, solar) of the daily curves at `local`, without the minute-to-minute noise."""
         hour = local.hour + local.minute / 60
         curve = 0.6 + 0.5 * math.exp(-((hour - 8) ** 2) / 4) + 0.9 * math.exp(-((hour - 19.5) ** 2) / 6)
-        load = self.base_kw * curve * (0.9 + 0.2 * self._rng.random())
         sun = max(0.0, math.sin(math.pi * (hour - 6) / 14)) if 6 <= hour <= 20 else 0.0
-        return load, self.solar_kw * sun
+        return self.base_kw * curve, self.solar_kw * sun
 
     def _advance(self, until: datetime) -> None:
         tz = ZoneInfo(self.timezone)
@@ -152,12 +156,10 @@ class VirtualMeter:
             self.relay = state
 
     def power_kw(self, now: datetime | None = None) -> tuple[float, float]:
-        """(load, solar) in kW at `now`; (0, 0) while the load switch is open."""
+        """(load, solar) in kW at `now` (the daily curves, without noise); (0, 0) while the load switch is open."""
         if self.relay != "connected":
             return 0.0, 0.0
-        local = (now or datetime.now(UTC)).astimezone(ZoneInfo(self.timezone))
-        with self._lock:
-            return self._load_kw(local)
+        return self._curve_kw((now or datetime.now(UTC)).astimezone(ZoneInfo(self.timezone)))
 
     def clock(self, now: datetime | None = None) -> datetime:
         """The meter's own clock, drift included."""

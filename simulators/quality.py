@@ -71,3 +71,24 @@ def eastron_words(meter: VirtualMeter, profile: str, now: datetime | None = None
     }
     kept = eastron_instant.PROFILES.get(profile, ())
     return eastron_instant.encode({q: v for q, v in every.items() if q in kept})
+
+
+def mercury_answer(meter: VirtualMeter, address: int, bwri: int, now: datetime | None = None) -> bytes | None:
+    """The answer to Mercury 230 command 08 11 [BWRI] (`amr.protocols.mercury230_instant`); None for a BWRI
+    the meter does not serve."""
+    from amr.protocols import mercury230_instant as aux
+
+    quantity = aux.quantity_of(bwri)
+    if quantity is None:
+        return None
+    values = instant(meter, now)
+    by_name = {
+        **{f"voltage_l{n + 1}": values.voltage[n] for n in range(3)},
+        **{f"current_l{n + 1}": values.current[n] for n in range(3)},
+        **{f"power_l{n + 1}": values.power[n] for n in range(3)},
+        **{f"power_factor_l{n + 1}": values.power_factor[n] for n in range(3)},
+        "power_total": values.power_total,
+        "power_factor_total": values.power_factor_total,
+        "frequency": values.frequency,
+    }
+    return aux.encode_answer(address, quantity, by_name[quantity])

@@ -90,3 +90,20 @@ def test_eastron_registers_that_are_not_a_number_are_refused() -> None:
         eastron_instant.decode(words, ("frequency",))
     with pytest.raises(ValueError, match="expected 72 registers"):
         eastron_instant.decode(words[:10], ("frequency",))
+
+
+def test_mercury_auxiliary_parameters_on_bytes() -> None:
+    from amr.errors import DeviceError
+    from amr.protocols import mercury230_instant as aux
+    from amr.protocols.crc import append_crc
+
+    assert aux.encode_request(5, 0x11) == append_crc(bytes.fromhex("05 08 11 11"))  # voltage, phase 1
+    # 231.19 V = 23119 = 0x005A4F: the most significant byte first, then the least, then the middle one
+    assert aux.decode_answer(append_crc(bytes.fromhex("05 00 4F 5A")), 5, "voltage_l1") == pytest.approx(231.19)
+    # active power of phase 2, 1234.56 W = 123456 = 0x01E240, exported: bit 7 of the first byte set
+    assert aux.decode_answer(append_crc(bytes.fromhex("05 81 40 E2")), 5, "power_l2") == pytest.approx(-1234.56)
+    assert aux.decode_answer(append_crc(bytes.fromhex("05 00 88 13")), 5, "frequency") == pytest.approx(50.0)
+    with pytest.raises(DeviceError):
+        aux.decode_answer(append_crc(bytes.fromhex("05 01")), 5, "frequency")  # status 1: illegal command
+    assert aux.QUANTITIES["frequency"][0] == 0x40 and aux.QUANTITIES["power_factor_total"][0] == 0x30
+    assert aux.QUANTITIES["current_l3"][0] == 0x23 and aux.QUANTITIES["power_total"][0] == 0x00
