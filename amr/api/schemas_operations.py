@@ -65,5 +65,7 @@ class QualitySeries(BaseModel):
 
     meter: str
     units: dict[str, str]
+    limits: dict[str, dict[str, float | None]] = Field(
+        description="the configured limits by quantity or group ([quality] limits): {min, max}")
     samples: list[dict[str, float | datetime | None]]
     events: list[QualityEventOut]

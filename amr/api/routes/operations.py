@@ -127,6 +127,7 @@ def meter_quality(serial: Serial, principal: CurrentUser, ctx: Ctx, start: From 
     return QualitySeries(
         meter=meter.serial,
         units={q: unit_of(q) for q in QUANTITIES},
+        limits={k: {"min": v.min, "max": v.max} for k, v in ctx.app.config.quality.limits.items()},
         samples=rows,
         events=[QualityEventOut(ts=e.ts, quantity=e.quantity, value=e.value, threshold=e.threshold,
                                 kind=e.kind)
