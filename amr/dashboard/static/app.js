@@ -468,6 +468,7 @@
       h("div", { class: "toolbar" }, h("h2", {}, t("quality")), h("div", { class: "spacer" }), qualitySel),
       h("p", { class: "muted" }, t("quality_hint")), qualityBox, qualityLegend,
       h("h3", {}, t("quality_events")), qualityEvents);
+    const relay = staff ? window.AmrRelay.card(serial, { h, t, api, toast, fmtTime }) : null;
     let qualitySeries = null;
     qualitySel.addEventListener("change", () => { if (qualitySeries) drawQuality(qualitySeries); });
 
@@ -500,6 +501,7 @@
       h("section", { class: "card" },
         h("div", { class: "toolbar" }, h("h2", {}, t("consumption")), tabs, h("div", { class: "spacer" }), prev, dateInput, next, channelSel),
         chartBox, h("div", { class: "chart-foot" }, legend, chartTotal)),
+      relay ? relay.root : null,
       qualityCard,
       staff ? h("section", { class: "card" }, h("h2", {}, t("polls_errors")), h("div", { class: "two" },
         h("div", {}, h("h3", {}, t("recent_polls")), polls), h("div", {}, h("h3", {}, t("problems")), problems))) : null,
@@ -684,6 +686,10 @@
       try {
         const detail = await api(`/dashboard/meters/${encodeURIComponent(serial)}`);
         renderDetail(detail);
+        if (relay) {
+          const spec = (state.info.protocols || []).find((p) => p.kind === detail.meter.protocol);
+          await relay.refresh(spec ? spec.capabilities : []);
+        }
       } catch (err) {
         if (err.status === 404) {
           main().replaceChildren(h("div", { class: "page" }, h("a", { href: "#/", class: "back" }, t("back")), h("p", {}, t("not_found"))));
