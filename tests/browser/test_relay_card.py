@@ -3,8 +3,6 @@ state read back by the collector is shown with the command's outcome."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +17,7 @@ from amr.config import config_from_dict
 from amr.store import relay_commands as commands
 from amr.store.relay_commands import Outcome
 from amr.store.users import Users
-from tests.browser.conftest import FAST_HASHER, PASSWORD, Served, _free_socket, login, shot
+from tests.browser.conftest import FAST_HASHER, PASSWORD, Served, login, serving, shot
 
 pytestmark = pytest.mark.browser
 
@@ -27,8 +25,6 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """uvicorn on 127.0.0.1 over a store with a DLMS meter (never reached: the test plays the collector)."""
-    import uvicorn
-
     folder: Path = tmp_path_factory.mktemp("relay")
     config = config_from_dict({
         "database": {"url": f"sqlite:///{folder / 'amr.sqlite'}"},
@@ -38,23 +34,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     app = App.open(config)
     passwords = Passwords(FAST_HASHER)
     Users(app.store).add("disp", "dispatcher", passwords.hash(PASSWORD), datetime.now(UTC), "Диспетчер")
-    sock = _free_socket()
-    server = uvicorn.Server(uvicorn.Config(create_app(app, passwords=passwords), log_level="warning",
-                                           access_log=False, lifespan="off", ws="none"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
     try:
-        yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", app, datetime.now(UTC).date(), 0)
+        with serving(create_app(app, passwords=passwords)) as url:
+            yield Served(url, app, datetime.now(UTC).date(), 0)
     finally:
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
         app.close()
-
 
 def test_a_disconnect_from_the_meter_page_is_queued_with_its_reason_and_its_outcome_shown(
     page: Any, served: Served
