@@ -41,13 +41,7 @@ MAX_QUALITY_PERIOD = timedelta(days=31)
 
 
 def _out(command: commands.RelayCommand) -> RelayCommandOut:
-    return RelayCommandOut(
-        id=command.id, serial=command.serial, action=command.action, reason=command.reason,
-        requested_by=command.requested_by, requested_at=command.requested_at, deadline=command.deadline,
-        status=command.status, attempts=command.attempts, finished_at=command.finished_at, state=command.state,
-        supplied=command.supplied, acted=command.acted, error=command.error, error_code=command.error_code,
-    )
-
+    return RelayCommandOut.model_validate(command, from_attributes=True)
 
 def _has_relay(ctx: Ctx, serial: str) -> bool:
     configured = next((m for m in ctx.app.config.meters if m.serial == serial), None)
