@@ -79,6 +79,11 @@ class Operations:
                 self.qualities[serial] = target
         self.by_id = {t.meter_id: t for t in self.relays.values()}
         self.limits = {k: Limit(v.min, v.max) for k, v in self.config.quality.limits.items()}
+        for target in self.relays.values():
+            warning = lease_check(self.config.relay.lease, target.worker.policy(target.meter).limit)
+            if warning is not None:
+                log.warning("meter %s: %s", target.meter.serial, warning)
+                break
         self._running: set[asyncio.Task[commands.RelayCommand | None]] = set()
 
     def start(self) -> list[asyncio.Task[None]]:
@@ -114,6 +119,8 @@ class Operations:
     async def relay_turn(self) -> list[commands.RelayCommand]:
         """Claim the due commands of this collector's meters and start each; the claimed commands."""
         try:
+            if not await asyncio.to_thread(commands.anything_due, self.store, list(self.by_id), self.clock()):
+                return []  # the usual case: one read, no write transaction
             claimed = await asyncio.to_thread(
                 commands.claim, self.store, list(self.by_id), self.name, self.clock(), self.config.relay.lease
             )

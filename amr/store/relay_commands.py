@@ -147,18 +147,35 @@ def _expire(conn: Connection, rows: Sequence[Any], now: datetime, actor: str) ->
 
 
 def expire_overdue(store: Store, now: datetime, actor: str = "system") -> int:
-    """Expire every queued (or abandoned running) command whose deadline has passed; how many."""
+    """Expire every queued (or abandoned running) command whose deadline has passed; how many.
+
+    A read comes first: with nothing overdue (the usual case) no write transaction is opened."""
+    with translate_errors(), store.engine.connect() as conn:
+        if conn.execute(_overdue(conn, now, lock=False).with_only_columns(RelayCommandRow.id).limit(1)).first() is None:
+            return 0
     with store.session() as session:
         return _expire_overdue(session.conn, now, actor)
 
 
-def _overdue(conn: Connection, now: datetime) -> Any:
+def anything_due(store: Store, meter_ids: Sequence[int], now: datetime) -> bool:
+    """True when a command of `meter_ids` is due or overdue (a read, without locks: `claim` decides)."""
+    table = RelayCommandRow
+    statement = select(table.id).where(
+        table.meter_id.in_(list(meter_ids)),
+        or_(and_(table.status == "queued", or_(table.next_try_at <= now, table.deadline <= now)),
+            and_(table.status == "running", table.claimed_until <= now)),
+    ).limit(1)
+    with translate_errors(), store.engine.connect() as conn:
+        return conn.execute(statement).first() is not None
+
+
+def _overdue(conn: Connection, now: datetime, lock: bool = True) -> Any:
     table = RelayCommandRow
     statement = select(table.__table__).where(
         table.deadline <= now,
         or_(table.status == "queued", and_(table.status == "running", table.claimed_until <= now)),
     )
-    if conn.dialect.name == "postgresql":
+    if lock and conn.dialect.name == "postgresql":
         statement = statement.with_for_update(skip_locked=True)
     return statement
 

@@ -132,3 +132,22 @@ def test_two_collectors_claiming_at_once_take_each_command_exactly_once(store: S
         thread.join(60)
     every = taken["a"] + taken["b"]
     assert sorted(every) == sorted(set(every)) and len(every) == 20
+
+
+def test_only_due_or_overdue_commands_count_as_something_to_claim(store: Store) -> None:
+    meter = ids(store)["R1"]
+    assert not commands.anything_due(store, [meter], NOW)
+    queued = commands.enqueue(store, meter, "R1", "read", "проверка", "disp", NOW, NOW + HOUR)
+    assert commands.anything_due(store, [meter], NOW) and not commands.anything_due(store, [ids(store)["R2"]], NOW)
+    [claimed] = commands.claim(store, [meter], "c1", NOW, LEASE)
+    assert not commands.anything_due(store, [meter], NOW + LEASE / 2)  # running under its lease
+    assert commands.anything_due(store, [meter], NOW + LEASE)  # the lease has ended
+    assert claimed.id == queued.id
+
+
+def test_the_lease_must_outlast_an_attempt() -> None:
+    from amr.collector.operations import lease_check
+
+    assert lease_check(timedelta(minutes=2), 15.0) is None
+    warning = lease_check(timedelta(seconds=10), 15.0)
+    assert warning is not None and "not longer than one attempt" in warning
