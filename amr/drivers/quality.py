@@ -13,21 +13,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from amr.config import MeterConfig
-
-QUANTITIES: tuple[str, ...] = (
-    "voltage_l1", "voltage_l2", "voltage_l3",
-    "current_l1", "current_l2", "current_l3",
-    "power_l1", "power_l2", "power_l3", "power_total",
-    "power_factor_l1", "power_factor_l2", "power_factor_l3", "power_factor_total",
-    "frequency",
-)
-UNITS = {"voltage": "V", "current": "A", "power": "W", "power_factor": "", "frequency": "Hz"}
-
-
-def unit_of(quantity: str) -> str:
-    """The unit of a quantity name (``voltage_l2`` → ``V``)."""
-    base = quantity.rsplit("_", 1)[0] if quantity != "frequency" else quantity
-    return UNITS.get(base, UNITS.get(quantity, ""))
+from amr.core.quantities import QUANTITIES, UNITS, unit_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +37,6 @@ class QualityReader(Protocol):
     async def read_quality(self, meter: MeterConfig) -> QualitySample:
         """The meter's instantaneous values now; `DriverError` when none could be read."""
         ...
+
+
+__all__ = ["QUANTITIES", "UNITS", "QualityReader", "QualitySample", "unit_of"]

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from amr.drivers.quality import QUANTITIES
+from amr.core.quantities import QUANTITIES
 from amr.store.models import Base, UTCDateTime
 
 

@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from amr.drivers.quality import QUANTITIES, QualitySample
+from amr.core.quantities import QUANTITIES
+from amr.drivers.quality import QualitySample
 from amr.store.operations_models import QualityEventRow, QualitySampleRow
 from amr.store.store import Store, translate_errors
 
