@@ -493,6 +493,57 @@ class CollectorConfig(_Section):
     )
 
 
+class RelayConfig(_Section):
+    """``[relay]``: how relay commands wait and are carried out (see `amr.collector.operations`)."""
+
+    deadline: Duration = Field(
+        timedelta(hours=1), description="how long a command waits for its meter by default (the API may say less)"
+    )
+    max_deadline: Duration = Field(timedelta(days=7), description="the longest deadline the API accepts")
+    retry: Duration = Field(timedelta(seconds=30), description="wait before trying a meter that did not answer again")
+    check_every: Duration = Field(timedelta(seconds=1), description="how often the collector looks for commands")
+    lease: Duration = Field(
+        timedelta(minutes=2),
+        description="a claimed command is the collector's for this long; then another may take it over",
+    )
+
+
+class QualityLimitConfig(_Section):
+    """The bounds of one quantity; an event is raised outside them."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+def _default_limits() -> dict[str, QualityLimitConfig]:
+    # ГОСТ 32144-2013: voltage within ±10 % of the nominal 230 V, frequency within ±0.2 Hz (normally allowed)
+    return {"voltage": QualityLimitConfig(min=207, max=253), "frequency": QualityLimitConfig(min=49.8, max=50.2)}
+
+
+class QualityConfig(_Section):
+    """``[quality]``: instantaneous values (see `amr.collector.operations`) and their limits."""
+
+    every: Duration | None = Field(
+        None, description="how often meters whose driver can are asked for instantaneous values; none: never"
+    )
+    limits: dict[str, QualityLimitConfig] = Field(
+        default_factory=_default_limits,
+        description="quantity or group (voltage, current, power, power_factor, frequency) → { min, max }",
+    )
+
+    @field_validator("limits")
+    @classmethod
+    def _known_quantities(cls, value: dict[str, QualityLimitConfig]) -> dict[str, QualityLimitConfig]:
+        groups = ("voltage", "current", "power", "power_factor")
+        known = {"frequency", *groups, "power_total", "power_factor_total"}
+        known |= {f"{group}_l{phase}" for group in groups for phase in (1, 2, 3)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown quantity {', '.join(unknown)}; limits take a group ({', '.join(groups)}, "
+                             "frequency) or one quantity such as voltage_l1 or power_total")
+        return value
+
+
 class Config(_Section):
     """The whole configuration file."""
 
@@ -503,6 +554,8 @@ class Config(_Section):
     buses: list[BusConfig] = []
     meters: list[MeterConfig] = []
     collector: CollectorConfig = CollectorConfig()
+    relay: RelayConfig = RelayConfig()
+    quality: QualityConfig = QualityConfig()
 
     source_path: Path | None = Field(None, exclude=True)
 

@@ -40,7 +40,9 @@ from typing import Literal
 from amr.drivers.serial_line import rtu_gap
 from amr.protocols.crc import crc16_modbus, crc_bytes
 from amr.protocols.modbus_map import PROFILES, RegisterMap
+from amr.protocols.modbus_map.eastron_instant import PROFILES as EASTRON_INSTANT
 from simulators.model import VirtualMeter
+from simulators.quality import eastron_words
 from simulators.serving import LOOPBACK, Connections, Service
 
 Profile = str | RegisterMap  # a built-in profile's name, or a map
@@ -106,6 +108,8 @@ class _Meters:
             return _exception(function, 3)
         try:
             table = regmap.encode_registers(meter.registers()).get(function, {})
+            if function == 4 and regmap.name in EASTRON_INSTANT:  # voltages, currents, powers (simulators.quality)
+                table = {**eastron_words(meter, regmap.name), **table}
         except ValueError:
             return _exception(function, 4)  # server device failure
         wanted = range(address, address + count)

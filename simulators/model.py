@@ -35,6 +35,8 @@ class Faults:
     wrap_after: timedelta | None = None  # start the A+ register this long before it wraps through zero
     clock_drift: timedelta = timedelta(0)  # the meter's clock runs this far ahead (negative: behind)
     refuse: bool = False  # DLMS: refuse every association (AARE rejected-permanent)
+    relay_delay: float = 0.0  # DLMS: seconds before the answer to a relay ACTION (the relay acts at once)
+    voltage: float | None = None  # phase voltages held at this many volts (a sag or a swell); None: nominal
 
 
 def zone_of(local: datetime, tariffs: int) -> int:
@@ -68,6 +70,7 @@ class VirtualMeter:
     faults: Faults = field(default_factory=Faults)
     _energy: dict[int, list[float]] = field(default_factory=dict, repr=False)
     _clock: datetime | None = field(default=None, repr=False)
+    relay: str = "connected"  # the load switch: connected | disconnected | ready_for_reconnection
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False)
 
@@ -88,11 +91,15 @@ class VirtualMeter:
         return int(10**self.digits) * 1000
 
     def _load_kw(self, local: datetime) -> tuple[float, float]:
+        load, solar = self._curve_kw(local)
+        return load * (0.9 + 0.2 * self._rng.random()), solar
+
+    def _curve_kw(self, local: datetime) -> tuple[float, float]:
+        """(load, solar) of the daily curves at `local`, without the minute-to-minute noise."""
         hour = local.hour + local.minute / 60
         curve = 0.6 + 0.5 * math.exp(-((hour - 8) ** 2) / 4) + 0.9 * math.exp(-((hour - 19.5) ** 2) / 6)
-        load = self.base_kw * curve * (0.9 + 0.2 * self._rng.random())
         sun = max(0.0, math.sin(math.pi * (hour - 6) / 14)) if 6 <= hour <= 20 else 0.0
-        return load, self.solar_kw * sun
+        return self.base_kw * curve, self.solar_kw * sun
 
     def _advance(self, until: datetime) -> None:
         tz = ZoneInfo(self.timezone)
@@ -103,6 +110,9 @@ class VirtualMeter:
             net = load - solar
             zone = zone_of(local, self.tariffs)
             regs = self._energy[zone]
+            if self.relay != "connected":  # the load switch is open: no energy flows either way
+                self._clock += MINUTE
+                continue
             kwh = abs(net) / 60
             if net >= 0:
                 regs[0] += kwh * 1000
@@ -138,6 +148,18 @@ class VirtualMeter:
             whole = int(value) % self.modulus_wh
             shown[channel] = whole - whole % resolution
         return shown
+
+    def switch(self, state: str, now: datetime | None = None) -> None:
+        """Set the load switch to `state` at `now`: energy counted up to then stays, none flows while it is open."""
+        with self._lock:
+            self._advance(now or datetime.now(UTC))
+            self.relay = state
+
+    def power_kw(self, now: datetime | None = None) -> tuple[float, float]:
+        """(load, solar) in kW at `now` (the daily curves, without noise); (0, 0) while the load switch is open."""
+        if self.relay != "connected":
+            return 0.0, 0.0
+        return self._curve_kw((now or datetime.now(UTC)).astimezone(ZoneInfo(self.timezone)))
 
     def clock(self, now: datetime | None = None) -> datetime:
         """The meter's own clock, drift included."""

@@ -36,7 +36,9 @@ from amr.errors import ProtocolError
 from amr.protocols import iec62056_21 as iec
 from amr.protocols import mercury230 as merc
 from amr.protocols.crc import crc_ok
+from amr.protocols.mercury230_instant import AUXILIARY
 from simulators.model import VirtualMeter
+from simulators.quality import mercury_answer
 from simulators.serial_line import LineOptions, Link, SerialSimulator, Transport
 
 VARIANT = bytes((0xB4, 0xE3, 0x87, 0x61, 0x00, 0x00))  # the 6 variant bytes (08 12) every simulated meter sends
@@ -108,6 +110,11 @@ class MercurySimulator(SerialSimulator[set[str]]):
                 return merc.encode_serial_answer(address, mercury_serial(meter), meter.start.date())
             elif request.parameter == merc.Parameter.VARIANT and not request.argument:
                 return merc.encode_variant_answer(address, VARIANT)
+            elif request.parameter == AUXILIARY and len(request.argument) == 1:  # instantaneous values
+                answer = mercury_answer(meter, address, request.argument[0], self.clock())
+                if answer is not None:
+                    return answer
+                status = merc.Status.ILLEGAL_COMMAND
             else:
                 status = merc.Status.ILLEGAL_COMMAND
         elif isinstance(request, merc.UnknownRequest):

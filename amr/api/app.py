@@ -22,6 +22,7 @@ from amr.api.routes import (
     export,
     meters,
     moderation,
+    operations,
     public,
     readings,
     system,
@@ -70,7 +71,8 @@ def create_app(
     api.state.metrics = metrics
     install_error_handlers(api)
     install_openapi(api)
-    for module in (auth, askue, accounts, meters, readings, public, moderation, dispatch, export, dashboard, system):
+    for module in (auth, askue, accounts, meters, readings, public, moderation, dispatch, export, dashboard, system,
+                   operations):
         api.include_router(module.router)
     mount_dashboard(api)
     api.add_middleware(MetricsMiddleware, metrics=metrics)

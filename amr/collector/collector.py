@@ -26,6 +26,7 @@ from amr.app import App
 from amr.collector.buffer import ReadingBuffer
 from amr.collector.bus import BusWorker, ReadOutcome, Stopping, describe
 from amr.collector.health import HealthBook
+from amr.collector.operations import Operations
 from amr.collector.push import PushRunner
 from amr.collector.result import PollResult
 from amr.collector.schedule import check_schedule, make_trigger, schedule_for
@@ -98,6 +99,7 @@ class Collector:
         self._inflight: dict[str, asyncio.Task[PollResult]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._started = self._stopped = False
+        self.operations: Operations | None = None
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -122,6 +124,9 @@ class Collector:
         tune_gc()
         if push:
             self._tasks += [asyncio.create_task(p.run(), name=f"amr-push-{p.bus.name}") for p in self.pushers]
+        if schedule:  # relay commands and power quality (`amr.collector.operations`)
+            self.operations = Operations(self)
+            self._tasks += self.operations.start()
         if schedule and self.polled:
             self.scheduler = AsyncIOScheduler(timezone=self.tz)
             for serial, meter_schedule in self.schedules.items():

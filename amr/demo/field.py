@@ -42,6 +42,8 @@ SILENT_SINCE = timedelta(hours=3)  # ME-303 answered until 3 hours ago
 WRAP_AGO = timedelta(hours=20)  # ME-302's register wrapped about this long ago
 LOAD_FACTOR = 0.836  # the model's mean daily load ÷ its base power
 DRIFT = timedelta(minutes=4)  # DL-602's clock runs this far ahead
+RELAY_METER = "DL-601"  # its relay may be switched from the dashboard (as the configurator)
+CONFIGURATOR_PASSWORD = "1234567812345678"  # the simulated СПОДЭС meters' client 48 (simulators.dlms.server)
 
 
 @dataclass
@@ -242,6 +244,8 @@ def config_data(fld: Field, folder: Path, mqtt_url: str | None, port: int) -> di
             entry["registers"] = spec.registers
         if spec.serial in fld.hosts:
             entry["dlms"] = {"host": fld.hosts[spec.serial]}
+            if spec.serial == RELAY_METER:  # read as the configurator, who may switch its relay
+                entry["dlms"].update(client=48, authentication="lls", password=CONFIGURATOR_PASSWORD)
         meters.append(entry)
     return {
         "database": {"url": "sqlite:///amr.sqlite"},
@@ -250,6 +254,8 @@ def config_data(fld: Field, folder: Path, mqtt_url: str | None, port: int) -> di
         "export": {"sender_inn": "7700000001", "sender_name": "АО «Демо-Энергосбыт»", "area_inn": "7700000002",
                    "area_name": "Демо-РЭС"},
         "collector": {"buffer": "buffer.sqlite", "offline_after": 2, "write_interval": "200ms"},
+        "quality": {"every": "1m"},
+        "relay": {"check_every": "1s", "retry": "10s", "deadline": "10m"},
         "buses": buses,
         "meters": meters,
     }

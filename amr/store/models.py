@@ -189,3 +189,6 @@ class MeterHealthRow(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     polls: Mapped[int] = mapped_column(BigInteger, default=0)
     failures: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+from amr.store import operations_models as _operations_models  # noqa: E402, F401  (their tables join Base.metadata)

@@ -8,8 +8,9 @@ date-time (writable), 3 the time zone in minutes, 9 the clock base (1: the mains
 The association 0.0.40.0.0.255 (class 15, version 1): attribute 2 the object list, the long
 answer a client reads through GET blocks.
 
-Still to come, with their rows in `OBJECTS`: the load profile 1.0.99.1.0.255 (class 7), the event
-logs 0.0.99.98.x.255 (class 7) and the disconnect control 0.0.96.3.10.255 (class 70).
+Still to come, with their rows in `OBJECTS`: the load profile 1.0.99.1.0.255 (class 7) and the event
+logs 0.0.99.98.x.255 (class 7). The disconnect control 0.0.96.3.10.255 (class 70) and the
+instantaneous values are added by `simulators.dlms.operations`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from amr.core.domain import CHANNELS, Values
@@ -37,6 +39,8 @@ class Reading:
     registers: dict[int, Values]
     clock: datetime
     timezone: str
+    meter: Any = None  # the `simulators.model.VirtualMeter` (relay, instantaneous values)
+    at: datetime | None = None  # when it was taken (UTC)
 
 
 @dataclass(frozen=True, slots=True)

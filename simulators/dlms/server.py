@@ -84,7 +84,7 @@ class MeterStates:
 
         def read() -> Reading:
             now = self.clock()
-            return Reading(meter.registers(now), self.meter_clock(meter, now), meter.timezone)
+            return Reading(meter.registers(now), self.meter_clock(meter, now), meter.timezone, meter, now)
 
         def set_clock(moment: datetime) -> None:
             self.clock_offsets[meter.serial] = moment - meter.clock(self.clock())

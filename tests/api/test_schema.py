@@ -143,9 +143,13 @@ def test_every_route_is_covered() -> None:
         ("GET", "/api/v1/export/80020"),
         ("GET", "/healthz"),
         ("GET", "/metrics"),
+        ("POST", "/api/v1/dispatch/meters/{serial}/relay"),
+        ("GET", "/api/v1/dispatch/meters/{serial}/relay"),
+        ("GET", "/api/v1/dispatch/relay-commands/{command_id}"),
+        ("GET", "/api/v1/meters/{serial}/quality"),
     }
     assert named <= set(OPERATIONS), named - set(OPERATIONS)
-    assert len(OPERATIONS) == 30
+    assert len(OPERATIONS) == 34
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])

@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -124,8 +125,6 @@ def _free_socket() -> socket.socket:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """uvicorn on 127.0.0.1 in a thread, over a fresh SQLite store with known readings and users."""
-    import uvicorn
-
     folder = tmp_path_factory.mktemp("dashboard")
     config = config_from_dict(
         {"database": {"url": f"sqlite:///{folder / 'amr.sqlite'}"}, "site": {"timezone": "Europe/Moscow",
@@ -158,6 +157,18 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     users.add("ivan", "askue", passwords.hash(PASSWORD), now, "Иван")
     users.link("ivan", "account", ["A1"])
     api = create_app(app, passwords=passwords)
+    try:
+        with serving(api) as url:
+            yield Served(url, app, day, record.id, api)
+    finally:
+        app.close()
+
+
+@contextmanager
+def serving(api: Any) -> Iterator[str]:
+    """`api` served by uvicorn on a free port of 127.0.0.1 from a thread; its base URL."""
+    import uvicorn
+
     sock = _free_socket()
     server = uvicorn.Server(uvicorn.Config(api, log_level="warning", access_log=False, lifespan="off", ws="none"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
@@ -167,12 +178,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
     try:
-        yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", app, day, record.id, api)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(15)
         sock.close()
-        app.close()
 
 
 @pytest.fixture(scope="package")
@@ -225,4 +235,4 @@ def login(tab: Any, served: Served, user: str = "disp") -> None:
     tab.wait_for_selector("#meters-table tbody tr")
 
 
-__all__ = ["MISSING", "PASSWORD", "STEPS", "Served", "login", "shot"]
+__all__ = ["MISSING", "PASSWORD", "STEPS", "Served", "login", "serving", "shot"]

@@ -152,6 +152,14 @@ def test_demo_collects_every_protocol_serves_the_dashboard_and_stops_cleanly(tmp
         refused = call(url + "api/v1/dashboard/rejected", token)
         assert refused["total"] >= 1 and refused["items"][0]["reasons"][0]["code"] == "lower_than_previous"
 
+        # DL-601's relay, commanded through the API, is switched by the collector and read back
+        command = call(url + "api/v1/dispatch/meters/DL-601/relay", token, {"action": "disconnect", "reason": "демо"})
+        while command["status"] in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            command = call(url + f"api/v1/dispatch/relay-commands/{command['id']}", token)
+        assert (command["status"], command["state"]) == ("done", "disconnected"), command
+        assert call(url + "api/v1/meters/MB-101/quality", token)["samples"]  # read at the collector's start
+
         demo.process.send_signal(signal.SIGINT)
         code = demo.finish()
     finally:

@@ -458,6 +458,20 @@
       h("span", { class: "key current" }, t("legend_current")),
       h("span", { class: "key gap" }, t("legend_gap")));
 
+    // power quality (quality.js): the last day's instantaneous values of one group, limits dashed
+    const qualityGroups = Object.keys(window.AmrQuality.GROUPS);
+    const qualitySel = h("select", { id: "quality-group" }, ...qualityGroups.map((g) => h("option", { value: g }, t(`q_group_${g}`))));
+    const qualityBox = h("div", { class: "chart-box", id: "quality-box" });
+    const qualityLegend = h("div", { class: "legend q-legend", id: "quality-legend" });
+    const qualityEvents = h("div", { id: "quality-events" });
+    const qualityCard = h("section", { class: "card", id: "quality-card", hidden: true },
+      h("div", { class: "toolbar" }, h("h2", {}, t("quality")), h("div", { class: "spacer" }), qualitySel),
+      h("p", { class: "muted" }, t("quality_hint")), qualityBox, qualityLegend,
+      h("h3", {}, t("quality_events")), qualityEvents);
+    const relay = staff ? window.AmrRelay.card(serial, { h, t, api, toast, fmtTime }) : null;
+    let qualitySeries = null;
+    qualitySel.addEventListener("change", () => { if (qualitySeries) drawQuality(qualitySeries); });
+
     const polls = h("div", { id: "polls" });
     const problems = h("div", { id: "problems" });
     const historyBody = h("tbody");
@@ -487,6 +501,8 @@
       h("section", { class: "card" },
         h("div", { class: "toolbar" }, h("h2", {}, t("consumption")), tabs, h("div", { class: "spacer" }), prev, dateInput, next, channelSel),
         chartBox, h("div", { class: "chart-foot" }, legend, chartTotal)),
+      relay ? relay.root : null,
+      qualityCard,
       staff ? h("section", { class: "card" }, h("h2", {}, t("polls_errors")), h("div", { class: "two" },
         h("div", {}, h("h3", {}, t("recent_polls")), polls), h("div", {}, h("h3", {}, t("problems")), problems))) : null,
       h("section", { class: "card" },
@@ -531,6 +547,31 @@
       put(chartBox, svg, anyValue ? null : h("p", { class: "muted overlay" }, t("no_data_period")));
       put(chartTotal,h("span", {}, `${t("total")}: `),
         h("strong", { dataset: { value: series.total || "" } }, `${num(series.total)} ${unit(state.chart.channel)}`));
+    }
+
+    async function loadQuality() {
+      const series = await api(`/meters/${encodeURIComponent(serial)}/quality`);
+      qualitySeries = series;
+      qualityCard.hidden = !series.samples.length && !series.events.length;
+      if (!qualityCard.hidden) drawQuality(series);
+    }
+
+    function drawQuality(series) {
+      const group = qualitySel.value;
+      const quantities = window.AmrQuality.GROUPS[group];
+      const present = quantities.filter((q) => series.samples.some((s) => s[q] !== null && s[q] !== undefined));
+      const qunit = t(`qunit_${series.units[quantities[0]]}`);
+      const limits = series.limits[group] || null;
+      const svg = window.AmrQuality.render(series, { group, t, number: (v, d) => num(v, d), unit: qunit, limits,
+        timeText: (iso) => fmtTime(iso, true) });
+      put(qualityBox, svg, present.length ? null : h("p", { class: "muted overlay" }, t("no_quality")));
+      put(qualityLegend, ...present.map((q) => h("span", { class: `key q-${quantities.indexOf(q) + 1}` }, t(`q_${q}`))));
+      const events = series.events.filter((e) => quantities.includes(e.quantity));
+      put(qualityEvents, events.length
+        ? h("ul", { class: "events" }, ...events.slice(-20).reverse().map((e) => h("li", { class: "bad", dataset: { quantity: e.quantity, kind: e.kind } },
+          h("span", { class: "when" }, fmtTime(e.ts, true)), " ", h("strong", {}, t(`q_${e.quantity}`)),
+          ` ${num(e.value, 2)} ${qunit} — ${t(`q_${e.kind}`)} ${num(e.threshold, 2)}`)))
+        : h("p", { class: "muted" }, t("no_quality_events")));
     }
 
     function fact(label, value, key) {
@@ -645,6 +686,10 @@
       try {
         const detail = await api(`/dashboard/meters/${encodeURIComponent(serial)}`);
         renderDetail(detail);
+        if (relay) {
+          const spec = (state.info.protocols || []).find((p) => p.kind === detail.meter.protocol);
+          await relay.refresh(spec ? spec.capabilities : []);
+        }
       } catch (err) {
         if (err.status === 404) {
           main().replaceChildren(h("div", { class: "page" }, h("a", { href: "#/", class: "back" }, t("back")), h("p", {}, t("not_found"))));
@@ -653,7 +698,7 @@
         }
         throw err;
       }
-      await Promise.all([loadChart(), expanded && !first ? Promise.resolve() : loadHistory(false)]);
+      await Promise.all([loadChart(), loadQuality(), expanded && !first ? Promise.resolve() : loadHistory(false)]);
     }
 
     void meterInfo;

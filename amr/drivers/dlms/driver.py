@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
+from functools import partial
 from typing import ClassVar, TypeVar
 from urllib.parse import urlsplit
 
@@ -43,6 +44,8 @@ from amr.drivers.dlms.settings import (
     register_key,
 )
 from amr.drivers.dlms.workers import Workers
+from amr.drivers.quality import QualitySample
+from amr.drivers.relay import RelayAction, RelayState
 from amr.drivers.serial_line import LineSettings, SerialLine
 from amr.errors import ConfigError, ConnectError, DriverError, ReadTimeout
 from amr.protocols import dlms_hdlc as hdlc
@@ -161,6 +164,23 @@ class _DlmsDriver(PollDriver):
         if codes:
             raw["codes"] = codes
         return MeterValues(meter.serial, tariffs, polled_at, meter_time, problems, raw)
+
+    async def relay(self, meter: MeterConfig, action: RelayAction) -> RelayState:
+        """The relay (`amr.drivers.relay.RelaySwitch`): see `amr.drivers.dlms.relay`."""
+        from amr.drivers.dlms import operations, relay
+
+        return await self.workers.run(operations.in_session, self, meter, partial(relay.operate, what=action))
+
+    def has_quality(self, meter: MeterConfig) -> bool:
+        """Every СПОДЭС meter has instantaneous values (those it lacks are named in the sample)."""
+        return True
+
+    async def read_quality(self, meter: MeterConfig) -> QualitySample:
+        """Instantaneous values (`amr.drivers.quality.QualityReader`): see `amr.drivers.dlms.quality`."""
+        from amr.drivers.dlms import operations, quality
+
+        return await self.workers.run(operations.in_session, self, meter,
+                                      partial(quality.read, scalers=self._scalers))
 
     def _register(self, session: Session, serial: str, channel: Channel, obis: str) -> int:
         scaler = self._scalers.get((serial, obis))

@@ -26,6 +26,7 @@ the other tariffs are kept.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
@@ -34,6 +35,7 @@ from amr.config import BusConfig, MeterConfig
 from amr.core.domain import Source, Values
 from amr.drivers.base import MeterValues
 from amr.drivers.mercury230.settings import MercuryMeterSettings
+from amr.drivers.quality import QualitySample
 from amr.drivers.serial_line import LineSettings, SerialLineDriver
 from amr.errors import ConfigError, ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
 from amr.protocols import mercury230 as merc
@@ -169,6 +171,16 @@ class Mercury230Driver(SerialLineDriver):
             errors=errors,
             raw=raw,
         )
+
+    def has_quality(self, meter: MeterConfig) -> bool:
+        """Mercury 230/234 answer auxiliary parameters (08 11): see `amr.drivers.mercury230.quality`."""
+        return True
+
+    async def read_quality(self, meter: MeterConfig) -> QualitySample:
+        """Instantaneous values (`amr.drivers.quality.QualityReader`)."""
+        from amr.drivers.mercury230 import quality
+
+        return await asyncio.to_thread(quality.read_sync, self, meter)
 
     def _close_quietly(self, address: int, timeout: float) -> None:
         with contextlib.suppress(DriverError):

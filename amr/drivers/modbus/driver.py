@@ -42,6 +42,7 @@ from amr.core.domain import Values
 from amr.drivers.base import MeterValues, PollDriver
 from amr.drivers.modbus.errors import ILLEGAL_DATA_ADDRESS, ModbusExceptionError
 from amr.drivers.modbus.settings import ModbusBusSettings, ModbusMeterSettings, ModbusRtuBusSettings
+from amr.drivers.quality import QualitySample
 from amr.drivers.serial_line import frame_pause, rtu_gap
 from amr.errors import ConfigError, ConnectError, DriverError, ProtocolError, ReadTimeout
 from amr.protocols.crc import crc16_modbus
@@ -330,6 +331,18 @@ class _ModbusDriver(PollDriver):
         if lacking := self._absent.get(meter.serial):
             raw["absent"] = lacking  # registers the meter lacks: no longer asked for
         return MeterValues(meter.serial, tariffs, polled_at, errors=errors, raw=raw)
+
+    def has_quality(self, meter: MeterConfig) -> bool:
+        """True for meters whose map has instantaneous values (`amr.drivers.modbus.quality`)."""
+        from amr.drivers.modbus import quality
+
+        return bool(quality.quantities_of(meter))
+
+    async def read_quality(self, meter: MeterConfig) -> QualitySample:
+        """Instantaneous values (`amr.drivers.quality.QualityReader`): see `amr.drivers.modbus.quality`."""
+        from amr.drivers.modbus import quality
+
+        return await quality.read(self, meter)
 
     @staticmethod
     def _take(regmap: RegisterMap, block: ReadBlock, registers: list[int], tariffs: dict[int, Values]) -> None:

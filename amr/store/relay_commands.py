@@ -1,0 +1,277 @@
+"""The queue of relay commands (table ``relay_commands``): enqueue, claim once, finish, expire; audited.
+
+A command's life::
+
+    queued ──claim──► running ──finish──► done | failed
+      ▲                  │ (a transient failure: queued again, next_try_at later)
+      └──────────────────┘
+    queued / running past its deadline ──► expired
+
+`claim` takes due commands in one transaction: on PostgreSQL ``SELECT … FOR UPDATE SKIP LOCKED``
+(a command another collector is claiming at that moment is skipped, not waited for, never taken
+twice), on SQLite under the database's write lock (``BEGIN IMMEDIATE``). A claim is a lease
+(``claimed_until``): a collector that stopped while running a command leaves it to be claimed
+again when the lease ends; the driver reads the switch before acting, so what reached the meter
+before is not done again. `finish` only counts for the collector holding the claim. Every
+request and every outcome writes an audit record (who, when, why, result) in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import Connection, and_, insert, or_, select, update
+
+from amr.store.audit_trail import audit
+from amr.store.operations_models import RelayCommandRow
+from amr.store.store import Store, translate_errors
+
+Status = Literal["queued", "running", "done", "failed", "expired"]
+FINAL: tuple[Status, ...] = ("done", "failed", "expired")
+
+
+@dataclass(frozen=True, slots=True)
+class RelayCommand:
+    """One relay command as stored (times UTC)."""
+
+    id: int
+    meter_id: int
+    serial: str
+    action: str
+    reason: str
+    requested_by: str
+    requested_at: datetime
+    deadline: datetime
+    status: Status
+    attempts: int
+    next_try_at: datetime
+    claimed_by: str | None
+    claimed_until: datetime | None
+    finished_at: datetime | None
+    state: str | None
+    supplied: bool | None
+    acted: bool | None
+    error: str | None
+    error_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended: ``done`` with the state read back, ``retry`` (transient) or ``failed``."""
+
+    kind: Literal["done", "retry", "failed"]
+    state: str | None = None
+    supplied: bool | None = None
+    acted: bool | None = None
+    error: str | None = None
+    error_code: str | None = None
+
+
+_FIELDS = tuple(RelayCommand.__dataclass_fields__)
+
+
+def _command(row: Any) -> RelayCommand:
+    return RelayCommand(**{name: row[name] for name in _FIELDS})
+
+
+def _subject(serial: str) -> str:
+    return f"meter {serial}"
+
+
+def enqueue(store: Store, meter_id: int, serial: str, action: str, reason: str, actor: str, now: datetime,
+            deadline: datetime) -> RelayCommand:
+    """Queue a command and audit the request, in one transaction."""
+    with store.session() as session:
+        conn = session.conn
+        new_id = conn.execute(
+            insert(RelayCommandRow).values(
+                meter_id=meter_id, serial=serial, action=action, reason=reason, requested_by=actor,
+                requested_at=now, deadline=deadline, status="queued", attempts=0, next_try_at=now,
+            ).returning(RelayCommandRow.id)
+        ).scalar_one()
+        audit(conn, now, actor, f"relay_{action}_requested", _subject(serial), reason,
+              {"command": new_id, "deadline": deadline.isoformat()})
+        return _load(conn, new_id)
+
+
+def _load(conn: Connection, command_id: int) -> RelayCommand:
+    row = conn.execute(select(RelayCommandRow.__table__).where(RelayCommandRow.id == command_id)).mappings().one()
+    return _command(row)
+
+
+def get(store: Store, command_id: int) -> RelayCommand | None:
+    """One command, None when there is no such id."""
+    with translate_errors(), store.engine.connect() as conn:
+        row = conn.execute(
+            select(RelayCommandRow.__table__).where(RelayCommandRow.id == command_id)
+        ).mappings().one_or_none()
+    return None if row is None else _command(row)
+
+
+def of_meter(store: Store, meter_id: int, limit: int = 20) -> list[RelayCommand]:
+    """A meter's newest commands first."""
+    statement = (select(RelayCommandRow.__table__).where(RelayCommandRow.meter_id == meter_id)
+                 .order_by(RelayCommandRow.id.desc()).limit(limit))
+    with translate_errors(), store.engine.connect() as conn:
+        return [_command(row) for row in conn.execute(statement).mappings()]
+
+
+def last_known_state(store: Store, meter_id: int) -> RelayCommand | None:
+    """The newest command that read the switch back (its state is the meter's last known one)."""
+    statement = (select(RelayCommandRow.__table__)
+                 .where(RelayCommandRow.meter_id == meter_id, RelayCommandRow.status == "done")
+                 .order_by(RelayCommandRow.finished_at.desc(), RelayCommandRow.id.desc()).limit(1))
+    with translate_errors(), store.engine.connect() as conn:
+        row = conn.execute(statement).mappings().one_or_none()
+    return None if row is None else _command(row)
+
+
+def _expire(conn: Connection, rows: Sequence[Any], now: datetime, actor: str) -> None:
+    for row in rows:
+        was_running = row["status"] == "running"
+        why = (f"the deadline {row['deadline'].isoformat()} passed after {row['attempts']} attempt(s)"
+               + ("; the last one was cut off, the switch was not read back" if was_running else "")
+               + (f"; last error: {row['error']}" if row["error"] else "")
+               if row["attempts"] else
+               f"the deadline {row['deadline'].isoformat()} passed before any collector reached the meter")
+        conn.execute(
+            update(RelayCommandRow).where(RelayCommandRow.id == row["id"])
+            .values(status="expired", finished_at=now, claimed_by=None, claimed_until=None, error=why,
+                    error_code=row["error_code"] or "relay.deadline")
+        )
+        audit(conn, now, actor, f"relay_{row['action']}_expired", _subject(row["serial"]), row["reason"],
+              {"command": row["id"], "requested_by": row["requested_by"], "attempts": row["attempts"], "error": why})
+
+
+def expire_overdue(store: Store, now: datetime, actor: str = "system") -> int:
+    """Expire every queued (or abandoned running) command whose deadline has passed; how many.
+
+    A read comes first: with nothing overdue (the usual case) no write transaction is opened."""
+    with translate_errors(), store.engine.connect() as conn:
+        if conn.execute(_overdue(conn, now, lock=False).with_only_columns(RelayCommandRow.id).limit(1)).first() is None:
+            return 0
+    with store.session() as session:
+        return _expire_overdue(session.conn, now, actor)
+
+
+def anything_due(store: Store, meter_ids: Sequence[int], now: datetime) -> bool:
+    """True when a command of `meter_ids` is due or overdue (a read, without locks: `claim` decides)."""
+    table = RelayCommandRow
+    statement = select(table.id).where(
+        table.meter_id.in_(list(meter_ids)),
+        or_(and_(table.status == "queued", or_(table.next_try_at <= now, table.deadline <= now)),
+            and_(table.status == "running", table.claimed_until <= now)),
+    ).limit(1)
+    with translate_errors(), store.engine.connect() as conn:
+        return conn.execute(statement).first() is not None
+
+
+def _overdue(conn: Connection, now: datetime, lock: bool = True) -> Any:
+    table = RelayCommandRow
+    statement = select(table.__table__).where(
+        table.deadline <= now,
+        or_(table.status == "queued", and_(table.status == "running", table.claimed_until <= now)),
+    )
+    if lock and conn.dialect.name == "postgresql":
+        statement = statement.with_for_update(skip_locked=True)
+    return statement
+
+
+def _expire_overdue(conn: Connection, now: datetime, actor: str) -> int:
+    rows = conn.execute(_overdue(conn, now)).mappings().all()
+    _expire(conn, rows, now, actor)
+    return len(rows)
+
+
+def claim(store: Store, meter_ids: Sequence[int], worker: str, now: datetime, lease: timedelta,
+          limit: int = 100) -> list[RelayCommand]:
+    """Take the due commands of `meter_ids` for `worker` until ``now + lease``; overdue ones expire.
+
+    Due: queued with ``next_try_at`` reached, or running under a lease that has ended (its
+    collector stopped). Each meter gets at most one command per claim, oldest first, so a meter's
+    commands run in the order they were given.
+    """
+    if not meter_ids:
+        return []
+    table = RelayCommandRow
+    with store.session() as session:
+        conn = session.conn
+        _expire_overdue(conn, now, worker)
+        statement = (
+            select(table.__table__)
+            .where(
+                table.meter_id.in_(list(meter_ids)),
+                table.deadline > now,
+                or_(and_(table.status == "queued", table.next_try_at <= now),
+                    and_(table.status == "running", table.claimed_until <= now)),
+            )
+            .order_by(table.id)
+            .limit(limit)
+        )
+        if conn.dialect.name == "postgresql":
+            statement = statement.with_for_update(skip_locked=True)
+        rows = conn.execute(statement).mappings().all()
+        busy = set(conn.execute(
+            select(table.meter_id).where(table.status == "running", table.claimed_until > now,
+                                         table.meter_id.in_(list(meter_ids)))
+        ).scalars())
+        taken: list[int] = []
+        for row in rows:
+            if row["meter_id"] in busy:
+                continue
+            busy.add(row["meter_id"])
+            earlier = conn.execute(  # an older command of the meter still waiting goes first
+                select(table.id).where(table.meter_id == row["meter_id"], table.id < row["id"],
+                                       table.status.in_(("queued", "running"))).limit(1)
+            ).first()
+            if earlier is not None:
+                continue
+            conn.execute(
+                update(table).where(table.id == row["id"])
+                .values(status="running", claimed_by=worker, claimed_until=now + lease,
+                        attempts=table.attempts + 1)
+            )
+            taken.append(row["id"])
+        return [_load(conn, command_id) for command_id in taken]
+
+
+def finish(store: Store, command: RelayCommand, worker: str, outcome: Outcome, now: datetime,
+           retry_at: datetime | None = None) -> RelayCommand | None:
+    """Record how `worker`'s attempt at `command` ended, and audit it when the command is over.
+
+    A ``retry`` outcome queues the command again for `retry_at`, or expires it when that is past its
+    deadline. None when `worker` no longer holds the claim (its lease ended and another took it).
+    """
+    table = RelayCommandRow
+    with store.session() as session:
+        conn = session.conn
+        row = conn.execute(
+            select(table.__table__).where(table.id == command.id, table.status == "running",
+                                          table.claimed_by == worker)
+        ).mappings().one_or_none()
+        if row is None:
+            return None
+        values: dict[str, Any] = {"error": outcome.error, "error_code": outcome.error_code}
+        if outcome.kind == "retry":
+            if retry_at is None or retry_at >= row["deadline"]:
+                conn.execute(update(table).where(table.id == command.id).values(**values))
+                _expire(conn, [{**row, **values}], now, worker)
+                return _load(conn, command.id)
+            values.update(status="queued", next_try_at=retry_at, claimed_by=None, claimed_until=None)
+            conn.execute(update(table).where(table.id == command.id).values(**values))
+            return _load(conn, command.id)
+        values.update(status=outcome.kind, finished_at=now, claimed_until=None, state=outcome.state,
+                      supplied=outcome.supplied, acted=outcome.acted)
+        conn.execute(update(table).where(table.id == command.id).values(**values))
+        details: dict[str, Any] = {"command": command.id, "requested_by": row["requested_by"],
+                                   "attempts": row["attempts"], "collector": worker}
+        if outcome.kind == "done":
+            details.update(state=outcome.state, supplied=outcome.supplied, acted=outcome.acted)
+        else:
+            details.update(error=outcome.error, error_code=outcome.error_code)
+        audit(conn, now, worker, f"relay_{row['action']}_{outcome.kind}", _subject(row["serial"]), row["reason"],
+              details)
+        return _load(conn, command.id)
