@@ -106,7 +106,7 @@ def test_a_silent_meter_is_tried_until_the_deadline_and_the_command_expires_unse
 
     expired = asyncio.run(asyncio.wait_for(scenario(), 60))
     assert expired.status == "expired" and expired.attempts >= 2 and expired.state is None
-    assert expired.error_code == "dlms.timeout" and expired.error is not None and "deadline" in expired.error
+    assert expired.error_code == "timeout" and expired.error is not None and "deadline" in expired.error
     assert sim_operations.ACTIONS.get("CR2", 0) == 0 and meter.relay == "connected"
 
 

@@ -60,7 +60,7 @@ def test_a_meter_that_does_not_answer_is_tried_again_until_the_deadline_then_the
     meter = ids(store)["R1"]
     commands.enqueue(store, meter, "R1", "reconnect", "оплачено", "disp", NOW, NOW + timedelta(minutes=2))
     [first] = commands.claim(store, [meter], "c1", NOW, LEASE)
-    silent = Outcome("retry", error="no answer within 1 s", error_code="dlms.timeout")
+    silent = Outcome("retry", error="no answer within 1 s", error_code="timeout")
     again = commands.finish(store, first, "c1", silent, NOW, retry_at=NOW + timedelta(seconds=30))
     assert again is not None and again.status == "queued" and again.error == "no answer within 1 s"
     assert commands.claim(store, [meter], "c1", NOW + timedelta(seconds=10), LEASE) == []  # not due yet
@@ -68,7 +68,7 @@ def test_a_meter_that_does_not_answer_is_tried_again_until_the_deadline_then_the
     assert second.attempts == 2
     over = commands.finish(store, second, "c1", silent, NOW + timedelta(seconds=31),
                            retry_at=NOW + timedelta(minutes=3))  # the next try would be past the deadline
-    assert over is not None and over.status == "expired" and over.error_code == "dlms.timeout"
+    assert over is not None and over.status == "expired" and over.error_code == "timeout"
     assert over.error is not None and "deadline" in over.error and "2 attempt(s)" in over.error
     assert store.audit_log()[0]["action"] == "relay_reconnect_expired"
 
