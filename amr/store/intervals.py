@@ -25,6 +25,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select
@@ -73,6 +74,14 @@ INTERVALS_COPY_TYPES = ("int4", "int2", "timestamptz", "int4", "int8", "text", "
 """The PostgreSQL types of `INTERVAL_COLUMNS`, in order, for binary COPY."""
 
 Key = tuple[int, int, datetime]
+Row = tuple[int, int, datetime, int, int, str, str, str | None, int, datetime]
+"""A value on its way to the table: the columns of `INTERVAL_COLUMNS` (the key first; start in UTC)."""
+_KEY = itemgetter(0, 1, 2)
+_SERIES = itemgetter(0, 1)
+STATUS_TEXT = {status: status.value for status in IntervalStatus}
+SOURCE_TEXT = {source: source.value for source in IntervalSource}
+LENGTH_SECONDS = {length: int(length.total_seconds()) for length in INTERVAL_LENGTHS}
+LENGTH_MINUTES = {length: seconds // 60 for length, seconds in LENGTH_SECONDS.items()}
 Check = Callable[[IntervalValue, int], Sequence[tuple[Reason, str]]]
 """A caller's rule: (value, meter id) → the reasons (with a message) it is refused for; empty when none."""
 
@@ -158,6 +167,10 @@ def structural_reasons(value: IntervalValue) -> list[tuple[Reason, str]]:
     return found
 
 
+def _unknown(value: IntervalValue) -> str:
+    return f"no meter {value.serial!r}; add it to the configuration"
+
+
 def _stored(row: Any, serial: str) -> IntervalValue:
     return IntervalValue(
         serial=serial,
@@ -241,59 +254,113 @@ class IntervalWriter:
         """Judge `values` against what is stored and write the outcome."""
         result = IntervalWriteResult()
         revisions: list[dict[str, Any]] = []
-        ids = meter_ids(self.conn, (v.serial for v in values))
-        fit: list[tuple[int, IntervalValue]] = []
+        ids = meter_ids(self.conn, {v.serial for v in values})
+        fit: list[Row] = []
+        codes, minutes, status_text, source_text = CHANNEL_CODE, LENGTH_MINUTES, STATUS_TEXT, SOURCE_TEXT
         for v in values:
             meter_id = ids.get(v.serial)
-            reasons = (
-                structural_reasons(v) if meter_id is not None else [(Reason.UNKNOWN_METER, f"no meter {v.serial!r}")]
+            start = v.start
+            step = minutes.get(v.length)
+            if (
+                meter_id is None
+                or step is None
+                or start.tzinfo is not UTC
+                or v.wh < 0
+                or start.minute % step
+                or start.second
+                or start.microsecond
+                or v.received_at.tzinfo is None
+            ):  # not plainly fit: judged in full (an aligned start in another zone is fit)
+                reasons = structural_reasons(v) if meter_id is not None else [(Reason.UNKNOWN_METER, _unknown(v))]
+                if reasons:
+                    self._refuse(result, revisions, meter_id, v, reasons)
+                    continue
+                start = start.astimezone(UTC)
+                step = LENGTH_MINUTES[v.length]
+            if check is not None:
+                found = check(v, meter_id)  # type: ignore[arg-type]
+                if found:
+                    self._refuse(result, revisions, meter_id, v, found)
+                    continue
+            fit.append(
+                (
+                    meter_id,  # type: ignore[arg-type]
+                    codes[v.channel],
+                    start,
+                    step * 60,
+                    v.wh,
+                    status_text[v.status],
+                    source_text[v.source],
+                    v.method,
+                    v.flags,
+                    v.received_at,
+                )
             )
-            if not reasons and check is not None and meter_id is not None:
-                reasons = list(check(v, meter_id))
-            if reasons:
-                self._refuse(result, revisions, meter_id, v, reasons)
-            else:
-                fit.append((meter_id, v))  # type: ignore[arg-type]
+        fit.sort(key=_KEY)
+        self.locks.take({(m, INTERVAL_LOCK_BASE + c) for m, c in set(map(_SERIES, fit))})
         serial_of = {meter_id: serial for serial, meter_id in ids.items()}
-        fit.sort(key=lambda item: (item[0], CHANNEL_CODE[item[1].channel], item[1].start))
-        self.locks.take({interval_series(m, v.channel) for m, v in fit})
-        inserts: list[tuple[int, IntervalValue]] = []
+        inserts: list[Row] = []
         removed: list[Key] = []
+        once = len(set(map(_KEY, fit))) == len(fit)  # no key twice in the batch
+        last_key: Key | None = None
+        in_force: IntervalValue | None = None  # the value in force for `last_key`
+        pending = False  # that value is the last of `inserts` (accepted in this batch), not a stored one
         for offset in range(0, len(fit), WINDOW):
             part = fit[offset : offset + WINDOW]
             stored = self._load(part, serial_of)
-            for meter_id, v in part:
-                key = (meter_id, CHANNEL_CODE[v.channel], v.start)
-                old = stored.get(key)
-                if old is None:
-                    stored[key] = v
-                    inserts.append((meter_id, v))
-                    result.accepted += 1
-                    continue
-                same = old.wh == v.wh and old.length == v.length
-                better = RANK[v.source] > RANK[old.source] or (
-                    v.source is old.source and v.source in REVISABLE and not same
-                )
-                if better:
-                    revisions.append(
-                        _revision(meter_id, old, "replaced", (), f"replaced by {v.source.value}", self.now, actor)
-                    )
-                    stored[key] = v
-                    removed.append(key)
-                    inserts.append((meter_id, v))
-                    result.replaced += 1
-                elif same or RANK[v.source] < RANK[old.source]:
-                    result.duplicate += 1
-                else:
-                    message = (
-                        f"{v.channel.value} of {v.start.isoformat()}: {v.wh} Wh over {v.length} differs from the "
-                        f"stored {old.source.value} value {old.wh} Wh over {old.length}"
-                    )
-                    self._refuse(result, revisions, meter_id, v, [(Reason.CONFLICT, message)])
+            if once and not stored:  # all new: the common case of a profile read or back-fill
+                inserts.extend(part)
+                result.accepted += len(part)
+                continue
+            for row in part:
+                key: Key = row[:3]
+                if key != last_key:
+                    last_key, in_force, pending = key, stored.get(key), False
+                    if in_force is None:
+                        inserts.append(row)
+                        result.accepted += 1
+                        pending = True
+                        continue
+                elif pending:
+                    in_force = _value(inserts[-1], serial_of)
+                if self._replaces(result, revisions, row[0], _value(row, serial_of), in_force, actor):  # type: ignore[arg-type]
+                    if pending:
+                        inserts[-1] = row
+                    else:
+                        removed.append(key)
+                        inserts.append(row)
+                    pending = True
         self._delete(removed)
         self._insert(inserts)
         self._keep(revisions)
         return result
+
+    def _replaces(
+        self,
+        result: IntervalWriteResult,
+        revisions: list[dict[str, Any]],
+        meter_id: int,
+        v: IntervalValue,
+        old: IntervalValue,
+        actor: str | None,
+    ) -> bool:
+        """The verdict on `v` against `old`, the value in force: True when `v` replaces it."""
+        same = old.wh == v.wh and old.length == v.length
+        better = RANK[v.source] > RANK[old.source] or (v.source is old.source and v.source in REVISABLE and not same)
+        if better:
+            note = f"replaced by {v.source.value}"
+            revisions.append(_revision(meter_id, old, "replaced", (), note, self.now, actor))
+            result.replaced += 1
+            return True
+        if same or RANK[v.source] < RANK[old.source]:
+            result.duplicate += 1
+            return False
+        message = (
+            f"{v.channel.value} of {v.start.isoformat()}: {v.wh} Wh over {v.length} differs from the "
+            f"stored {old.source.value} value {old.wh} Wh over {old.length}"
+        )
+        self._refuse(result, revisions, meter_id, v, [(Reason.CONFLICT, message)])
+        return False
 
     def _refuse(
         self,
@@ -309,20 +376,17 @@ class IntervalWriter:
         if v.start.tzinfo is not None and v.received_at.tzinfo is not None:
             revisions.append(_revision(meter_id, v, "refused", codes, message, self.now, None))
 
-    def _load(self, part: Sequence[tuple[int, IntervalValue]], serial_of: dict[int, str]) -> dict[Key, IntervalValue]:
+    def _load(self, part: Sequence[Row], serial_of: dict[int, str]) -> dict[Key, IntervalValue]:
         """Stored values for the keys of `part` (sorted), with one query over its window."""
-        meters = sorted({m for m, _ in part})
-        lo = min(v.start for _, v in part)
-        hi = max(v.start for _, v in part)
+        meters = sorted({item[0] for item in part})
+        lo = min(item[2] for item in part)
+        hi = max(item[2] for item in part)
         rows = self.conn.execute(
             select(IntervalRow).where(
                 IntervalRow.meter_id.in_(meters), IntervalRow.start >= lo, IntervalRow.start <= hi
             )
         )
-        return {
-            (row.meter_id, row.channel, _utc(row.start)): _stored(row, serial_of[row.meter_id])
-            for row in rows
-        }
+        return {(row.meter_id, row.channel, _utc(row.start)): _stored(row, serial_of[row.meter_id]) for row in rows}
 
     def _delete(self, keys: Sequence[Key]) -> None:
         if not keys:
@@ -336,15 +400,15 @@ class IntervalWriter:
         for offset in range(0, len(rows), INSERT_CHUNK):
             self.conn.execute(statement, rows[offset : offset + INSERT_CHUNK])
 
-    def _insert(self, values: Sequence[tuple[int, IntervalValue]]) -> None:
-        if not values:
+    def _insert(self, rows: Sequence[Row]) -> None:
+        if not rows:
             return
         if self.use_copy:
-            copy_intervals(self.conn, values)
+            copy_intervals(self.conn, rows)
             return
-        rows = [_row(m, v) for m, v in values]
-        for offset in range(0, len(rows), INSERT_CHUNK):
-            self.conn.execute(insert(IntervalRow), rows[offset : offset + INSERT_CHUNK])
+        dicts = [{**dict(zip(INTERVAL_COLUMNS, row, strict=True)), "flags": int(row[8])} for row in rows]
+        for offset in range(0, len(dicts), INSERT_CHUNK):
+            self.conn.execute(insert(IntervalRow), dicts[offset : offset + INSERT_CHUNK])
 
     def _keep(self, revisions: list[dict[str, Any]]) -> None:
         if not revisions:
@@ -355,33 +419,30 @@ class IntervalWriter:
             self.conn.execute(statement, revisions[offset : offset + INSERT_CHUNK])
 
 
-def copy_intervals(conn: Connection, values: Sequence[tuple[int, IntervalValue]]) -> None:
-    """Insert (meter id, value) pairs by binary COPY (PostgreSQL)."""
+def copy_intervals(conn: Connection, rows: Sequence[Row]) -> None:
+    """Insert `rows` by binary COPY (PostgreSQL)."""
     raw = conn.connection.driver_connection
-    codes = CHANNEL_CODE
     with raw.cursor() as cursor, cursor.copy(INTERVALS_COPY) as copy:  # type: ignore[union-attr]
         copy.set_types(list(INTERVALS_COPY_TYPES))
         write = copy.write_row
-        seconds: dict[timedelta, int] = {}
-        for meter_id, v in values:
-            length = v.length
-            length_s = seconds.get(length)
-            if length_s is None:
-                length_s = seconds[length] = int(length.total_seconds())
-            write(
-                (
-                    meter_id,
-                    codes[v.channel],
-                    v.start,
-                    length_s,
-                    v.wh,
-                    v.status.value,
-                    v.source.value,
-                    v.method,
-                    int(v.flags),
-                    v.received_at,
-                )
-            )
+        for row in rows:
+            write(row)
+
+
+def _value(row: Row, serial_of: dict[int, str]) -> IntervalValue:
+    """The value of a row on its way to the table."""
+    return IntervalValue(
+        serial=serial_of[row[0]],
+        channel=CHANNEL_OF[row[1]],
+        start=row[2],
+        length=timedelta(seconds=row[3]),
+        wh=row[4],
+        status=IntervalStatus(row[5]),
+        source=IntervalSource(row[6]),
+        received_at=row[9],
+        method=row[7],
+        flags=ProfileFlag(row[8]),
+    )
 
 
 def read_intervals(

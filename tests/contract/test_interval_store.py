@@ -167,3 +167,21 @@ def test_other_interval_lengths_are_kept(store: Store, length: timedelta) -> Non
     ]
     assert store.write_intervals(values).accepted == 4
     assert [v.length for v in store.intervals("P2")] == [length] * 4
+
+
+def test_one_batch_saying_an_interval_three_times_is_judged_in_order(store: Store) -> None:
+    _meters(store)
+    store.write_intervals([iv(8, 80, source=IntervalSource.ESTIMATED, method="linear")])
+    result = store.write_intervals(
+        [
+            iv(7, 70, source=IntervalSource.ESTIMATED, method="linear"),
+            iv(7, 71),  # replaces the estimate given just before it
+            iv(7, 72),  # a conflict with the measured value
+            iv(8, 81),  # replaces the stored estimate
+            iv(8, 81),  # a duplicate
+        ]
+    )
+    assert result.counts() == {"accepted": 1, "duplicate": 1, "replaced": 2, "refused": 1}
+    assert [v.wh for v in store.intervals("P1")] == [71, 81]
+    kinds = sorted((r.kind, r.value.wh) for r in store.interval_revisions("P1"))
+    assert kinds == [("refused", 72), ("replaced", 70), ("replaced", 80)]
