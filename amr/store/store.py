@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -22,9 +22,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from amr.config import DatabaseConfig
 from amr.core.domain import CHANNELS, Channel, Flag, StoredReading
-from amr.core.intervals import IntervalValue
+from amr.core.intervals import IntervalSource, IntervalStatus, IntervalValue
 from amr.core.meters import Meter
-from amr.errors import ConfigError, NotFound, StoreError, StoreUnavailable
+from amr.errors import ConfigError, InputError, NotFound, StoreError, StoreUnavailable
 from amr.outputs.consumption import Step
 from amr.store import migrate
 from amr.store.aggregates import VIEWS, bucket_samples
@@ -327,6 +327,39 @@ class Store:
         """
         moment = now or datetime.now(UTC)
         return self.write(lambda s: IntervalWriter(s.conn, s.locks, s.use_copy, moment).write(values, check, actor))
+
+    def substitute_interval(
+        self, value: IntervalValue, actor: str, reason: str, now: datetime | None = None
+    ) -> IntervalWriteResult:
+        """A dispatcher's value for an interval, in force over anything stored (kept as a revision);
+        audited (who, when, why, the value replaced) in the same transaction."""
+        if not reason.strip():
+            raise InputError("a substitution needs a reason")
+        moment = now or datetime.now(UTC)
+        manual = replace(value, source=IntervalSource.MANUAL, status=IntervalStatus.MEASURED, received_at=moment)
+
+        def work(session: Session) -> IntervalWriteResult:
+            before = read_intervals(session.conn, value.serial, value.start, value.end, [value.channel])
+            result = IntervalWriter(session.conn, session.locks, session.use_copy, moment).write([manual], None, actor)
+            if result.refused:
+                raise InputError(result.refused[0].message)
+            details: dict[str, Any] = {
+                "channel": value.channel.value,
+                "start": value.start.isoformat(),
+                "length_s": int(value.length.total_seconds()),
+                "wh": value.wh,
+            }
+            if before:
+                details["replaced"] = {
+                    "wh": before[0].wh,
+                    "status": before[0].status.value,
+                    "source": before[0].source.value,
+                    "method": before[0].method,
+                }
+            _audit(session.conn, moment, actor, "substitute_interval", f"intervals/{value.serial}", reason, details)
+            return result
+
+        return self.write(work)
 
     def intervals(
         self,

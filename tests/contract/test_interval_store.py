@@ -185,3 +185,40 @@ def test_one_batch_saying_an_interval_three_times_is_judged_in_order(store: Stor
     assert [v.wh for v in store.intervals("P1")] == [71, 81]
     kinds = sorted((r.kind, r.value.wh) for r in store.interval_revisions("P1"))
     assert kinds == [("refused", 72), ("replaced", 70), ("replaced", 80)]
+
+
+def test_estimates_fill_a_gap_to_the_register_delta_and_give_way_to_measured_values(store: Store) -> None:
+    from zoneinfo import ZoneInfo
+
+    from amr.config import IntervalsConfig
+    from amr.ingest.ingestor import Ingestor
+    from amr.store.estimates import estimate_meter
+    from tests.support.builders import reading
+
+    [meter, _] = store.sync_meters(meters({"serial": "P1", "point": "p1"}, {"serial": "P2", "point": "p2"}, ids=False))
+    Ingestor(store, [meter], now=lambda: NOW).submit([reading("P1", 1.0, "10.000"), reading("P1", 3.5, "12.001")])
+    store.write_intervals([iv(i, 300) for i in range(8) if i not in (3, 4, 5)])  # slots 2 and 6 lie between
+    estimate, written = estimate_meter(
+        store, meter, IntervalsConfig(), ZoneInfo("Europe/Moscow"), T0, T0 + 8 * HALF, NOW
+    )
+    assert written.accepted == 3 and [m for _, m in estimate.filled] == ["linear"]
+    gap = store.intervals("P1", T0 + 3 * HALF, T0 + 6 * HALF)
+    assert [v.wh for v in gap] == [467, 467, 467] and {v.method for v in gap} == {"linear"}
+    assert sum(v.wh for v in gap) + 2 * 300 == 2001  # the register delta, exactly
+    again = estimate_meter(store, meter, IntervalsConfig(), ZoneInfo("Europe/Moscow"), T0, T0 + 8 * HALF, NOW)[1]
+    assert again.counts()["accepted"] == 0  # nothing left to estimate
+
+    assert store.write_intervals([iv(4, 500)]).replaced == 1  # the profile is read at last
+    assert [(v.wh, v.status) for v in store.intervals("P1", T0 + 4 * HALF, T0 + 5 * HALF)] == [
+        (500, IntervalStatus.MEASURED)
+    ]
+    replaced = store.interval_revisions("P1", kind="replaced")
+    assert [(r.value.wh, r.value.method) for r in replaced] == [(467, "linear")]
+
+    store.substitute_interval(iv(4, 480), "dispatcher", "the meter's clock was 30 minutes late", NOW)
+    [manual] = store.intervals("P1", T0 + 4 * HALF, T0 + 5 * HALF)
+    assert (manual.wh, manual.source) == (480, IntervalSource.MANUAL)
+    assert store.write_intervals([iv(4, 500)]).duplicate == 1  # the profile no longer replaces it
+    [audit] = store.audit_log(1)
+    assert audit["action"] == "substitute_interval" and audit["actor"] == "dispatcher"
+    assert audit["details"]["replaced"]["wh"] == 500 and audit["reason"].startswith("the meter's clock")
