@@ -25,7 +25,8 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from operator import itemgetter
+from itertools import islice
+from operator import itemgetter, lt
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select
@@ -55,7 +56,7 @@ REVISABLE = frozenset({IntervalSource.ESTIMATED, IntervalSource.MANUAL})
 """Sources whose newer value replaces an older one of the same source (a new estimate, a new substitution)."""
 LENGTHS_S = frozenset(int(length.total_seconds()) for length in INTERVAL_LENGTHS)
 WINDOW = 4096
-"""Values per look-up of stored intervals (sorted by meter, channel and start: one narrow window each)."""
+"""Values per look-up of stored intervals (sorted by meter and start: one narrow window each)."""
 INSERT_CHUNK = 1000
 INTERVAL_COLUMNS = (
     "meter_id",
@@ -76,7 +77,8 @@ INTERVALS_COPY_TYPES = ("int4", "int2", "timestamptz", "int4", "int8", "text", "
 Key = tuple[int, int, datetime]
 Row = tuple[int, int, datetime, int, int, str, str, str | None, int, datetime]
 """A value on its way to the table: the columns of `INTERVAL_COLUMNS` (the key first; start in UTC)."""
-_KEY = itemgetter(0, 1, 2)
+_KEY = itemgetter(0, 2, 1)
+"""The order of a batch: by meter, start and channel (the order of a meter's profile records)."""
 _SERIES = itemgetter(0, 1)
 STATUS_TEXT = {status: status.value for status in IntervalStatus}
 SOURCE_TEXT = {source: source.value for source in IntervalSource}
@@ -296,12 +298,16 @@ class IntervalWriter:
                     v.received_at,
                 )
             )
-        fit.sort(key=_KEY)
+        keys = list(map(_KEY, fit))
+        once = all(map(lt, keys, islice(keys, 1, None)))  # in order, no key twice: as profile records come
+        if not once:
+            fit.sort(key=_KEY)  # a key given twice is now met twice in a row
+            once = len(set(keys)) == len(keys)
+        del keys
         self.locks.take({(m, INTERVAL_LOCK_BASE + c) for m, c in set(map(_SERIES, fit))})
         serial_of = {meter_id: serial for serial, meter_id in ids.items()}
         inserts: list[Row] = []
         removed: list[Key] = []
-        once = len(set(map(_KEY, fit))) == len(fit)  # no key twice in the batch
         last_key: Key | None = None
         in_force: IntervalValue | None = None  # the value in force for `last_key`
         pending = False  # that value is the last of `inserts` (accepted in this batch), not a stored one
