@@ -5,17 +5,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from amr.core.domain import CHANNELS, Channel
-from amr.core.meters import Meter
 from amr.errors import InputError
-from amr.outputs.intervals import STATUSES, Slot, profile
-from amr.validation.intervals import SumMismatch, sum_check
-
-if TYPE_CHECKING:
-    from amr.store import Store
+from amr.outputs.intervals import STATUSES, Slot, flag_names, meter_profile
+from amr.validation.intervals import SumMismatch
 
 Command = Callable[[str, str], argparse.ArgumentParser]
 
@@ -47,7 +43,7 @@ def slot_json(slot: Slot, tz: ZoneInfo) -> dict[str, Any]:
         "status": slot.status,
         "source": None if v is None else v.source.value,
         "method": None if v is None else v.method,
-        "flags": [] if v is None else [f.name.lower() for f in type(v.flags) if f and f in v.flags and f.name],
+        "flags": [] if v is None else flag_names(v.flags),
     }
 
 
@@ -62,23 +58,6 @@ def mismatch_json(m: SumMismatch, tz: ZoneInfo) -> dict[str, Any]:
         "intervals_wh": m.intervals_wh,
         "tolerance_wh": m.tolerance_wh,
     }
-
-
-def meter_profile(
-    store: Store, meter: Meter, channels: list[Channel], start: datetime, end: datetime, now: datetime
-) -> tuple[list[Slot], list[SumMismatch]]:
-    """The meter's expected intervals of `channels` in [start, end) and the sum check against its registers."""
-    values = store.intervals(meter.serial, start, end, channels)
-    readings = store.readings([meter.id], start, end, tariff=0)
-    slots: list[Slot] = []
-    mismatches: list[SumMismatch] = []
-    for channel in channels:
-        own = [v for v in values if v.channel is channel]
-        if not own:
-            continue
-        slots.extend(profile(own, channel, start, end, now))
-        mismatches.extend(sum_check(meter, channel, own, readings))
-    return slots, mismatches
 
 
 def cmd_intervals(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from amr.api.routes import (
     dashboard,
     dispatch,
     export,
+    intervals,
     meters,
     moderation,
     public,
@@ -70,7 +71,9 @@ def create_app(
     api.state.metrics = metrics
     install_error_handlers(api)
     install_openapi(api)
-    for module in (auth, askue, accounts, meters, readings, public, moderation, dispatch, export, dashboard, system):
+    for module in (
+        auth, askue, accounts, meters, intervals, readings, public, moderation, dispatch, export, dashboard, system
+    ):
         api.include_router(module.router)
     mount_dashboard(api)
     api.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -348,6 +348,12 @@ class ConsumptionBucket(BaseModel):
     value: Kwh | None = None
     complete: bool
     gaps: list[Gap]
+    basis: Literal["registers", "intervals"] = "registers"
+    intervals: dict[str, int] | None = Field(
+        None,
+        description="the meter's intervals inside the bucket by status (measured, incomplete, estimated, missing); "
+        "null when it has none in the period or for a tariff zone",
+    )
 
 
 class ConsumptionSeries(BaseModel):

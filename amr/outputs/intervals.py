@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from amr.core.domain import Channel
-from amr.core.intervals import DEFAULT_INTERVAL, IntervalValue, floor_interval
+from amr.core.intervals import DEFAULT_INTERVAL, IntervalValue, ProfileFlag, floor_interval
 from amr.outputs.consumption import Bucket
+from amr.validation.intervals import SumMismatch, sum_check
 
 if TYPE_CHECKING:
     from amr.core.meters import Meter
@@ -158,3 +159,26 @@ def consumption_covers(
         return None
     slots.sort(key=lambda s: s.start)
     return covers(buckets, slots)
+
+
+def flag_names(flags: ProfileFlag) -> list[str]:
+    """The meter's status bits by name: power_failure, clock_changed, partial, ..."""
+    return [f.name.lower() for f in ProfileFlag if f and f.name and f in flags]
+
+
+def meter_profile(
+    store: Store, meter: Meter, channels: Sequence[Channel], start: datetime, end: datetime, now: datetime
+) -> tuple[list[Slot], list[SumMismatch]]:
+    """The meter's expected intervals of `channels` (those it has intervals of) in [start, end), and
+    the sum check of them against its register readings."""
+    values = store.intervals(meter.serial, start, end, channels)
+    readings = store.readings([meter.id], start, end, tariff=0)
+    slots: list[Slot] = []
+    mismatches: list[SumMismatch] = []
+    for channel in channels:
+        own = [v for v in values if v.channel is channel]
+        if not own:
+            continue
+        slots.extend(profile(own, channel, start, end, now))
+        mismatches.extend(sum_check(meter, channel, own, readings))
+    return slots, mismatches
