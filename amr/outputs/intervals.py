@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from amr.core.domain import Channel
-from amr.core.intervals import DEFAULT_INTERVAL, IntervalValue, ProfileFlag, floor_interval
+from amr.core.intervals import DEFAULT_INTERVAL, IntervalSource, IntervalValue, ProfileFlag, floor_interval
 from amr.outputs.consumption import Bucket
 from amr.validation.intervals import SumMismatch, sum_check
 
@@ -82,6 +82,13 @@ class Cover:
     missing: int = 0
     wh: int = 0
     end: datetime | None = None  # where the last of them ends
+    substituted: int = 0  # of the measured: a dispatcher's values (source manual)
+
+    @property
+    def all_measured(self) -> bool:
+        """Every interval read from the meter (or derived from its registers): none missing, estimated,
+        incomplete or substituted."""
+        return self.measured > 0 and not (self.missing or self.estimated or self.incomplete or self.substituted)
 
     @property
     def known(self) -> int:
@@ -117,6 +124,8 @@ def covers(buckets: Sequence[Bucket], slots: Sequence[Slot]) -> list[Cover | Non
             else:
                 setattr(cover, slot.status, getattr(cover, slot.status) + 1)
                 cover.wh += slot.value.wh
+                if slot.value.source is IntervalSource.MANUAL:
+                    cover.substituted += 1
             i += 1
         found.append(cover)
     return found
