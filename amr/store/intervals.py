@@ -22,14 +22,14 @@ the meter's capacity) are kept in `interval_revisions` too. A refused value is k
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from operator import itemgetter, lt
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -501,3 +501,49 @@ def read_revisions(
         )
         for row in conn.execute(statement)
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalCompleteness:
+    """A meter's intervals in a period: how many its profile period makes (while in service) and how
+    many are stored (of its most complete channel)."""
+
+    expected: int
+    received: int
+
+    @property
+    def share(self) -> float:
+        """received ÷ expected (0..1; 0 when none is expected)."""
+        return min(1.0, self.received / self.expected) if self.expected else 0.0
+
+
+def interval_completeness(
+    conn: Connection, spans: Mapping[int, tuple[datetime, datetime]]
+) -> dict[int, IntervalCompleteness]:
+    """Per meter id with intervals in its span [since, until) (its service within the period): the
+    intervals expected at its profile period (the length most of them have) and those stored. One query."""
+    by_span: dict[tuple[datetime, datetime], list[int]] = {}
+    for meter_id, span in spans.items():
+        by_span.setdefault(span, []).append(meter_id)
+    counts: dict[int, dict[int, int]] = {}
+    lengths: dict[int, dict[int, int]] = {}
+    for (since, until), ids in by_span.items():  # usually one: the period, for every meter in service
+        rows = conn.execute(
+            select(IntervalRow.meter_id, IntervalRow.channel, IntervalRow.length_s, func.count())
+            .where(IntervalRow.meter_id.in_(ids), IntervalRow.start >= since, IntervalRow.start < until)
+            .group_by(IntervalRow.meter_id, IntervalRow.channel, IntervalRow.length_s)
+        )
+        for meter_id, channel, length_s, count in rows:
+            per_channel = counts.setdefault(meter_id, {})
+            per_channel[channel] = per_channel.get(channel, 0) + int(count)
+            per_length = lengths.setdefault(meter_id, {})
+            per_length[length_s] = per_length.get(length_s, 0) + int(count)
+    result = {}
+    for meter_id, per_channel in counts.items():
+        since, until = spans[meter_id]
+        length_s = max(lengths[meter_id], key=lambda k: lengths[meter_id][k])
+        first = int(since.timestamp()) // length_s * length_s
+        first += length_s if first < since.timestamp() else 0
+        expected = max(0, (int(until.timestamp()) - first) // length_s)
+        result[meter_id] = IntervalCompleteness(expected, max(per_channel.values()))
+    return result

@@ -88,3 +88,16 @@ def test_consumption_says_which_buckets_come_from_intervals(env: Env) -> None:
     assert day["value"] == f"{sum(v.wh for v in values) / 1000:.3f}"
     by_tariff = env.client.get(f"/api/v1/meters/M1/consumption?{DAY}&step=day&tariff=1", headers=env.h("ivan"))
     assert by_tariff.json()["buckets"][0]["basis"] == "registers"
+
+
+def test_completeness_counts_intervals(env: Env) -> None:
+    _seed(env)  # 46 of the 48 half-hours of 2026-03-09
+    answer = env.client.get("/api/v1/dispatch/meters?date=2026-03-09", headers=env.h("disp"))
+    assert answer.status_code == 200, answer.text
+    by_serial = {m["serial"]: m for m in answer.json()["items"]}
+    m1 = by_serial["M1"]
+    assert (m1["intervals_expected"], m1["intervals_received"]) == (48, 46)
+    assert m1["interval_completeness"] == round(46 / 48, 4)
+    assert by_serial["M2"]["intervals_expected"] is None  # no interval data: nothing to count
+    today = env.client.get("/api/v1/dispatch/meters", headers=env.h("disp")).json()
+    assert {m["serial"]: m["intervals_expected"] for m in today["items"]}["M1"] is None  # none stored today
