@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from amr.config import DatabaseConfig
 from amr.core.domain import CHANNELS, Channel, Flag, StoredReading
+from amr.core.gc_policy import paused_gc
 from amr.core.intervals import IntervalSource, IntervalStatus, IntervalValue
 from amr.core.meters import Meter
 from amr.errors import ConfigError, InputError, NotFound, StoreError, StoreUnavailable
@@ -326,7 +327,8 @@ class Store:
         values are kept with their reasons. Retried from the start on a conflict with another writer.
         """
         moment = now or datetime.now(UTC)
-        return self.write(lambda s: IntervalWriter(s.conn, s.locks, s.use_copy, moment).write(values, check, actor))
+        with paused_gc():  # a batch makes a row tuple per value and no cycles
+            return self.write(lambda s: IntervalWriter(s.conn, s.locks, s.use_copy, moment).write(values, check, actor))
 
     def substitute_interval(
         self, value: IntervalValue, actor: str, reason: str, now: datetime | None = None
