@@ -36,6 +36,8 @@ from amr.store.intervals import (
     IntervalRevision,
     IntervalWriter,
     IntervalWriteResult,
+    interval_series,
+    meter_ids,
     read_intervals,
     read_revisions,
 )
@@ -341,6 +343,9 @@ class Store:
         manual = replace(value, source=IntervalSource.MANUAL, status=IntervalStatus.MEASURED, received_at=moment)
 
         def work(session: Session) -> IntervalWriteResult:
+            found = meter_ids(session.conn, [value.serial])
+            if value.serial in found:  # what it replaces is read under the lock the write takes
+                session.lock([interval_series(found[value.serial], value.channel)])
             before = read_intervals(session.conn, value.serial, value.start, value.end, [value.channel])
             result = IntervalWriter(session.conn, session.locks, session.use_copy, moment).write([manual], None, actor)
             if result.refused:

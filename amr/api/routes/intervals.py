@@ -7,12 +7,12 @@ from datetime import timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from amr.api.deps import Ctx, CurrentUser, Staff, refuse_control_characters
 from amr.api.errors import invalid, responses
 from amr.api.present import kwh, local, parse_moment, period
-from amr.api.routes.meters import From, To
+from amr.api.routes.meters import From, Serial, To
 from amr.api.schemas_intervals import (
     IntervalCounts,
     IntervalItem,
@@ -25,7 +25,6 @@ from amr.core.intervals import IntervalSource, IntervalStatus, IntervalValue
 from amr.outputs.intervals import STATUSES, Slot, flag_names, meter_profile
 
 router = APIRouter(prefix="/api/v1", tags=["intervals"], dependencies=[Depends(refuse_control_characters)])
-Serial = Annotated[str, Path(min_length=1, max_length=64, description="meter serial number")]
 MAX_SPAN = timedelta(days=93)
 
 
