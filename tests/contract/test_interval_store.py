@@ -222,3 +222,16 @@ def test_estimates_fill_a_gap_to_the_register_delta_and_give_way_to_measured_val
     [audit] = store.audit_log(1)
     assert audit["action"] == "substitute_interval" and audit["actor"] == "dispatcher"
     assert audit["details"]["replaced"]["wh"] == 500 and audit["reason"].startswith("the meter's clock")
+
+
+def test_an_empty_batch_and_starts_given_in_another_zone(store: Store) -> None:
+    from zoneinfo import ZoneInfo
+
+    _meters(store)
+    assert store.write_intervals([]).counts() == {"accepted": 0, "duplicate": 0, "replaced": 0, "refused": 0}
+    moscow = (T0 + HALF).astimezone(ZoneInfo("Europe/Moscow"))  # 03:30+03:00: aligned in UTC all the same
+    value = IntervalValue("P1", Channel.A_PLUS, moscow, HALF, 5, IntervalStatus.MEASURED, IntervalSource.PROFILE, NOW)
+    assert store.write_intervals([value]).accepted == 1
+    assert store.write_intervals([iv(1, 5)]).duplicate == 1  # the same interval, given in UTC
+    [stored] = store.intervals("P1")
+    assert stored.start == T0 + HALF and stored.start.utcoffset() == timedelta(0)

@@ -96,8 +96,10 @@ def meter_consumption(
     tariff: Annotated[int, Query(ge=0, le=4), WholeText] = 0,
 ) -> ConsumptionSeries:
     """Consumption per bucket in the site's zone, for plots and bills; a bucket not fully covered by
-    readings is marked incomplete with its gaps (nothing is interpolated). Default: the last 31 days
-    (366 for months)."""
+    readings is marked incomplete with its gaps (nothing is interpolated). Where the meter has interval
+    data, a bucket whose intervals are all known is taken from them (``basis`` intervals) and
+    ``intervals`` counts them by status (measured, incomplete, estimated, missing). Default: the last
+    31 days (366 for months)."""
     meter = principal.meter(serial, ctx.meters)
     tz = ctx.tz
     bucket = Step(step)
