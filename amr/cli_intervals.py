@@ -106,7 +106,6 @@ def cmd_intervals(args: argparse.Namespace) -> int:
 def cmd_estimate(args: argparse.Namespace) -> int:
     from amr.cli import _open, _print_json
     from amr.store.estimates import estimate_meter
-    from amr.validation.intervals import IntervalRules
 
     now = datetime.now(UTC)
     report: list[dict[str, Any]] = []
@@ -114,7 +113,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         tz = app.config.site.tz
         start, end = _period(args, tz, now)
         chosen = [app.meter(args.meter)] if args.meter else list(app.meters.values())
-        rules = IntervalRules(app.meters.values(), app.config.intervals)
+        rules = app.interval_rules()
         for meter in chosen:
             estimate, written = estimate_meter(
                 app.store, meter, app.config.intervals, tz, start, min(end, now), now, rules
