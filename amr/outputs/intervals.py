@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from amr.core.domain import Channel
-from amr.core.intervals import DEFAULT_INTERVAL, IntervalSource, IntervalValue, ProfileFlag, floor_interval
+from amr.core.intervals import IntervalSource, IntervalValue, ProfileFlag, floor_interval
 from amr.outputs.consumption import Bucket
+from amr.validation.estimation import usual_length
 from amr.validation.intervals import SumMismatch, sum_check
 
 if TYPE_CHECKING:
@@ -39,14 +40,6 @@ class Slot:
     def status(self) -> str:
         """measured, incomplete, estimated or missing."""
         return MISSING if self.value is None else self.value.status.value
-
-
-def usual_length(values: Sequence[IntervalValue]) -> timedelta:
-    """The length most of `values` have (the meter's profile period); 30 minutes when there are none."""
-    counts: dict[timedelta, int] = {}
-    for v in values:
-        counts[v.length] = counts.get(v.length, 0) + 1
-    return max(counts, key=lambda k: counts[k]) if counts else DEFAULT_INTERVAL
 
 
 def profile(

@@ -149,7 +149,7 @@ class Estimator:
             own = [v for v in ordered if v.channel is channel]
             if not own:
                 continue
-            length = _usual_length(own)
+            length = usual_length(own)
             history = {v.start: v.wh for v in own if v.status is not IntervalStatus.ESTIMATED}
             points = [r for r in readings if r.tariff == 0 and r.values.get(channel) is not None]
             for gap in find_gaps(own, channel, start, end, length):
@@ -211,7 +211,8 @@ class Estimator:
         return None
 
 
-def _usual_length(values: Sequence[IntervalValue]) -> timedelta:
+def usual_length(values: Sequence[IntervalValue]) -> timedelta:
+    """The length most of `values` have (the meter's profile period); 30 minutes when there are none."""
     counts: dict[timedelta, int] = {}
     for v in values:
         counts[v.length] = counts.get(v.length, 0) + 1
