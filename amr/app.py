@@ -11,6 +11,7 @@ from amr.core.meters import Meter
 from amr.errors import NotFound
 from amr.ingest.ingestor import Ingestor
 from amr.store import Store
+from amr.validation.intervals import IntervalRules
 
 
 @dataclass
@@ -52,6 +53,11 @@ class App:
         if not found:
             raise NotFound(f"no metering point {point!r} in the configuration")
         return sorted(found, key=lambda m: (m.installed is not None, m.installed))
+
+    def interval_rules(self) -> IntervalRules:
+        """The interval rules of the configured meters and ``[intervals]``, for
+        `Store.write_intervals(values, check=app.interval_rules())`."""
+        return IntervalRules(self.meters.values(), self.config.intervals)
 
     def close(self) -> None:
         """Release the store."""

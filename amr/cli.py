@@ -17,6 +17,7 @@ from amr.config import load_config
 from amr.core.domain import CHANNELS, Channel, Flag, StoredReading, kwh_from_wh
 from amr.errors import AmrError, ConfigError, InputError
 from amr.outputs.consumption import Step, boundaries, consumption, gap_text
+from amr.outputs.intervals import apply_intervals, consumption_covers
 
 if TYPE_CHECKING:
     from amr.app import App
@@ -229,7 +230,9 @@ def cmd_consumption(args: argparse.Namespace) -> int:
         )
         edges = boundaries(start, end, step, tz)
         series = [(m, app.store.consumption_series(m, args.tariff, step, edges[0], edges[-1])) for m in meters]
-    buckets = consumption(series, channel, edges)
+        buckets = consumption(series, channel, edges)
+        covers = consumption_covers(app.store, meters, channel, args.tariff, buckets, now)
+    basis = apply_intervals(buckets, covers) if covers is not None else ["registers"] * len(buckets)
     data: list[dict[str, Any]] = [
         {
             "start": _local(b.start, tz),
@@ -238,8 +241,10 @@ def cmd_consumption(args: argparse.Namespace) -> int:
             "unit": channel.unit,
             "complete": b.complete,
             "gaps": [[_local(s, tz), _local(e, tz)] for s, e in b.gaps],
+            "basis": how,
+            "intervals": None if covers is None or covers[i] is None else covers[i].as_dict(),  # type: ignore[union-attr]
         }
-        for b in buckets
+        for i, (b, how) in enumerate(zip(buckets, basis, strict=True))
     ]
     if args.json:
         _print_json(data)
@@ -251,11 +256,16 @@ def cmd_consumption(args: argparse.Namespace) -> int:
     for bucket, row in zip(buckets, data, strict=True):
         texts = [gap_text(bucket, gap, tz) for gap in bucket.gaps]
         note = "" if not texts else "  no readings" if texts == ["no readings"] else "  gap " + ", ".join(texts)
+        if row["intervals"] is not None:
+            counts = ", ".join(f"{n} {status}" for status, n in row["intervals"].items() if n)
+            note += f"  [{row['basis']}: {counts}]"
         print(f"{row['start'][:16]}  {row['value'] or '—':>14}{note}")
     return 0
 
 
-OWN_COMMANDS = frozenset({"check-config", "db", "import", "readings", "rejected", "accept", "consumption"})
+OWN_COMMANDS = frozenset(
+    {"check-config", "db", "import", "readings", "rejected", "accept", "consumption", "intervals", "estimate"}
+)
 """Commands defined here; the others (collect, api, sim, demo) pull in their servers when added."""
 _SERVER_ADDERS = (
     ("amr.collector.command", "add_parser"),
@@ -335,6 +345,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--to", dest="end")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_consumption)
+
+    from amr.cli_intervals import add_parsers as add_interval_parsers
+
+    add_interval_parsers(command)
 
     command_name = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
     if command_name in OWN_COMMANDS:

@@ -544,6 +544,33 @@ class QualityConfig(_Section):
         return value
 
 
+class IntervalsConfig(_Section):
+    """``[intervals]``: validation and estimation of interval data (see `amr.validation.intervals`)."""
+
+    rated_power_kw: Decimal = Field(
+        Decimal(100),
+        gt=0,
+        description="rated power of a meter (secondary side) when neither it nor its model gives one",
+    )
+    model_rated_power_kw: dict[str, Decimal] = Field(
+        default_factory=dict, description="rated power by meter model (the meter's `model`), secondary side"
+    )
+    estimate_max_gap: Duration = Field(
+        timedelta(hours=6), description="longest gap of intervals that estimation fills; longer ones stay missing"
+    )
+    shape_weeks: int = Field(
+        4, ge=0, le=52, description="previous weeks whose same weekday gives the shape of an estimated gap"
+    )
+
+    @field_validator("model_rated_power_kw")
+    @classmethod
+    def _positive_powers(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        for model, power in value.items():
+            if power <= 0:
+                raise ValueError(f"rated power of model {model!r} must be positive, e.g. 60 (kW)")
+        return value
+
+
 class Config(_Section):
     """The whole configuration file."""
 
@@ -556,6 +583,7 @@ class Config(_Section):
     collector: CollectorConfig = CollectorConfig()
     relay: RelayConfig = RelayConfig()
     quality: QualityConfig = QualityConfig()
+    intervals: IntervalsConfig = IntervalsConfig()
 
     source_path: Path | None = Field(None, exclude=True)
 

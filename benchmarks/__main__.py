@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 
 BENCHMARKS = {
     "ingest": "benchmarks.ingest",
@@ -14,6 +15,7 @@ BENCHMARKS = {
     "serial_line": "benchmarks.serial_line",
     "mqtt_ingest": "benchmarks.mqtt_ingest",
     "dlms_sweep": "benchmarks.dlms_sweep",
+    "interval_ingest": "benchmarks.interval_ingest",
 }
 
 
@@ -21,9 +23,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []], help="which to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="a smaller run to check the benchmark works")
+    parser.add_argument("--rows", type=int, help="how many rows, for the benchmarks that take it (interval_ingest)")
     args = parser.parse_args()
     for name in args.names or list(BENCHMARKS):
-        importlib.import_module(BENCHMARKS[name]).run(quick=args.quick)
+        run = importlib.import_module(BENCHMARKS[name]).run
+        if args.rows is not None and "rows" in inspect.signature(run).parameters:
+            run(quick=args.quick, rows=args.rows)
+        else:
+            run(quick=args.quick)
 
 
 if __name__ == "__main__":

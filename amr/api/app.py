@@ -20,6 +20,7 @@ from amr.api.routes import (
     dashboard,
     dispatch,
     export,
+    intervals,
     meters,
     moderation,
     operations,
@@ -71,8 +72,10 @@ def create_app(
     api.state.metrics = metrics
     install_error_handlers(api)
     install_openapi(api)
-    for module in (auth, askue, accounts, meters, readings, public, moderation, dispatch, export, dashboard, system,
-                   operations):
+    for module in (
+        auth, askue, accounts, meters, intervals, readings, public, moderation, dispatch, export, dashboard, system,
+        operations,
+    ):
         api.include_router(module.router)
     mount_dashboard(api)
     api.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -348,6 +348,12 @@ class ConsumptionBucket(BaseModel):
     value: Kwh | None = None
     complete: bool
     gaps: list[Gap]
+    basis: Literal["registers", "intervals"] = "registers"
+    intervals: dict[str, int] | None = Field(
+        None,
+        description="the meter's intervals inside the bucket by status (measured, incomplete, estimated, missing); "
+        "null when it has none in the period or for a tariff zone",
+    )
 
 
 class ConsumptionSeries(BaseModel):
@@ -469,6 +475,11 @@ class DispatchMeter(BaseModel):
     readings_expected: int = Field(description="30-minute slots in the period so far (while in service)")
     readings_received: int = Field(description="accepted readings of tariff 0 in the period")
     completeness: float = Field(ge=0, le=1)
+    intervals_expected: int | None = Field(
+        None, description="intervals its profile period makes in the period so far; null without interval data"
+    )
+    intervals_received: int | None = Field(None, description="intervals stored (of its most complete channel)")
+    interval_completeness: float | None = Field(None, ge=0, le=1)
 
 
 class DispatchMeters(BaseModel):

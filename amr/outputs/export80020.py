@@ -24,9 +24,13 @@ Choices (documented in the README of the API):
   channel's day (each value is the rounded running total minus the previous rounded running
   total), so the 48 values add up to the day's total rounded to a kWh and each differs from the
   exact half-hour by less than 1 kWh.
-* ``status="0"``: the half-hour is fully covered by accepted readings (commercial data);
-  ``status="1"``: it is not (a gap: missing or partial readings); the value is then what the
-  covered part gave (0 with no data). Nothing is interpolated.
+* Where a metering point's meters have interval data (load profiles), a half-hour whose intervals
+  are all known is taken from them: ``status="0"`` when every one is measured (read from the
+  meter, or derived from its registers), ``status="1"`` when one is estimated, incomplete (the
+  meter's status bits) or a dispatcher's substitution. Otherwise the half-hour comes from the
+  register readings: ``status="0"`` when they cover it fully (commercial data), ``status="1"``
+  when they do not (a gap: missing or partial readings; the value is then what the covered part
+  gave, 0 with no data). Readings are never interpolated here.
 * ``daylightsavingtime`` is 1 when the site's zone is on summer time at the file's timestamp,
   else 0 (Russian zones have none since 2011). ``timestamp`` is the file's local creation time;
   ``day`` the reported day in the site's zone.
@@ -44,9 +48,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from amr.config import ExportConfig
-from amr.core.domain import Channel
+from amr.core.domain import Channel, StoredReading
 from amr.core.meters import Meter
 from amr.outputs.consumption import Bucket, Step, boundaries, consumption
+from amr.outputs.intervals import apply_intervals, consumption_covers
 from amr.store import Store
 
 ENCODING = "windows-1251"
@@ -90,12 +95,18 @@ def _round_kwh(wh: int) -> int:
     return (wh + 500) // 1000
 
 
-def periods(buckets: Sequence[Bucket], tz: ZoneInfo) -> tuple[Period, ...]:
-    """Half-hour buckets as 80020 periods with carried rounding (see the module's notes)."""
+def periods(
+    buckets: Sequence[Bucket], tz: ZoneInfo, statuses: Sequence[str | None] | None = None
+) -> tuple[Period, ...]:
+    """Half-hour buckets as 80020 periods with carried rounding (see the module's notes); `statuses`
+    gives a bucket's status where its intervals decide it (None: by its readings)."""
     found = []
     running = 0
     emitted = 0
-    for bucket in buckets:
+    for index, bucket in enumerate(buckets):
+        status = statuses[index] if statuses is not None else None
+        if status is None:
+            status = STATUS_OK if bucket.complete and bucket.value is not None else STATUS_GAP
         running += bucket.value or 0
         total = _round_kwh(running)
         found.append(
@@ -103,17 +114,44 @@ def periods(buckets: Sequence[Bucket], tz: ZoneInfo) -> tuple[Period, ...]:
                 start=bucket.start.astimezone(tz).strftime("%H%M"),
                 end=bucket.end.astimezone(tz).strftime("%H%M"),
                 value=total - emitted,
-                status=STATUS_OK if bucket.complete and bucket.value is not None else STATUS_GAP,
+                status=status,
             )
         )
         emitted = total
     return tuple(found)
 
 
+def channel_periods(
+    store: Store, group: Sequence[Meter], series: Sequence[tuple[Meter, Sequence[StoredReading]]],
+    channel: Channel, edges: Sequence[datetime], tz: ZoneInfo, now: datetime,
+) -> tuple[Period, ...]:
+    """One channel's periods: from the meters' intervals where they cover a half-hour (status 0 only
+    when every one is measured), else from their readings."""
+    buckets = consumption(series, channel, edges)
+    covers = consumption_covers(store, group, channel, 0, buckets, now)
+    if covers is None:
+        return periods(buckets, tz)
+    basis = apply_intervals(buckets, covers)
+    statuses: list[str | None] = []
+    for bucket, how, cover in zip(buckets, basis, covers, strict=True):
+        if how != "intervals" or cover is None:
+            statuses.append(None)
+        else:
+            statuses.append(STATUS_OK if cover.all_measured and bucket.complete else STATUS_GAP)
+    return periods(buckets, tz, statuses)
+
+
 def measuring_points(
-    store: Store, meters: Sequence[Meter], day: date, tz: ZoneInfo, codes: Mapping[str, str]
+    store: Store,
+    meters: Sequence[Meter],
+    day: date,
+    tz: ZoneInfo,
+    codes: Mapping[str, str],
+    now: datetime | None = None,
 ) -> list[MeasuringPoint]:
-    """The metering points of `meters` in service on `day`, with their half-hour energy per channel."""
+    """The metering points of `meters` in service on `day`, with their half-hour energy per channel
+    (`now`: intervals after it are not yet due, so not missing)."""
+    moment = now or datetime.now(UTC)
     start, end = day_span(day, tz)
     edges = boundaries(start, end, Step.HALF_HOUR, tz)
     by_point: dict[str, list[Meter]] = {}
@@ -130,7 +168,8 @@ def measuring_points(
         latest = group[-1]
         name = ", ".join(p for p in (latest.object, latest.name) if p)
         channels = tuple(
-            (code, desc, periods(consumption(series, channel, edges), tz)) for code, channel, desc in CHANNELS_80020
+            (code, desc, channel_periods(store, group, series, channel, edges, tz, moment))
+            for code, channel, desc in CHANNELS_80020
         )
         points.append(MeasuringPoint(codes.get(point, point), name, channels))
     return points
@@ -174,4 +213,5 @@ def build_80020(
     created: datetime,
 ) -> bytes:
     """A complete макет 80020 for `day` over the metering points of `meters`."""
-    return render(number, created, day, tz, export, measuring_points(store, meters, day, tz, export.point_codes))
+    points = measuring_points(store, meters, day, tz, export.point_codes, created)
+    return render(number, created, day, tz, export, points)

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from amr.config import ScheduleConfig
 from amr.core.meters import Meter
+from amr.store.intervals import IntervalCompleteness, interval_completeness
 from amr.store.models import MeterHealthRow, ReadingRow, UTCDateTime
 from amr.store.store import Store, translate_errors
 
@@ -153,6 +154,21 @@ def completeness_of(
     return result
 
 
+def interval_completeness_of(
+    store: Store, meters: Sequence[Meter], start: datetime, end: datetime
+) -> dict[int, IntervalCompleteness]:
+    """Per meter id that has interval data in [start, end): intervals expected (its profile period,
+    while in service) and stored; meters without any are absent. One query for all."""
+    spans = {}
+    for meter in meters:
+        since = max(start, meter.installed) if meter.installed else start
+        until = min(end, meter.removed) if meter.removed else end
+        if until > since:
+            spans[meter.id] = (since, until)
+    with translate_errors(), store.engine.connect() as conn:
+        return interval_completeness(conn, spans)
+
+
 def completeness(
     store: Store, meter: Meter, schedule: ScheduleConfig, start: datetime, end: datetime, tz: tzinfo
 ) -> float:
@@ -168,6 +184,7 @@ __all__ = [
     "Status",
     "completeness",
     "completeness_of",
+    "interval_completeness_of",
     "load_health",
     "readings_count",
     "save_health",

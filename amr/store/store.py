@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
@@ -22,13 +22,25 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from amr.config import DatabaseConfig
 from amr.core.domain import CHANNELS, Channel, Flag, StoredReading
+from amr.core.gc_policy import paused_gc
+from amr.core.intervals import IntervalSource, IntervalStatus, IntervalValue
 from amr.core.meters import Meter
-from amr.errors import ConfigError, NotFound, StoreError, StoreUnavailable
+from amr.errors import ConfigError, InputError, NotFound, StoreError, StoreUnavailable
 from amr.outputs.consumption import Step
 from amr.store import migrate
 from amr.store.aggregates import VIEWS, bucket_samples
 from amr.store.context import changed_series, load_context
 from amr.store.engine import Backend, make_engine, probe
+from amr.store.intervals import (
+    Check,
+    IntervalRevision,
+    IntervalWriter,
+    IntervalWriteResult,
+    interval_series,
+    meter_ids,
+    read_intervals,
+    read_revisions,
+)
 from amr.store.meters import sync_meters
 from amr.store.models import AuditRow, ReadingRow, RejectedRow
 from amr.store.rows import reading_from_row, reading_to_row
@@ -300,6 +312,79 @@ class Store:
             return reading
 
         return self.write(work)
+
+    def write_intervals(
+        self,
+        values: Sequence[IntervalValue],
+        *,
+        check: Check | None = None,
+        now: datetime | None = None,
+        actor: str | None = None,
+    ) -> IntervalWriteResult:
+        """Store interval values in one transaction under their series locks; see `amr.store.intervals`.
+
+        Idempotent: the same value again is a duplicate. A measured value replaces an estimate
+        (which is kept as a revision); a differing value of an equally good source is refused as
+        a conflict; `check` adds the caller's rules (e.g. `amr.validation.intervals`). Refused
+        values are kept with their reasons. Retried from the start on a conflict with another writer.
+        """
+        moment = now or datetime.now(UTC)
+        with paused_gc():  # a batch makes a row tuple per value and no cycles
+            return self.write(lambda s: IntervalWriter(s.conn, s.locks, s.use_copy, moment).write(values, check, actor))
+
+    def substitute_interval(
+        self, value: IntervalValue, actor: str, reason: str, now: datetime | None = None
+    ) -> IntervalWriteResult:
+        """A dispatcher's value for an interval, in force over anything stored (kept as a revision);
+        audited (who, when, why, the value replaced) in the same transaction."""
+        if not reason.strip():
+            raise InputError("a substitution needs a reason")
+        moment = now or datetime.now(UTC)
+        manual = replace(value, source=IntervalSource.MANUAL, status=IntervalStatus.MEASURED, received_at=moment)
+
+        def work(session: Session) -> IntervalWriteResult:
+            found = meter_ids(session.conn, [value.serial])
+            if value.serial in found:  # what it replaces is read under the lock the write takes
+                session.lock([interval_series(found[value.serial], value.channel)])
+            before = read_intervals(session.conn, value.serial, value.start, value.end, [value.channel])
+            result = IntervalWriter(session.conn, session.locks, session.use_copy, moment).write([manual], None, actor)
+            if result.refused:
+                raise InputError(result.refused[0].message)
+            details: dict[str, Any] = {
+                "channel": value.channel.value,
+                "start": value.start.isoformat(),
+                "length_s": int(value.length.total_seconds()),
+                "wh": value.wh,
+            }
+            if before:
+                details["replaced"] = {
+                    "wh": before[0].wh,
+                    "status": before[0].status.value,
+                    "source": before[0].source.value,
+                    "method": before[0].method,
+                }
+            _audit(session.conn, moment, actor, "substitute_interval", f"intervals/{value.serial}", reason, details)
+            return result
+
+        return self.write(work)
+
+    def intervals(
+        self,
+        serial: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        channels: Sequence[Channel] | None = None,
+    ) -> list[IntervalValue]:
+        """The meter's intervals in force with start <= interval start < end, by channel, then time."""
+        with translate_errors(), self.engine.connect() as conn:
+            return read_intervals(conn, serial, start, end, channels)
+
+    def interval_revisions(
+        self, serial: str, start: datetime | None = None, end: datetime | None = None, kind: str | None = None
+    ) -> list[IntervalRevision]:
+        """Values replaced (`kind` "replaced") or refused ("refused") for the meter's intervals."""
+        with translate_errors(), self.engine.connect() as conn:
+            return read_revisions(conn, serial, start, end, kind)
 
     def audit_log(self, limit: int = 100, actor: str | None = None) -> list[dict[str, Any]]:
         """The newest audit records (only `actor`'s when given)."""

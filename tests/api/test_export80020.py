@@ -90,3 +90,35 @@ def test_carried_rounding_keeps_the_day_total() -> None:
     assert found[5].status == STATUS_GAP and found[5].value == 0
     assert all(p.value >= 0 for p in found)
     assert [p.start for p in found[:3]] == ["0000", "0030", "0100"] and found[-1].end == "0000"
+
+
+def test_half_hours_come_from_intervals_with_a_status_for_what_is_not_measured(env: Env) -> None:
+    from amr.core.domain import Channel
+    from amr.core.intervals import IntervalSource, IntervalStatus, IntervalValue
+
+    half = timedelta(minutes=30)
+    now = datetime(2026, 3, 10, 9, tzinfo=UTC)
+
+    def value(i: int, wh: int, source: IntervalSource = IntervalSource.PROFILE) -> IntervalValue:
+        status = IntervalStatus.ESTIMATED if source is IntervalSource.ESTIMATED else IntervalStatus.MEASURED
+        if i == 3:
+            status = IntervalStatus.INCOMPLETE
+        return IntervalValue("M1", Channel.A_PLUS, MIDNIGHT + i * half, half, wh, status, source, now,
+                             "linear" if source is IntervalSource.ESTIMATED else None)
+
+    values = [value(i, 2000) for i in range(48) if i not in (1, 2, 10)]
+    values.append(value(1, 3000, IntervalSource.ESTIMATED))
+    assert env.app.store.write_intervals(values).accepted == 46  # half-hour 2 (00:30-01:00) stays missing
+    env.app.store.substitute_interval(value(5, 2500), "disp", "clock set wrong", now)
+    answer = env.client.get("/api/v1/export/80020", params={"date": "2026-03-09"}, headers=env.h("disp"))
+    root = _parse(answer.content)
+    point = next(p for p in root.iter("measuringpoint") if p.get("code") == "dom1-kv1")
+    node = point.find("measuringchannel[@code='01']")
+    got = [(p.get("start"), int(p.findtext("value")), p.find("value").get("status")) for p in node.iter("period")]
+    assert got[0] == ("0000", 2, STATUS_OK)
+    assert got[1] == ("0030", 3, STATUS_GAP)  # estimated
+    assert got[2] == ("0100", 0, STATUS_GAP)  # missing: no interval, no readings
+    assert got[3][2] == STATUS_GAP  # incomplete: the meter's status bits
+    assert got[5] == ("0230", 3, STATUS_GAP)  # a dispatcher's substitution (2.5 kWh, carried rounding)
+    assert got[10][2] == STATUS_GAP and got[11][2] == STATUS_OK
+    assert sum(v for _, v, _ in got) == round((2000 * 44 + 3000 + 2500) / 1000)

@@ -131,6 +131,8 @@ def test_every_route_is_covered() -> None:
         ("GET", "/api/v1/accounts/{account}/meters"),
         ("GET", "/api/v1/meters/{serial}/readings"),
         ("GET", "/api/v1/meters/{serial}/consumption"),
+        ("GET", "/api/v1/meters/{serial}/intervals"),
+        ("PUT", "/api/v1/dispatch/meters/{serial}/intervals"),
         ("POST", "/api/v1/readings/preview"),
         ("POST", "/api/v1/readings"),
         ("DELETE", "/api/v1/readings/{reading_id}"),
@@ -149,7 +151,7 @@ def test_every_route_is_covered() -> None:
         ("GET", "/api/v1/meters/{serial}/quality"),
     }
     assert named <= set(OPERATIONS), named - set(OPERATIONS)
-    assert len(OPERATIONS) == 34
+    assert len(OPERATIONS) == 36
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])

@@ -4,7 +4,7 @@ refused readings with override (audited), and «poll now»."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
@@ -23,7 +23,8 @@ from amr.api.schemas import (
 )
 from amr.errors import DriverError, NotFound
 from amr.store.dashboard_queries import meter_schedules
-from amr.store.health import HealthRecord, completeness_of, load_health
+from amr.store.health import HealthRecord, completeness_of, interval_completeness_of, load_health
+from amr.store.intervals import IntervalCompleteness
 from amr.store.readings_api import rejected_of
 
 router = APIRouter(prefix="/api/v1/dispatch", tags=["dispatch"], dependencies=[Depends(refuse_control_characters)])
@@ -63,6 +64,7 @@ def dispatch_meters(
     health = load_health(ctx.store)
     schedules = meter_schedules(ctx.app.config, [m.serial for m in meters])
     counts = completeness_of(ctx.store, meters, schedules, start, min(end, now), ctx.tz)
+    interval_counts = interval_completeness_of(ctx.store, meters, start, min(end, now))
     items = []
     for meter in meters:
         state = health.get(meter.id) or HealthRecord(meter.id)
@@ -83,9 +85,21 @@ def dispatch_meters(
                 readings_expected=got.expected,
                 readings_received=got.received,
                 completeness=round(got.share, 4),
+                **interval_fields(interval_counts.get(meter.id)),
             )
         )
     return DispatchMeters(period=period, start=start, end=end, total=len(items), items=items[offset : offset + limit])
+
+
+def interval_fields(found: IntervalCompleteness | None) -> dict[str, Any]:
+    """The interval completeness fields of a meter (all null without interval data)."""
+    if found is None:
+        return {}
+    return {
+        "intervals_expected": found.expected,
+        "intervals_received": found.received,
+        "interval_completeness": round(found.share, 4),
+    }
 
 
 @router.get("/rejected", response_model=list[RejectedItem], responses=responses(401, 403, 422))

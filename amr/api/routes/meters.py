@@ -32,6 +32,7 @@ from amr.api.schemas import (
 )
 from amr.core.domain import Channel, Source
 from amr.outputs.consumption import Step, boundaries, consumption
+from amr.outputs.intervals import apply_intervals, consumption_covers
 from amr.store.readings_api import history
 
 router = APIRouter(prefix="/api/v1/meters", tags=["meters"], dependencies=[Depends(refuse_control_characters)])
@@ -95,8 +96,10 @@ def meter_consumption(
     tariff: Annotated[int, Query(ge=0, le=4), WholeText] = 0,
 ) -> ConsumptionSeries:
     """Consumption per bucket in the site's zone, for plots and bills; a bucket not fully covered by
-    readings is marked incomplete with its gaps (nothing is interpolated). Default: the last 31 days
-    (366 for months)."""
+    readings is marked incomplete with its gaps (nothing is interpolated). Where the meter has interval
+    data, a bucket whose intervals are all known is taken from them (``basis`` intervals) and
+    ``intervals`` counts them by status (measured, incomplete, estimated, missing). Default: the last
+    31 days (366 for months)."""
     meter = principal.meter(serial, ctx.meters)
     tz = ctx.tz
     bucket = Step(step)
@@ -116,6 +119,8 @@ def meter_consumption(
     edges = boundaries(begin, finish, bucket, tz)
     series = [(meter, ctx.store.consumption_series(meter, tariff, bucket, edges[0], edges[-1]))]
     buckets = consumption(series, channel, edges)
+    covers = consumption_covers(ctx.store, [meter], channel, tariff, buckets, ctx.now())
+    basis = apply_intervals(buckets, covers) if covers is not None else ["registers"] * len(buckets)
     values = [b.value for b in buckets if b.value is not None]
     return ConsumptionSeries(
         meter=meter.serial,
@@ -134,7 +139,9 @@ def meter_consumption(
                 value=kwh(b.value),
                 complete=b.complete,
                 gaps=[Gap(start=s, end=e) for s, e in b.gaps],
+                basis=how,
+                intervals=None if covers is None or covers[i] is None else covers[i].as_dict(),  # type: ignore[union-attr]
             )
-            for b in buckets
+            for i, (b, how) in enumerate(zip(buckets, basis, strict=True))
         ],
     )

@@ -456,6 +456,7 @@
     const legend = h("div", { class: "legend" },
       h("span", { class: "key full" }, t("legend_full")), h("span", { class: "key partial" }, t("legend_partial")),
       h("span", { class: "key current" }, t("legend_current")),
+      h("span", { class: "key estimated" }, t("legend_estimated")),
       h("span", { class: "key gap" }, t("legend_gap")));
 
     // power quality (quality.js): the last day's instantaneous values of one group, limits dashed

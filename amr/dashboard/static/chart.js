@@ -115,14 +115,21 @@
       const partial = current || cov < partialBelow;
       const width = Math.max(1, slot * 0.72);
       const top = y(value);
+      // a bucket taken from interval data says how its intervals are known (the API's `intervals` counts)
+      const counts = bucket.intervals || null;
+      const status = !counts ? "" : counts.estimated ? "estimated" : counts.incomplete ? "incomplete"
+        : counts.missing ? "missing" : "measured";
+      const kind = current ? "bar partial current" : partial ? "bar partial" : "bar";
       const rect = el("rect", {
         x: x + (slot - width) / 2, y: top, width, height: Math.max(value > 0 ? 1 : 0, M.top + plotH - top),
-        class: current ? "bar partial current" : partial ? "bar partial" : "bar",
+        class: status === "estimated" || status === "incomplete" ? `${kind} ${status}` : kind,
         "data-start": bucket.start, "data-local": bucket.local_start, "data-value": bucket.value,
         "data-complete": String(bucket.complete), "data-current": String(current),
+        "data-basis": bucket.basis || "registers", "data-status": status,
       });
-      const note = current ? ` (${t("to_date")})`
-        : bucket.complete ? "" : ` (${t("coverage", { p: (Math.floor(cov * 1000) / 10).toString() })})`;
+      const marks = status === "estimated" || status === "incomplete" ? ` (${t("interval_" + status)})` : "";
+      const note = marks + (current ? ` (${t("to_date")})`
+        : bucket.complete ? "" : ` (${t("coverage", { p: (Math.floor(cov * 1000) / 10).toString() })})`);
       rect.appendChild(el("title", {}, `${range}: ${number(bucket.value)} ${options.unit}${note}`));
       bars.appendChild(rect);
     });

@@ -4,8 +4,8 @@
 lease: ``claimed_by``, ``claimed_until``); ``quality_samples`` holds instantaneous values, a column a
 quantity, apart from readings; ``quality_events`` a quantity outside its limit, once per sample.
 
-Revision ID: 0010
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
