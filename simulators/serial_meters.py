@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Unpack
 from zoneinfo import ZoneInfo
@@ -35,8 +35,10 @@ from amr.core.domain import CHANNELS, Values
 from amr.errors import ProtocolError
 from amr.protocols import iec62056_21 as iec
 from amr.protocols import mercury230 as merc
+from amr.protocols import mercury230_profile as prof
 from amr.protocols.crc import crc_ok
 from simulators.model import VirtualMeter
+from simulators.profile_memory import ProfileMemory
 from simulators.serial_line import LineOptions, Link, SerialSimulator, Transport
 
 VARIANT = bytes((0xB4, 0xE3, 0x87, 0x61, 0x00, 0x00))  # the 6 variant bytes (08 12) every simulated meter sends
@@ -50,7 +52,25 @@ def mercury_serial(meter: VirtualMeter) -> str:
 
 class MercurySimulator(SerialSimulator[set[str]]):
     """Mercury 230 meters (9600 baud): test, open (level 1/2, password), close, energy since reset,
-    parameters 08 00 (serial number, manufacture date) and 08 12 (variant)."""
+    parameters 08 00 (serial number, manufacture date), 08 12 (variant) and 08 13 (last profile record),
+    and memory 3 reads (06 03: the power profile, `simulators.profile_memory`)."""
+
+    def __init__(
+        self,
+        meters: Iterable[VirtualMeter],
+        *,
+        profiles: Mapping[str, ProfileMemory] | None = None,
+        **options: Unpack[LineOptions],
+    ) -> None:
+        """`profiles`: serial → the meter's profile memory (default: one from the meter's start)."""
+        super().__init__(meters, **options)
+        self.profiles = dict(profiles or {})
+
+    def profile(self, meter: VirtualMeter) -> ProfileMemory:
+        """The meter's profile memory, made on first use when none was given."""
+        if meter.serial not in self.profiles:
+            self.profiles[meter.serial] = ProfileMemory(meter)
+        return self.profiles[meter.serial]
 
     def _new_session(self) -> set[str]:
         return set()  # serials whose channel is open
@@ -104,12 +124,24 @@ class MercurySimulator(SerialSimulator[set[str]]):
         elif isinstance(request, merc.ParameterRequest):
             if meter.serial not in opened:
                 status = merc.Status.CHANNEL_NOT_OPEN
+            elif request.parameter == prof.LAST_RECORD and not request.argument:
+                return self.profile(meter).last_record_answer(address, self.clock())
             elif request.parameter == merc.Parameter.SERIAL_AND_DATE and not request.argument:
                 return merc.encode_serial_answer(address, mercury_serial(meter), meter.start.date())
             elif request.parameter == merc.Parameter.VARIANT and not request.argument:
                 return merc.encode_variant_answer(address, VARIANT)
             else:
                 status = merc.Status.ILLEGAL_COMMAND
+        elif isinstance(request, merc.UnknownRequest) and request.command == prof.READ_MEMORY:
+            if meter.serial not in opened:
+                status = merc.Status.CHANNEL_NOT_OPEN
+            elif len(request.parameters) != 4:
+                status = merc.Status.ILLEGAL_COMMAND
+            else:
+                read = prof.ReadRequest(
+                    address, request.parameters[0], int.from_bytes(request.parameters[1:3]), request.parameters[3]
+                )
+                return self.profile(meter).read_answer(address, read, self.clock())
         elif isinstance(request, merc.UnknownRequest):
             status = merc.Status.ILLEGAL_COMMAND
         return merc.encode_status_answer(address, status)
