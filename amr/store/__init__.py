@@ -1,5 +1,14 @@
 """Storage: SQLite (embedded), PostgreSQL (COPY) and TimescaleDB behind one `Store`."""
 
+from amr.store.intervals import IntervalRefusal, IntervalRevision, IntervalWriteResult
 from amr.store.store import RejectedRecord, Session, Store, StoreConflict
 
-__all__ = ["RejectedRecord", "Session", "Store", "StoreConflict"]
+__all__ = [
+    "IntervalRefusal",
+    "IntervalRevision",
+    "IntervalWriteResult",
+    "RejectedRecord",
+    "Session",
+    "Store",
+    "StoreConflict",
+]

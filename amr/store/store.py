@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from amr.config import DatabaseConfig
 from amr.core.domain import CHANNELS, Channel, Flag, StoredReading
+from amr.core.intervals import IntervalValue
 from amr.core.meters import Meter
 from amr.errors import ConfigError, NotFound, StoreError, StoreUnavailable
 from amr.outputs.consumption import Step
@@ -29,6 +30,14 @@ from amr.store import migrate
 from amr.store.aggregates import VIEWS, bucket_samples
 from amr.store.context import changed_series, load_context
 from amr.store.engine import Backend, make_engine, probe
+from amr.store.intervals import (
+    Check,
+    IntervalRevision,
+    IntervalWriter,
+    IntervalWriteResult,
+    read_intervals,
+    read_revisions,
+)
 from amr.store.meters import sync_meters
 from amr.store.models import AuditRow, ReadingRow, RejectedRow
 from amr.store.rows import reading_from_row, reading_to_row
@@ -300,6 +309,42 @@ class Store:
             return reading
 
         return self.write(work)
+
+    def write_intervals(
+        self,
+        values: Sequence[IntervalValue],
+        *,
+        check: Check | None = None,
+        now: datetime | None = None,
+        actor: str | None = None,
+    ) -> IntervalWriteResult:
+        """Store interval values in one transaction under their series locks; see `amr.store.intervals`.
+
+        Idempotent: the same value again is a duplicate. A measured value replaces an estimate
+        (which is kept as a revision); a differing value of an equally good source is refused as
+        a conflict; `check` adds the caller's rules (e.g. `amr.validation.intervals`). Refused
+        values are kept with their reasons. Retried from the start on a conflict with another writer.
+        """
+        moment = now or datetime.now(UTC)
+        return self.write(lambda s: IntervalWriter(s.conn, s.locks, s.use_copy, moment).write(values, check, actor))
+
+    def intervals(
+        self,
+        serial: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        channels: Sequence[Channel] | None = None,
+    ) -> list[IntervalValue]:
+        """The meter's intervals in force with start <= interval start < end, by channel, then time."""
+        with translate_errors(), self.engine.connect() as conn:
+            return read_intervals(conn, serial, start, end, channels)
+
+    def interval_revisions(
+        self, serial: str, start: datetime | None = None, end: datetime | None = None, kind: str | None = None
+    ) -> list[IntervalRevision]:
+        """Values replaced (`kind` "replaced") or refused ("refused") for the meter's intervals."""
+        with translate_errors(), self.engine.connect() as conn:
+            return read_revisions(conn, serial, start, end, kind)
 
     def audit_log(self, limit: int = 100, actor: str | None = None) -> list[dict[str, Any]]:
         """The newest audit records (only `actor`'s when given)."""

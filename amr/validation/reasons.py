@@ -20,6 +20,10 @@ class Reason(str, enum.Enum):
     UNKNOWN_METER = "unknown_meter"
     DUPLICATE = "duplicate"
     CONFLICT = "conflict"
+    # interval data (load profiles): see `amr.validation.intervals`
+    NEGATIVE = "negative"
+    ABOVE_CAPACITY = "above_capacity"
+    SUM_MISMATCH = "sum_mismatch"
 
 
 DESCRIPTIONS: dict[Reason, tuple[str, str]] = {
@@ -49,6 +53,15 @@ DESCRIPTIONS: dict[Reason, tuple[str, str]] = {
     Reason.CONFLICT: (
         "a different reading is stored for this time",
         "на это время сохранено другое показание",
+    ),
+    Reason.NEGATIVE: ("negative interval energy", "отрицательная энергия за интервал"),
+    Reason.ABOVE_CAPACITY: (
+        "interval energy exceeds what the meter can pass in the interval",
+        "энергия за интервал больше, чем может пропустить счётчик",
+    ),
+    Reason.SUM_MISMATCH: (
+        "intervals do not add up to the register delta",
+        "сумма интервалов не равна приращению показаний",
     ),
 }
 

@@ -311,9 +311,9 @@ def test_timescale_objects(timescale_store: Store) -> None:
         hypertables = conn.execute(text("SELECT hypertable_name FROM timescaledb_information.hypertables")).scalars()
         views = conn.execute(text("SELECT view_name FROM timescaledb_information.continuous_aggregates")).scalars()
         jobs = conn.execute(text("SELECT proc_name FROM timescaledb_information.jobs")).scalars().all()
-        assert list(hypertables) == ["readings"]
+        assert sorted(hypertables) == ["intervals", "readings"]
         assert sorted(views) == ["readings_30min", "readings_daily", "readings_monthly"]
-        assert "policy_compression" in jobs and jobs.count("policy_refresh_continuous_aggregate") == 3
+        assert jobs.count("policy_compression") == 2 and jobs.count("policy_refresh_continuous_aggregate") == 3
 
 
 def test_preview_answers_previous_and_consumption_and_stores_nothing(store: Store) -> None:
