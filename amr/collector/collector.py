@@ -132,10 +132,20 @@ class Collector:
                 )
             self.scheduler.start()
             self._warn_tight_schedules()
+            self._start_backfill()
         log.info(
             "collecting %d polled meter(s) on %d bus(es) and %d push bus(es); buffer %s",
             len(self.polled), len(self.workers), len(self.pushers), self.buffer_path,
         )
+
+    def _start_backfill(self) -> None:
+        """Back-fill profiles in the buses' background turns (`amr.collector.backfill_runner`)."""
+        from amr.collector.backfill_runner import BackfillRunner
+
+        if self.config.backfill.enabled:
+            runner = BackfillRunner(self)
+            if runner.meters:
+                self._tasks.append(asyncio.create_task(runner.run(), name="amr-backfill"))
 
     def _warn_tight_schedules(self) -> None:
         for serial, worker in self.polled.items():
