@@ -97,3 +97,11 @@ def test_the_spec_lists_profiles_and_the_depth_is_the_models() -> None:
         {"serial": "1", "address": 1, "settings": MercuryMeterSettings(profile_depth="30d")}
     )
     assert driver.memory_depth(deep) == timedelta(days=30)
+
+
+def test_every_protocol_listing_profiles_reads_them() -> None:
+    from amr.drivers.profiles import ProfileReader
+    from amr.drivers.registry import PROTOCOLS
+
+    for kind, known in PROTOCOLS.items():
+        assert ("profiles" in known.capabilities) == issubclass(known.driver_class(), ProfileReader), kind
