@@ -64,6 +64,10 @@ class ProfileMemory:
                 off += overlap
         return end - begin - off
 
+    def powered(self, now: datetime) -> bool:
+        """False while an outage lasts (the meter then answers nothing)."""
+        return not any(down <= now < up for down, up in self.outages)
+
     def _advance(self, now: datetime) -> None:
         """Write the records of every period begun up to `now` (the running one included)."""
         while self._next <= now:
@@ -105,25 +109,26 @@ class ProfileMemory:
         }
 
     def record(self, begin: datetime, now: datetime) -> prof.PowerRecord:
-        """The record of the period starting at `begin`, its time in the meter's clock and zone."""
-        shown = (begin + self.meter.faults.clock_drift).astimezone(self.zone)
-        return prof.PowerRecord(shown, self.period, self._status(begin), self.pulses(begin, now))
+        """The record of the period starting at `begin` (by the meter's clock), in the meter's zone."""
+        return prof.PowerRecord(begin.astimezone(self.zone), self.period, self._status(begin), self.pulses(begin, now))
 
     def last_record_answer(self, address: int, now: datetime) -> bytes:
-        """The answer to 08 13."""
+        """The answer to 08 13 (`now` by our clock; the meter's own runs `clock_drift` off)."""
+        now = self.meter.clock(now)
         written = self.records_written(now)
         if not written:
             return merc.encode_status_answer(address, merc.Status.INTERNAL_ERROR)
         newest = self._times[-1]
         status = prof.OVERFLOW if written > prof.RECORDS else 0
         memory_address = (written - 1) * prof.RECORD_STEP % prof.MEMORY_SIZE
-        shown = (newest + self.meter.faults.clock_drift).astimezone(self.zone)
+        shown = newest.astimezone(self.zone)
         return prof.encode_last_record_answer(address, memory_address, shown, self.period, status)
 
     def read_answer(self, address: int, request: prof.ReadRequest, now: datetime) -> bytes:
         """The answer to 06 03 [address] [count]: whole records of 16 bytes, the 16th byte 00."""
         if request.memory != prof.PROFILE_MEMORY:
             return merc.encode_status_answer(address, merc.Status.ILLEGAL_COMMAND)
+        now = self.meter.clock(now)
         written = self.records_written(now)
         data = bytearray()
         memory_address = request.memory_address

@@ -90,6 +90,9 @@ class MercurySimulator(SerialSimulator[set[str]]):
         except ProtocolError:
             return  # a meter ignores a garbled request
         meter = self._meter(str(request.address))
+        profile = None if meter is None else self.profiles.get(meter.serial)
+        if profile is not None and not profile.powered(self.clock()):
+            return  # a meter without power is silent
         if meter is not None:
             registers = {}
             if isinstance(request, merc.EnergyRequest):  # in a thread: the model may lag far behind

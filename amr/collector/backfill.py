@@ -233,8 +233,8 @@ class Backfill:
             report.reads.append(done)
             if progress is not None:
                 progress(done)
-            if done.error is not None:
-                break  # the next turn tries again from here
+            if done.error is not None or done.end < chunk_end:
+                break  # the next turn tries again from here (after an error, or once the meter closed them)
         return report
 
     async def _chunk(
@@ -255,6 +255,9 @@ class Backfill:
             await asyncio.to_thread(self.state.fail, meter.serial, error, self.clock())
             return ChunkDone(meter.serial, start, end, 0, error)
         received = self.clock()
+        final = getattr(records, "complete_until", None)
+        if final is not None and final < end:  # the meter has not closed these intervals yet (its clock)
+            end = max(start, floor_interval(final))
         inside = [r for r in records if start <= r.start < end]
         values = to_intervals(meter.serial, inside, self.app.meters.get(meter.serial), received)
         result = await asyncio.to_thread(self.app.store.write_intervals, values, now=received)

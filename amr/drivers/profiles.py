@@ -22,6 +22,17 @@ from amr.core.meters import Meter
 from amr.errors import ProtocolError
 
 
+class ProfileRecords(list[ProfileRecord]):
+    """Records as read, and how far the meter's profile is final (`complete_until`, UTC).
+
+    Intervals at or after `complete_until` are not closed in the meter yet (its running interval,
+    by its own clock, which may lag ours): a reader that knows says so, and back-fill does not
+    count them as read. None: every interval before the range's end is final.
+    """
+
+    complete_until: datetime | None = None
+
+
 class ProfileReader(abc.ABC):
     """A poll driver that reads interval records from the meter's profile memory."""
 
@@ -30,7 +41,8 @@ class ProfileReader(abc.ABC):
         """The records of `meter` whose intervals start in [`start`, `end`) (aware), oldest first.
 
         Intervals the meter holds no record of (it was off, or they are older than its memory)
-        are absent; raise `ReadTimeout`, `ProtocolError`, `DeviceError` or `ConnectError` as a read does.
+        are absent; a `ProfileRecords` may say how far the meter's profile is final. Raise
+        `ReadTimeout`, `ProtocolError`, `DeviceError` or `ConnectError` as a read does.
         """
 
     @abc.abstractmethod

@@ -18,7 +18,7 @@ from amr.core.domain import Channel
 from amr.core.intervals import IntervalStatus
 from amr.drivers.mercury230.driver import Mercury230Driver
 from amr.store.backfill_state import BackfillState
-from simulators.model import VirtualMeter
+from simulators.model import Faults, VirtualMeter
 from simulators.profile_memory import ProfileMemory
 from simulators.serial_meters import MercurySimulator
 from tests.api.live import fresh_database
@@ -106,3 +106,28 @@ async def scenario(database: str) -> None:
 
 def test_backfill_reads_what_is_missing_and_resumes(database: str) -> None:
     asyncio.run(asyncio.wait_for(scenario(database), 60))
+
+
+async def lagging(database: str) -> None:
+    clock = Clock()
+    clock.now = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)  # just after :00 by our clock
+    behind = Faults(clock_drift=timedelta(minutes=-2))
+    meter = VirtualMeter(SERIAL, address=21, start=START - timedelta(days=3), faults=behind)
+    memory = ProfileMemory(meter, start=START - timedelta(days=3))
+    async with MercurySimulator([meter], clock=clock, line_speed=False, profiles={SERIAL: memory}) as sim:
+        with app_for(database, sim.url, first="2h") as app:
+            driver = Mercury230Driver(app.config.buses[0], tz=ZoneInfo("Europe/Moscow"))
+            engine = Backfill(app, clock=clock)
+            config = app.config.meters[0]
+            await engine.run_meter(config, driver)
+            # the meter's clock is 2 minutes behind: its 11:30 interval is still running, so it is not read yet
+            progress = BackfillState(app.store).load()[SERIAL][Channel.A_PLUS]
+            assert progress.read_until == datetime(2026, 3, 1, 11, 30, tzinfo=UTC)
+            clock.now += timedelta(minutes=5)
+            await engine.run_meter(config, driver)
+            stored = app.store.intervals(SERIAL, channels=[Channel.A_PLUS])
+            assert [v.start.strftime("%H:%M") for v in stored] == ["10:00", "10:30", "11:00", "11:30"]
+
+
+def test_an_interval_the_meter_has_not_closed_is_read_later(tmp_path: Path) -> None:
+    asyncio.run(asyncio.wait_for(lagging(f"sqlite:///{tmp_path / 'amr.sqlite'}"), 30))

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from amr.config import BusConfig, MeterConfig
 from amr.core.intervals import ProfileFlag, ProfileRecord
 from amr.drivers.mercury230.settings import MercuryMeterSettings
-from amr.drivers.profiles import ProfileReader, configured_depth
+from amr.drivers.profiles import ProfileReader, ProfileRecords, configured_depth
 from amr.drivers.serial_line import SerialLine
 from amr.errors import DriverError
 from amr.protocols import mercury230 as merc
@@ -60,6 +60,7 @@ class ProfileSession:
         self.address = address
         self.tz = tz
         self.reads = 0  # memory reads made
+        self.newest: datetime | None = None  # the start of the running record, once asked (UTC)
 
     def constant(self) -> int:
         """The meter constant from the variant (08 12)."""
@@ -81,6 +82,7 @@ class ProfileSession:
         """The finished records whose intervals start in [start, end), oldest first (not the newest: it runs)."""
         last = self.last_record()
         step, newest = last.period, last.start.astimezone(UTC)
+        self.newest = newest
         oldest = (last.memory_address + prof.RECORD_STEP) % prof.MEMORY_SIZE if last.overflowed else 0
         held = ((last.memory_address - oldest) % prof.MEMORY_SIZE) // prof.RECORD_STEP  # index of the newest
         if start > newest:
@@ -172,4 +174,6 @@ class MercuryProfiles(ProfileReader):
             records = session.records(start.astimezone(UTC), end.astimezone(UTC))
             with contextlib.suppress(DriverError):  # the records are read; the channel closes by itself
                 merc.decode_status_answer(exchange(merc.encode_close_request(address), 4), address)
-        return [to_profile_record(r, constant) for r in records]
+        found = ProfileRecords(to_profile_record(r, constant) for r in records)
+        found.complete_until = session.newest  # the newest record is the one running now
+        return found
