@@ -101,7 +101,7 @@ class Simulators:
 
     def __enter__(self) -> Simulators:
         try:
-            for part in range(PROCESSES):
+            for part in range(min(PROCESSES, self.lines)):
                 mine = [line for line in range(self.lines) if line % PROCESSES == part]
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "benchmarks.backfill", "--serve", *map(str, mine),

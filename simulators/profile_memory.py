@@ -20,15 +20,23 @@ import random
 import zlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from amr.core.domain import Channel
 from amr.core.intervals import floor_interval
 from amr.protocols import mercury230 as merc
 from amr.protocols import mercury230_profile as prof
+from amr.protocols.iec62056_21 import profile as p01
 from simulators.model import VirtualMeter
 
 Outage = tuple[datetime, datetime]  # power off from, power back at (UTC)
+IEC_CHANNELS = (
+    ("1.5.0", Channel.A_PLUS, "kW"),
+    ("2.5.0", Channel.A_MINUS, "kW"),
+    ("3.5.0", Channel.R_PLUS, "kvar"),
+    ("4.5.0", Channel.R_MINUS, "kvar"),
+)  # the channels of a simulated IEC meter's P.01 profile: average powers of the period
 
 
 class ProfileMemory:
@@ -84,6 +92,32 @@ class ProfileMemory:
         """The starts of the records still held at `now`, oldest first."""
         self._advance(now)
         return self._times[-prof.RECORDS :]
+
+    def cause(self, begin: datetime) -> str | None:
+        """Why the period starting at `begin` is incomplete: "power", "clock" or None."""
+        end = begin + self.period
+        if self._powered(begin, end) < self.period:
+            return "power"
+        return "clock" if any(begin <= c < end for c in self.clock_changes) else None
+
+    def iec_entries(self, start: datetime, end: datetime, now: datetime) -> list[p01.ProfileEntry]:
+        """The closed periods with an end in [start, end], as P.01 entries: average powers in kW
+        (exact: 1 Wh a pulse at the default constant), status 0x80 after a power failure, 0x20 after
+        a clock change (`amr.protocols.iec62056_21.profile`)."""
+        now = self.meter.clock(now)
+        entries = []
+        hours = Decimal(int(self.period.total_seconds())) / 3600
+        for begin in self.times(now)[:-1]:
+            if not start <= begin + self.period <= end:
+                continue
+            pulses = self.pulses(begin, now)
+            values = {}
+            for code, channel, unit in IEC_CHANNELS:
+                wh = Decimal(pulses[channel] or 0) * 500 / self.constant
+                values[code] = ((wh / 1000 / hours).normalize(), unit)
+            status = {"power": 0x80, "clock": 0x20, None: 0}[self.cause(begin)]
+            entries.append(p01.ProfileEntry(begin + self.period, self.period, status, values))
+        return entries
 
     def _status(self, begin: datetime) -> int:
         end = begin + self.period

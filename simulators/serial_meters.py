@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import ClassVar, Unpack
 from zoneinfo import ZoneInfo
 
@@ -37,6 +38,8 @@ from amr.protocols import iec62056_21 as iec
 from amr.protocols import mercury230 as merc
 from amr.protocols import mercury230_profile as prof
 from amr.protocols.crc import crc_ok
+from amr.protocols.iec62056_21 import profile as p01
+from amr.protocols.iec62056_21.framing import with_bcc
 from simulators.model import VirtualMeter
 from simulators.profile_memory import ProfileMemory
 from simulators.serial_line import LineOptions, Link, SerialSimulator, Transport
@@ -164,11 +167,18 @@ class IecSimulator(SerialSimulator[_IecSession]):
     manufacturer: ClassVar[str] = "SIm"  # lower-case third letter: the meter reacts within 20 ms
 
     def __init__(
-        self, meters: Iterable[VirtualMeter], *, max_baudrate: int = 19200, **options: Unpack[LineOptions]
+        self,
+        meters: Iterable[VirtualMeter],
+        *,
+        max_baudrate: int = 19200,
+        profiles: Mapping[str, ProfileMemory] | None = None,
+        **options: Unpack[LineOptions],
     ) -> None:
-        """The meters offer `max_baudrate` after sign-on; passwords default to 00000000."""
+        """The meters offer `max_baudrate` after sign-on; passwords default to 00000000; `profiles`:
+        serial → the meter's load profile, read as P.01 with R5 (default: one from the meter's start)."""
         super().__init__(meters, **options)
         self.max_baudrate = max_baudrate
+        self.profiles = dict(profiles or {})
 
     def _new_session(self) -> _IecSession:
         return _IecSession(None, "idle", self.baudrate)
@@ -243,9 +253,26 @@ class IecSimulator(SerialSimulator[_IecSession]):
             return iec.encode_break()  # a wrong password is answered with a break, as DRS110M meters do
         if command.command == "R" and stage == "authorised" and command.data is not None:
             code = command.data.partition("(")[0]
+            if code == p01.PROFILE:
+                return self._profile_answer(meter, command.data)
             found = [d for d in data_sets if d.address == code] or [iec.DataSet("", "ERROR")]
             return iec.encode_data_message(found[:1])
         return bytes((iec.NAK,))
+
+    def _profile_answer(self, meter: VirtualMeter, data: str) -> bytes:
+        """The P.01 answer to ``P.01(from;to)`` in one block; ``P.01(ERROR)`` for a bad range."""
+        zone = ZoneInfo(meter.timezone)
+        first, _, last = data[len(p01.PROFILE) + 1 : -1].partition(";")
+        try:
+            start = p01.parse_stamp(first, zone) if first else datetime.min.replace(tzinfo=UTC)
+            end = p01.parse_stamp(last, zone) if last else datetime.max.replace(tzinfo=UTC)
+        except ProtocolError:
+            return with_bcc(iec.STX, b"P.01(ERROR)\r\n" + bytes((iec.ETX,)))
+        if meter.serial not in self.profiles:
+            self.profiles[meter.serial] = ProfileMemory(meter)
+        entries = self.profiles[meter.serial].iec_entries(start, end, self.clock())
+        text = p01.encode_profile(entries, zone) or "P.01(ERROR)\r\n"
+        return with_bcc(iec.STX, text.encode("ascii") + bytes((iec.ETX,)))
 
     def _data_sets(self, meter: VirtualMeter) -> list[iec.DataSet]:
         """The readout: error register, serial number, energy registers, clock in the meter's zone."""
