@@ -287,11 +287,26 @@ class Collector:
 
     # --- push -----------------------------------------------------------------------
 
+    async def _store_profile(self, values: MeterValues) -> None:
+        """Write a message's interval values (primary side) before the message is acknowledged."""
+        from amr.drivers.profiles import to_intervals
+
+        intervals = to_intervals(values.serial, values.profile, self.app.meters.get(values.serial), values.polled_at)
+        try:
+            await asyncio.to_thread(self.app.store.write_intervals, intervals, now=values.polled_at)
+        except StoreError as exc:
+            log.warning("meter %s: %d interval value(s) not stored: %s", values.serial, len(intervals), exc)
+
     def _sink(self, bus: BusConfig, driver: PushDriver) -> Sink:
         source = Source(driver.source)
 
         async def sink(values: MeterValues) -> None:
             readings = normalise(values, self.app.meters.get(values.serial), source)
+            if values.profile:  # a gateway's interval values (`amr.drivers.mqtt.intervals`)
+                await self._store_profile(values)
+            if values.profile and not values.tariffs:
+                self.health.success(values.serial, values.polled_at, values.errors, bus.name)
+                return
             if any(v is not None for r in readings for v in r.values.values()):
                 self.health.success(values.serial, values.polled_at, values.errors, bus.name)
             else:
