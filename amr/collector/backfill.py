@@ -14,7 +14,8 @@ What is missing is then [read_until, the start of the running interval):
 
 An interval the meter holds no record of (it had no power) is not retried: it was asked for, and
 the answer was "nothing"; the gap stays for estimation. A failed chunk leaves ``read_until`` where
-it was, notes the error, and is tried again on the next turn.
+it was, notes the error, and is tried again on the next turn; within a turn a transient error
+(no answer, a garbled one) is retried as a poll is (the meter's or its bus's ``retries``, backoff).
 
 Priority: each chunk is one turn on the meter's bus, taken through `hold` — in the collector the
 bus's background queue (`BusSlots.hold(background=True)`), served only when no scheduled poll or
@@ -33,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 
 from amr.app import App
 from amr.collector.bus import describe
+from amr.collector.retry import RetryPolicy, is_transient
 from amr.config import BackfillConfig, BusConfig, MeterConfig
 from amr.core.domain import CHANNELS, Channel
 from amr.core.intervals import DEFAULT_INTERVAL, floor_interval
@@ -246,9 +248,17 @@ class Backfill:
         end: datetime,
         report: MeterReport,
     ) -> ChunkDone:
+        policy = RetryPolicy.for_meter(meter, self.buses[meter.bus or ""])
         try:
-            async with hold():
-                records = await reader.read_profile(meter, start, end)
+            for attempt in range(1, policy.attempts + 1):
+                try:
+                    async with hold():  # a retry waits for its turn again: polls go first
+                        records = await reader.read_profile(meter, start, end)
+                    break
+                except DriverError as exc:
+                    if attempt == policy.attempts or not is_transient(exc):
+                        raise
+                    await asyncio.sleep(policy.delay(attempt))
         except (DriverError, AmrError, OSError, TimeoutError) as exc:
             error = describe(exc)
             report.error = error
