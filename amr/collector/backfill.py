@@ -149,10 +149,11 @@ def plan(
         raise InputError(f"a back-fill chunk is at least one interval ({length}); got {chunk}")
     horizon = floor_interval(now, length)  # the running interval is not finished
     oldest = now - depth  # the meter's memory reaches back to here
+    held_from = floor_interval(oldest, length) + length  # the first interval the memory still holds
     if progress:
         begin = min(p.read_until for p in progress.values())
-    else:
-        begin = now - min(depth, first) if first is not None else oldest
+    else:  # a new meter: nothing is lost that was never asked for
+        begin = max(held_from, floor_interval(now - first, length)) if first is not None else held_from
         if installed is not None:
             begin = max(begin, installed)
     if start is not None:
@@ -162,8 +163,8 @@ def plan(
     lost = None
     # The interval holding `oldest` is already overwritten (the ring keeps depth / length records,
     # the running one among them); the first one held starts one interval later.
-    cut = min(stop, floor_interval(oldest, length) + length)
-    if begin < cut and begin < oldest:
+    cut = min(stop, held_from)
+    if begin < cut:
         lost = (begin, cut)
         begin = cut
     chunks = []

@@ -38,9 +38,14 @@ class BackfillRunner:
         self.buses: dict[str, tuple[BusWorker, list[MeterConfig]]] = {}
         for serial, worker in collector.polled.items():
             spec = PROTOCOLS.get(worker.bus.kind)
-            if spec is None or "profiles" not in spec.capabilities or profile_reader(worker.driver) is None:
+            reader = profile_reader(worker.driver)
+            if spec is None or "profiles" not in spec.capabilities or reader is None:
                 continue
-            self.buses.setdefault(worker.bus.name, (worker, []))[1].append(collector.meters[serial])
+            meter = collector.meters[serial]
+            if (why := reader.cannot_read(meter)) is not None:
+                log.info("%s; not back-filled", why)
+                continue
+            self.buses.setdefault(worker.bus.name, (worker, []))[1].append(meter)
 
     @property
     def meters(self) -> int:

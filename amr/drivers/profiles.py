@@ -49,6 +49,10 @@ class ProfileReader(abc.ABC):
     def memory_depth(self, meter: MeterConfig) -> timedelta:
         """How far back the meter's profile memory reaches."""
 
+    def cannot_read(self, meter: MeterConfig) -> str | None:
+        """Why this meter's profile cannot be read as configured (None: it can)."""
+        return None
+
 
 def configured_depth(meter: MeterConfig, default: timedelta) -> timedelta:
     """The meter's ``profile_depth`` setting when its protocol takes one, else `default`."""

@@ -51,6 +51,12 @@ class IecProfiles(ProfileReader):
         """60 days, or the meter's ``profile_depth``."""
         return configured_depth(meter, DEFAULT_DEPTH)
 
+    def cannot_read(self, meter: MeterConfig) -> str | None:
+        """P.01 is read in programming mode: without a password it is not."""
+        if IecMeterSettings.of(meter).password is None:
+            return f"meter {meter.serial}: the P.01 profile is read in programming mode: set the meter's password"
+        return None
+
     async def read_profile(self, meter: MeterConfig, start: datetime, end: datetime) -> list[ProfileRecord]:
         """The periods of [start, end) in the meter's profile, in a worker thread."""
         return await asyncio.to_thread(self.read_profile_sync, meter, start, end)
@@ -59,9 +65,7 @@ class IecProfiles(ProfileReader):
         """The blocking profile read."""
         given = IecMeterSettings.of(meter).password
         if given is None:
-            raise ConfigError(
-                f"meter {meter.serial}: the P.01 profile is read in programming mode: set the meter's password"
-            )
+            raise ConfigError(self.cannot_read(meter) or "no password")
         timeout = (meter.timeout or self.bus.timeout).total_seconds()
         with self._lock:
             session = self.programming_session(meter, iec.encode_password(given), timeout)
