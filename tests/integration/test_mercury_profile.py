@@ -105,3 +105,13 @@ def test_every_protocol_listing_profiles_reads_them() -> None:
 
     for kind, known in PROTOCOLS.items():
         assert ("profiles" in known.capabilities) == issubclass(known.driver_class(), ProfileReader), kind
+
+
+def test_a_swapped_meter_profile_is_not_read() -> None:
+    from amr.drivers.mercury230.driver import MeterMismatch
+
+    meter = VirtualMeter("41000017", address=17, start=NOW - timedelta(days=1))
+    memory = ProfileMemory(meter, start=NOW - timedelta(days=1))
+    config = MeterConfig(serial="41000099", address=17)  # the configuration expects another meter there
+    with pytest.raises(MeterMismatch, match="reports serial 41000017"):
+        asyncio.run(asyncio.wait_for(read("pty", meter, memory, config, NOW - timedelta(hours=2), NOW), 30))

@@ -3,7 +3,8 @@
 One read of [start, end)::
 
     -> 01 open (user level)          <- status OK
-    -> 08 12 variant                 <- meter constant (unless the meter's ``constant`` is configured)
+    -> 08 00 serial number           <- refused (`MeterMismatch`) when another meter is at the address
+    -> 08 12 variant                 <- meter constant, once per meter (unless ``constant`` is configured)
     -> 08 13 last record             <- its address L, start tL, period T, overflow bit
     -> 06 03 [address] 0F            <- one 15-byte record, as often as needed
     -> 02 close
@@ -149,6 +150,26 @@ class MercuryProfiles(ProfileReader):
     tz: tzinfo
     _lock: threading.Lock
 
+    def _check_serial(self, meter: MeterConfig, session: ProfileSession) -> None:
+        """The meter at the address must be the configured one (08 00), as in a register poll: a
+        swapped meter's profile never goes into another's series."""
+        from amr.drivers.mercury230.driver import MeterMismatch, same_serial
+
+        request = merc.encode_parameter_request(session.address, merc.Parameter.SERIAL_AND_DATE)
+        identity = merc.decode_serial_answer(session.exchange(request, merc.SERIAL_ANSWER_LENGTH), session.address)
+        if not same_serial(meter.serial, identity.serial):
+            raise MeterMismatch(
+                f"meter {meter.serial}: the meter at address {session.address} on bus {self.bus.name} reports "
+                f"serial {identity.serial}; its profile was not read: fix the address or the serial"
+            )
+
+    def _constant(self, serial: str, session: ProfileSession) -> int:
+        """The meter's constant from its variant, asked once per meter and driver (it never changes)."""
+        known: dict[str, int] = self.__dict__.setdefault("_profile_constants", {})
+        if serial not in known:
+            known[serial] = session.constant()
+        return known[serial]
+
     def memory_depth(self, meter: MeterConfig) -> timedelta:
         """4096 records of 30 minutes (85 days 8 hours), or the meter's ``profile_depth``."""
         return configured_depth(meter, prof.RECORDS * timedelta(minutes=30))
@@ -177,7 +198,8 @@ class MercuryProfiles(ProfileReader):
             opened = exchange(merc.encode_open_request(address, merc.AccessLevel.USER, meter_password(meter)), 4)
             merc.decode_status_answer(opened, address)
             session = ProfileSession(exchange, address, self.tz)
-            constant = MercuryMeterSettings.of(meter).constant or session.constant()
+            self._check_serial(meter, session)
+            constant = MercuryMeterSettings.of(meter).constant or self._constant(meter.serial, session)
             records = session.records(start.astimezone(UTC), end.astimezone(UTC))
             with contextlib.suppress(DriverError):  # the records are read; the channel closes by itself
                 merc.decode_status_answer(exchange(merc.encode_close_request(address), 4), address)
