@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
 from amr.app import App
@@ -97,6 +98,9 @@ async def run(app: App, meters: list[MeterConfig], args: argparse.Namespace) -> 
     by_bus: dict[str, list[MeterConfig]] = {}
     for meter in meters:
         by_bus.setdefault(meter.bus or "", []).append(meter)
+    # Each serial line's blocking reads run in a worker thread: one per bus, besides the store's.
+    # (asyncio's default pool has min(32, CPUs + 4) threads: on 2 cores, 6 — fewer than 10 lines.)
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(len(by_bus) + 4, "amr-backfill"))
     drivers: dict[str, Any] = {name: poll_driver(buses[name], tz) for name in by_bus}
     plans: dict[str, Plan] = {}
     for name, bus_meters in by_bus.items():
