@@ -145,6 +145,13 @@ class Collector:
         if self.config.backfill.enabled:
             runner = BackfillRunner(self)
             if runner.meters:
+                # A chunk holds a worker thread for its whole read: give every bus one for polls and one
+                # for back-fill, so chunks never keep another bus's poll waiting for a thread (asyncio's
+                # default pool has CPUs + 4).
+                from concurrent.futures import ThreadPoolExecutor
+
+                threads = 2 * len(self.workers) + 4
+                asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(threads, "amr-collector"))
                 self._tasks.append(asyncio.create_task(runner.run(), name="amr-backfill"))
 
     def _warn_tight_schedules(self) -> None:
