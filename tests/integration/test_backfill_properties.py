@@ -107,8 +107,10 @@ def test_no_gap_and_no_duplicate(app: App, runs: list[int], outages: list[tuple[
 
     async def turns() -> int:
         duplicates = 0
-        for gap in [0, *runs]:
-            clock[0] += timedelta(hours=gap)
+        # the runs, then one more once the meter has power again (a meter that is off answers nothing)
+        back = max([up for _, up in off], default=T0)
+        for gap in [0, *runs, None]:
+            clock[0] += timedelta(hours=gap) if gap is not None else max(timedelta(0), back - clock[0] + HALF)
             for _ in range(12):  # a failed chunk is tried again on the next turn
                 report = await engine.run_meter(config, reader)
                 duplicates += report.duplicate
