@@ -295,14 +295,12 @@ class Collector:
     # --- push -----------------------------------------------------------------------
 
     async def _store_profile(self, values: MeterValues) -> None:
-        """Write a message's interval values (primary side) before the message is acknowledged."""
+        """Write a message's interval values (primary side) before the message is acknowledged; a store
+        error fails the delivery, so the broker keeps the message for the next connection."""
         from amr.drivers.profiles import to_intervals
 
         intervals = to_intervals(values.serial, values.profile, self.app.meters.get(values.serial), values.polled_at)
-        try:
-            await asyncio.to_thread(self.app.store.write_intervals, intervals, now=values.polled_at)
-        except StoreError as exc:
-            log.warning("meter %s: %d interval value(s) not stored: %s", values.serial, len(intervals), exc)
+        await asyncio.to_thread(self.app.store.write_intervals, intervals, now=values.polled_at)
 
     def _sink(self, bus: BusConfig, driver: PushDriver) -> Sink:
         source = Source(driver.source)
