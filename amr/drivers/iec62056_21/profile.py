@@ -68,9 +68,9 @@ class IecProfiles(ProfileReader):
             raise ConfigError(self.cannot_read(meter) or "no password")
         timeout = (meter.timeout or self.bus.timeout).total_seconds()
         with self._lock:
-            session = self.programming_session(meter, iec.encode_password(given), timeout)
+            self.programming_session(meter, iec.encode_password(given), timeout)
             try:
-                clock = self._meter_clock(session, timeout)
+                clock = self._meter_clock(timeout)
                 request = iec.encode_command(iec.CommandMessage("R", "5", p01.request_data(start, end, self.tz)))
                 text = self._profile_text(request, timeout)
             finally:
@@ -93,7 +93,7 @@ class IecProfiles(ProfileReader):
             found.complete_until = floor_interval(clock, period)
         return found
 
-    def _meter_clock(self, address: str, timeout: float) -> datetime | None:
+    def _meter_clock(self, timeout: float) -> datetime | None:
         """The meter's clock from 0.9.1 and 0.9.2 (None when it does not give them)."""
         from amr.drivers.iec62056_21.driver import meter_clock
 
