@@ -571,6 +571,24 @@ class IntervalsConfig(_Section):
         return value
 
 
+class BackfillConfig(_Section):
+    """``[backfill]``: reading what meters kept in their profile memory (see `amr.collector.backfill`)."""
+
+    enabled: bool = Field(True, description="the collector back-fills profiles of meters whose protocol reads them")
+    every: Duration = Field(timedelta(minutes=10), description="how often the collector looks for missing intervals")
+    chunk: Duration = Field(
+        timedelta(hours=12), description="the longest span read from a meter in one turn on its bus"
+    )
+    depth: dict[str, Duration] = Field(
+        default_factory=dict,
+        description="memory depth by meter model or bus kind (e.g. mercury230 = \"85d\"); "
+        "default: the driver's, or the meter's profile_depth",
+    )
+    first: Duration | None = Field(
+        None, description="how far back a meter never back-filled before is read (default: its memory depth)"
+    )
+
+
 class Config(_Section):
     """The whole configuration file."""
 
@@ -584,6 +602,7 @@ class Config(_Section):
     relay: RelayConfig = RelayConfig()
     quality: QualityConfig = QualityConfig()
     intervals: IntervalsConfig = IntervalsConfig()
+    backfill: BackfillConfig = BackfillConfig()
 
     source_path: Path | None = Field(None, exclude=True)
 

@@ -16,6 +16,7 @@ BENCHMARKS = {
     "mqtt_ingest": "benchmarks.mqtt_ingest",
     "dlms_sweep": "benchmarks.dlms_sweep",
     "interval_ingest": "benchmarks.interval_ingest",
+    "backfill": "benchmarks.backfill",
 }
 
 

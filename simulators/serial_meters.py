@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import ClassVar, Unpack
 from zoneinfo import ZoneInfo
 
@@ -35,9 +36,13 @@ from amr.core.domain import CHANNELS, Values
 from amr.errors import ProtocolError
 from amr.protocols import iec62056_21 as iec
 from amr.protocols import mercury230 as merc
+from amr.protocols import mercury230_profile as prof
 from amr.protocols.crc import crc_ok
+from amr.protocols.iec62056_21 import profile as p01
+from amr.protocols.iec62056_21.framing import with_bcc
 from amr.protocols.mercury230_instant import AUXILIARY
 from simulators.model import VirtualMeter
+from simulators.profile_memory import ProfileMemory
 from simulators.quality import mercury_answer
 from simulators.serial_line import LineOptions, Link, SerialSimulator, Transport
 
@@ -52,7 +57,25 @@ def mercury_serial(meter: VirtualMeter) -> str:
 
 class MercurySimulator(SerialSimulator[set[str]]):
     """Mercury 230 meters (9600 baud): test, open (level 1/2, password), close, energy since reset,
-    parameters 08 00 (serial number, manufacture date) and 08 12 (variant)."""
+    parameters 08 00 (serial number, manufacture date), 08 12 (variant) and 08 13 (last profile record),
+    and memory 3 reads (06 03: the power profile, `simulators.profile_memory`)."""
+
+    def __init__(
+        self,
+        meters: Iterable[VirtualMeter],
+        *,
+        profiles: Mapping[str, ProfileMemory] | None = None,
+        **options: Unpack[LineOptions],
+    ) -> None:
+        """`profiles`: serial → the meter's profile memory (default: one from the meter's start)."""
+        super().__init__(meters, **options)
+        self.profiles = dict(profiles or {})
+
+    def profile(self, meter: VirtualMeter) -> ProfileMemory:
+        """The meter's profile memory, made on first use when none was given."""
+        if meter.serial not in self.profiles:
+            self.profiles[meter.serial] = ProfileMemory(meter)
+        return self.profiles[meter.serial]
 
     def _new_session(self) -> set[str]:
         return set()  # serials whose channel is open
@@ -72,6 +95,9 @@ class MercurySimulator(SerialSimulator[set[str]]):
         except ProtocolError:
             return  # a meter ignores a garbled request
         meter = self._meter(str(request.address))
+        profile = None if meter is None else self.profiles.get(meter.serial)
+        if profile is not None and not profile.powered(self.clock()):
+            return  # a meter without power is silent
         if meter is not None:
             registers = {}
             if isinstance(request, merc.EnergyRequest):  # in a thread: the model may lag far behind
@@ -106,6 +132,8 @@ class MercurySimulator(SerialSimulator[set[str]]):
         elif isinstance(request, merc.ParameterRequest):
             if meter.serial not in opened:
                 status = merc.Status.CHANNEL_NOT_OPEN
+            elif request.parameter == prof.LAST_RECORD and not request.argument:
+                return self.profile(meter).last_record_answer(address, self.clock())
             elif request.parameter == merc.Parameter.SERIAL_AND_DATE and not request.argument:
                 return merc.encode_serial_answer(address, mercury_serial(meter), meter.start.date())
             elif request.parameter == merc.Parameter.VARIANT and not request.argument:
@@ -117,6 +145,16 @@ class MercurySimulator(SerialSimulator[set[str]]):
                 status = merc.Status.ILLEGAL_COMMAND
             else:
                 status = merc.Status.ILLEGAL_COMMAND
+        elif isinstance(request, merc.UnknownRequest) and request.command == prof.READ_MEMORY:
+            if meter.serial not in opened:
+                status = merc.Status.CHANNEL_NOT_OPEN
+            elif len(request.parameters) != 4:
+                status = merc.Status.ILLEGAL_COMMAND
+            else:
+                read = prof.ReadRequest(
+                    address, request.parameters[0], int.from_bytes(request.parameters[1:3]), request.parameters[3]
+                )
+                return self.profile(meter).read_answer(address, read, self.clock())
         elif isinstance(request, merc.UnknownRequest):
             status = merc.Status.ILLEGAL_COMMAND
         return merc.encode_status_answer(address, status)
@@ -136,11 +174,18 @@ class IecSimulator(SerialSimulator[_IecSession]):
     manufacturer: ClassVar[str] = "SIm"  # lower-case third letter: the meter reacts within 20 ms
 
     def __init__(
-        self, meters: Iterable[VirtualMeter], *, max_baudrate: int = 19200, **options: Unpack[LineOptions]
+        self,
+        meters: Iterable[VirtualMeter],
+        *,
+        max_baudrate: int = 19200,
+        profiles: Mapping[str, ProfileMemory] | None = None,
+        **options: Unpack[LineOptions],
     ) -> None:
-        """The meters offer `max_baudrate` after sign-on; passwords default to 00000000."""
+        """The meters offer `max_baudrate` after sign-on; passwords default to 00000000; `profiles`:
+        serial → the meter's load profile, read as P.01 with R5 (default: one from the meter's start)."""
         super().__init__(meters, **options)
         self.max_baudrate = max_baudrate
+        self.profiles = dict(profiles or {})
 
     def _new_session(self) -> _IecSession:
         return _IecSession(None, "idle", self.baudrate)
@@ -215,9 +260,26 @@ class IecSimulator(SerialSimulator[_IecSession]):
             return iec.encode_break()  # a wrong password is answered with a break, as DRS110M meters do
         if command.command == "R" and stage == "authorised" and command.data is not None:
             code = command.data.partition("(")[0]
+            if code == p01.PROFILE:
+                return self._profile_answer(meter, command.data)
             found = [d for d in data_sets if d.address == code] or [iec.DataSet("", "ERROR")]
             return iec.encode_data_message(found[:1])
         return bytes((iec.NAK,))
+
+    def _profile_answer(self, meter: VirtualMeter, data: str) -> bytes:
+        """The P.01 answer to ``P.01(from;to)`` in one block; ``P.01(ERROR)`` for a bad range."""
+        zone = ZoneInfo(meter.timezone)
+        first, _, last = data[len(p01.PROFILE) + 1 : -1].partition(";")
+        try:
+            start = p01.parse_stamp(first, zone) if first else datetime.min.replace(tzinfo=UTC)
+            end = p01.parse_stamp(last, zone) if last else datetime.max.replace(tzinfo=UTC)
+        except ProtocolError:
+            return with_bcc(iec.STX, b"P.01(ERROR)\r\n" + bytes((iec.ETX,)))
+        if meter.serial not in self.profiles:
+            self.profiles[meter.serial] = ProfileMemory(meter)
+        entries = self.profiles[meter.serial].iec_entries(start, end, self.clock())
+        text = p01.encode_profile(entries, zone) or "P.01(ERROR)\r\n"
+        return with_bcc(iec.STX, text.encode("ascii") + bytes((iec.ETX,)))
 
     def _data_sets(self, meter: VirtualMeter) -> list[iec.DataSet]:
         """The readout: error register, serial number, energy registers, clock in the meter's zone."""

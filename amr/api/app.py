@@ -17,6 +17,7 @@ from amr.api.routes import (
     accounts,
     askue,
     auth,
+    backfill,
     dashboard,
     dispatch,
     export,
@@ -72,10 +73,9 @@ def create_app(
     api.state.metrics = metrics
     install_error_handlers(api)
     install_openapi(api)
-    for module in (
-        auth, askue, accounts, meters, intervals, readings, public, moderation, dispatch, export, dashboard, system,
-        operations,
-    ):
+    routers = (auth, askue, accounts, meters, intervals, readings, public, moderation, dispatch, backfill, export,
+               dashboard, operations)
+    for module in (*routers, system):
         api.include_router(module.router)
     mount_dashboard(api)
     api.add_middleware(MetricsMiddleware, metrics=metrics)

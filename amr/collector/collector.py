@@ -137,10 +137,27 @@ class Collector:
                 )
             self.scheduler.start()
             self._warn_tight_schedules()
+            self._start_backfill()
         log.info(
             "collecting %d polled meter(s) on %d bus(es) and %d push bus(es); buffer %s",
             len(self.polled), len(self.workers), len(self.pushers), self.buffer_path,
         )
+
+    def _start_backfill(self) -> None:
+        """Back-fill profiles in the buses' background turns (`amr.collector.backfill_runner`)."""
+        from amr.collector.backfill_runner import BackfillRunner
+
+        if self.config.backfill.enabled:
+            runner = BackfillRunner(self)
+            if runner.meters:
+                # A chunk holds a worker thread for its whole read: give every bus one for polls and one
+                # for back-fill, so chunks never keep another bus's poll waiting for a thread (asyncio's
+                # default pool has CPUs + 4).
+                from concurrent.futures import ThreadPoolExecutor
+
+                threads = 2 * len(self.workers) + 4
+                asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(threads, "amr-collector"))
+                self._tasks.append(asyncio.create_task(runner.run(), name="amr-backfill"))
 
     def _warn_tight_schedules(self) -> None:
         for serial, worker in self.polled.items():
@@ -282,11 +299,24 @@ class Collector:
 
     # --- push -----------------------------------------------------------------------
 
+    async def _store_profile(self, values: MeterValues) -> None:
+        """Write a message's interval values (primary side) before the message is acknowledged; a store
+        error fails the delivery, so the broker keeps the message for the next connection."""
+        from amr.drivers.profiles import to_intervals
+
+        intervals = to_intervals(values.serial, values.profile, self.app.meters.get(values.serial), values.polled_at)
+        await asyncio.to_thread(self.app.store.write_intervals, intervals, now=values.polled_at)
+
     def _sink(self, bus: BusConfig, driver: PushDriver) -> Sink:
         source = Source(driver.source)
 
         async def sink(values: MeterValues) -> None:
             readings = normalise(values, self.app.meters.get(values.serial), source)
+            if values.profile:  # a gateway's interval values (`amr.drivers.mqtt.intervals`)
+                await self._store_profile(values)
+            if values.profile and not values.tariffs:
+                self.health.success(values.serial, values.polled_at, values.errors, bus.name)
+                return
             if any(v is not None for r in readings for v in r.values.values()):
                 self.health.success(values.serial, values.polled_at, values.errors, bus.name)
             else:

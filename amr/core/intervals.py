@@ -11,8 +11,10 @@ interval's start is aligned to its length in UTC (a meter's 30-minute profile st
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 
 from amr.core.domain import Channel
 
@@ -68,7 +70,10 @@ class ProfileRecord:
     `energy` maps the channels the meter records to Wh/varh for the interval that starts at
     `start` (UTC) and lasts `length`; a channel the meter does not record is absent. `flags`
     are the meter's status bits for the record; `raw` is the record's bytes or data as read,
-    kept for the audit of a disputed value.
+    kept for the audit of a disputed value. `exact`, when given, is the energy as the meter's
+    own units give it where that is not a whole number of Wh (Mercury: N × 500 / A Wh for N
+    pulses and meter constant A); the primary side is then computed from it, so CT × VT scales
+    the exact value before the one rounding to Wh.
     """
 
     start: datetime
@@ -76,6 +81,7 @@ class ProfileRecord:
     energy: dict[Channel, int]
     flags: ProfileFlag = ProfileFlag.NONE
     raw: bytes | str | None = None
+    exact: Mapping[Channel, Fraction] | None = None
 
     @property
     def status(self) -> IntervalStatus:

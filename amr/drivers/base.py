@@ -18,6 +18,7 @@ from typing import ClassVar
 
 from amr.config import BusConfig, MeterConfig
 from amr.core.domain import Values
+from amr.core.intervals import ProfileRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +27,8 @@ class MeterValues:
 
     `tariffs` maps tariff zone (0 total, 1..4) to channel values in Wh/varh as the
     meter's registers count them (secondary side). `meter_time` is the meter's own
-    clock when the protocol reports it; `polled_at` is when we asked (UTC).
+    clock when the protocol reports it; `polled_at` is when we asked (UTC). `profile`
+    holds interval values a message carried (an MQTT gateway publishing a load profile).
     """
 
     serial: str
@@ -35,6 +37,7 @@ class MeterValues:
     meter_time: datetime | None = None
     errors: dict[str, str] = field(default_factory=dict)
     raw: dict[str, object] = field(default_factory=dict)
+    profile: list[ProfileRecord] = field(default_factory=list)
 
 
 class PollDriver(abc.ABC):

@@ -77,3 +77,24 @@ def test_a_cancelled_wait_loses_no_slot_even_when_the_slot_was_just_handed_over(
 def test_a_bus_has_at_least_one_slot() -> None:
     with pytest.raises(ValueError, match="at least one slot"):
         BusSlots(0)
+
+
+def test_background_work_waits_for_every_poll_and_retry() -> None:
+    async def background(slots: BusSlots, name: str, log: list[str]) -> None:
+        async with slots.hold(background=True):
+            log.append(name)
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> list[str]:
+        slots, log = BusSlots(1), []
+        holder = asyncio.create_task(background(slots, "chunk0", log))
+        await asyncio.sleep(0)
+        chunks = [asyncio.create_task(background(slots, f"chunk{i}", log)) for i in (1, 2)]
+        await asyncio.sleep(0)
+        polls = [asyncio.create_task(use(slots, f"poll{i}", log)) for i in range(2)]
+        retry = asyncio.create_task(use(slots, "retry", log, retry=True))
+        await asyncio.gather(holder, *chunks, *polls, retry)
+        return log
+
+    # a chunk on the line finishes; then every poll and retry waiting goes before the next chunk
+    assert run(scenario()) == ["chunk0", "retry", "poll0", "poll1", "chunk1", "chunk2"]

@@ -43,6 +43,7 @@ from typing import ClassVar
 from amr.config import BusConfig, MeterConfig
 from amr.core.domain import Channel, Source
 from amr.drivers.base import MeterValues
+from amr.drivers.iec62056_21.profile import IecProfiles
 from amr.drivers.iec62056_21.settings import IecBusSettings, IecMeterSettings
 from amr.drivers.serial_line import LineSettings, SerialLineDriver
 from amr.errors import ConfigError, ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
@@ -134,7 +135,7 @@ def register_codes(tariffs: int) -> list[str]:
     return [obis.energy_code(channel, zone) for zone in zones for channel in Channel] + ["0.9.1", "0.9.2"]
 
 
-class Iec62056Driver(SerialLineDriver):
+class Iec62056Driver(IecProfiles, SerialLineDriver):
     """Poll IEC 62056-21 mode C meters on one serial line, each by its device address."""
 
     kind: ClassVar[str] = "iec62056-21"
@@ -175,19 +176,10 @@ class Iec62056Driver(SerialLineDriver):
         except (ValueError, UnicodeEncodeError) as exc:
             raise ConfigError(f"meter {meter.serial}: {exc}") from None
         timeout = (meter.timeout or self.bus.timeout).total_seconds()
-        line = self.line
         with self._lock:
-            line.open()
-            line.set_baudrate(self.initial_baudrate)
             polled_at = datetime.now(UTC)
-            answer = line.exchange(sign_on, _line_ended, timeout)
-            ident = iec.decode_identification(answer)
-            baudrate = self.choose_baudrate(ident.baud_rate)
             mode = iec.MODE_READOUT if password is None else iec.MODE_PROGRAMMING
-            reaction = max(line.settings.frame_pause, ident.reaction_time_ms / 1000)
-            line.send(iec.encode_option_select(baudrate, mode), pause=reaction)
-            line.drain()
-            line.set_baudrate(baudrate)
+            answer, baudrate = self._sign_on(sign_on, mode, timeout)
             raw: dict[str, object] = {"identification": answer.decode("ascii").strip(), "baudrate": baudrate}
             errors: dict[str, str] = {}
             if password is None:
@@ -202,6 +194,44 @@ class Iec62056Driver(SerialLineDriver):
             raise ProtocolError(f"meter {meter.serial}: no energy register (1.8.x..4.8.x) read: {detail}")
         return values
 
+    def _sign_on(self, sign_on: bytes, mode: str, timeout: float) -> tuple[bytes, int]:
+        """Open the line, sign on, select `mode` and switch speed; the identification and the speed."""
+        line = self.line
+        line.open()
+        line.set_baudrate(self.initial_baudrate)
+        answer = line.exchange(sign_on, _line_ended, timeout)
+        ident = iec.decode_identification(answer)
+        baudrate = self.choose_baudrate(ident.baud_rate)
+        reaction = max(line.settings.frame_pause, ident.reaction_time_ms / 1000)
+        line.send(iec.encode_option_select(baudrate, mode), pause=reaction)
+        line.drain()
+        line.set_baudrate(baudrate)
+        return answer, baudrate
+
+    def programming_session(self, meter: MeterConfig, password: bytes, timeout: float) -> str:
+        """Sign on in programming mode and give the password (the lock held); the meter's address."""
+        address = "" if meter.address is None else str(meter.address)
+        try:
+            sign_on = iec.encode_sign_on(address)
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise ConfigError(f"meter {meter.serial}: {exc}") from None
+        self._sign_on(sign_on, iec.MODE_PROGRAMMING, timeout)
+        self._authorise(address, password, timeout)
+        return address
+
+    def _authorise(self, address: str, password: bytes, timeout: float) -> None:
+        """Answer the password prompt P0 with P1; `DeviceError` when the meter refuses it."""
+        prompt = iec.decode_command(self._block(None, timeout))
+        if (prompt.command, prompt.command_type) != ("P", "0"):
+            raise ProtocolError(f"expected the password prompt P0 after option select; got {prompt}")
+        reply = self._block(password, timeout)
+        if reply != bytes((iec.ACK,)):
+            # A refused password is answered with NAK or, on some meters, with a break B0.
+            what = "NAK" if reply == bytes((iec.NAK,)) else "break" if reply[:3] == b"\x01B0" else reply.hex()
+            raise DeviceError(
+                f"IEC meter {address!r}: access denied: the password was refused ({what})", code="iec.access_denied"
+            )
+
     def _block(self, request: bytes | None, timeout: float) -> bytes:
         waiter = BlockWaiter()
         if request is None:
@@ -215,16 +245,7 @@ class Iec62056Driver(SerialLineDriver):
         self, address: str, password: bytes, codes: list[str], timeout: float
     ) -> tuple[list[iec.DataSet], dict[str, str]]:
         """Programming mode: password, one read command per code, break."""
-        prompt = iec.decode_command(self._block(None, timeout))
-        if (prompt.command, prompt.command_type) != ("P", "0"):
-            raise ProtocolError(f"expected the password prompt P0 after option select; got {prompt}")
-        reply = self._block(password, timeout)
-        if reply != bytes((iec.ACK,)):
-            # A refused password is answered with NAK or, on some meters, with a break B0.
-            what = "NAK" if reply == bytes((iec.NAK,)) else "break" if reply[:3] == b"\x01B0" else reply.hex()
-            raise DeviceError(
-                f"IEC meter {address!r}: access denied: the password was refused ({what})", code="iec.access_denied"
-            )
+        self._authorise(address, password, timeout)
         data_sets: list[iec.DataSet] = []
         errors: dict[str, str] = {}
         try:

@@ -34,6 +34,7 @@ from typing import ClassVar
 from amr.config import BusConfig, MeterConfig
 from amr.core.domain import Source, Values
 from amr.drivers.base import MeterValues
+from amr.drivers.mercury230.profile import MercuryProfiles
 from amr.drivers.mercury230.settings import MercuryMeterSettings
 from amr.drivers.quality import QualitySample
 from amr.drivers.serial_line import LineSettings, SerialLineDriver
@@ -118,8 +119,9 @@ def tariffs_to_read(meter: MeterConfig) -> list[int]:
     return [0, *range(1, meter.tariffs + 1)] if meter.tariffs > 1 else [0]
 
 
-class Mercury230Driver(SerialLineDriver):
-    """Poll Mercury 230/234 meters on one serial line (a port, a pty, ``socket://`` or ``rfc2217://``)."""
+class Mercury230Driver(MercuryProfiles, SerialLineDriver):
+    """Poll Mercury 230/234 meters on one serial line (a port, a pty, ``socket://`` or ``rfc2217://``);
+    their power profiles through `MercuryProfiles`."""
 
     kind: ClassVar[str] = "mercury230"
     source: ClassVar[str] = Source.SERIAL.value

@@ -28,7 +28,7 @@ MODBUS_TCP = DriverSpec(
     push=False,
     serial_line=False,
     url_schemes=("tcp://",),
-    capabilities=frozenset({"registers", "profiles", "quality"}),
+    capabilities=frozenset({"registers", "quality"}),  # its "profile" key is a register map; it reads no load profile
     driver="amr.drivers.modbus.driver:ModbusTcpDriver",
     simulator="amr.drivers.modbus.simulate:MODBUS_TCP",
     check_url=_tcp_url,
@@ -42,7 +42,7 @@ MODBUS_RTU = DriverSpec(
     push=False,
     serial_line=True,
     url_schemes=tuple(s for s in SERIAL_SCHEMES if s != "rfc2217://"),
-    capabilities=frozenset({"registers", "profiles", "quality"}),
+    capabilities=frozenset({"registers", "quality"}),  # its "profile" key is a register map; it reads no load profile
     driver="amr.drivers.modbus.driver:ModbusRtuDriver",
     simulator="amr.drivers.modbus.simulate:MODBUS_RTU",
     check_url=_rtu_url,

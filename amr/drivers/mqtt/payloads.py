@@ -58,7 +58,9 @@ from typing import Any, Literal
 
 from amr.config import BusConfig, MeterConfig
 from amr.core.domain import Channel, Values
+from amr.core.intervals import ProfileRecord
 from amr.drivers.base import MeterValues
+from amr.drivers.mqtt.intervals import decode_intervals
 from amr.drivers.mqtt.settings import MqttBusSettings
 from amr.errors import ConfigError, ProtocolError
 from amr.protocols.units import UNITS, to_wh, unit_factor, unit_fits_channel
@@ -67,7 +69,7 @@ PayloadKind = Literal["amr", "mapping", "tasmota-sml"]
 CHANNEL_NAMES: dict[str, Channel] = {c.value: c for c in Channel} | {c.label: c for c in Channel}
 AMR_UNITS = {"Wh": ("Wh", "varh"), "kWh": ("kWh", "kvarh"), "MWh": ("MWh", "Mvarh")}  # active, reactive
 _REACTIVE = (Channel.R_PLUS, Channel.R_MINUS)
-_AMR_KEYS = {"meter", "ts", "unit", "tariffs", "tariff"}
+_AMR_KEYS = {"meter", "ts", "unit", "tariffs", "tariff", "intervals"}  # intervals: `amr.drivers.mqtt.intervals`
 _SML = {"total_in": Channel.A_PLUS, "e_in": Channel.A_PLUS}
 _SML |= {"total_out": Channel.A_MINUS, "e_out": Channel.A_MINUS}
 _TASMOTA_ENERGY = {"total": Channel.A_PLUS, "exportactive": Channel.A_MINUS}
@@ -240,6 +242,7 @@ class _Draft:
     bad: set[int] = field(default_factory=set)  # zones refused for a bad value
     fatal: bool = False  # the whole message is refused
     extra: dict[str, object] = field(default_factory=dict)
+    profile: list[ProfileRecord] = field(default_factory=list)
 
     def fail(self, key: str, message: str) -> None:
         self.errors[key] = message
@@ -265,12 +268,16 @@ class _Draft:
     def values(self, serial: str, topic: str, received_at: datetime, text: dict[str, object]) -> MeterValues:
         if not self.names:
             self.fail("meter", "nothing in the payload or the topic names the meter")
+        if self.profile and not self.tariffs and not self.fatal:  # intervals only: no register reading
+            raw = {"topic": topic, **self.extra, **text}
+            return MeterValues(serial, {}, received_at, self.meter_time, self.errors, raw, self.profile)
         if not self.tariffs or self.fatal:
             self.tariffs = {t: {} for t in self.tariffs or (0,)}
             self.errors = self.errors or {"payload": "no channel values found"}
         self.tariffs.update({t: {} for t in self.bad})
         raw = {"topic": topic, **self.extra, **text}
-        return MeterValues(serial, self.tariffs, received_at, self.meter_time, self.errors, raw)
+        profile = [] if self.fatal else self.profile
+        return MeterValues(serial, self.tariffs, received_at, self.meter_time, self.errors, raw, profile)
 
 
 class PayloadDecoder:
@@ -355,6 +362,10 @@ class PayloadDecoder:
         if unknown := sorted(set(doc) - _AMR_KEYS - set(CHANNEL_NAMES)):
             draft.fail("payload", f"unknown key(s) {', '.join(unknown)}; see the amr schema")
         flat = {k: v for k, v in doc.items() if k in CHANNEL_NAMES}
+        if "intervals" in doc:
+            draft.profile = decode_intervals(doc["intervals"], units, CHANNEL_NAMES, draft.errors)
+            if not flat and "tariffs" not in doc and "tariff" not in doc:
+                return draft
         zones = doc.get("tariffs", {str(doc.get("tariff", 0)): flat})
         if "tariffs" in doc and (flat or "tariff" in doc or not isinstance(zones, dict)):
             draft.fail("tariffs", 'give "tariffs": {"0": {"a_plus": ...}} or flat channels, not both')
