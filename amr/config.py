@@ -37,6 +37,7 @@ from amr.core.durations import format_duration, parse_duration
 from amr.core.gc_policy import paused_gc
 from amr.core.meters import Meter, RatioVersion
 from amr.errors import ConfigError, InputError
+from amr.operations.settings import ClockConfig, EventsConfig
 
 
 def _duration(value: object) -> timedelta:
@@ -503,6 +504,8 @@ class Config(_Section):
     buses: list[BusConfig] = []
     meters: list[MeterConfig] = []
     collector: CollectorConfig = CollectorConfig()
+    clock: ClockConfig = ClockConfig()  # the clock policy (`amr.operations.settings`)
+    events: EventsConfig = EventsConfig()  # journals and alarms
 
     source_path: Path | None = Field(None, exclude=True)
 

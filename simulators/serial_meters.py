@@ -36,6 +36,7 @@ from amr.errors import ProtocolError
 from amr.protocols import iec62056_21 as iec
 from amr.protocols import mercury230 as merc
 from amr.protocols.crc import crc_ok
+from simulators import mercury_clock
 from simulators.model import VirtualMeter
 from simulators.serial_line import LineOptions, Link, SerialSimulator, Transport
 
@@ -50,7 +51,8 @@ def mercury_serial(meter: VirtualMeter) -> str:
 
 class MercurySimulator(SerialSimulator[set[str]]):
     """Mercury 230 meters (9600 baud): test, open (level 1/2, password), close, energy since reset,
-    parameters 08 00 (serial number, manufacture date) and 08 12 (variant)."""
+    parameters 08 00 (serial number, manufacture date) and 08 12 (variant), the clock (04 00, a
+    correction 03 0D once a day, setting 03 0C at level 2) and journals (04 NN RR)."""
 
     def _new_session(self) -> set[str]:
         return set()  # serials whose channel is open
@@ -88,8 +90,12 @@ class MercurySimulator(SerialSimulator[set[str]]):
                 status = merc.Status.ACCESS_DENIED
             else:
                 opened.add(meter.serial)
+                opened.discard(f"{meter.serial}#admin")
+                if request.level == merc.AccessLevel.ADMIN:
+                    opened.add(f"{meter.serial}#admin")
         elif isinstance(request, merc.CloseRequest):
             opened.discard(meter.serial)
+            opened.discard(f"{meter.serial}#admin")
         elif isinstance(request, merc.EnergyRequest):
             if meter.serial not in opened:
                 status = merc.Status.CHANNEL_NOT_OPEN
@@ -112,6 +118,11 @@ class MercurySimulator(SerialSimulator[set[str]]):
                 status = merc.Status.ILLEGAL_COMMAND
         elif isinstance(request, merc.UnknownRequest):
             status = merc.Status.ILLEGAL_COMMAND
+            if request.command in (0x03, 0x04):  # clock and journals
+                if meter.serial not in opened:
+                    status = merc.Status.CHANNEL_NOT_OPEN
+                else:
+                    return mercury_clock.answer(meter, request, f"{meter.serial}#admin" in opened, self.clock())
         return merc.encode_status_answer(address, status)
 
 

@@ -26,13 +26,17 @@ the other tariffs are kept.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import ClassVar
 
 from amr.config import BusConfig, MeterConfig
 from amr.core.domain import Source, Values
+from amr.core.events import MeterEvent
 from amr.drivers.base import MeterValues
+from amr.drivers.clock import ClockReading
+from amr.drivers.mercury230 import clock, journal
 from amr.drivers.mercury230.settings import MercuryMeterSettings
 from amr.drivers.serial_line import LineSettings, SerialLineDriver
 from amr.errors import ConfigError, ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
@@ -121,6 +125,7 @@ class Mercury230Driver(SerialLineDriver):
 
     kind: ClassVar[str] = "mercury230"
     source: ClassVar[str] = Source.SERIAL.value
+    clock_limits = clock.LIMITS  # ±4 minutes once a day; setting the time at the admin level
 
     def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC) -> None:
         """Use the bus's line settings as configured (Mercury's factory setting is 9600 8N1)."""
@@ -169,6 +174,22 @@ class Mercury230Driver(SerialLineDriver):
             errors=errors,
             raw=raw,
         )
+
+    async def read_clock(self, meter: MeterConfig) -> ClockReading:
+        """The meter's clock (`amr.drivers.mercury230.clock`)."""
+        return await asyncio.to_thread(clock.read_clock, self, meter)
+
+    async def shift_clock(self, meter: MeterConfig, by: timedelta) -> None:
+        """Correct the meter's clock by `by` (±4 minutes, once a day)."""
+        await asyncio.to_thread(clock.shift_clock, self, meter, by)
+
+    async def set_clock(self, meter: MeterConfig, to: datetime, password: str | None = None) -> None:
+        """Set the meter's clock at the admin level."""
+        await asyncio.to_thread(clock.set_clock, self, meter, to, password)
+
+    async def read_journal(self, meter: MeterConfig) -> list[MeterEvent]:
+        """The events of the meter's journals (`amr.drivers.mercury230.journal`)."""
+        return (await asyncio.to_thread(journal.read_journal, self, meter)).events
 
     def _close_quietly(self, address: int, timeout: float) -> None:
         with contextlib.suppress(DriverError):
