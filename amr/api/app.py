@@ -22,6 +22,7 @@ from amr.api.routes import (
     export,
     meters,
     moderation,
+    operations,
     public,
     readings,
     system,
@@ -30,6 +31,7 @@ from amr.api.security import Passwords
 from amr.app import App
 from amr.dashboard import mount as mount_dashboard
 from amr.errors import ConfigError
+from amr.operations.metrics import register as register_event_metrics
 
 DESCRIPTION = """
 АСКУЭ (AMR) service API for customer cabinets, АСКУЭ users and dispatchers.
@@ -66,11 +68,13 @@ def create_app(
         redoc_url=None,
     )
     metrics = Metrics(registry)
+    register_event_metrics(metrics.registry, app.store)
     api.state.amr = ApiContext(app, passwords or Passwords(), metrics, poller)
     api.state.metrics = metrics
     install_error_handlers(api)
     install_openapi(api)
-    for module in (auth, askue, accounts, meters, readings, public, moderation, dispatch, export, dashboard, system):
+    routers = (auth, askue, accounts, meters, readings, public, moderation, dispatch, export, dashboard, system)
+    for module in (*routers, operations):
         api.include_router(module.router)
     mount_dashboard(api)
     api.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -129,6 +129,9 @@ class Collector:
             await asyncio.to_thread(self.operations.restore)
         if config.events.alarm.enabled:
             self._tasks.append(asyncio.create_task(self.alarms.run(self.stopping), name="amr-alarms"))
+        if schedule:
+            requests = self.operations.serve_requests(self.stopping)
+            self._tasks.append(asyncio.create_task(requests, name="amr-clock-requests"))
         await asyncio.gather(*(worker.open() for worker in self.workers.values()))
         tune_gc()
         if push:

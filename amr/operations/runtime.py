@@ -11,12 +11,15 @@ poll that read values:
   new events are stored once (`amr.store.events`) and alarming ones wake the alarm sender.
 
 Each runs as a task of its own, so a poll's result is never held up; `close` waits for them.
-A failure is logged and tried again after the next poll.
+A failure is logged and tried again after the next poll. `serve_requests` carries out the clock
+corrections dispatchers asked for through an API running in another process (table
+``clock_requests``), each audited with its result.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -28,7 +31,9 @@ from amr.drivers.clock import ClockKeeper, ClockReading
 from amr.drivers.journal import JournalReader
 from amr.errors import AmrError, NotFound
 from amr.operations.clock import ClockOutcome, ClockService
-from amr.store.events import load_clock, save_events
+from amr.store.audit_trail import audit
+from amr.store.events import ClockRequest, clock_requests, drop_clock_request, load_clock, save_events
+from amr.store.store import translate_errors
 
 if TYPE_CHECKING:
     from amr.app import App
@@ -139,6 +144,34 @@ class MeterOperations:
         if new:
             log.info("meter %s: %d new event(s) of %d read", serial, len(new), len(events))
         return events, new
+
+    # --- dispatchers' requests (the API in another process) -----------------------------------
+
+    async def serve_requests(self, stop: asyncio.Event, every: float = 2.0) -> None:
+        """Carry out dispatchers' clock requests for the meters this collector polls, until `stop`."""
+        by_id = {meter_id: serial for serial, meter_id in self.meter_ids.items()}
+        while not stop.is_set():
+            try:
+                pending = await asyncio.to_thread(clock_requests, self.app.store)
+                for request in pending:
+                    serial = by_id.get(request.meter_id)
+                    if serial in self.collector.polled and not stop.is_set():
+                        await self._serve(serial, request)
+            except AmrError as exc:
+                log.warning("clock requests not served: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+
+    async def _serve(self, serial: str, request: ClockRequest) -> None:
+        outcome = await self.sync_clock(serial)
+        details = {**outcome.as_dict(), "requested_at": request.requested_at.isoformat()}
+
+        def done() -> None:
+            with translate_errors(), self.app.store.engine.begin() as conn:
+                audit(conn, datetime.now(UTC), request.actor, "clock_correction_done", serial, request.reason, details)
+            drop_clock_request(self.app.store, request)
+
+        await asyncio.to_thread(done)
 
     async def close(self) -> None:
         """Wait for the work in flight."""

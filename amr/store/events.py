@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from amr.core.events import MeterEvent
-from amr.store.models import MeterClockRow, MeterEventRow
+from amr.store.models import ClockRequestRow, MeterClockRow, MeterEventRow
 from amr.store.store import Store, translate_errors
 
 
@@ -173,6 +173,42 @@ def save_clock(store: Store, check: ClockCheck) -> None:
         conn.execute(statement.on_conflict_do_update(index_elements=["meter_id"], set_=changed))
 
 
+def request_clock(store: Store, meter_id: int, actor: str, reason: str, now: datetime) -> None:
+    """Ask the collector polling the meter to check and correct its clock (a newer request replaces one)."""
+    values = {"meter_id": meter_id, "requested_at": now, "actor": actor[:100], "reason": reason}
+    with translate_errors(), store.engine.begin() as conn:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(ClockRequestRow).values(**values)
+        conn.execute(statement.on_conflict_do_update(index_elements=["meter_id"], set_=values))
+
+
+@dataclass(frozen=True, slots=True)
+class ClockRequest:
+    """A dispatcher's pending request."""
+
+    meter_id: int
+    requested_at: datetime
+    actor: str
+    reason: str
+
+
+def clock_requests(store: Store) -> list[ClockRequest]:
+    """The pending requests, oldest first."""
+    with translate_errors(), store.engine.connect() as conn:
+        rows = conn.execute(select(ClockRequestRow).order_by(ClockRequestRow.requested_at)).mappings().all()
+    return [ClockRequest(**dict(row)) for row in rows]
+
+
+def drop_clock_request(store: Store, request: ClockRequest) -> None:
+    """Remove a request once done (not a newer one made meanwhile)."""
+    with translate_errors(), store.engine.begin() as conn:
+        conn.execute(
+            delete(ClockRequestRow).where(
+                ClockRequestRow.meter_id == request.meter_id, ClockRequestRow.requested_at == request.requested_at
+            )
+        )
+
+
 def load_clock(store: Store, meter_ids: Iterable[int] | None = None) -> dict[int, ClockCheck]:
     """The last clock check per meter id."""
     statement = select(MeterClockRow)
@@ -185,12 +221,16 @@ def load_clock(store: Store, meter_ids: Iterable[int] | None = None) -> dict[int
 
 __all__ = [
     "ClockCheck",
+    "ClockRequest",
     "StoredEvent",
+    "clock_requests",
+    "drop_clock_request",
     "event_counts",
     "events_of",
     "load_clock",
     "mark_alarm",
     "pending_alarms",
+    "request_clock",
     "save_clock",
     "save_events",
 ]

@@ -230,3 +230,13 @@ class MeterClockRow(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     corrected_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     correction_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class ClockRequestRow(Base):
+    """A dispatcher's request to correct a meter's clock, waiting for the collector that polls it (0009)."""
+
+    __tablename__ = "clock_requests"
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"), primary_key=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, default="")

@@ -143,9 +143,12 @@ def test_every_route_is_covered() -> None:
         ("GET", "/api/v1/export/80020"),
         ("GET", "/healthz"),
         ("GET", "/metrics"),
+        ("GET", "/api/v1/meters/{serial}/events"),
+        ("GET", "/api/v1/dispatch/clock"),
+        ("POST", "/api/v1/dispatch/meters/{serial}/clock"),
     }
     assert named <= set(OPERATIONS), named - set(OPERATIONS)
-    assert len(OPERATIONS) == 30
+    assert len(OPERATIONS) == 33
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])

@@ -2,7 +2,8 @@
 
 ``meter_events`` keeps every event once (unique meter, time, code) with its raw record and the
 delivery state of its alarm; ``meter_clock`` the last drift measured per meter, its state and
-the last correction.
+the last correction; ``clock_requests`` a dispatcher's request to correct a meter's clock until the
+collector that polls it has done it.
 
 Revision ID: 0009
 Revises: 0006
@@ -54,9 +55,19 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["meter_id"], ["meters.id"]),
         sa.PrimaryKeyConstraint("meter_id"),
     )
+    op.create_table(
+        "clock_requests",
+        sa.Column("meter_id", sa.Integer(), nullable=False),
+        sa.Column("requested_at", utc, nullable=False),
+        sa.Column("actor", sa.String(length=100), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["meter_id"], ["meters.id"]),
+        sa.PrimaryKeyConstraint("meter_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("clock_requests")
     op.drop_table("meter_clock")
     op.drop_index("ix_meter_events_alarm", table_name="meter_events")
     op.drop_table("meter_events")
