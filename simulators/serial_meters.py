@@ -36,7 +36,7 @@ from amr.errors import ProtocolError
 from amr.protocols import iec62056_21 as iec
 from amr.protocols import mercury230 as merc
 from amr.protocols.crc import crc_ok
-from simulators import mercury_clock
+from simulators import iec_clock, mercury_clock
 from simulators.model import VirtualMeter
 from simulators.serial_line import LineOptions, Link, SerialSimulator, Transport
 
@@ -134,7 +134,8 @@ class _IecSession:
 
 
 class IecSimulator(SerialSimulator[_IecSession]):
-    """IEC 62056-21 mode C meters: sign-on by device address, readout, programming mode (P1, R1/R5, B0)."""
+    """IEC 62056-21 mode C meters: sign-on by device address, readout, programming mode (P1, R1/R5, W1 of
+    the clock 0.9.1/0.9.2, B0)."""
 
     default_baudrate: ClassVar[int] = 300  # mode C signs on at 300 baud
     manufacturer: ClassVar[str] = "SIm"  # lower-case third letter: the meter reacts within 20 ms
@@ -221,6 +222,8 @@ class IecSimulator(SerialSimulator[_IecSession]):
             code = command.data.partition("(")[0]
             found = [d for d in data_sets if d.address == code] or [iec.DataSet("", "ERROR")]
             return iec.encode_data_message(found[:1])
+        if command.command == "W" and command.command_type == "1" and stage == "authorised" and command.data:
+            return iec_clock.write(meter, command.data, self.clock())  # 0.9.1 / 0.9.2
         return bytes((iec.NAK,))
 
     def _data_sets(self, meter: VirtualMeter) -> list[iec.DataSet]:

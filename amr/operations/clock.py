@@ -199,10 +199,10 @@ class ClockService:
         if meter_id is None:
             return outcome
         now = datetime.now(UTC)
-        if outcome.state == "uncorrectable":
+        if outcome.state in ("uncorrectable", "refused"):
             before = load_clock(self.store, [meter_id]).get(meter_id)
-            if before is not None and before.state == "uncorrectable":
-                outcome.events = []  # flagged already: one event when the meter becomes uncorrectable
+            if before is not None and (before.state, before.message) == (outcome.state, outcome.message):
+                outcome.events = []  # flagged already: one event when it starts, not one a poll
         save_clock(
             self.store,
             ClockCheck(

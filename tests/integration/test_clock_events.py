@@ -280,3 +280,43 @@ def test_tamper_alarms_are_retried_and_survive_a_restart(tmp_path: Path) -> None
         assert len(received) == 1
         assert received[0]["code"] == "tamper.cover_opened" and received[0]["text_en"] == "Meter cover opened"
         assert received[0]["meter"] == "41000001" and received[0]["timestamp"] == at.isoformat()
+
+
+# --- IEC 62056-21 -----------------------------------------------------------------------------------
+
+
+def test_iec_clock_is_written_in_programming_mode_after_the_password(tmp_path: Path) -> None:
+    from simulators.serial_meters import IecSimulator
+
+    ahead = VirtualMeter("IE1", address="1001", faults=Faults(clock_drift=timedelta(seconds=40)))
+    no_password = VirtualMeter("IE2", address="1002", faults=Faults(clock_drift=timedelta(seconds=40)))
+
+    async def scenario() -> list[Any]:
+        async with IecSimulator([ahead, no_password], transport="tcp", baudrate=9600) as sim:
+            data = {
+                "database": {"url": f"sqlite:///{tmp_path / 'amr.sqlite'}"},
+                "site": {"timezone": "Europe/Moscow"},
+                "buses": [{"name": "iec", "kind": "iec62056-21", "url": sim.url, "baudrate": 9600,
+                           "timeout": "1s", "frame_pause": "2ms"}],
+                "meters": [
+                    {"serial": "IE1", "bus": "iec", "address": "1001", "password": "00000000"},
+                    {"serial": "IE2", "bus": "iec", "address": "1002"},
+                ],
+                "collector": {"buffer": str(tmp_path / "buffer.sqlite")},
+                "clock": {"threshold": "5s"},
+            }
+            with App.open(config_from_dict(data, environ={})) as app:
+
+                async def work(c: Collector) -> list[Any]:
+                    ops = c.operations
+                    return [await ops.sync_clock("IE1"), await ops.sync_clock("IE1", correct=False),
+                            await ops.sync_clock("IE2")]
+
+                return list(await with_collector(app, work))
+
+    corrected, after, refused = run(scenario())
+    assert corrected.state == "corrected" and 35 <= corrected.drift.total_seconds() <= 45
+    assert -45 <= ahead.journal.shift.total_seconds() <= -35  # written back through W1 0.9.2 / 0.9.1
+    assert after.state == "ok" and abs(after.drift.total_seconds()) < 5
+    assert refused.state == "refused" and "needs the meter's password" in refused.message
+    assert no_password.journal.shift == timedelta(0)

@@ -1,5 +1,6 @@
-"""Mercury 230 clock and time-array frames on bytes (Incotex, «Протокол обмена» of the three-phase
-Mercury meters: command 03h parameters 0Ch/0Dh, command 04h arrays 00h-12h; BCD time fields)."""
+"""Clock and journal frames on bytes: Mercury 230 (Incotex, «Протокол обмена» of the three-phase Mercury
+meters: command 03h parameters 0Ch/0Dh, command 04h arrays 00h-12h; BCD time fields) and IEC 62056-21
+clock writes (W1 0.9.1 / 0.9.2)."""
 
 from __future__ import annotations
 
@@ -64,3 +65,17 @@ def test_garbled_times_are_protocol_errors() -> None:
         mt.decode_clock_answer(append_crc(bytes.fromhex("11 00 00 00 04 15 01 26")), 0x11)
     with pytest.raises(ProtocolError, match="address 18"):
         mt.decode_clock_answer(append_crc(bytes.fromhex("12 56 34 12 04 15 01 26 01")), 0x11)
+
+
+def test_iec_clock_writes_are_w1_commands_with_bcc() -> None:
+    # IEC 62056-21:2002 §6.3.14: SOH W1 STX data ETX BCC; BCC = XOR of the bytes after SOH up to ETX
+    from amr.drivers.iec62056_21.clock import clock_values, write_command
+    from amr.protocols.iec62056_21 import check_block
+
+    frame = write_command("0.9.1", "235908")
+    assert frame[:-1] == b"\x01W1\x020.9.1(235908)\x03"
+    bcc = 0
+    for byte in frame[1:-1]:
+        bcc ^= byte
+    assert frame[-1] == bcc and check_block(frame)
+    assert clock_values(datetime(2026, 1, 15, 23, 59, 8)) == ("260115", "235908")
