@@ -11,6 +11,8 @@
 
 `ClockService.check` carries the plan out through the driver, records every correction (and a
 refusal, and a meter it cannot correct) as an event and keeps the check (table ``meter_clock``).
+A correction is claimed in the store first (`claim_correction`: one conditional UPDATE), so two
+processes never correct one meter twice: once a day where the protocol says so, else once a minute.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 
 from amr.config import Config, MeterConfig
@@ -28,9 +30,10 @@ from amr.drivers.clock import ClockKeeper, ClockLimits, ClockReading
 from amr.errors import DriverError
 from amr.operations.settings import ClockPolicy
 from amr.store import Store
-from amr.store.events import ClockCheck, load_clock, save_clock, save_events
+from amr.store.events import ClockCheck, claim_correction, load_clock, release_correction, save_clock, save_events
 
 log = logging.getLogger("amr.clock")
+RECENT = timedelta(minutes=1)  # a correction begun this recently is not begun again (protocols without a daily limit)
 Action = Literal["none", "drifting", "shift", "set", "uncorrectable"]
 
 
@@ -172,12 +175,27 @@ class ClockService:
                                              "head-end", f"drift {seconds(drift)}"))
             return outcome, None, None
         shift = -drift
+        meter_id = self.meter_ids.get(serial)
+        claim: tuple[bool, datetime | None] = (True, None)
+        if meter_id is not None:
+            day_start = datetime.combine(now.astimezone(self.tz).date(), time(), self.tz).astimezone(UTC)
+            not_since = day_start if limits is not None and limits.once_a_day else now - RECENT
+            claim = await asyncio.to_thread(claim_correction, self.store, meter_id, now, not_since)
+        if not claim[0]:
+            outcome.state = "drifting"
+            outcome.message = "another correction of this meter began " + (
+                "today; the protocol allows one a day" if limits is not None and limits.once_a_day
+                else f"within the last {RECENT.total_seconds():g} s"
+            )
+            return outcome, None, None
         try:
             if decided.action == "shift":
                 await keeper.shift_clock(meter, shift)
             else:
                 await keeper.set_clock(meter, datetime.now(UTC), self.policy(serial).admin_password)
         except DriverError as exc:
+            if meter_id is not None and exc.code != "mercury.clock_corrected":  # else: corrected today indeed
+                await asyncio.to_thread(release_correction, self.store, meter_id, now, claim[1])
             outcome.state, outcome.message = "refused", f"the meter refused the correction: {exc}"
             code = getattr(exc, "code", "driver")
             outcome.events.append(MeterEvent(serial, now, "clock.refused", {"error": str(exc), "code": code,

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from amr.core.events import MeterEvent
@@ -209,6 +209,45 @@ def drop_clock_request(store: Store, request: ClockRequest) -> None:
         )
 
 
+def claim_correction(store: Store, meter_id: int, now: datetime, not_since: datetime) -> tuple[bool, datetime | None]:
+    """Mark a correction of the meter as begun at `now`, unless one began at or after `not_since`.
+
+    One conditional UPDATE decides, so of two processes correcting one meter at once only one
+    goes on (PostgreSQL re-checks the condition after the other's commit; SQLite writes one at a
+    time). Returns whether this one may correct, and the previous ``corrected_at`` to put back
+    (`release_correction`) when the correction is not made after all.
+    """
+    with translate_errors(), store.engine.begin() as conn:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(
+            dialect.insert(MeterClockRow)
+            .values(meter_id=meter_id, checked_at=now, state="unread", message="")
+            .on_conflict_do_nothing(index_elements=["meter_id"])
+        )
+        previous = conn.execute(
+            select(MeterClockRow.corrected_at).where(MeterClockRow.meter_id == meter_id)
+        ).scalar_one_or_none()
+        claimed = conn.execute(
+            update(MeterClockRow)
+            .where(
+                MeterClockRow.meter_id == meter_id,
+                or_(MeterClockRow.corrected_at.is_(None), MeterClockRow.corrected_at < not_since),
+            )
+            .values(corrected_at=now)
+        ).rowcount
+    return claimed == 1, previous
+
+
+def release_correction(store: Store, meter_id: int, claimed_at: datetime, previous: datetime | None) -> None:
+    """Undo `claim_correction` (the correction was not made): the previous time comes back."""
+    with translate_errors(), store.engine.begin() as conn:
+        conn.execute(
+            update(MeterClockRow)
+            .where(MeterClockRow.meter_id == meter_id, MeterClockRow.corrected_at == claimed_at)
+            .values(corrected_at=previous)
+        )
+
+
 def load_clock(store: Store, meter_ids: Iterable[int] | None = None) -> dict[int, ClockCheck]:
     """The last clock check per meter id."""
     statement = select(MeterClockRow)
@@ -223,6 +262,7 @@ __all__ = [
     "ClockCheck",
     "ClockRequest",
     "StoredEvent",
+    "claim_correction",
     "clock_requests",
     "drop_clock_request",
     "event_counts",
@@ -230,6 +270,7 @@ __all__ = [
     "load_clock",
     "mark_alarm",
     "pending_alarms",
+    "release_correction",
     "request_clock",
     "save_clock",
     "save_events",

@@ -320,3 +320,41 @@ def test_iec_clock_is_written_in_programming_mode_after_the_password(tmp_path: P
     assert after.state == "ok" and abs(after.drift.total_seconds()) < 5
     assert refused.state == "refused" and "needs the meter's password" in refused.message
     assert no_password.journal.shift == timedelta(0)
+
+
+def test_two_processes_never_claim_one_correction(store: Any) -> None:
+    """On SQLite, PostgreSQL and TimescaleDB: of two claims of one meter's correction the same day only one
+    wins; a released claim (the correction was not made) can be taken again."""
+    from amr.core.meters import Meter
+    from amr.store.events import claim_correction, release_correction
+
+    (meter,) = store.sync_meters([Meter("CLK-1", "", "", "clk-1")])
+    now = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+    day = datetime(2026, 1, 14, 21, 0, tzinfo=UTC)  # midnight in Moscow
+    first, second = claim_correction(store, meter.id, now, day), claim_correction(store, meter.id, now, day)
+    assert first == (True, None) and second[0] is False
+    release_correction(store, meter.id, now, None)
+    assert claim_correction(store, meter.id, now + timedelta(seconds=1), day) == (True, None)
+    assert claim_correction(store, meter.id, now + timedelta(days=1), day + timedelta(days=1))[0]
+
+
+def test_claims_at_once_on_postgresql_let_one_through(postgres_store: Any) -> None:
+    """Eight threads, each its own connection, claim one meter's correction at the same moment: one wins."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from amr.core.meters import Meter
+    from amr.store.events import claim_correction
+    from tests.conftest import _clean
+
+    _clean(postgres_store)
+    (meter,) = postgres_store.sync_meters([Meter("CLK-2", "", "", "clk-2")])
+    now = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+    gate = threading.Barrier(8)
+
+    def claim(_: int) -> bool:
+        gate.wait(5)
+        return claim_correction(postgres_store, meter.id, now, now - timedelta(hours=12))[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        won = list(pool.map(claim, range(8)))
+    assert won.count(True) == 1
