@@ -38,6 +38,7 @@ from amr.core.gc_policy import paused_gc
 from amr.core.meters import Meter, RatioVersion
 from amr.errors import ConfigError, InputError
 from amr.operations.settings import ClockConfig, EventsConfig
+from amr.operations.settings import reference_errors as clock_reference_errors
 
 
 def _duration(value: object) -> timedelta:
@@ -512,6 +513,7 @@ class Config(_Section):
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
         errors = field_setting_errors(self.buses, self.meters, self.collector.default_schedule)
+        errors += clock_reference_errors(self.clock, (b.name for b in self.buses), (m.serial for m in self.meters))
         if errors:
             raise ValueError("\n".join(errors))  # one line per error, each led by its key path
         return self

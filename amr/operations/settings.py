@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Annotated
 
@@ -89,6 +90,20 @@ class ClockConfig(ClockPolicy):
         return base.over(self.buses.get(bus or "")).over(self.meters.get(serial))
 
 
+def reference_errors(clock: ClockConfig, buses: Iterable[str], meters: Iterable[str]) -> list[str]:
+    """One line per ``[clock.buses.X]`` or ``[clock.meters."S"]`` naming no configured bus or meter."""
+    known_buses, known_meters = set(buses), set(meters)
+    errors = [
+        f"clock.buses.{name}: no bus named {name!r}; use one of the [[buses]] names"
+        for name in clock.buses if name not in known_buses
+    ]
+    errors += [
+        f"clock.meters.{serial}: no meter with serial {serial!r}; use one of the [[meters]] serials"
+        for serial in clock.meters if serial not in known_meters
+    ]
+    return errors
+
+
 class AlarmConfig(_Section):
     """``[events.alarm]``: where tampering and power-loss alarms go."""
 
@@ -124,4 +139,4 @@ class EventsConfig(_Section):
     alarm: AlarmConfig = AlarmConfig()
 
 
-__all__ = ["AlarmConfig", "ClockConfig", "ClockOverride", "ClockPolicy", "EventsConfig"]
+__all__ = ["AlarmConfig", "ClockConfig", "ClockOverride", "ClockPolicy", "EventsConfig", "reference_errors"]

@@ -358,3 +358,44 @@ def test_claims_at_once_on_postgresql_let_one_through(postgres_store: Any) -> No
     with ThreadPoolExecutor(8) as pool:
         won = list(pool.map(claim, range(8)))
     assert won.count(True) == 1
+
+
+def test_a_power_loss_alarm_goes_to_the_real_broker(tmp_path: Path) -> None:
+    """The alarm published with QoS 1 reaches a subscriber on the Mosquitto at 127.0.0.1:1883."""
+    import secrets
+
+    from paho.mqtt import client as mqtt
+
+    topic = f"amr/test/alarms/{secrets.token_hex(4)}"
+    got: list[dict[str, Any]] = []
+    subscribed = threading.Event()
+    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    listener.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+    listener.on_subscribe = lambda *_: subscribed.set()
+    listener.on_message = lambda _c, _u, message: got.append(json.loads(message.payload))
+    listener.connect("127.0.0.1", 1883)
+    listener.loop_start()
+    try:
+        assert subscribed.wait(5), "no SUBACK from the broker on 127.0.0.1:1883"
+        data = {
+            "database": {"url": f"sqlite:///{tmp_path / 'amr.sqlite'}"},
+            "meters": [{"serial": "41000001"}],
+            "events": {"alarm": {"mqtt": f"mqtt://127.0.0.1:1883/{topic}"}},
+        }
+        config = config_from_dict(data, environ={})
+        at = datetime(2026, 1, 15, 0, 4, 5, tzinfo=UTC)
+        with App.open(config) as app:
+            ids = {"41000001": app.meters["41000001"].id}
+            save_events(app.store, ids, [MeterEvent("41000001", at, "power.phase_off", detail="phase 3")], at,
+                        alarms=True)
+            sender = AlarmSender(app.store, {ids["41000001"]: "41000001"}, config.events.alarm)
+            assert sender.send_pending() == (1, 0)
+            for _ in range(100):
+                if got:
+                    break
+                threading.Event().wait(0.05)
+            assert pending_alarms(app.store, sender.serials) == []
+    finally:
+        listener.loop_stop()
+        listener.disconnect()
+    assert [(m["code"], m["detail"], m["severity"]) for m in got] == [("power.phase_off", "phase 3", "warning")]
