@@ -33,22 +33,13 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from amr.core.durations import format_duration, parse_duration
+from amr.core.durations import Duration as Duration  # re-exported: the settings modules take it from here
+from amr.core.durations import format_duration
 from amr.core.gc_policy import paused_gc
 from amr.core.meters import Meter, RatioVersion
-from amr.errors import ConfigError, InputError
+from amr.errors import ConfigError
 from amr.operations.settings import ClockConfig, EventsConfig
 from amr.operations.settings import reference_errors as clock_reference_errors
-
-
-def _duration(value: object) -> timedelta:
-    try:
-        return parse_duration(value)
-    except InputError as exc:
-        raise ValueError(str(exc)) from None
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class _Section(BaseModel):

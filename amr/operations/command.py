@@ -17,13 +17,12 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from amr.app import App
+from amr.cli import _when
 from amr.collector.collector import Collector
-from amr.errors import AmrError, InputError, NotFound
+from amr.errors import AmrError, NotFound
 from amr.operations.clock import ClockOutcome
 from amr.store.events import events_of
 
@@ -49,18 +48,8 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=cmd_events)
 
 
-def _moment(text: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text) + (timedelta(days=1) if end else timedelta())
-            return datetime.combine(day, time(), tz).astimezone(UTC)
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"{text!r} is not a date (2026-01-31) or an ISO datetime (2026-01-31T12:00+03:00)") from None
-    return (value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(UTC)
-
-
-async def _with_collector(app: App, work: Any) -> Any:
+async def with_collector(app: App, work: Any) -> Any:
+    """`work(collector)` with a collector started without schedules or push buses, stopped after."""
     collector = Collector(app)
     await collector.start(schedule=False, push=False)
     try:
@@ -86,7 +75,7 @@ def cmd_clock(args: argparse.Namespace) -> int:
             serials = _targets(collector, args.meter)
             return [await collector.operations.sync_clock(s, correct=args.sync) for s in serials]
 
-        outcomes: list[ClockOutcome] = asyncio.run(_with_collector(app, work))
+        outcomes: list[ClockOutcome] = asyncio.run(with_collector(app, work))
     if args.json:
         json.dump({"meters": [o.as_dict() for o in outcomes]}, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
@@ -101,8 +90,8 @@ def cmd_events(args: argparse.Namespace) -> int:
     """``amr events``."""
     with App.open(args.config) as app:
         tz = app.config.site.tz
-        start = _moment(args.start, tz) if args.start else None
-        end = _moment(args.end, tz, end=True) if args.end else None
+        start = _when(args.start, tz) if args.start else None
+        end = _when(args.end, tz, end=True) if args.end else None
         if args.meter is not None and args.meter not in app.meters:
             raise NotFound(f"no meter {args.meter!r} in the configuration")
         read_errors: dict[str, str] = {}
@@ -115,7 +104,7 @@ def cmd_events(args: argparse.Namespace) -> int:
                     except AmrError as exc:
                         read_errors[serial] = str(exc)
 
-            asyncio.run(_with_collector(app, work))
+            asyncio.run(with_collector(app, work))
         meters = [app.meters[args.meter]] if args.meter else list(app.meters.values())
         found = events_of(app.store, {m.id: m.serial for m in meters}, start, end, limit=args.limit)
     if args.json:
@@ -133,4 +122,4 @@ def cmd_events(args: argparse.Namespace) -> int:
     return 1 if read_errors else 0
 
 
-__all__ = ["add_parser", "cmd_clock", "cmd_events"]
+__all__ = ["add_parser", "cmd_clock", "cmd_events", "with_collector"]

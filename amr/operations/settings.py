@@ -23,22 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from amr.core.durations import parse_duration
-from amr.errors import InputError
-
-
-def _duration(value: object) -> timedelta:
-    try:
-        return parse_duration(value)
-    except InputError as exc:
-        raise ValueError(str(exc)) from None
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+from amr.core.durations import Duration
 
 
 class _Section(BaseModel):

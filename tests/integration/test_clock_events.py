@@ -24,6 +24,7 @@ from amr.collector.collector import Collector
 from amr.config import Config, config_from_dict
 from amr.core.events import MeterEvent
 from amr.operations.alarms import AlarmSender
+from amr.operations.command import with_collector
 from amr.protocols.mercury230_time import TimeArray
 from amr.store.events import events_of, load_clock, pending_alarms, save_events
 from simulators.model import Faults, VirtualMeter
@@ -68,15 +69,6 @@ async def field(tmp_path: Path) -> AsyncIterator[Field]:
             "meters": [{"serial": m.serial, "bus": "merc", "address": m.address} for m in meters],
         }
         yield Field(data, {m.serial: m for m in meters})
-
-
-async def with_collector(app: App, work: Any) -> Any:
-    collector = Collector(app)
-    await collector.start(schedule=False, push=False)
-    try:
-        return await work(collector)
-    finally:
-        await collector.stop()
 
 
 def test_the_collector_corrects_within_the_limits_and_flags_what_it_cannot(tmp_path: Path) -> None:

@@ -7,27 +7,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from amr.api.deps import Ctx, CurrentUser, Language, Staff, refuse_control_characters
 from amr.api.errors import ApiError, responses
 from amr.api.present import local, period
-from amr.api.schemas import DAY_OR_MOMENT, ResolveInput, WholeText
+from amr.api.routes.meters import From, Serial, To
+from amr.api.schemas import ResolveInput, WholeText
 from amr.api.schemas_operations import ClockItem, ClockList, ClockResult, EventItem, EventPage
 from amr.store.audit_trail import audit
 from amr.store.events import events_of, load_clock, request_clock
 from amr.store.store import translate_errors
 
 router = APIRouter(tags=["operations"], dependencies=[Depends(refuse_control_characters)])
-Serial = Annotated[str, Path(min_length=1, max_length=64, description="meter serial number")]
-From = Annotated[
-    Annotated[str, DAY_OR_MOMENT] | None,
-    Query(alias="from", max_length=40, description="date (site's zone) or ISO datetime"),
-]
-To = Annotated[
-    Annotated[str, DAY_OR_MOMENT] | None,
-    Query(alias="to", max_length=40, description="date (its whole day is included) or ISO datetime"),
-]
 Code = Annotated[str, Query(pattern="^[a-z_.]{1,40}$", max_length=40)]
 
 
