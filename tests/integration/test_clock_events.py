@@ -391,3 +391,21 @@ def test_a_power_loss_alarm_goes_to_the_real_broker(tmp_path: Path) -> None:
         listener.loop_stop()
         listener.disconnect()
     assert [(m["code"], m["detail"], m["severity"]) for m in got] == [("power.phase_off", "phase 3", "warning")]
+
+
+def test_command_line_errors_are_one_line_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "amr.toml"
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "amr.sqlite"}"\n[collector]\nbuffer = "{tmp_path / "b.sqlite"}"\n'
+        '[[meters]]\nserial = "A1"\n',
+        encoding="utf-8",
+    )
+    assert main(["clock", "-c", str(path), "--meter", "NOSUCH"]) == 1
+    assert capsys.readouterr().err == "error: meter 'NOSUCH': not a polled meter\n"
+    assert main(["events", "-c", str(path), "--from", "31.01.2026"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: '31.01.2026' is not a date (2026-01-31)") and "Traceback" not in err
+    assert main(["events", "-c", str(path), "--meter", "A1"]) == 0
+    assert capsys.readouterr().out == "0 event(s)\n"
