@@ -179,13 +179,13 @@ class ClockService:
         claim: tuple[bool, datetime | None] = (True, None)
         if meter_id is not None:
             day_start = datetime.combine(now.astimezone(self.tz).date(), time(), self.tz).astimezone(UTC)
-            not_since = day_start if limits is not None and limits.once_a_day else now - RECENT
+            daily = limits is not None and limits.once_a_day and decided.action == "shift"  # setting is not daily
+            not_since = day_start if daily else now - RECENT
             claim = await asyncio.to_thread(claim_correction, self.store, meter_id, now, not_since)
         if not claim[0]:
             outcome.state = "drifting"
             outcome.message = "another correction of this meter began " + (
-                "today; the protocol allows one a day" if limits is not None and limits.once_a_day
-                else f"within the last {RECENT.total_seconds():g} s"
+                "today; the protocol allows one a day" if daily else f"within the last {RECENT.total_seconds():g} s"
             )
             return outcome, None, None
         try:
@@ -197,7 +197,7 @@ class ClockService:
             if meter_id is not None and exc.code != "mercury.clock_corrected":  # else: corrected today indeed
                 await asyncio.to_thread(release_correction, self.store, meter_id, now, claim[1])
             outcome.state, outcome.message = "refused", f"the meter refused the correction: {exc}"
-            code = getattr(exc, "code", "driver")
+            code = exc.code
             outcome.events.append(MeterEvent(serial, now, "clock.refused", {"error": str(exc), "code": code,
                                              "drift_s": drift.total_seconds()}, "head-end", f"drift {seconds(drift)}"))
             return outcome, None, None
