@@ -19,7 +19,6 @@ array  journal                         first time of the pair     second time
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from amr.config import MeterConfig
@@ -92,9 +91,4 @@ def read_journal(driver: Mercury230Driver, meter: MeterConfig) -> JournalRead:
     return read
 
 
-def newest(events: list[MeterEvent]) -> datetime | None:
-    """The time of the newest event, if any."""
-    return max((e.ts for e in events), default=None)
-
-
-__all__ = ["JOURNALS", "JournalRead", "events_of_record", "newest", "read_journal"]
+__all__ = ["JOURNALS", "JournalRead", "events_of_record", "read_journal"]
