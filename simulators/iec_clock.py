@@ -1,4 +1,5 @@
-"""A virtual IEC 62056-21 meter's answer to W1 writes of its clock (0.9.1 time hhmmss, 0.9.2 date YYMMDD).
+"""A virtual IEC 62056-21 meter's answers to W1 writes of its clock (0.9.1 time hhmmss, 0.9.2 date YYMMDD)
+and to R5 reads of its logbook P.98.
 
 Each write moves the meter's clock (`VirtualMeter.journal`) so that its time or date reads the
 written value, recorded in the clock-correction journal; the answer is ACK, or NAK for anything
@@ -11,6 +12,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from amr.protocols import iec62056_21 as iec
+from amr.protocols.iec62056_21.framing import ETX, STX, with_bcc
+from amr.protocols.iec62056_21.logbook import encode_logbook
 from simulators.model import VirtualMeter
 
 
@@ -32,4 +35,10 @@ def write(meter: VirtualMeter, data: str, now: datetime) -> bytes:
     return bytes((iec.ACK,))
 
 
-__all__ = ["write"]
+def logbook(meter: VirtualMeter) -> bytes:
+    """``STX P.98(...)(status)()(0) CR LF ... ETX BCC``, or ``P.98(ERROR)`` for an empty logbook."""
+    lines = encode_logbook(list(meter.journal.logbook)) or ["P.98(ERROR)"]
+    return with_bcc(STX, "".join(f"{line}\r\n" for line in lines).encode("ascii") + bytes((ETX,)))
+
+
+__all__ = ["logbook", "write"]

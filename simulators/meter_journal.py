@@ -1,6 +1,7 @@
 """A virtual meter's clock corrections and event journals (Mercury 230 time arrays).
 
-`MeterJournal` keeps, per time array (`amr.protocols.mercury230_time.TimeArray`), a ring of
+`MeterJournal` keeps an IEC 62056-21 logbook (P.98 entries: local time and VDEW status word) and,
+per Mercury time array (`amr.protocols.mercury230_time.TimeArray`), a ring of
 ten records, each a pair of local times, newest written over the oldest as a meter does. It
 also keeps the clock's corrections: the shift applied so far and the local day of the last
 correction, which a Mercury meter allows once a day (`correct`).
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from amr.protocols.mercury230_time import MAX_CORRECTION_S, RECORDS, TimeArray
+
+CLOCK_SET = 0x20  # the VDEW status bit of an IEC logbook entry: the device clock was set
 
 
 class AlreadyCorrected(Exception):
@@ -30,6 +33,7 @@ class MeterJournal:
     shift: timedelta = timedelta(0)  # corrections applied to the meter's clock so far
     corrected_on: date | None = None  # the meter's local day of its last correction
     records: dict[int, list[tuple[datetime | None, datetime | None]]] = field(default_factory=dict)
+    logbook: list[tuple[datetime, int]] = field(default_factory=list)  # IEC P.98: (local time, VDEW status)
     _next: dict[int, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -59,9 +63,10 @@ class MeterJournal:
         self.add(TimeArray.CLOCK_CORRECTION, local_now, to)
 
     def set(self, local_now: datetime, to: datetime) -> None:
-        """Set the clock outright (the admin level's 03 0C)."""
+        """Set the clock outright (Mercury's 03 0C at the admin level, IEC's W1 0.9.1 / 0.9.2)."""
         with self._lock:
             self.shift += to - local_now
+            self.logbook.append((to, CLOCK_SET))
         self.add(TimeArray.CLOCK_CORRECTION, local_now, to)
 
 

@@ -218,6 +218,8 @@ class IecSimulator(SerialSimulator[_IecSession]):
                 return bytes((iec.ACK,))
             session.stage = "idle"
             return iec.encode_break()  # a wrong password is answered with a break, as DRS110M meters do
+        if command.command == "R" and stage == "authorised" and (command.data or "").startswith("P.98("):
+            return iec_clock.logbook(meter)  # R5 P.98(;): the logbook
         if command.command == "R" and stage == "authorised" and command.data is not None:
             code = command.data.partition("(")[0]
             found = [d for d in data_sets if d.address == code] or [iec.DataSet("", "ERROR")]

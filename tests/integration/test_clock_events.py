@@ -301,17 +301,22 @@ def test_iec_clock_is_written_in_programming_mode_after_the_password(tmp_path: P
 
                 async def work(c: Collector) -> list[Any]:
                     ops = c.operations
-                    return [await ops.sync_clock("IE1"), await ops.sync_clock("IE1", correct=False),
-                            await ops.sync_clock("IE2")]
+                    outcomes = [await ops.sync_clock("IE1"), await ops.sync_clock("IE1", correct=False),
+                                await ops.sync_clock("IE2")]
+                    return [*outcomes, await ops.read_journal("IE1"), await ops.read_journal("IE1")]
 
                 return list(await with_collector(app, work))
 
-    corrected, after, refused = run(scenario())
+    ahead.journal.logbook.insert(0, (datetime(2026, 1, 15, 3, 4, 5), 0x80))  # a power cut, MSK
+    corrected, after, refused, (read, new), (_, again) = run(scenario())
     assert corrected.state == "corrected" and 35 <= corrected.drift.total_seconds() <= 45
     assert -45 <= ahead.journal.shift.total_seconds() <= -35  # written back through W1 0.9.2 / 0.9.1
     assert after.state == "ok" and abs(after.drift.total_seconds()) < 5
     assert refused.state == "refused" and "needs the meter's password" in refused.message
     assert no_password.journal.shift == timedelta(0)
+    # the logbook P.98 (R5): the power cut and the two clock writes (0.9.2 and 0.9.1), stored once
+    assert [e.code for e in read] == ["power.off", "clock.changed", "clock.changed"]
+    assert read[0].ts == datetime(2026, 1, 15, 0, 4, 5, tzinfo=UTC) and len(new) == 3 and again == []
 
 
 def test_two_processes_never_claim_one_correction(store: Any) -> None:

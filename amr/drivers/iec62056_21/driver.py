@@ -43,9 +43,10 @@ from typing import ClassVar
 
 from amr.config import BusConfig, MeterConfig
 from amr.core.domain import Channel, Source
+from amr.core.events import MeterEvent
 from amr.drivers.base import MeterValues
 from amr.drivers.clock import ClockReading
-from amr.drivers.iec62056_21 import clock
+from amr.drivers.iec62056_21 import clock, journal
 from amr.drivers.iec62056_21.settings import IecBusSettings, IecMeterSettings
 from amr.drivers.serial_line import LineSettings, SerialLineDriver
 from amr.errors import ConfigError, ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
@@ -217,6 +218,10 @@ class Iec62056Driver(SerialLineDriver):
     async def set_clock(self, meter: MeterConfig, to: datetime, password: str | None = None) -> None:
         """Set the meter's clock (programming mode, the meter's password; `password` is not used)."""
         await asyncio.to_thread(clock.set_clock, self, meter, to)
+
+    async def read_journal(self, meter: MeterConfig) -> list[MeterEvent]:
+        """The meter's logbook P.98 as events (`amr.drivers.iec62056_21.journal`)."""
+        return await asyncio.to_thread(journal.read_journal, self, meter)
 
     def _block(self, request: bytes | None, timeout: float) -> bytes:
         waiter = BlockWaiter()

@@ -79,3 +79,32 @@ def test_iec_clock_writes_are_w1_commands_with_bcc() -> None:
         bcc ^= byte
     assert frame[-1] == bcc and check_block(frame)
     assert clock_values(datetime(2026, 1, 15, 23, 59, 8)) == ("260115", "235908")
+
+
+def test_iec_logbook_request_and_entries() -> None:
+    # VDEW 2.1 logbook: R5 P.98(;) in programming mode; entries P.98(ZYYMMDDhhmmss)(status)()(0)
+    from zoneinfo import ZoneInfo
+
+    from amr.protocols.iec62056_21 import check_block
+    from amr.protocols.iec62056_21.framing import ETX, STX, with_bcc
+    from amr.protocols.iec62056_21.logbook import decode_logbook, encode_logbook_request, events_of
+
+    request = encode_logbook_request()
+    assert request[:-1] == b"\x01R5\x02P.98(;)\x03" and check_block(request)
+    block = with_bcc(STX, b"P.98(0260115030405)(00000080)()(0)\r\nP.98(0260115032405)(00000040)()(0)\r\n"
+                          b"P.98(2260115010000)(000000A0)()(0)\r\nP.98(0260116000000)(00000008)()(0)\r\n"
+                     + bytes((ETX,)))
+    entries = decode_logbook(block)
+    assert [(e.season, e.status) for e in entries] == [(0, 0x80), (0, 0x40), (2, 0xA0), (0, 0x08)]
+    events = events_of("IE1", entries, ZoneInfo("Europe/Moscow"))
+    assert [(e.code, e.ts.isoformat(), e.detail) for e in events] == [
+        ("power.off", "2026-01-15T00:04:05+00:00", ""),
+        ("power.on", "2026-01-15T00:24:05+00:00", ""),
+        ("clock.changed", "2026-01-15T01:00:00+00:00", ""),  # season 2: written in UTC; 0xA0 = clock set + off
+        ("power.off", "2026-01-15T01:00:00+00:00", ""),
+        ("other", "2026-01-15T21:00:00+00:00", "P.98 status 00000008"),
+    ]
+    assert events[0].raw["status"] == "00000080" and events[0].raw["line"].startswith("P.98(0260115030405)")
+    assert decode_logbook(with_bcc(STX, b"P.98(ERROR)\r\n" + bytes((ETX,)))) == []
+    with pytest.raises(ProtocolError, match=r"is not P\.98"):
+        decode_logbook(with_bcc(STX, b"P.98(0260115)(80)\r\n" + bytes((ETX,))))
