@@ -4,7 +4,7 @@ An event is stored once however often its journal is read: the key is (meter, ti
 a second insert of the same key does nothing (``ON CONFLICT DO NOTHING`` on both backends), so
 two collectors reading the same journal at once store it once. An alarming event (tampering,
 power loss: `MeterEvent.alarming`) is stored with ``alarm = 'pending'`` in the same statement
-when alarms are configured: the alarm sender (`amr.alarms`) finds it there after a restart.
+when alarms are configured: the alarm sender (`amr.operations.alarms`) finds it there after a restart.
 """
 
 from __future__ import annotations
