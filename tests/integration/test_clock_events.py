@@ -414,3 +414,45 @@ def test_command_line_errors_are_one_line_without_a_traceback(
     assert err.startswith("error: '31.01.2026' is not a date (2026-01-31)") and "Traceback" not in err
     assert main(["events", "-c", str(path), "--meter", "A1"]) == 0
     assert capsys.readouterr().out == "0 event(s)\n"
+
+
+def test_the_collector_checks_clocks_and_reads_journals_after_its_polls(tmp_path: Path) -> None:
+    """A sweep (`amr collect --once`): the Mercury meter's clock is read in a session of its own and
+    corrected, its journals read; the IEC meter's drift comes with its readout and is recorded."""
+    from simulators.serial_meters import IecSimulator
+
+    local = datetime(2026, 1, 15, 3, 4, 5)
+
+    async def scenario() -> tuple[list[Any], dict[str, Any], list[Any]]:
+        async with field(tmp_path) as f, IecSimulator(
+            [VirtualMeter("IE9", address="1009")],
+            transport="tcp", baudrate=9600,
+        ) as iec:
+            f.meters["41000001"].journal.add(TimeArray.COVER, local, None)
+            data = {**f.data, "collector": {"buffer": str(tmp_path / "buffer.sqlite")},
+                    "clock": {"threshold": "5s", "check_every": "1h"}, "events": {"read_every": "6h"}}
+            data["buses"] = [*data["buses"], {"name": "iec", "kind": "iec62056-21", "url": iec.url,
+                                              "baudrate": 9600, "timeout": "1s", "frame_pause": "2ms"}]
+            data["meters"] = [m for m in data["meters"] if m["serial"] in ("41000001", "41000004")]
+            data["meters"].append({"serial": "IE9", "bus": "iec", "address": "1009"})
+            with App.open(config_from_dict(data, environ={})) as app:
+                collector = Collector(app)
+                await collector.start(schedule=False, push=False)
+                try:
+                    results = await collector.poll_all()
+                    again = await collector.poll_all()  # within check_every and read_every: nothing more
+                finally:
+                    await collector.stop()
+                ids = {m.id: s for s, m in app.meters.items()}
+                checks = {ids[i]: c for i, c in load_clock(app.store).items()}
+                events = events_of(app.store, ids)
+        return [*results, *again], checks, events
+
+    results, checks, events = run(scenario())
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert checks["41000001"].state == "corrected" and checks["41000004"].state == "ok"
+    assert checks["IE9"].state == "ok" and checks["IE9"].drift_ms is not None  # from the readout: no session
+    codes = sorted({(e.serial, e.event.code) for e in events})
+    assert ("41000001", "clock.corrected") in codes and ("41000001", "tamper.cover_opened") in codes
+    assert ("41000001", "clock.changed") in codes  # the correction, as the meter's own journal has it
+    assert len([e for e in events if e.event.code == "clock.corrected"]) == 1
