@@ -273,6 +273,7 @@ _SERVER_ADDERS = (
     ("simulators.cli", "add_parser"),
     ("amr.demo", "add_parser"),
     ("amr.collector.backfill_command", "add_parser"),
+    ("amr.operations.command", "add_parser"),
 )
 _SERVER_COMMANDS = {
     "collect": _SERVER_ADDERS[0],
@@ -282,6 +283,8 @@ _SERVER_COMMANDS = {
     "sim": _SERVER_ADDERS[2],
     "demo": _SERVER_ADDERS[3],
     "backfill": _SERVER_ADDERS[4],
+    "clock": _SERVER_ADDERS[5],
+    "events": _SERVER_ADDERS[5],
 }
 """The module adding each of the other commands: a command named on the line loads only its own
 (`amr collect` does not import the API); help, or an unknown command, loads them all."""

@@ -33,20 +33,13 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from amr.core.durations import format_duration, parse_duration
+from amr.core.durations import Duration as Duration  # re-exported: the settings modules take it from here
+from amr.core.durations import format_duration
 from amr.core.gc_policy import paused_gc
 from amr.core.meters import Meter, RatioVersion
-from amr.errors import ConfigError, InputError
-
-
-def _duration(value: object) -> timedelta:
-    try:
-        return parse_duration(value)
-    except InputError as exc:
-        raise ValueError(str(exc)) from None
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+from amr.errors import ConfigError
+from amr.operations.settings import ClockConfig, EventsConfig
+from amr.operations.settings import reference_errors as clock_reference_errors
 
 
 class _Section(BaseModel):
@@ -603,12 +596,15 @@ class Config(_Section):
     quality: QualityConfig = QualityConfig()
     intervals: IntervalsConfig = IntervalsConfig()
     backfill: BackfillConfig = BackfillConfig()
+    clock: ClockConfig = ClockConfig()  # the clock policy (`amr.operations.settings`)
+    events: EventsConfig = EventsConfig()  # journals and alarms
 
     source_path: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
         errors = field_setting_errors(self.buses, self.meters, self.collector.default_schedule)
+        errors += clock_reference_errors(self.clock, (b.name for b in self.buses), (m.serial for m in self.meters))
         if errors:
             raise ValueError("\n".join(errors))  # one line per error, each led by its key path
         return self

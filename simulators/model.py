@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from amr.core.domain import CHANNELS, Channel, Values
+from simulators.meter_journal import MeterJournal
 
 MINUTE = timedelta(minutes=1)
 
@@ -68,6 +69,7 @@ class VirtualMeter:
     start: datetime = field(default_factory=lambda: datetime.now(UTC) - timedelta(days=1))
     seed: int = 0
     faults: Faults = field(default_factory=Faults)
+    journal: MeterJournal = field(default_factory=MeterJournal)  # clock corrections and event journals
     _energy: dict[int, list[float]] = field(default_factory=dict, repr=False)
     _clock: datetime | None = field(default=None, repr=False)
     relay: str = "connected"  # the load switch: connected | disconnected | ready_for_reconnection
@@ -163,7 +165,7 @@ class VirtualMeter:
 
     def clock(self, now: datetime | None = None) -> datetime:
         """The meter's own clock, drift included."""
-        return (now or datetime.now(UTC)) + self.faults.clock_drift
+        return (now or datetime.now(UTC)) + self.faults.clock_drift + self.journal.shift
 
     def roll(self, probability: float) -> bool:
         """True with `probability` (for random faults), from the meter's own generator."""

@@ -41,6 +41,7 @@ from amr.protocols.crc import crc_ok
 from amr.protocols.iec62056_21 import profile as p01
 from amr.protocols.iec62056_21.framing import with_bcc
 from amr.protocols.mercury230_instant import AUXILIARY
+from simulators import iec_clock, mercury_clock
 from simulators.model import VirtualMeter
 from simulators.profile_memory import ProfileMemory
 from simulators.quality import mercury_answer
@@ -58,7 +59,8 @@ def mercury_serial(meter: VirtualMeter) -> str:
 class MercurySimulator(SerialSimulator[set[str]]):
     """Mercury 230 meters (9600 baud): test, open (level 1/2, password), close, energy since reset,
     parameters 08 00 (serial number, manufacture date), 08 12 (variant) and 08 13 (last profile record),
-    and memory 3 reads (06 03: the power profile, `simulators.profile_memory`)."""
+    memory 3 reads (06 03: the power profile, `simulators.profile_memory`), the clock (04 00, a
+    correction 03 0D once a day, setting 03 0C at level 2) and journals (04 NN RR)."""
 
     def __init__(
         self,
@@ -116,8 +118,12 @@ class MercurySimulator(SerialSimulator[set[str]]):
                 status = merc.Status.ACCESS_DENIED
             else:
                 opened.add(meter.serial)
+                opened.discard(f"{meter.serial}#admin")
+                if request.level == merc.AccessLevel.ADMIN:
+                    opened.add(f"{meter.serial}#admin")
         elif isinstance(request, merc.CloseRequest):
             opened.discard(meter.serial)
+            opened.discard(f"{meter.serial}#admin")
         elif isinstance(request, merc.EnergyRequest):
             if meter.serial not in opened:
                 status = merc.Status.CHANNEL_NOT_OPEN
@@ -157,6 +163,11 @@ class MercurySimulator(SerialSimulator[set[str]]):
                 return self.profile(meter).read_answer(address, read, self.clock())
         elif isinstance(request, merc.UnknownRequest):
             status = merc.Status.ILLEGAL_COMMAND
+            if request.command in (0x03, 0x04):  # clock and journals
+                if meter.serial not in opened:
+                    status = merc.Status.CHANNEL_NOT_OPEN
+                else:
+                    return mercury_clock.answer(meter, request, f"{meter.serial}#admin" in opened, self.clock())
         return merc.encode_status_answer(address, status)
 
 
@@ -168,7 +179,8 @@ class _IecSession:
 
 
 class IecSimulator(SerialSimulator[_IecSession]):
-    """IEC 62056-21 mode C meters: sign-on by device address, readout, programming mode (P1, R1/R5, B0)."""
+    """IEC 62056-21 mode C meters: sign-on by device address, readout, programming mode (P1, R1/R5, W1 of
+    the clock 0.9.1/0.9.2, B0)."""
 
     default_baudrate: ClassVar[int] = 300  # mode C signs on at 300 baud
     manufacturer: ClassVar[str] = "SIm"  # lower-case third letter: the meter reacts within 20 ms
@@ -258,12 +270,16 @@ class IecSimulator(SerialSimulator[_IecSession]):
                 return bytes((iec.ACK,))
             session.stage = "idle"
             return iec.encode_break()  # a wrong password is answered with a break, as DRS110M meters do
+        if command.command == "R" and stage == "authorised" and (command.data or "").startswith("P.98("):
+            return iec_clock.logbook(meter)  # R5 P.98(;): the logbook
         if command.command == "R" and stage == "authorised" and command.data is not None:
             code = command.data.partition("(")[0]
             if code == p01.PROFILE:
                 return self._profile_answer(meter, command.data)
             found = [d for d in data_sets if d.address == code] or [iec.DataSet("", "ERROR")]
             return iec.encode_data_message(found[:1])
+        if command.command == "W" and command.command_type == "1" and stage == "authorised" and command.data:
+            return iec_clock.write(meter, command.data, self.clock())  # 0.9.1 / 0.9.2
         return bytes((iec.NAK,))
 
     def _profile_answer(self, meter: VirtualMeter, data: str) -> bytes:

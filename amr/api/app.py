@@ -22,6 +22,7 @@ from amr.api.routes import (
     dispatch,
     export,
     intervals,
+    meter_ops,
     meters,
     moderation,
     operations,
@@ -33,6 +34,7 @@ from amr.api.security import Passwords
 from amr.app import App
 from amr.dashboard import mount as mount_dashboard
 from amr.errors import ConfigError
+from amr.operations.metrics import register as register_event_metrics
 
 DESCRIPTION = """
 АСКУЭ (AMR) service API for customer cabinets, АСКУЭ users and dispatchers.
@@ -69,12 +71,13 @@ def create_app(
         redoc_url=None,
     )
     metrics = Metrics(registry)
+    register_event_metrics(metrics.registry, app.store)
     api.state.amr = ApiContext(app, passwords or Passwords(), metrics, poller)
     api.state.metrics = metrics
     install_error_handlers(api)
     install_openapi(api)
     routers = (auth, askue, accounts, meters, intervals, readings, public, moderation, dispatch, backfill, export,
-               dashboard, operations)
+               dashboard, operations, meter_ops)
     for module in (*routers, system):
         api.include_router(module.router)
     mount_dashboard(api)

@@ -15,6 +15,7 @@ running joins it and gets its result.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
@@ -38,6 +39,8 @@ from amr.drivers import is_push, poll_driver, push_driver
 from amr.drivers.base import MeterValues, PushDriver, Sink
 from amr.drivers.normalise import normalise
 from amr.errors import DriverError, NotFound, StoreError
+from amr.operations.alarms import AlarmSender
+from amr.operations.runtime import MeterOperations
 from amr.store.health import load_health
 
 log = logging.getLogger("amr.collector")
@@ -99,7 +102,10 @@ class Collector:
         self._inflight: dict[str, asyncio.Task[PollResult]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._started = self._stopped = False
-        self.operations: Operations | None = None
+        self.relay_quality: Operations | None = None  # relay commands and power quality
+        self.alarms = AlarmSender(app.store, {m.id: s for s, m in app.meters.items()}, config.events.alarm)
+        self.operations = MeterOperations(app, self, self.alarms.wake.set)  # clock and journals after polls
+        self.on_poll.append(self.operations.on_poll)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -108,7 +114,8 @@ class Collector:
         if self._started:
             return
         self._started = True
-        cfg = self.config.collector
+        config = self.config
+        cfg = config.collector
         self.buffer = await asyncio.to_thread(ReadingBuffer, self.buffer_path)
         try:
             self.health.restore(await asyncio.to_thread(load_health, self.app.store, self.health_ids()))
@@ -120,13 +127,20 @@ class Collector:
             retry=cfg.store_retry.total_seconds(), retry_max=cfg.store_retry_max.total_seconds(),
         )
         self.writer.start()
+        with contextlib.suppress(StoreError):
+            await asyncio.to_thread(self.operations.restore)
+        if config.events.alarm.enabled:
+            self._tasks.append(asyncio.create_task(self.alarms.run(self.stopping), name="amr-alarms"))
+        if schedule:
+            requests = self.operations.serve_requests(self.stopping)
+            self._tasks.append(asyncio.create_task(requests, name="amr-clock-requests"))
         await asyncio.gather(*(worker.open() for worker in self.workers.values()))
         tune_gc()
         if push:
             self._tasks += [asyncio.create_task(p.run(), name=f"amr-push-{p.bus.name}") for p in self.pushers]
         if schedule:  # relay commands and power quality (`amr.collector.operations`)
-            self.operations = Operations(self)
-            self._tasks += self.operations.start()
+            self.relay_quality = Operations(self)
+            self._tasks += self.relay_quality.start()
         if schedule and self.polled:
             self.scheduler = AsyncIOScheduler(timezone=self.tz)
             for serial, meter_schedule in self.schedules.items():
@@ -188,6 +202,7 @@ class Collector:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
+        await self.operations.close()
         left = await self.writer.close() if self.writer is not None else 0
         await asyncio.gather(*(worker.close() for worker in self.workers.values()))
         if self.buffer is not None:

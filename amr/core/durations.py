@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator
 
 from amr.errors import InputError
 
@@ -40,3 +43,14 @@ def format_duration(value: timedelta) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+def _validated(value: object) -> timedelta:
+    try:
+        return parse_duration(value)
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Duration = Annotated[timedelta, BeforeValidator(_validated)]
+"""A configuration field holding a duration (pydantic): seconds or "500ms", "30s", "30m", "2h"."""

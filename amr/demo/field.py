@@ -10,7 +10,9 @@ MB-101..4  Modbus TCP, one port,        Eastron SDM630 map; MB-101/102 behind CT
 RT-201/2   Modbus RTU on a pty,         Eastron SDM630 map, 19200 baud
            units 1, 2
 ME-301..3  Mercury 230 on a pty,        two tariff zones; ME-302's register wraps through zero
-           addresses 17..19             (flagged rollover); ME-303 stops answering (offline)
+           addresses 17..19             (flagged rollover); ME-303 stops answering (offline);
+                                        ME-301's clock runs `ME301_DRIFT` ahead (corrected), and
+                                        the journals hold a power cut, a cover opened, a phase lost
 IE-401     IEC 62056-21 over TCP        a socket:// RS-485 converter, signs on at 9600 baud
 MQ-501/2   MQTT gateway (amr JSON)      MQ-501 is a prosumer: solar export shows in A-
 DL-601/2   DLMS/COSEM (СПОДЭС), TCP     public client, four tariffs; DL-602's clock runs
@@ -44,6 +46,7 @@ LOAD_FACTOR = 0.836  # the model's mean daily load ÷ its base power
 DRIFT = timedelta(minutes=4)  # DL-602's clock runs this far ahead
 RELAY_METER = "DL-601"  # its relay may be switched from the dashboard (as the configurator)
 CONFIGURATOR_PASSWORD = "1234567812345678"  # the simulated СПОДЭС meters' client 48 (simulators.dlms.server)
+ME301_DRIFT = timedelta(seconds=50)  # ME-301's clock runs this far ahead: the collector corrects it (±4 min a day)
 
 
 @dataclass
@@ -143,7 +146,8 @@ def specs() -> list[Spec]:
              glitch_wh=GLITCH_WH),
         Spec("RT-201", "ВРУ-1, щит освещения", tp, "modbus-rtu", 1, model="Eastron SDM630", base_kw=1.2),
         Spec("RT-202", "ВРУ-2, лифты", tp, "modbus-rtu", 2, model="Eastron SDM630", base_kw=2.6),
-        Spec("ME-301", "кв. 12", house, "mercury230", 17, tariffs=2, model="Меркурий 230", accounts=["1001"]),
+        Spec("ME-301", "кв. 12", house, "mercury230", 17, tariffs=2, model="Меркурий 230", accounts=["1001"],
+             faults=Faults(clock_drift=ME301_DRIFT)),
         Spec("ME-302", "кв. 14", house, "mercury230", 18, tariffs=2, model="Меркурий 230", accounts=["1001"],
              base_kw=1.1, faults=wrap),
         Spec("ME-303", "кв. 15", house, "mercury230", 19, tariffs=2, model="Меркурий 230", accounts=["1002"],
@@ -194,12 +198,28 @@ async def simulators(meters: list[Spec]) -> AsyncIterator[Field]:
         rtu = await stack.enter_async_context(
             ModbusRtuSimulator(virtual("modbus-rtu"), transport="pty", baudrate=19200, profile=MODBUS_PROFILE)
         )
+        seed_journals(virtual("mercury230"))
         mercury = await stack.enter_async_context(MercurySimulator(virtual("mercury230"), transport="pty"))
         iec = await stack.enter_async_context(IecSimulator(virtual("iec62056-21"), transport="tcp", baudrate=9600))
         dlms = await stack.enter_async_context(DlmsWrapperSimulator(virtual("dlms-tcp")))
         hosts = {m.serial: dlms.url(m.serial).split("://", 1)[1] for m in dlms.meters}
         yield Field(meters, {"modbus-tcp": tcp.url, "modbus-rtu": rtu.url, "mercury230": mercury.url,
                              "iec62056-21": iec.url, "dlms-tcp": dlms.url(dlms.meters[0].serial)}, hosts)
+
+
+def seed_journals(meters: list[VirtualMeter]) -> None:
+    """Events in the Mercury meters' journals: a power cut and an opened cover, for the event timeline."""
+    from zoneinfo import ZoneInfo
+
+    from amr.protocols.mercury230_time import TimeArray
+
+    now = datetime.now(UTC).astimezone(ZoneInfo(SITE_TIMEZONE)).replace(tzinfo=None, microsecond=0)
+    for meter in meters:
+        if meter.serial == "ME-301":
+            meter.journal.add(TimeArray.POWER, now - timedelta(days=2, hours=5), now - timedelta(days=2, hours=4))
+            meter.journal.add(TimeArray.COVER, now - timedelta(days=1, hours=3), now - timedelta(days=1, hours=2))
+        if meter.serial == "ME-302":
+            meter.journal.add(TimeArray.PHASE_2, now - timedelta(hours=6), now - timedelta(hours=5, minutes=50))
 
 
 def config_data(fld: Field, folder: Path, mqtt_url: str | None, port: int) -> dict[str, Any]:
@@ -256,6 +276,8 @@ def config_data(fld: Field, folder: Path, mqtt_url: str | None, port: int) -> di
         "collector": {"buffer": "buffer.sqlite", "offline_after": 2, "write_interval": "200ms"},
         "quality": {"every": "1m"},
         "relay": {"check_every": "1s", "retry": "10s", "deadline": "10m"},
+        "clock": {"threshold": "10s", "check_every": "10m"},
+        "events": {"read_every": "30m"},
         "buses": buses,
         "meters": meters,
     }
@@ -289,4 +311,4 @@ def to_toml(data: dict[str, Any], header: str) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Field", "Spec", "config_data", "lower", "simulators", "specs", "to_toml"]
+__all__ = ["Field", "Spec", "config_data", "lower", "seed_journals", "simulators", "specs", "to_toml"]

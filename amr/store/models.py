@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -189,6 +190,56 @@ class MeterHealthRow(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     polls: Mapped[int] = mapped_column(BigInteger, default=0)
     failures: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MeterEventRow(Base):
+    """One meter event (`amr.core.events`), stored once however often its journal is read (0010).
+
+    ``alarm`` is the alarm's delivery state: NULL (no alarm for this event), ``pending`` (to be
+    sent; survives a restart) or ``sent``.
+    """
+
+    __tablename__ = "meter_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    code: Mapped[str] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(10))
+    source: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(200), default="")
+    raw: Mapped[str] = mapped_column(Text, default="{}")
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    alarm: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    alarm_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        UniqueConstraint("meter_id", "ts", "code", "detail", name="uq_meter_events_key"),
+        Index("ix_meter_events_alarm", "alarm"),
+    )
+
+
+class MeterClockRow(Base):
+    """The last clock check of a meter: drift, state and the last correction (0010)."""
+
+    __tablename__ = "meter_clock"
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"), primary_key=True)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    meter_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    drift_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # meter − head-end
+    state: Mapped[str] = mapped_column(String(16))  # ok | drifting | corrected | refused | uncorrectable
+    message: Mapped[str] = mapped_column(Text, default="")
+    corrected_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    correction_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class ClockRequestRow(Base):
+    """A dispatcher's request to correct a meter's clock, waiting for the collector that polls it (0010)."""
+
+    __tablename__ = "clock_requests"
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"), primary_key=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, default="")
 
 
 from amr.store import operations_models as _operations_models  # noqa: E402, F401  (their tables join Base.metadata)

@@ -149,9 +149,12 @@ def test_every_route_is_covered() -> None:
         ("GET", "/api/v1/dispatch/meters/{serial}/relay"),
         ("GET", "/api/v1/dispatch/relay-commands/{command_id}"),
         ("GET", "/api/v1/meters/{serial}/quality"),
+        ("GET", "/api/v1/meters/{serial}/events"),
+        ("GET", "/api/v1/dispatch/clock"),
+        ("POST", "/api/v1/dispatch/meters/{serial}/clock"),
     }
     assert named <= set(OPERATIONS), named - set(OPERATIONS)
-    assert len(OPERATIONS) == 37
+    assert len(OPERATIONS) == 40
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])

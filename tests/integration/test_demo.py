@@ -151,6 +151,13 @@ def test_demo_collects_every_protocol_serves_the_dashboard_and_stops_cleanly(tmp
         assert any("rollover" in r["flags"] for r in flagged["items"])
         refused = call(url + "api/v1/dashboard/rejected", token)
         assert refused["total"] >= 1 and refused["items"][0]["reasons"][0]["code"] == "lower_than_previous"
+        # ME-301's clock is corrected after its first poll and its journals read: the events show both
+        codes: set[str] = set()
+        while not {"clock.corrected", "tamper.cover_opened"} <= codes and time.monotonic() < deadline:
+            codes = {e["code"] for e in call(url + "api/v1/meters/ME-301/events", token)["items"]}
+            if not {"clock.corrected", "tamper.cover_opened"} <= codes:
+                time.sleep(1)
+        assert {"clock.corrected", "tamper.cover_opened", "power.off"} <= codes, codes
 
         # DL-601's relay, commanded through the API, is switched by the collector and read back
         command = call(url + "api/v1/dispatch/meters/DL-601/relay", token, {"action": "disconnect", "reason": "демо"})

@@ -475,6 +475,7 @@
 
     const polls = h("div", { id: "polls" });
     const problems = h("div", { id: "problems" });
+    const events = window.AmrEvents.section(serial, { h, api, fmtTime, lang: state.lang, staff, toast }); // events.js
     const historyBody = h("tbody");
     const historyTable = h("table", { class: "grid", id: "history" },
       h("thead", {}, h("tr", {}, h("th", {}, t("col_time")), h("th", {}, t("col_tariff")),
@@ -506,6 +507,7 @@
       qualityCard,
       staff ? h("section", { class: "card" }, h("h2", {}, t("polls_errors")), h("div", { class: "two" },
         h("div", {}, h("h3", {}, t("recent_polls")), polls), h("div", {}, h("h3", {}, t("problems")), problems))) : null,
+      events.root,
       h("section", { class: "card" },
         h("div", { class: "toolbar" }, h("h2", {}, t("history")), h("div", { class: "spacer" }), tariffSel, sourceSel),
         h("div", { class: "table-wrap" }, historyTable), more));
@@ -699,7 +701,9 @@
         }
         throw err;
       }
-      await Promise.all([loadChart(), loadQuality(), expanded && !first ? Promise.resolve() : loadHistory(false)]);
+      await Promise.all([
+        loadChart(), loadQuality(), expanded && !first ? Promise.resolve() : loadHistory(false), events.refresh(),
+      ]);
     }
 
     void meterInfo;

@@ -35,14 +35,18 @@ cannot be read is named in ``MeterValues.errors``; the others are kept.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import ClassVar
 
 from amr.config import BusConfig, MeterConfig
 from amr.core.domain import Channel, Source
+from amr.core.events import MeterEvent
 from amr.drivers.base import MeterValues
+from amr.drivers.clock import ClockReading
+from amr.drivers.iec62056_21 import clock, journal
 from amr.drivers.iec62056_21.profile import IecProfiles
 from amr.drivers.iec62056_21.settings import IecBusSettings, IecMeterSettings
 from amr.drivers.serial_line import LineSettings, SerialLineDriver
@@ -140,6 +144,7 @@ class Iec62056Driver(IecProfiles, SerialLineDriver):
 
     kind: ClassVar[str] = "iec62056-21"
     source: ClassVar[str] = Source.SERIAL.value
+    clock_limits = clock.LIMITS  # 0.9.1 / 0.9.2 written in programming mode after the password
 
     def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC, max_baudrate: int = 19200) -> None:
         """`tz` is the zone the meters' clocks run in; `max_baudrate` caps the speed switched to."""
@@ -231,6 +236,21 @@ class Iec62056Driver(IecProfiles, SerialLineDriver):
             raise DeviceError(
                 f"IEC meter {address!r}: access denied: the password was refused ({what})", code="iec.access_denied"
             )
+    async def read_clock(self, meter: MeterConfig) -> ClockReading:
+        """The meter's clock from a readout (`amr.drivers.iec62056_21.clock`)."""
+        return await asyncio.to_thread(clock.read_clock, self, meter)
+
+    async def shift_clock(self, meter: MeterConfig, by: timedelta) -> None:
+        """Move the meter's clock by `by` (programming mode, the meter's password)."""
+        await asyncio.to_thread(clock.shift_clock, self, meter, by)
+
+    async def set_clock(self, meter: MeterConfig, to: datetime, password: str | None = None) -> None:
+        """Set the meter's clock (programming mode, the meter's password; `password` is not used)."""
+        await asyncio.to_thread(clock.set_clock, self, meter, to)
+
+    async def read_journal(self, meter: MeterConfig) -> list[MeterEvent]:
+        """The meter's logbook P.98 as events (`amr.drivers.iec62056_21.journal`)."""
+        return await asyncio.to_thread(journal.read_journal, self, meter)
 
     def _block(self, request: bytes | None, timeout: float) -> bytes:
         waiter = BlockWaiter()

@@ -28,12 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import ClassVar
 
 from amr.config import BusConfig, MeterConfig
 from amr.core.domain import Source, Values
+from amr.core.events import MeterEvent
 from amr.drivers.base import MeterValues
+from amr.drivers.clock import ClockReading
+from amr.drivers.mercury230 import clock, journal
 from amr.drivers.mercury230.profile import MercuryProfiles
 from amr.drivers.mercury230.settings import MercuryMeterSettings
 from amr.drivers.quality import QualitySample
@@ -125,6 +128,7 @@ class Mercury230Driver(MercuryProfiles, SerialLineDriver):
 
     kind: ClassVar[str] = "mercury230"
     source: ClassVar[str] = Source.SERIAL.value
+    clock_limits = clock.LIMITS  # ±4 minutes once a day; setting the time at the admin level
 
     def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC) -> None:
         """Use the bus's line settings as configured (Mercury's factory setting is 9600 8N1)."""
@@ -183,6 +187,21 @@ class Mercury230Driver(MercuryProfiles, SerialLineDriver):
         from amr.drivers.mercury230 import quality
 
         return await asyncio.to_thread(quality.read_sync, self, meter)
+    async def read_clock(self, meter: MeterConfig) -> ClockReading:
+        """The meter's clock (`amr.drivers.mercury230.clock`)."""
+        return await asyncio.to_thread(clock.read_clock, self, meter)
+
+    async def shift_clock(self, meter: MeterConfig, by: timedelta) -> None:
+        """Correct the meter's clock by `by` (±4 minutes, once a day)."""
+        await asyncio.to_thread(clock.shift_clock, self, meter, by)
+
+    async def set_clock(self, meter: MeterConfig, to: datetime, password: str | None = None) -> None:
+        """Set the meter's clock at the admin level."""
+        await asyncio.to_thread(clock.set_clock, self, meter, to, password)
+
+    async def read_journal(self, meter: MeterConfig) -> list[MeterEvent]:
+        """The events of the meter's journals (`amr.drivers.mercury230.journal`)."""
+        return (await asyncio.to_thread(journal.read_journal, self, meter)).events
 
     def _close_quietly(self, address: int, timeout: float) -> None:
         with contextlib.suppress(DriverError):
