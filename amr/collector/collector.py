@@ -29,6 +29,7 @@ from amr.collector.health import HealthBook
 from amr.collector.push import PushRunner
 from amr.collector.result import PollResult
 from amr.collector.schedule import check_schedule, make_trigger, schedule_for
+from amr.collector.shared import SharedPolling
 from amr.collector.writer import Writer
 from amr.config import BusConfig, Config, MeterConfig, ScheduleConfig
 from amr.core.domain import Source
@@ -95,6 +96,7 @@ class Collector:
         self.buffer: ReadingBuffer | None = None
         self.writer: Writer | None = None
         self.scheduler: AsyncIOScheduler | None = None
+        self.sharing: SharedPolling | None = None  # the leases, when collectors share the buses
         self._inflight: dict[str, asyncio.Task[PollResult]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._started = self._stopped = False
@@ -118,15 +120,21 @@ class Collector:
             retry=cfg.store_retry.total_seconds(), retry_max=cfg.store_retry_max.total_seconds(),
         )
         self.writer.start()
-        await asyncio.gather(*(worker.open() for worker in self.workers.values()))
+        if schedule and self.polled and SharedPolling.wanted(self):
+            self.sharing = SharedPolling(self)  # buses are opened by their first poll, once leased
+        else:
+            await asyncio.gather(*(worker.open() for worker in self.workers.values()))
         tune_gc()
         if push:
             self._tasks += [asyncio.create_task(p.run(), name=f"amr-push-{p.bus.name}") for p in self.pushers]
         if schedule and self.polled:
             self.scheduler = AsyncIOScheduler(timezone=self.tz)
+            triggers = {serial: make_trigger(s, self.tz) for serial, s in self.schedules.items()}
+            if self.sharing is not None:
+                await self.sharing.start(triggers)
             for serial, meter_schedule in self.schedules.items():
                 self.scheduler.add_job(
-                    self._scheduled, make_trigger(meter_schedule, self.tz), args=[serial], id=serial,
+                    self._scheduled, triggers[serial], args=[serial], id=serial,
                     name=f"poll {serial}", coalesce=True, max_instances=1,
                     misfire_grace_time=max(1, int(meter_schedule.misfire_grace.total_seconds())),
                 )
@@ -167,6 +175,8 @@ class Collector:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
         left = await self.writer.close() if self.writer is not None else 0
+        if self.sharing is not None:
+            await self.sharing.stop()
         await asyncio.gather(*(worker.close() for worker in self.workers.values()))
         if self.buffer is not None:
             self.buffer.close()
@@ -233,7 +243,10 @@ class Collector:
         if self._inflight.get(serial) is task:
             del self._inflight[serial]
 
-    async def _scheduled(self, serial: str) -> None:
+    async def _scheduled(self, serial: str, *, guarded: bool = True) -> None:
+        """A scheduled poll; `guarded`: when sharing, only of a held unit and once a slot."""
+        if guarded and self.sharing is not None and not self.sharing.may_poll(serial):
+            return
         try:
             await self.poll_now(serial)
         except asyncio.CancelledError:
