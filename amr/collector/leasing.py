@@ -3,8 +3,10 @@
 Every ``[collector] lease_ttl`` / 3 a round (one statement, `amr.store.leases`) records the
 heartbeat, renews the leases still held and counts the live collectors. Then, at most one change:
 
-* fewer leases than the fair share (``ceil(leases / live collectors)``): take free or expired
-  ones up to it, at once (a dead collector's leases are taken over in one round);
+* holding no more than any other live collector and fewer than the fair share (``ceil(leases /
+  live collectors)``): take free or expired ones up to it, at once (a dead collector's leases
+  are taken over in one round). Only the collector holding fewest takes, so a lease given
+  back goes to it, not to one that would give it on again;
 * at least two more than the collector holding the fewest: give one back (the last taken),
   after its polls in flight are finished and written; the one below its share takes it in its
   next round. A lease given back is not taken again by the same collector for one TTL. A
@@ -123,7 +125,9 @@ class LeaseKeeper:
             self._keep(key, started)
 
     async def _rebalance(self, found: RoundResult, started: float) -> None:
-        share = math.ceil(len(self.units) / max(1, found.live))
+        live = max(1, found.live)
+        poorest = found.fewest is None or len(self.held) <= found.fewest
+        share = math.ceil(len(self.units) / live) if poorest else 0
         now = time.monotonic()
         if len(self.held) < share:
             self._cooldown = {k: t for k, t in self._cooldown.items() if t > now}
