@@ -17,6 +17,7 @@ from amr.api.routes import (
     accounts,
     askue,
     auth,
+    collectors,
     dashboard,
     dispatch,
     export,
@@ -70,7 +71,8 @@ def create_app(
     api.state.metrics = metrics
     install_error_handlers(api)
     install_openapi(api)
-    for module in (auth, askue, accounts, meters, readings, public, moderation, dispatch, export, dashboard, system):
+    for module in (auth, askue, accounts, meters, readings, public, moderation, dispatch, collectors, export, dashboard,
+                   system):
         api.include_router(module.router)
     mount_dashboard(api)
     api.add_middleware(MetricsMiddleware, metrics=metrics)

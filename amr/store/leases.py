@@ -107,7 +107,9 @@ class LeaseTable:
         self.engine = engine
         self.me = me
         self.ttl = ttl
-        self.host = me.rsplit(":", 2)[0]
+        host, pid, _ = [*me.rsplit(":", 2), "", ""][:3]
+        self.host = host
+        self.pid = int(pid) if pid.isascii() and pid.isdigit() else os.getpid()
         self.statements = 0
 
     def _interval(self, span: timedelta) -> str:
@@ -127,7 +129,7 @@ class LeaseTable:
         """Heartbeat, renew every lease of `keys` this collector still owns, count the live collectors."""
         with translate_errors(), self.engine.begin() as conn:
             live, fewest, renewed, _ = conn.execute(_ROUND, {
-                "me": self.me, "host": self.host, "pid": os.getpid(), "ttl": self._interval(self.ttl),
+                "me": self.me, "host": self.host, "pid": self.pid, "ttl": self._interval(self.ttl),
                 "keys": list(keys),
             }).one()
         self.statements += 1
