@@ -7,11 +7,13 @@ heartbeat, renews the leases still held and counts the live collectors. Then, at
   live collectors)``): take free or expired ones up to it, at once (a dead collector's leases
   are taken over in one round). Only the collector holding fewest takes, so a lease given
   back goes to it, not to one that would give it on again;
-* at least two more than the collector holding the fewest: give one back (the last taken),
-  after its polls in flight are finished and written; the one below its share takes it in its
-  next round. A lease given back is not taken again by the same collector for one TTL. A
-  difference of one never moves a lease (hysteresis): shares settle, and a collector that comes
-  back takes its share one lease a round from each of the others, not all at once.
+* at least two more than the collector holding the fewest: give some back (the last taken),
+  after their polls in flight are finished and written; the one holding fewest takes them in
+  its next round. Per round at most half the difference, no more than down to the fair share,
+  and at most a tenth of all leases (one at least): a collector that comes back takes its share
+  over a few rounds, a little from each of the others, not all at once. A lease given back is
+  not taken again by the same collector for one TTL. A difference of one never moves a lease
+  (hysteresis): shares settle and stay.
 
 A lease is used only until ``renewal start + TTL`` on this machine's monotonic clock, which
 is never later than the expiry the database gave it: once another may have it, this one has
@@ -35,7 +37,7 @@ from amr.store.leases import LeaseTable, RoundResult, Taken
 log = logging.getLogger("amr.collector")
 
 OnTaken = Callable[[list[Taken]], Awaitable[None]]
-BeforeRelease = Callable[[LeaseUnit], Awaitable[None]]
+BeforeRelease = Callable[[list[LeaseUnit]], Awaitable[None]]
 
 
 class LeaseKeeper:
@@ -60,6 +62,7 @@ class LeaseKeeper:
         self.order: list[str] = []  # held keys, in the order they were taken
         self.outage = False
         self.rounds = 0
+        self.round_seconds = 0.0  # time spent waiting for the round statement, summed
         self._cooldown: dict[str, float] = {}  # key → monotonic time before which it is not taken again
         self._task: asyncio.Task[None] | None = None
 
@@ -111,6 +114,7 @@ class LeaseKeeper:
             log.info("leases renewed again")
         self.outage = False
         self.rounds += 1
+        self.round_seconds += time.monotonic() - started
         self._renewed(found, started)
         await self._rebalance(found, started)
 
@@ -142,12 +146,16 @@ class LeaseKeeper:
                 )
                 await self.on_taken(taken)
         elif found.fewest is not None and len(self.held) >= found.fewest + 2 and self.order:
-            key = self.order[-1]
-            self._drop(key)  # no poll of it starts from here on
-            self._cooldown[key] = now + self.ttl
-            await self.before_release(self.units[key])
-            await asyncio.to_thread(self.table.release, [key])
-            log.info("gave lease %s back for another collector; holding %d", key, len(self.held))
+            fair = math.ceil(len(self.units) / live)
+            count = min((len(self.held) - found.fewest) // 2, len(self.held) - fair, math.ceil(len(self.units) / 10))
+            keys = self.order[-max(1, count):]
+            for key in keys:
+                self._drop(key)  # no poll of it starts from here on
+                self._cooldown[key] = now + self.ttl
+            await self.before_release([self.units[key] for key in keys])
+            await asyncio.to_thread(self.table.release, keys)
+            log.info("gave %d lease(s) back for another collector (%s); holding %d",
+                     len(keys), ", ".join(keys), len(self.held))
 
     def _keep(self, key: str, started: float) -> None:
         self.held[key] = started + self.ttl

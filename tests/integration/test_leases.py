@@ -34,9 +34,9 @@ def pg(postgres_store: Store) -> Store:
     return postgres_store
 
 
-def _table(store: Store, me: str, ttl: float = 5.0) -> LeaseTable:
+def _table(store: Store, me: str, ttl: float = 5.0, keys: list[str] = KEYS) -> LeaseTable:
     table = LeaseTable(store.engine, me, timedelta(seconds=ttl))
-    table.ensure({key: (key, 1) for key in KEYS})
+    table.ensure({key: (key, 1) for key in keys})
     return table
 
 
@@ -79,14 +79,14 @@ def test_an_expired_lease_is_taken_with_who_held_it(pg: Store) -> None:
     assert dead.round(KEYS).renewed == frozenset()  # the dead one, back, learns they are gone
 
 
-def _keeper(table: LeaseTable, log: list[str]) -> LeaseKeeper:
-    units = [LeaseUnit(key, key, ("m",)) for key in KEYS]
+def _keeper(table: LeaseTable, log: list[str], keys: list[str] = KEYS) -> LeaseKeeper:
+    units = [LeaseUnit(key, key, ("m",)) for key in keys]
 
     async def taken(items: list[Taken]) -> None:
         log.extend(f"{table.me} took {t.lease}" for t in items)
 
-    async def release(unit: LeaseUnit) -> None:
-        log.append(f"{table.me} gave {unit.key}")
+    async def release(units: list[LeaseUnit]) -> None:
+        log.extend(f"{table.me} gave {unit.key}" for unit in units)
 
     return LeaseKeeper(table, units, table.ttl, taken, release)
 
@@ -116,6 +116,28 @@ def test_a_returning_collector_gets_its_share_one_lease_a_round_and_shares_settl
     assert len(gave) == 8 - shares[-1][0]  # only the first gave any back, each lease once: no flapping
     held = [set(k.held) for k in (first, second, third)]
     assert not (held[0] & held[1] or held[0] & held[2] or held[1] & held[2])
+
+
+def test_many_leases_move_a_tenth_a_round_and_each_once(pg: Store) -> None:
+    keys = [f"group-{i:02d}" for i in range(40)]
+    log: list[str] = []
+    first = _keeper(_table(pg, "a:1:0000", keys=keys), log, keys)
+    second = _keeper(_table(pg, "b:2:0000", keys=keys), log, keys)
+
+    async def run() -> list[tuple[int, int]]:
+        await first.step()
+        shares = []
+        for _ in range(8):
+            await first.step()
+            await second.step()
+            shares.append((len(first.held), len(second.held)))
+        return shares
+
+    shares = asyncio.run(run())
+    assert shares[-1] == (20, 20) and shares.index((20, 20)) <= 5  # settled within a few rounds
+    assert all(before[0] - after[0] <= 4 for before, after in zip(shares, shares[1:], strict=False))
+    gave = Counter(line.split()[-1] for line in log if " gave " in line)
+    assert len(gave) == 20 and set(gave.values()) == {1}
 
 
 def test_polled_since_sees_readings_of_the_slot_only(pg: Store) -> None:
