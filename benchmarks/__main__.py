@@ -13,6 +13,7 @@ BENCHMARKS = {
     "poll_sweep": "benchmarks.poll_sweep",
     "serial_line": "benchmarks.serial_line",
     "mqtt_ingest": "benchmarks.mqtt_ingest",
+    "leases": "benchmarks.leases",
 }
 
 

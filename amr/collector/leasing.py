@@ -65,6 +65,7 @@ class LeaseKeeper:
         self.round_seconds = 0.0  # time spent waiting for the round statement, summed
         self._cooldown: dict[str, float] = {}  # key → monotonic time before which it is not taken again
         self._task: asyncio.Task[None] | None = None
+        self._releasing: dict[str, asyncio.Task[None]] = {}  # keys being given back, by their hand-over task
 
     def holds(self, key: str) -> bool:
         """Whether this collector may poll the unit `key` now."""
@@ -84,6 +85,7 @@ class LeaseKeeper:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await self.handed_over()
         keys, self.held, self.order = list(self.held), {}, []
         try:
             await asyncio.to_thread(self.table.release, keys, stopping=True)
@@ -125,7 +127,7 @@ class LeaseKeeper:
             else:
                 log.warning("lease %s was taken by another collector; no longer polling it", key)
                 self._drop(key)
-        for key in found.renewed - set(self.held):  # ours in the database, unknown here (a restart of the loop)
+        for key in found.renewed - set(self.held) - set(self._releasing):  # ours in the database, unknown here
             self._keep(key, started)
 
     async def _rebalance(self, found: RoundResult, started: float) -> None:
@@ -135,7 +137,8 @@ class LeaseKeeper:
         now = time.monotonic()
         if len(self.held) < share:
             self._cooldown = {k: t for k, t in self._cooldown.items() if t > now}
-            free = [k for k in self.units if k not in self.held and k not in self._cooldown]
+            busy = self.held.keys() | self._cooldown.keys() | self._releasing.keys()
+            free = [k for k in self.units if k not in busy]
             taken = await asyncio.to_thread(self.table.acquire, free, share - len(self.held))
             if taken:
                 for item in taken:
@@ -145,17 +148,33 @@ class LeaseKeeper:
                     len(taken), ", ".join(t.lease for t in taken), len(self.held), len(self.units), found.live,
                 )
                 await self.on_taken(taken)
-        elif found.fewest is not None and len(self.held) >= found.fewest + 2 and self.order:
+        elif found.fewest is not None and len(self.held) >= found.fewest + 2 and self.order and not self._releasing:
             fair = math.ceil(len(self.units) / live)
             count = min((len(self.held) - found.fewest) // 2, len(self.held) - fair, math.ceil(len(self.units) / 10))
             keys = self.order[-max(1, count):]
             for key in keys:
                 self._drop(key)  # no poll of it starts from here on
                 self._cooldown[key] = now + self.ttl
+            # the hand-over waits for polls in flight: on a task of its own, so the rounds go on renewing
+            task = asyncio.create_task(self._give_back(keys), name="amr-lease-handover")
+            for key in keys:
+                self._releasing[key] = task
+
+    async def handed_over(self) -> None:
+        """Wait until the leases being given back are given back."""
+        await asyncio.gather(*set(self._releasing.values()), return_exceptions=True)
+
+    async def _give_back(self, keys: list[str]) -> None:
+        try:
             await self.before_release([self.units[key] for key in keys])
             await asyncio.to_thread(self.table.release, keys)
             log.info("gave %d lease(s) back for another collector (%s); holding %d",
                      len(keys), ", ".join(keys), len(self.held))
+        except StoreError as exc:
+            log.warning("leases %s not given back (%s); they expire in %g s", ", ".join(keys), exc, self.ttl)
+        finally:
+            for key in keys:
+                self._releasing.pop(key, None)
 
     def _keep(self, key: str, started: float) -> None:
         self.held[key] = started + self.ttl

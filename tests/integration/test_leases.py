@@ -104,6 +104,7 @@ def test_a_returning_collector_gets_its_share_one_lease_a_round_and_shares_settl
         for _ in range(8):
             for keeper in (first, second, third):
                 await keeper.step()
+                await keeper.handed_over()
             shares.append((len(first.held), len(second.held), len(third.held)))
         return shares
 
@@ -129,6 +130,7 @@ def test_many_leases_move_a_tenth_a_round_and_each_once(pg: Store) -> None:
         shares = []
         for _ in range(8):
             await first.step()
+            await first.handed_over()
             await second.step()
             shares.append((len(first.held), len(second.held)))
         return shares
