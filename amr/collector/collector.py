@@ -9,7 +9,9 @@ Every meter with a ``bus`` is collected: meters on polled buses by schedule (APS
 `AsyncIOScheduler`, one job per meter with `PollTrigger`, ``coalesce``, ``max_instances=1``,
 ``misfire_grace_time`` from the schedule), meters on push buses as their messages come. A
 meter is never polled twice at once: a poll requested (`poll_now`) or scheduled while one is
-running joins it and gets its result.
+running joins it and gets its result. On PostgreSQL (``[collector] leases = "auto"``) scheduled
+polls are shared with the other collectors of the database through leases (`SharedPolling`):
+only the meters of held leases are polled, each once a slot.
 """
 
 from __future__ import annotations
