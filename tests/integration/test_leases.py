@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from amr.cli import main
 from amr.collector.lease_units import LeaseUnit
 from amr.collector.leasing import LeaseKeeper
 from amr.collector.status import lease_status, status_text
@@ -165,3 +166,23 @@ def test_status_on_sqlite_says_one_collector_polls_everything(tmp_path: Path) ->
         store.close()
     assert report["sharing"] is False
     assert status_text(report, config.site.tz) == ["SQLite: one collector polls every bus (leases need PostgreSQL)"]
+
+
+def test_collect_status_prints_holders_since_when_and_heartbeats(
+    pg: Store, postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "amr.toml"
+    config.write_text(f'[database]\nurl = "{postgres_url}"\n[collector]\nlease_ttl = "30s"\n', encoding="utf-8")
+    holder = _table(pg, "field-7:31:beef", ttl=30)
+    holder.round(KEYS)
+    holder.acquire(KEYS[:2], 2)
+    code = main(["collect", "-c", str(config), "--status"])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "field-7:31:beef" in lines["bus-0"] and "+03:00" in lines["bus-0"]  # since, in the site's zone
+    assert "(free" in lines["bus-5"]
+    assert "alive" in lines["field-7:31:beef"] and " 2 " in lines["field-7:31:beef"]
+    assert "s ago" in lines["field-7:31:beef"]
+    assert main(["collect", "-c", str(config), "--status", "--once"]) == 2
+    assert "either --once or --status" in capsys.readouterr().err
