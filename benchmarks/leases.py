@@ -2,7 +2,8 @@
 
 The meters sit behind simulated Modbus TCP gateways, `PER_GATEWAY` each (unit ids 1..50, every
 answer `DELAY` late; the driver reads one meter of a gateway at a time, gateways at once up to
-the bus's ``concurrency``), served by simulator processes. One bus; each gateway is its own
+the bus's ``concurrency``, here one a gateway; the meters are listed unit by unit across the
+gateways), served by simulator processes. One bus; each gateway is its own
 lease (``lease_group = 64``). The store is a fresh PostgreSQL database. The collectors are real
 ``amr collect`` processes on the schedule ``every`` with ``lease_ttl``:
 
@@ -18,7 +19,7 @@ The ratio printed is one collector's sweep time over two collectors'. The databa
 leasing costs are counted by the surviving collector (logged at its stop: rounds, statements,
 slot look-ups) and given per sweep and against the sweep's polls.
 
-Sizes: 20,000 meters, ``every = "30s"``, TTL 15 s (the default); ``--quick``: 2,000 meters, ``"10s"``, TTL 5 s;
+Sizes: 20,000 meters, ``every = "60s"``, TTL 15 s (the default); ``--quick``: 2,000 meters, ``"10s"``, TTL 5 s;
 ``AMR_BENCH_LEASES_METERS`` sets the number of meters (a multiple of 50).
 """
 
@@ -41,7 +42,7 @@ from pathlib import Path
 
 import psycopg
 
-from benchmarks.children import end, readline
+from benchmarks.children import ServerGroup
 from benchmarks.databases import fresh_database, url
 from simulators.modbus import ModbusTcpSimulator
 from simulators.model import Faults, VirtualMeter
@@ -78,32 +79,16 @@ async def _serve(part: int, parts: int, gateways: int) -> None:
     os._exit(0)
 
 
-class Gateways:
+class Gateways(ServerGroup):
     """The simulator processes; `ports[g]` is gateway g's."""
 
     def __init__(self, gateways: int) -> None:
-        self.gateways = gateways
-        self.parts = -(-gateways // GATEWAYS_PER_PROCESS)
-        self.procs: list[subprocess.Popen[str]] = []
-        self.ports: list[int] = []
-
-    def __enter__(self) -> Gateways:
-        try:
-            for part in range(self.parts):
-                self.procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "benchmarks.leases", "--serve", str(part), str(self.parts),
-                     str(self.gateways)],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                ))
-            ports = [json.loads(readline(p.stdout, 120.0, "a simulator gave no ports")) for p in self.procs if p.stdout]
-            self.ports = [ports[g % self.parts][g // self.parts] for g in range(self.gateways)]
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        end(self.procs)
+        super().__init__(
+            gateways, GATEWAYS_PER_PROCESS,
+            lambda part, parts: [sys.executable, "-m", "benchmarks.leases", "--serve", str(part), str(parts),
+                                 str(gateways)],
+            ROOT, "a simulator gave no ports",
+        )
 
 
 def _config(path: Path, database: str, ports: Sequence[int], name: str, every: float, ttl: float) -> Path:
@@ -111,10 +96,13 @@ def _config(path: Path, database: str, ports: Sequence[int], name: str, every: f
         f'[database]\nurl = "{database}"\n',
         f'[collector]\nbuffer = "buffer-{name}.sqlite"\nname = "{name}"\nlease_ttl = "{ttl:g}s"\n',
         f'[[buses]]\nname = "field"\nkind = "modbus-tcp"\nurl = "tcp://127.0.0.1:{ports[0]}"\n'
-        f'timeout = "500ms"\nretries = 2\nretry_backoff = "50ms"\nconcurrency = 200\nschedule = "{every:g}s"\n',
+        f'timeout = "500ms"\nretries = 2\nretry_backoff = "50ms"\nconcurrency = {len(ports)}\n'
+        f'schedule = "{every:g}s"\n',
     ]
-    for gateway, port in enumerate(ports):
-        for unit in range(1, PER_GATEWAY + 1):
+    # unit by unit across the gateways: the bus's turns go to polls of different gateways (a poll
+    # waiting for its gateway, which reads one meter at a time, holds a turn of the bus meanwhile)
+    for unit in range(1, PER_GATEWAY + 1):
+        for gateway, port in enumerate(ports):
             lines.append(
                 f'[[meters]]\nserial = "{_serial(gateway, unit)}"\nbus = "field"\n'
                 f'address = "127.0.0.1:{port}/{unit}"\nprofile = "{PROFILE}"\n'
@@ -197,7 +185,7 @@ def _collect(config: Path, log: Path) -> subprocess.Popen[bytes]:
 
 def run(quick: bool = False) -> None:
     meters = int(os.environ.get("AMR_BENCH_LEASES_METERS", 2000 if quick else 20_000))
-    every, ttl = (10.0, 5.0) if quick else (30.0, 15.0)
+    every, ttl = (10.0, 5.0) if quick else (60.0, 15.0)
     gateways = max(1, meters // PER_GATEWAY)
     meters = gateways * PER_GATEWAY
     print(

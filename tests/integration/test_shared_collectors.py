@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import POSTGRES_URL
+from tests.api.live import fresh_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -38,14 +37,8 @@ DELAY = 0.1
 @pytest.fixture
 def database() -> Iterator[str]:
     """A database of its own: the collectors' processes migrate it."""
-    admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
-    name = f"amr_leases_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with fresh_database() as url:
+        yield url
 
 
 def _simulator(prefix: str) -> tuple[subprocess.Popen[str], str]:
