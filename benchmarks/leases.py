@@ -193,8 +193,9 @@ def run(quick: bool = False) -> None:
         f"{DELAY * 1000:.0f} ms latency), one lease a gateway; every {every:g} s, lease TTL {ttl:g} s; PostgreSQL",
         flush=True,
     )
-    with Gateways(gateways) as sims, fresh_database() as name, tempfile.TemporaryDirectory() as tmp:
-        database, directory = url(name), Path(tmp)
+    directory = Path(tempfile.mkdtemp(prefix="amr-bench-leases-"))  # kept: the collectors' logs
+    with Gateways(gateways) as sims, fresh_database() as name:
+        database = url(name)
         configs = [_config(directory, database, sims.ports, f"c{i}", every, ttl) for i in (1, 2)]
         logs = [directory / "c1.log", directory / "c2.log"]
         procs: list[subprocess.Popen[bytes]] = []
@@ -233,10 +234,15 @@ def run(quick: bool = False) -> None:
                     proc.send_signal(signal.SIGTERM)
             for proc in procs:
                 proc.wait(120)
+        texts = [log.read_text(errors="replace") for log in logs]
         cost = re.search(
             r"lease keeping: (\d+) round\(s\), (\d+) lease statement\(s\), (\d+) slot lookup\(s\); "
-            r"a round took ([\d.]+) ms", logs[1].read_text(errors="replace"),
+            r"a round took ([\d.]+) ms", texts[1],
         )
+    lost = sum(text.count("was taken by another collector") for text in texts)
+    late = sum(text.count("lease round") for text in texts)
+    print(f"  leases lost while held (not renewed in time): {lost}; lease rounds late by more than TTL/3: {late}; "
+          f"the collectors' logs: {directory}")
     _summary(one, two, after, meters, every, ttl, takeover, cost)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
@@ -241,6 +241,14 @@ class Collector:
         """Serials of the meters being polled right now."""
         return set(self._inflight)
 
+    def running(self, serials: Iterable[str]) -> list[asyncio.Task[PollResult]]:
+        """The polls in flight of `serials`."""
+        return [task for serial in serials if (task := self._inflight.get(serial)) is not None]
+
+    async def poll_in_slot(self, serial: str) -> None:
+        """Poll `serial` now for its current slot, outside its schedule (a lease taken over); never raises."""
+        await self._scheduled(serial, guarded=False)
+
     def _forget(self, serial: str, task: asyncio.Task[PollResult]) -> None:
         if self._inflight.get(serial) is task:
             del self._inflight[serial]
@@ -263,7 +271,8 @@ class Collector:
     async def _poll(self, meter: MeterConfig) -> PollResult:
         worker = self.polled[meter.serial]
         started = datetime.now(UTC)
-        outcome: ReadOutcome = await worker.read(meter)
+        allowed = self.sharing.allows(meter.serial) if self.sharing is not None else None
+        outcome: ReadOutcome = await worker.read(meter, allowed)
         result = PollResult(meter.serial, worker.bus.name, started, datetime.now(UTC), outcome.attempts)
         assert self.writer is not None
         if outcome.values is not None:

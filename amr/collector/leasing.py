@@ -94,7 +94,14 @@ class LeaseKeeper:
 
     async def _loop(self) -> None:
         while True:
+            due = time.monotonic() + self.period
             await asyncio.sleep(self.period)
+            late = time.monotonic() - due
+            if late > self.period:
+                log.warning(
+                    "lease round %.1f s late (the event loop is busy); leases expire %g s after a renewal: "
+                    "raise [collector] lease_ttl if this repeats", late, self.ttl,
+                )
             try:
                 await self.step()
             except asyncio.CancelledError:

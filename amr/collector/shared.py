@@ -3,7 +3,9 @@
 Bridges `LeaseKeeper` and `Collector` (``[collector] leases``, PostgreSQL only):
 
 * a scheduled poll runs only while the meter's unit is held, and only once for its slot
-  (`SlotBook`): a poll fired late or with jitter after a catch-up is not made twice;
+  (`SlotBook`): a poll fired late or with jitter after a catch-up is not made twice; the lease
+  is asked again when the poll gets its turn on the bus, so a poll that waited there while the
+  lease was lost (and taken over) is not made;
 * when a lease is taken that another collector held (it died, or gave it back), the meters of
   the unit whose current slot is not over its ``misfire_grace`` are looked up in the store
   (`polled_since`): those polled in this slot are left alone, the others are polled at once —
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -90,6 +92,11 @@ class SharedPolling:
             return False
         return True
 
+    def allows(self, serial: str) -> Callable[[], bool]:
+        """Asked when a poll of `serial` gets its turn on the bus: whether its lease is still held."""
+        key = self.unit_of[serial]
+        return lambda: self.keeper.holds(key)
+
     async def _taken(self, taken: list[Taken]) -> None:
         now = datetime.now(UTC)
         collector = self.collector
@@ -117,7 +124,7 @@ class SharedPolling:
         for meter_id, (serial, slot) in due.items():
             if self.slots.claim(serial, slot) and meter_id not in polled:
                 caught_up += 1
-                task = asyncio.create_task(collector._scheduled(serial, guarded=False), name=f"amr-catch-up-{serial}")
+                task = asyncio.create_task(collector.poll_in_slot(serial), name=f"amr-catch-up-{serial}")
                 self._catch_ups.add(task)
                 task.add_done_callback(self._catch_ups.discard)
         log.info("took over %d meter(s) in their slot: %d already polled, %d polled now",
@@ -130,9 +137,7 @@ class SharedPolling:
 
     async def _before_release(self, units: list[LeaseUnit]) -> None:
         collector = self.collector
-        running = [
-            task for unit in units for serial in unit.meters if (task := collector._inflight.get(serial)) is not None
-        ]
+        running = collector.running(serial for unit in units for serial in unit.meters)
         if running:
             await asyncio.wait(running)
         if collector.writer is not None:
