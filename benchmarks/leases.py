@@ -2,8 +2,8 @@
 
 The meters sit behind simulated Modbus TCP gateways, `PER_GATEWAY` each (unit ids 1..50, every
 answer `DELAY` late; the driver reads one meter of a gateway at a time, gateways at once up to
-the bus's ``concurrency``, here one a gateway; the meters are listed unit by unit across the
-gateways), served by simulator processes. One bus; each gateway is its own
+the bus's ``concurrency``, here 200 or one a gateway if more; the meters are listed unit by unit
+across the gateways), served by simulator processes. One bus; each gateway is its own
 lease (``lease_group = 64``). The store is a fresh PostgreSQL database. The collectors are real
 ``amr collect`` processes on the schedule ``every`` with ``lease_ttl``:
 
@@ -96,7 +96,7 @@ def _config(path: Path, database: str, ports: Sequence[int], name: str, every: f
         f'[database]\nurl = "{database}"\n',
         f'[collector]\nbuffer = "buffer-{name}.sqlite"\nname = "{name}"\nlease_ttl = "{ttl:g}s"\n',
         f'[[buses]]\nname = "field"\nkind = "modbus-tcp"\nurl = "tcp://127.0.0.1:{ports[0]}"\n'
-        f'timeout = "500ms"\nretries = 2\nretry_backoff = "50ms"\nconcurrency = {len(ports)}\n'
+        f'timeout = "500ms"\nretries = 2\nretry_backoff = "50ms"\nconcurrency = {max(200, len(ports))}\n'
         f'schedule = "{every:g}s"\n',
     ]
     # unit by unit across the gateways: the bus's turns go to polls of different gateways (a poll
