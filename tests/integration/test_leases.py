@@ -186,3 +186,39 @@ def test_collect_status_prints_holders_since_when_and_heartbeats(
     assert "s ago" in lines["field-7:31:beef"]
     assert main(["collect", "-c", str(config), "--status", "--once"]) == 2
     assert "either --once or --status" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("leases", ["auto", "off"])
+def test_a_collector_on_postgresql_shares_unless_told_not_to(
+    pg: Store, postgres_url: str, tmp_path: Path, leases: str
+) -> None:
+    from amr.app import App
+    from amr.collector import Collector
+
+    config = config_from_dict({
+        "database": {"url": postgres_url},
+        "collector": {"buffer": str(tmp_path / "buffer.sqlite"), "leases": leases},
+        "buses": [{"name": "line", "kind": "modbus-tcp", "url": "tcp://127.0.0.1:9", "timeout": "200ms",
+                   "schedule": "1h"}],
+        "meters": [{"serial": "S1", "bus": "line", "address": 1, "profile": "eastron-sdm630"}],
+    }, environ={})
+
+    async def run() -> tuple[bool, dict[str, str | None]]:
+        app = await asyncio.to_thread(App.open, config)
+        try:
+            collector = Collector(app)
+            await collector.start()
+            sharing = collector.sharing is not None
+            with pg.engine.connect() as conn:
+                status = load_status(conn, timedelta(seconds=15))
+            await collector.stop()
+            return sharing, {s.lease: s.owner for s in status.leases}
+        finally:
+            app.close()
+
+    sharing, owners = asyncio.run(run())
+    assert sharing is (leases == "auto")
+    if leases == "auto":
+        assert list(owners) == ["line"] and owners["line"] is not None  # held while it ran
+    else:
+        assert owners == {}

@@ -2,7 +2,7 @@
 
 Four simulator processes (6 meters each, every answer 0.1 s late, so a device's sweep takes
 0.6 s); buses: ``line-a`` and ``line-b`` (a gateway each), ``spread`` (two gateways, leased in
-two groups). Polls every 5 s, lease TTL 2 s. After the three collectors have shared the leases,
+two groups). Polls every 6 s, lease TTL 2 s. After the three collectors have shared the leases,
 the holder of ``line-a`` gets SIGKILL 0.3 s into a slot: the others take its leases over within
 2 × TTL and poll, in that same slot, the meters it had not written. Then every meter has exactly
 one reading in every slot, before, during and after the takeover.
@@ -28,7 +28,7 @@ from tests.api.live import fresh_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-EVERY = 5.0
+EVERY = 6.0
 TTL = 2.0
 METERS = 6
 DELAY = 0.1
