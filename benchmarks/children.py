@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import select
 import subprocess
-from collections.abc import Callable, Iterable
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import IO, Self
+from typing import IO, NoReturn, Protocol, Self
 
 
 def readline(stream: IO[str], timeout: float, what: str) -> str:
@@ -78,3 +80,21 @@ class ServerGroup:
                 fields = stat.read().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])  # utime, stime
         return total / os.sysconf("SC_CLK_TCK")
+
+
+class _Serving(Protocol):
+    @property
+    def port(self) -> int: ...
+
+    async def stop(self) -> None: ...
+
+
+async def serve_until_stdin_ends(servers: Sequence[_Serving], lifetime: float) -> NoReturn:
+    """In a server process: print the ports of `servers` as a JSON list, serve until stdin ends (the
+    parent's signal) or `lifetime` seconds, stop them and exit."""
+    print(json.dumps([server.port for server in servers]), flush=True)
+    eof = asyncio.ensure_future(asyncio.to_thread(sys.stdin.read))
+    await asyncio.wait({eof}, timeout=lifetime)
+    for server in servers:
+        await server.stop()
+    os._exit(0)  # the thread reading stdin may still be blocked

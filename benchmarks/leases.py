@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import signal
@@ -42,7 +41,7 @@ from pathlib import Path
 
 import psycopg
 
-from benchmarks.children import ServerGroup
+from benchmarks.children import ServerGroup, serve_until_stdin_ends
 from benchmarks.databases import fresh_database, url
 from simulators.modbus import ModbusTcpSimulator
 from simulators.model import Faults, VirtualMeter
@@ -71,12 +70,7 @@ async def _serve(part: int, parts: int, gateways: int) -> None:
         sim = ModbusTcpSimulator(meters, profile=PROFILE)
         await sim.start()
         sims.append(sim)
-    print(json.dumps([sim.port for sim in sims]), flush=True)
-    eof = asyncio.ensure_future(asyncio.to_thread(sys.stdin.read))
-    await asyncio.wait({eof}, timeout=SIM_LIFETIME)
-    for sim in sims:
-        await sim.stop()
-    os._exit(0)
+    await serve_until_stdin_ends(sims, SIM_LIFETIME)
 
 
 class Gateways(ServerGroup):

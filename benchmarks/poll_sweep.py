@@ -46,9 +46,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import json
 import logging
-import os
 import resource
 import sqlite3
 import statistics
@@ -68,7 +66,7 @@ from pymodbus.exceptions import ModbusException
 from amr.app import App
 from amr.collector import Collector
 from amr.config import Config, config_from_dict
-from benchmarks.children import ServerGroup
+from benchmarks.children import ServerGroup, serve_until_stdin_ends
 from simulators.modbus import ModbusTcpSimulator
 from simulators.model import Faults, VirtualMeter
 
@@ -107,12 +105,7 @@ async def _serve(part: int, parts: int, meters: int, delay: float) -> None:
         sim = ModbusTcpSimulator([meter], profile=PROFILE)
         await sim.start()
         sims.append(sim)
-    print(json.dumps([sim.port for sim in sims]), flush=True)
-    eof = asyncio.ensure_future(asyncio.to_thread(sys.stdin.read))
-    await asyncio.wait({eof}, timeout=SIM_LIFETIME)
-    for sim in sims:
-        await sim.stop()
-    os._exit(0)  # the thread reading stdin may still be blocked
+    await serve_until_stdin_ends(sims, SIM_LIFETIME)
 
 
 class Simulators(ServerGroup):
