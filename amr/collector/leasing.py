@@ -179,6 +179,8 @@ class LeaseKeeper:
                      len(keys), ", ".join(keys), len(self.held))
         except StoreError as exc:
             log.warning("leases %s not given back (%s); they expire in %g s", ", ".join(keys), exc, self.ttl)
+        except Exception:  # a bug: the leases expire by themselves
+            log.exception("leases %s not given back; they expire in %g s", ", ".join(keys), self.ttl)
         finally:
             for key in keys:
                 self._releasing.pop(key, None)
