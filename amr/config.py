@@ -484,6 +484,29 @@ class CollectorConfig(_Section):
         None,
         description="safety net around one driver read (default: 10 × the meter's timeout + 5 s)",
     )
+    leases: Literal["auto", "off"] = Field(
+        "auto",
+        description="share the buses with other collectors on the same PostgreSQL through leases "
+        "(auto: on PostgreSQL; SQLite has one collector); off: this collector polls every bus",
+    )
+    lease_ttl: Duration = Field(
+        timedelta(seconds=15),
+        description="a lease not renewed for this long expires and another collector takes it; renewed every third",
+    )
+    lease_group: int = Field(
+        64, ge=1, le=100_000, description="meters per lease on a Modbus TCP bus (a device is never split)"
+    )
+    name: str | None = Field(
+        None, min_length=1, max_length=100,
+        description="this collector's name in leases and --status (default: the host name; the pid is added)",
+    )
+
+    @field_validator("lease_ttl")
+    @classmethod
+    def _ttl_long_enough(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError(f"lease_ttl {format_duration(value)} is too short; give at least 1s (e.g. \"15s\")")
+        return value
 
 
 class RelayConfig(_Section):

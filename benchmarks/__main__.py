@@ -17,6 +17,7 @@ BENCHMARKS = {
     "dlms_sweep": "benchmarks.dlms_sweep",
     "interval_ingest": "benchmarks.interval_ingest",
     "backfill": "benchmarks.backfill",
+    "leases": "benchmarks.leases",
 }
 
 

@@ -46,14 +46,11 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import json
 import logging
-import os
 import resource
 import sqlite3
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -61,16 +58,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import Any
 
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from amr.app import App
 from amr.collector import Collector
-from amr.config import Config
-from benchmarks.children import end, readline
-from benchmarks.configs import sqlite_config
+from amr.config import Config, config_from_dict
+from benchmarks.children import ServerGroup, serve_until_stdin_ends
 from simulators.modbus import ModbusTcpSimulator
 from simulators.model import Faults, VirtualMeter
 
@@ -109,58 +105,19 @@ async def _serve(part: int, parts: int, meters: int, delay: float) -> None:
         sim = ModbusTcpSimulator([meter], profile=PROFILE)
         await sim.start()
         sims.append(sim)
-    print(json.dumps([sim.port for sim in sims]), flush=True)
-    eof = asyncio.ensure_future(asyncio.to_thread(sys.stdin.read))
-    await asyncio.wait({eof}, timeout=SIM_LIFETIME)
-    for sim in sims:
-        await sim.stop()
-    os._exit(0)  # the thread reading stdin may still be blocked
+    await serve_until_stdin_ends(sims, SIM_LIFETIME)
 
 
-class Simulators:
+class Simulators(ServerGroup):
     """The simulator processes for `meters` meters (meter i in process i % processes); `ports[i]` is meter i's."""
 
     def __init__(self, meters: int) -> None:
-        self.meters = meters
-        self.parts = -(-meters // METERS_PER_PROCESS)
-        self.procs: list[subprocess.Popen[str]] = []
-        self.ports: list[int] = []
-
-    def __enter__(self) -> Simulators:
-        try:
-            for part in range(self.parts):
-                self.procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "benchmarks.poll_sweep", "--serve", str(part), str(self.parts),
-                         str(self.meters), "--delay", str(DELAY)],
-                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                    )
-                )
-            ports: list[list[int]] = []
-            for proc in self.procs:
-                assert proc.stdout is not None
-                ports.append(json.loads(_readline(proc.stdout, 120.0)))
-            self.ports = [ports[i % self.parts][i // self.parts] for i in range(self.meters)]
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        end(self.procs)
-
-    def cpu(self) -> float:
-        """CPU seconds the simulator processes used so far."""
-        total = 0
-        for proc in self.procs:
-            with open(f"/proc/{proc.pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / os.sysconf("SC_CLK_TCK")
-
-
-def _readline(stream: IO[str], timeout: float) -> str:
-    return readline(stream, timeout, "a simulator process gave no ports")
+        super().__init__(
+            meters, METERS_PER_PROCESS,
+            lambda part, parts: [sys.executable, "-m", "benchmarks.poll_sweep", "--serve", str(part), str(parts),
+                                 str(meters), "--delay", str(DELAY)],
+            ROOT, "a simulator process gave no ports",
+        )
 
 
 # --- the naive baseline -------------------------------------------------------------------
@@ -237,7 +194,13 @@ def sweep_config(ports: Sequence[int], directory: Path, concurrency: int) -> Con
         {"serial": _serial(i), "bus": "field", "address": f"{HOST}:{port}/1", "profile": PROFILE}
         for i, port in enumerate(ports)
     ]
-    return sqlite_config([bus], meters, directory)
+    data: dict[str, Any] = {
+        "database": {"url": f"sqlite:///{directory / 'amr.sqlite'}"},
+        "buses": [bus],
+        "meters": meters,
+        "collector": {"buffer": str(directory / "buffer.sqlite")},
+    }
+    return config_from_dict(data, environ={}, file=directory / "amr.toml")
 
 
 def _cpu() -> float:

@@ -18,6 +18,7 @@ from amr.api.routes import (
     askue,
     auth,
     backfill,
+    collectors,
     dashboard,
     dispatch,
     export,
@@ -76,8 +77,8 @@ def create_app(
     api.state.metrics = metrics
     install_error_handlers(api)
     install_openapi(api)
-    routers = (auth, askue, accounts, meters, intervals, readings, public, moderation, dispatch, backfill, export,
-               dashboard, operations, meter_ops)
+    routers = (auth, askue, accounts, meters, intervals, readings, public, moderation, dispatch, backfill, collectors,
+               export, dashboard, operations, meter_ops)
     for module in (*routers, system):
         api.include_router(module.router)
     mount_dashboard(api)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -88,8 +89,11 @@ class BusWorker:
         except Exception as exc:
             log.debug("bus %s: close: %s", self.bus.name, describe(exc))
 
-    async def read(self, meter: MeterConfig) -> ReadOutcome:
-        """Read `meter`, retrying transient errors with backoff; never raises a driver error."""
+    async def read(self, meter: MeterConfig, allowed: Callable[[], bool] | None = None) -> ReadOutcome:
+        """Read `meter`, retrying transient errors with backoff; never raises a driver error.
+
+        `allowed` is asked when the bus gives the read its turn: False (e.g. the lease of the meter's
+        bus was lost while the read waited) ends it there, as `Stopping` when no attempt was made."""
         policy = self.policy(meter)
         error: BaseException | None = None
         attempts = 0
@@ -101,6 +105,8 @@ class BusWorker:
             async with self.slots.hold(retry=attempt > 1):
                 if self.stopping.is_set():
                     return ReadOutcome(None, error or Stopping("the collector is stopping"), attempts)
+                if allowed is not None and not allowed():
+                    return ReadOutcome(None, error or Stopping("no longer this collector's to poll"), attempts)
                 attempts = attempt
                 try:
                     async with asyncio.timeout(policy.limit):

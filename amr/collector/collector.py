@@ -9,7 +9,9 @@ Every meter with a ``bus`` is collected: meters on polled buses by schedule (APS
 `AsyncIOScheduler`, one job per meter with `PollTrigger`, ``coalesce``, ``max_instances=1``,
 ``misfire_grace_time`` from the schedule), meters on push buses as their messages come. A
 meter is never polled twice at once: a poll requested (`poll_now`) or scheduled while one is
-running joins it and gets its result.
+running joins it and gets its result. On PostgreSQL (``[collector] leases = "auto"``) scheduled
+polls are shared with the other collectors of the database through leases (`SharedPolling`):
+only the meters of held leases are polled, each once a slot.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from amr.collector.operations import Operations
 from amr.collector.push import PushRunner
 from amr.collector.result import PollResult
 from amr.collector.schedule import check_schedule, make_trigger, schedule_for
+from amr.collector.shared import SharedPolling
 from amr.collector.writer import Writer
 from amr.config import BusConfig, Config, MeterConfig, ScheduleConfig
 from amr.core.domain import Source
@@ -99,6 +102,7 @@ class Collector:
         self.buffer: ReadingBuffer | None = None
         self.writer: Writer | None = None
         self.scheduler: AsyncIOScheduler | None = None
+        self.sharing: SharedPolling | None = None  # the leases, when collectors share the buses
         self._inflight: dict[str, asyncio.Task[PollResult]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._started = self._stopped = False
@@ -134,7 +138,10 @@ class Collector:
         if schedule:
             requests = self.operations.serve_requests(self.stopping)
             self._tasks.append(asyncio.create_task(requests, name="amr-clock-requests"))
-        await asyncio.gather(*(worker.open() for worker in self.workers.values()))
+        if schedule and self.polled and SharedPolling.wanted(self):
+            self.sharing = SharedPolling(self)  # buses are opened by their first poll, once leased
+        else:
+            await asyncio.gather(*(worker.open() for worker in self.workers.values()))
         tune_gc()
         if push:
             self._tasks += [asyncio.create_task(p.run(), name=f"amr-push-{p.bus.name}") for p in self.pushers]
@@ -143,9 +150,12 @@ class Collector:
             self._tasks += self.relay_quality.start()
         if schedule and self.polled:
             self.scheduler = AsyncIOScheduler(timezone=self.tz)
+            triggers = {serial: make_trigger(s, self.tz) for serial, s in self.schedules.items()}
+            if self.sharing is not None:
+                await self.sharing.start(triggers)
             for serial, meter_schedule in self.schedules.items():
                 self.scheduler.add_job(
-                    self._scheduled, make_trigger(meter_schedule, self.tz), args=[serial], id=serial,
+                    self._scheduled, triggers[serial], args=[serial], id=serial,
                     name=f"poll {serial}", coalesce=True, max_instances=1,
                     misfire_grace_time=max(1, int(meter_schedule.misfire_grace.total_seconds())),
                 )
@@ -204,6 +214,8 @@ class Collector:
         await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
         await self.operations.close()
         left = await self.writer.close() if self.writer is not None else 0
+        if self.sharing is not None:
+            await self.sharing.stop()
         await asyncio.gather(*(worker.close() for worker in self.workers.values()))
         if self.buffer is not None:
             self.buffer.close()
@@ -266,11 +278,22 @@ class Collector:
         """Serials of the meters being polled right now."""
         return set(self._inflight)
 
+    def running(self, serials: Iterable[str]) -> list[asyncio.Task[PollResult]]:
+        """The polls in flight of `serials`."""
+        return [task for serial in serials if (task := self._inflight.get(serial)) is not None]
+
+    async def poll_in_slot(self, serial: str) -> None:
+        """Poll `serial` now for its current slot, outside its schedule (a lease taken over); never raises."""
+        await self._scheduled(serial, guarded=False)
+
     def _forget(self, serial: str, task: asyncio.Task[PollResult]) -> None:
         if self._inflight.get(serial) is task:
             del self._inflight[serial]
 
-    async def _scheduled(self, serial: str) -> None:
+    async def _scheduled(self, serial: str, *, guarded: bool = True) -> None:
+        """A scheduled poll; `guarded`: when sharing, only of a held unit and once a slot."""
+        if guarded and self.sharing is not None and not self.sharing.may_poll(serial):
+            return
         try:
             await self.poll_now(serial)
         except asyncio.CancelledError:
@@ -285,7 +308,8 @@ class Collector:
     async def _poll(self, meter: MeterConfig) -> PollResult:
         worker = self.polled[meter.serial]
         started = datetime.now(UTC)
-        outcome: ReadOutcome = await worker.read(meter)
+        allowed = self.sharing.allows(meter.serial) if self.sharing is not None else None
+        outcome: ReadOutcome = await worker.read(meter, allowed)
         result = PollResult(meter.serial, worker.bus.name, started, datetime.now(UTC), outcome.attempts)
         assert self.writer is not None
         if outcome.values is not None:

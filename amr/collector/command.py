@@ -1,4 +1,5 @@
-"""``amr collect -c FILE [--once [--json]]``: run the collector, or poll every meter once.
+"""``amr collect -c FILE [--once | --status] [--json]``: run the collector, poll every meter once, or
+show which collector holds which bus.
 
 Without ``--once`` the collector runs until SIGTERM or SIGINT, then stops gracefully (exit 0).
 If the store cannot be reached at start it waits for it, trying again with backoff.
@@ -31,9 +32,11 @@ from typing import Any
 from amr.app import App
 from amr.collector.collector import Collector
 from amr.collector.result import PollResult
+from amr.collector.status import lease_status, status_text
 from amr.config import Config, load_config
 from amr.core.domain import CHANNELS
-from amr.errors import StoreUnavailable
+from amr.errors import StoreError, StoreUnavailable
+from amr.store import Store
 
 log = logging.getLogger("amr.collector")
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -45,7 +48,11 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("collect", help=text, description=text)
     p.add_argument("-c", "--config", required=True, help="the TOML configuration file")
     p.add_argument("--once", action="store_true", help="poll every polled meter once, print what was read, exit")
-    p.add_argument("--json", action="store_true", help="with --once: print one JSON object")
+    p.add_argument(
+        "--status", action="store_true",
+        help="show which collector holds which bus (leases on PostgreSQL) and each collector's last heartbeat",
+    )
+    p.add_argument("--json", action="store_true", help="with --once or --status: print one JSON object")
     p.add_argument(
         "--log-level", choices=sorted(LEVELS), default=None,
         help="log to stderr from this level (default: info; warning with --once)",
@@ -56,6 +63,11 @@ def add_parser(subparsers: Any) -> None:
 def cmd_collect(args: argparse.Namespace) -> int:
     """Run the collector (``--once``: one sweep) as the command line asked."""
     config = load_config(args.config)
+    if args.status:
+        if args.once:
+            print("error: give either --once or --status", file=sys.stderr)
+            return 2
+        return show_status(config, as_json=args.json)
     level = args.log_level or ("warning" if args.once else "info")
     _setup_logging(LEVELS[level])
     if args.once:
@@ -132,6 +144,28 @@ async def once(config: Config, *, as_json: bool = False) -> int:
         print("error: no meter answered" if results else "error: no meter on a polled bus is configured",
               file=sys.stderr)
         return 1
+    return 0
+
+
+def show_status(config: Config, *, as_json: bool = False) -> int:
+    """Print the leases and collectors (``--status``); 1 when the store cannot be reached."""
+    try:
+        store = Store.open(config.database, config.site.timezone)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        report = lease_status(config, store)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    if as_json:
+        json.dump(report, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print("\n".join(status_text(report, config.site.tz)))
     return 0
 
 

@@ -242,4 +242,30 @@ class ClockRequestRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
 
+class CollectorRow(Base):
+    """A running (or once running) `amr collect` process and its last heartbeat (`amr.store.leases`)."""
+
+    __tablename__ = "collectors"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid:random
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class BusLeaseRow(Base):
+    """Who polls a bus (or a group of a Modbus TCP bus's devices) until when (`amr.store.leases`)."""
+
+    __tablename__ = "bus_leases"
+    lease: Mapped[str] = mapped_column(String(300), primary_key=True)  # "bus" or "bus/host:port"
+    bus: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # held by `owner` since
+    expires: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    meters: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_bus_leases_owner", "owner"),)
+
+
 from amr.store import operations_models as _operations_models  # noqa: E402, F401  (their tables join Base.metadata)

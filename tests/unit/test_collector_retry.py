@@ -223,3 +223,18 @@ def test_stopping_ends_retries_and_skips_reads_not_yet_on_the_bus() -> None:
         assert driver.calls == {"a": 1}
 
     run(scenario())
+
+
+def test_a_read_no_longer_allowed_when_its_turn_comes_is_not_made() -> None:
+    async def answer(meter: MeterConfig, _: int) -> MeterValues:
+        return values(meter)
+
+    async def scenario() -> None:
+        driver = Scripted(bus(), answer)
+        worker = BusWorker(bus(), driver, asyncio.Event())
+        outcome = await worker.read(MeterConfig(serial="m"), allowed=lambda: False)  # the lease was lost meanwhile
+        assert isinstance(outcome.error, Stopping) and outcome.attempts == 0 and "m" not in driver.calls
+        outcome = await worker.read(MeterConfig(serial="m"), allowed=lambda: True)
+        assert outcome.values is not None and driver.calls["m"] == 1
+
+    run(scenario())

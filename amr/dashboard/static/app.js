@@ -380,11 +380,35 @@
       el.addEventListener("input", () => { state.filters[key] = el.value; apply(); });
     }
 
+    const sharing = h("section", { class: "card", id: "collectors", hidden: true });
     const root = h("div", { class: "page overview" },
       staff ? cards : null,
       h("section", { class: "card" },
         h("div", { class: "toolbar" }, search, staff ? statusSel : null, protocolSel, objectSel, h("div", { class: "spacer" }), count),
-        h("div", { class: "table-wrap" }, table), empty));
+        h("div", { class: "table-wrap" }, table), empty),
+      staff ? sharing : null);
+
+    /** Collectors sharing the buses through leases (PostgreSQL): who holds which bus, last heartbeats. */
+    function showCollectors(report) {
+      sharing.hidden = !(report && report.sharing && report.collectors.length);
+      if (sharing.hidden) return;
+      const stateOf = (c) => (c.alive ? "alive" : c.stopped_at ? "stopped" : "dead");
+      const collectors = h("table", { class: "grid", id: "collectors-table" },
+        h("thead", {}, h("tr", {}, h("th", {}, t("col_collector")), h("th", {}, t("col_state")),
+          h("th", { class: "num" }, t("col_leases")), h("th", {}, t("col_heartbeat")))),
+        h("tbody", {}, ...report.collectors.map((c) => h("tr", { dataset: { state: stateOf(c) } },
+          h("td", { class: "mono" }, c.id), h("td", {}, t(`cs_${stateOf(c)}`)), h("td", { class: "num" }, String(c.leases)),
+          h("td", { title: fmtTime(c.heartbeat_at, true) }, fmtTime(c.heartbeat_at, true),
+            h("div", { class: "sub" }, ago(c.heartbeat_at)))))));
+      const leases = h("table", { class: "grid", id: "leases-table" },
+        h("thead", {}, h("tr", {}, h("th", {}, t("col_lease")), h("th", { class: "num" }, t("col_meters")),
+          h("th", {}, t("col_holder")), h("th", {}, t("col_since")))),
+        h("tbody", {}, ...report.leases.map((l) => h("tr", {},
+          h("td", { class: "mono" }, l.lease), h("td", { class: "num" }, String(l.meters)),
+          h("td", { class: "mono" }, l.holder || t("lease_free")), h("td", {}, l.since ? fmtTime(l.since, true) : "—")))));
+      put(sharing, h("h2", {}, t("collectors")), h("div", { class: "table-wrap" }, collectors),
+        h("details", {}, h("summary", {}, t("bus_leases", { n: report.leases.length })), h("div", { class: "table-wrap" }, leases)));
+    }
 
     function card(kind, label, value, note, href) {
       return h(href ? "a" : "div", { class: `stat ${kind}`, dataset: { kind }, href: href || null },
@@ -394,10 +418,12 @@
     }
 
     async function refreshAll() {
-      const [summary, meters] = await Promise.all([
+      const [summary, meters, collectors] = await Promise.all([
         staff ? api("/dashboard/summary") : Promise.resolve(null),
         api("/dashboard/meters"),
+        staff ? api("/dispatch/collectors").catch(() => null) : Promise.resolve(null),
       ]);
+      showCollectors(collectors);
       rows = meters;
       for (const m of rows) {
         if (m.protocol) option(protocolSel, m.protocol, protocolLabel(m.protocol));
