@@ -262,6 +262,7 @@ _SERVER_ADDERS = (
     ("amr.api.command", "add_parsers"),
     ("simulators.cli", "add_parser"),
     ("amr.demo", "add_parser"),
+    ("amr.registry.command", "add_parser"),
 )
 _SERVER_COMMANDS = {
     "collect": _SERVER_ADDERS[0],
@@ -270,6 +271,7 @@ _SERVER_COMMANDS = {
     "users": _SERVER_ADDERS[1],
     "sim": _SERVER_ADDERS[2],
     "demo": _SERVER_ADDERS[3],
+    "registry": _SERVER_ADDERS[4],
 }
 """The module adding each of the other commands: a command named on the line loads only its own
 (`amr collect` does not import the API); help, or an unknown command, loads them all."""

@@ -1,0 +1,286 @@
+"""The registry as the store keeps it: reading it back as entries, writing entries, its version.
+
+Meters keep their rows in `meters` (with `metering_points`, `objects`, `meter_accounts`,
+`meter_ratios`), their field side in the columns 0011 added, and buses in `buses`; protocol
+settings and schedules are JSON. A meter taken out of the registry is retired (`retired_at`):
+its rows, ids and readings stay. Every write bumps `registry_state.version` in its own
+transaction and, on PostgreSQL, sends ``NOTIFY amr_registry`` (delivered at commit), so readers
+learn of it at once (`amr.registry.watch`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
+
+from amr.config import Config
+from amr.core.durations import parse_duration
+from amr.core.meters import Meter
+from amr.registry.entries import Entry
+from amr.store import Store
+from amr.store.meters import (
+    NO_OBJECT,
+    _insert_new,
+    _meter_fields,
+    _objects,
+    _points,
+    _sync_accounts,
+    _sync_ratios,
+)
+from amr.store.models import (
+    BusRow,
+    MeterAccountRow,
+    MeterRatioRow,
+    MeterRow,
+    ObjectRow,
+    PointRow,
+    RegistryStateRow,
+)
+from amr.store.store import translate_errors
+
+REGISTRY_LOCK = 0x616D_725F_7265_6769  # "amr_regi": the advisory lock key of registry writes
+CHANNEL = "amr_registry"  # the PostgreSQL NOTIFY channel of registry changes
+CHUNK = 1000
+_BUS_COMMON = ("name", "kind", "url", "timeout", "retries", "retry_backoff", "schedule")
+_METER_COMMON = (
+    "serial", "name", "object", "point", "model", "accounts", "digits", "decimals", "tariffs", "ct_ratio",
+    "vt_ratio", "max_power_kw", "installed", "removed", "bus", "address", "timeout", "retries", "schedule",
+)
+
+
+@contextmanager
+def transaction(store: Store) -> Iterator[Connection]:
+    """A write transaction holding the registry's lock (PostgreSQL: an advisory lock; SQLite: the
+    database's write lock, taken at BEGIN), so two writers take turns and neither half-applies."""
+    with translate_errors(), store.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REGISTRY_LOCK})
+        yield conn
+
+
+def version(conn: Connection) -> int:
+    """The registry's change counter."""
+    held = conn.execute(select(RegistryStateRow.version).where(RegistryStateRow.id == 1)).scalar_one_or_none()
+    return 0 if held is None else int(held)
+
+
+def bump(conn: Connection) -> int:
+    """Count a change (in the caller's transaction) and tell PostgreSQL listeners at commit."""
+    counted = conn.execute(
+        update(RegistryStateRow).where(RegistryStateRow.id == 1).values(version=RegistryStateRow.version + 1)
+    )
+    if counted.rowcount == 0:  # its row emptied by hand (or a test): counting starts again above 0
+        conn.execute(insert(RegistryStateRow).values(id=1, version=1))
+    new = version(conn)
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": str(new)})
+    return new
+
+
+def _ms(value: Any) -> int | None:
+    return None if value is None else round(parse_duration(value).total_seconds() * 1000)
+
+
+def _duration(ms: int | None) -> timedelta | None:
+    return None if ms is None else timedelta(milliseconds=ms)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not kept in the registry")
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def read_buses(conn: Connection) -> list[Entry]:
+    """Every bus of the registry as a (not yet validated) entry, by name."""
+    entries = []
+    for row in conn.execute(select(BusRow.__table__).order_by(BusRow.name)).mappings():
+        entry: Entry = {"name": row["name"], "kind": row["kind"], "url": row["url"]}
+        if row["timeout_ms"] is not None:
+            entry["timeout"] = _duration(row["timeout_ms"])
+        if row["retries"] is not None:
+            entry["retries"] = row["retries"]
+        if row["retry_backoff_ms"] is not None:
+            entry["retry_backoff"] = _duration(row["retry_backoff_ms"])
+        if row["schedule"] is not None:
+            entry["schedule"] = json.loads(row["schedule"])
+        entry.update(json.loads(row["settings"] or "{}"))
+        entries.append(entry)
+    return entries
+
+
+def read_meters(conn: Connection) -> tuple[list[Entry], dict[str, int]]:
+    """Every meter in the registry (not retired) as a (not yet validated) entry, by serial; and the
+    store ids by serial."""
+    m, p, o, b = MeterRow, PointRow, ObjectRow, BusRow
+    query = (
+        select(
+            m.id, m.serial, m.name, o.name, p.code, m.model, m.digits, m.decimals, m.tariffs, m.max_power_kw,
+            m.installed, m.removed, b.name, m.address, m.timeout_ms, m.retries, m.schedule, m.settings,
+        )
+        .join(p, p.id == m.point_id)
+        .join(o, o.id == p.object_id)
+        .outerjoin(b, b.id == m.bus_id)
+        .where(m.retired_at.is_(None))
+        .order_by(m.serial)
+    )
+    accounts: dict[int, list[str]] = {}
+    for meter_id, account in conn.execute(select(MeterAccountRow.meter_id, MeterAccountRow.account)):
+        accounts.setdefault(int(meter_id), []).append(str(account))
+    ratios: dict[int, list[tuple[datetime | None, Any, Any]]] = {}
+    r = MeterRatioRow
+    query_ratios = select(r.meter_id, r.since, r.ct, r.vt).order_by(r.meter_id, r.version)
+    for meter_id, since, ct, vt in conn.execute(query_ratios):
+        ratios.setdefault(int(meter_id), []).append((since, ct, vt))
+    entries: list[Entry] = []
+    ids: dict[str, int] = {}
+    for row in conn.execute(query):
+        (meter_id, serial, name, obj, point, model, digits, decimals, tariffs, power, installed, removed,
+         bus, address, timeout_ms, retries, schedule, settings) = row
+        ids[serial] = meter_id
+        entry: Entry = {
+            "serial": serial, "name": name, "object": "" if obj == NO_OBJECT else obj, "point": point,
+            "model": model, "accounts": sorted(accounts.get(meter_id, [])), "digits": digits, "decimals": decimals,
+            "tariffs": tariffs, **_ratios(ratios.get(meter_id, [])),
+        }
+        optional = {
+            "max_power_kw": power, "installed": installed, "removed": removed, "bus": bus,
+            "address": None if address is None else json.loads(address), "timeout": _duration(timeout_ms),
+            "retries": retries, "schedule": None if schedule is None else json.loads(schedule),
+        }
+        entry.update((k, v) for k, v in optional.items() if v is not None)
+        entry.update(json.loads(settings or "{}"))
+        entries.append(entry)
+    return entries, ids
+
+
+def _ratios(versions: Sequence[tuple[datetime | None, Any, Any]]) -> Entry:
+    if not versions:
+        return {}
+    if len(versions) == 1 and versions[0][0] is None:
+        return {"ct_ratio": Decimal(str(versions[0][1])), "vt_ratio": Decimal(str(versions[0][2]))}
+    ct = [{**({} if s is None else {"since": s}), "ratio": Decimal(str(c))} for s, c, _ in versions]
+    vt = [{**({} if s is None else {"since": s}), "ratio": Decimal(str(v))} for s, _, v in versions]
+    return {"ct_ratio": ct, "vt_ratio": vt}
+
+
+def names(conn: Connection) -> tuple[set[str], set[str]]:
+    """The objects and metering points the store knows."""
+    objects = {str(n) for n in conn.execute(select(ObjectRow.name)).scalars()}
+    points = {str(c) for c in conn.execute(select(PointRow.code)).scalars()}
+    return objects, points
+
+
+# --- writing ----------------------------------------------------------------------------
+
+
+def _bus_row(entry: Entry) -> dict[str, Any]:
+    return {
+        "name": entry["name"],
+        "kind": entry["kind"],
+        "url": entry["url"],
+        "timeout_ms": _ms(entry.get("timeout")),
+        "retries": entry.get("retries"),
+        "retry_backoff_ms": _ms(entry.get("retry_backoff")),
+        "schedule": None if entry.get("schedule") is None else _json(entry["schedule"]),
+        "settings": _json({k: v for k, v in entry.items() if k not in _BUS_COMMON}),
+    }
+
+
+def write_buses(conn: Connection, entries: Sequence[Entry]) -> None:
+    """Insert or update these buses (validated entries)."""
+    held = {str(n): int(i) for n, i in conn.execute(select(BusRow.name, BusRow.id))}
+    rows = [_bus_row(e) for e in entries]
+    new = [r for r in rows if r["name"] not in held]
+    old = [{"k_id": held[r["name"]], **{f"v_{k}": v for k, v in r.items()}} for r in rows if r["name"] in held]
+    if new:
+        conn.execute(insert(BusRow), new)
+    if old:
+        columns = [k for k in rows[0] if k != "name"]
+        conn.execute(
+            update(BusRow).where(BusRow.id == bindparam("k_id")).values({k: bindparam(f"v_{k}") for k in columns}),
+            [{k: v for k, v in r.items() if k == "k_id" or k[2:] in columns} for r in old],
+        )
+
+
+def write_meters(conn: Connection, meters: Sequence[Meter], entries: Sequence[Entry]) -> dict[str, int]:
+    """Insert or update these meters (domain objects and their validated entries, in the same order),
+    their points, objects, accounts and ratio versions, and take them back into the registry if retired;
+    their ids by serial."""
+    points = _points(conn, meters, _objects(conn, meters))
+    held = {str(s): int(i) for s, i in conn.execute(select(MeterRow.serial, MeterRow.id).where(
+        MeterRow.serial.in_([m.serial for m in meters])))} if len(meters) <= CHUNK else {
+        str(s): int(i) for s, i in conn.execute(select(MeterRow.serial, MeterRow.id))}
+    new = [{"serial": m.serial, **_meter_fields(m, points[m.point])} for m in meters if m.serial not in held]
+    if new:
+        _insert_new(conn, MeterRow.__table__, new)  # type: ignore[arg-type]
+    changed = [{"k_id": held[m.serial], **{f"v_{k}": v for k, v in _meter_fields(m, points[m.point]).items()}}
+               for m in meters if m.serial in held]
+    if changed:
+        fields = [k[2:] for k in changed[0] if k != "k_id"]
+        statement = update(MeterRow).where(MeterRow.id == bindparam("k_id")).values(
+            {f: bindparam(f"v_{f}") for f in fields})
+        for offset in range(0, len(changed), CHUNK):
+            conn.execute(statement, changed[offset : offset + CHUNK])
+    wanted = {m.serial for m in meters}
+    ids = {str(s): int(i) for s, i in conn.execute(select(MeterRow.serial, MeterRow.id)) if s in wanted}
+    # accounts and ratios of these meters only (the others' stay as they are)
+    _sync_accounts(conn, meters, ids)
+    _sync_ratios(conn, meters, ids)
+    buses = {str(n): int(i) for n, i in conn.execute(select(BusRow.name, BusRow.id))}
+    rows = []
+    for entry in entries:
+        rows.append({
+            "k_id": ids[entry["serial"]],
+            "v_bus_id": buses[entry["bus"]] if entry.get("bus") is not None else None,
+            "v_address": None if entry.get("address") is None else _json(entry["address"]),
+            "v_schedule": None if entry.get("schedule") is None else _json(entry["schedule"]),
+            "v_timeout_ms": _ms(entry.get("timeout")),
+            "v_retries": entry.get("retries"),
+            "v_settings": _json({k: v for k, v in entry.items() if k not in _METER_COMMON}),
+            "v_retired_at": None,
+        })
+    columns = ("bus_id", "address", "schedule", "timeout_ms", "retries", "settings", "retired_at")
+    statement = update(MeterRow).where(MeterRow.id == bindparam("k_id")).values(
+        {c: bindparam(f"v_{c}") for c in columns}
+    )
+    for offset in range(0, len(rows), CHUNK):
+        conn.execute(statement, rows[offset : offset + CHUNK])
+    return ids
+
+
+def retire_meters(conn: Connection, serials: Sequence[str], at: datetime) -> None:
+    """Take these meters out of the registry (their rows and readings stay)."""
+    for offset in range(0, len(serials), CHUNK):
+        part = list(serials[offset : offset + CHUNK])
+        conn.execute(update(MeterRow).where(MeterRow.serial.in_(part)).values(retired_at=at, bus_id=None))
+
+
+def delete_buses(conn: Connection, bus_names: Sequence[str]) -> None:
+    """Remove these buses (no meter in the registry may be on them)."""
+    if bus_names:
+        ids = select(BusRow.id).where(BusRow.name.in_(list(bus_names))).scalar_subquery()
+        conn.execute(update(MeterRow).where(MeterRow.bus_id.in_(ids)).values(bus_id=None))
+        conn.execute(delete(BusRow).where(BusRow.name.in_(list(bus_names))))
+
+
+def base_without_meters(config: Config) -> Config:
+    """`config` with no buses or meters: the sections every registry entry is validated under."""
+    return config.model_copy(update={"buses": [], "meters": []})
