@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -64,6 +67,7 @@ def create_app(
         docs_url="/docs",
         openapi_url="/openapi.json",
         redoc_url=None,
+        lifespan=_follow_registry,
     )
     metrics = Metrics(registry)
     api.state.amr = ApiContext(app, passwords or Passwords(), metrics, poller)
@@ -76,6 +80,25 @@ def create_app(
     api.add_middleware(MetricsMiddleware, metrics=metrics)
     api.add_middleware(BodyTimeout)
     return api
+
+
+@asynccontextmanager
+async def _follow_registry(api: FastAPI) -> AsyncIterator[None]:
+    """While serving over the registry (``[registry] source = "database"``), take its changes (every worker)."""
+    app: App = api.state.amr.app
+    if app.registry_version is None:
+        yield
+        return
+    from amr.registry.watch import RegistryWatch
+
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(RegistryWatch(app).run(stop), name="amr-registry-watch")
+    try:
+        yield
+    finally:
+        stop.set()
+        with suppress(asyncio.CancelledError):
+            await watcher
 
 
 CONFIG_VARIABLE = "AMR_CONFIG"
