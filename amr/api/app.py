@@ -29,6 +29,7 @@ from amr.api.routes import (
     readings,
     system,
 )
+from amr.api.routes import registry as registry_routes
 from amr.api.security import Passwords
 from amr.app import App
 from amr.dashboard import mount as mount_dashboard
@@ -74,7 +75,8 @@ def create_app(
     api.state.metrics = metrics
     install_error_handlers(api)
     install_openapi(api)
-    for module in (auth, askue, accounts, meters, readings, public, moderation, dispatch, export, dashboard, system):
+    routers = (auth, askue, accounts, meters, readings, public, moderation, dispatch, export, dashboard)
+    for module in (*routers, registry_routes, system):
         api.include_router(module.router)
     mount_dashboard(api)
     api.add_middleware(MetricsMiddleware, metrics=metrics)

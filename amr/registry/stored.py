@@ -126,9 +126,9 @@ def read_buses(conn: Connection) -> list[Entry]:
     return entries
 
 
-def read_meters(conn: Connection) -> tuple[list[Entry], dict[str, int]]:
-    """Every meter in the registry (not retired) as a (not yet validated) entry, by serial; and the
-    store ids by serial."""
+def read_meters(conn: Connection, *conditions: Any, limit: int | None = None) -> tuple[list[Entry], dict[str, int]]:
+    """Every meter in the registry (not retired; those meeting `conditions` on the meter, its point or
+    its bus, the first `limit`) as a (not yet validated) entry, by serial; and the store ids by serial."""
     m, p, o, b = MeterRow, PointRow, ObjectRow, BusRow
     query = (
         select(
@@ -138,20 +138,28 @@ def read_meters(conn: Connection) -> tuple[list[Entry], dict[str, int]]:
         .join(p, p.id == m.point_id)
         .join(o, o.id == p.object_id)
         .outerjoin(b, b.id == m.bus_id)
-        .where(m.retired_at.is_(None))
+        .where(m.retired_at.is_(None), *[c for c in conditions if c is not None])
         .order_by(m.serial)
+        .limit(limit)
     )
+    rows = conn.execute(query).all()
+    some = [int(row[0]) for row in rows] if conditions or limit is not None else None
     accounts: dict[int, list[str]] = {}
-    for meter_id, account in conn.execute(select(MeterAccountRow.meter_id, MeterAccountRow.account)):
-        accounts.setdefault(int(meter_id), []).append(str(account))
     ratios: dict[int, list[tuple[datetime | None, Any, Any]]] = {}
-    r = MeterRatioRow
-    query_ratios = select(r.meter_id, r.since, r.ct, r.vt).order_by(r.meter_id, r.version)
-    for meter_id, since, ct, vt in conn.execute(query_ratios):
-        ratios.setdefault(int(meter_id), []).append((since, ct, vt))
+    r, a = MeterRatioRow, MeterAccountRow
+    for part in [None] if some is None else [some[i : i + CHUNK] for i in range(0, len(some), CHUNK)]:
+        query_accounts = select(a.meter_id, a.account)
+        query_ratios = select(r.meter_id, r.since, r.ct, r.vt).order_by(r.meter_id, r.version)
+        if part is not None:
+            query_accounts = query_accounts.where(a.meter_id.in_(part))
+            query_ratios = query_ratios.where(r.meter_id.in_(part))
+        for meter_id, account in conn.execute(query_accounts):
+            accounts.setdefault(int(meter_id), []).append(str(account))
+        for meter_id, since, ct, vt in conn.execute(query_ratios):
+            ratios.setdefault(int(meter_id), []).append((since, ct, vt))
     entries: list[Entry] = []
     ids: dict[str, int] = {}
-    for row in conn.execute(query):
+    for row in rows:
         (meter_id, serial, name, obj, point, model, digits, decimals, tariffs, power, installed, removed,
          bus, address, timeout_ms, retries, schedule, settings) = row
         ids[serial] = meter_id
