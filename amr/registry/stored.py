@@ -10,6 +10,7 @@ learn of it at once (`amr.registry.watch`).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -93,6 +94,17 @@ def _duration(ms: int | None) -> timedelta | None:
     return None if ms is None else timedelta(milliseconds=ms)
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> Any:
+    """JSON text as data, parsed once per distinct text (thousands of meters share a few settings);
+    callers copy what they keep (`dict.update`) and never change it."""
+    return json.loads(text)
+
+
+def _decimal(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=_json_default)
 
@@ -170,11 +182,11 @@ def read_meters(conn: Connection, *conditions: Any, limit: int | None = None) ->
         }
         optional = {
             "max_power_kw": power, "installed": installed, "removed": removed, "bus": bus,
-            "address": None if address is None else json.loads(address), "timeout": _duration(timeout_ms),
-            "retries": retries, "schedule": None if schedule is None else json.loads(schedule),
+            "address": None if address is None else _parsed(address), "timeout": _duration(timeout_ms),
+            "retries": retries, "schedule": None if schedule is None else dict(_parsed(schedule)),
         }
         entry.update((k, v) for k, v in optional.items() if v is not None)
-        entry.update(json.loads(settings or "{}"))
+        entry.update(_parsed(settings or "{}"))
         entries.append(entry)
     return entries, ids
 
@@ -183,9 +195,9 @@ def _ratios(versions: Sequence[tuple[datetime | None, Any, Any]]) -> Entry:
     if not versions:
         return {}
     if len(versions) == 1 and versions[0][0] is None:
-        return {"ct_ratio": Decimal(str(versions[0][1])), "vt_ratio": Decimal(str(versions[0][2]))}
-    ct = [{**({} if s is None else {"since": s}), "ratio": Decimal(str(c))} for s, c, _ in versions]
-    vt = [{**({} if s is None else {"since": s}), "ratio": Decimal(str(v))} for s, _, v in versions]
+        return {"ct_ratio": _decimal(versions[0][1]), "vt_ratio": _decimal(versions[0][2])}
+    ct = [{**({} if s is None else {"since": s}), "ratio": _decimal(c)} for s, c, _ in versions]
+    vt = [{**({} if s is None else {"since": s}), "ratio": _decimal(v)} for s, _, v in versions]
     return {"ct_ratio": ct, "vt_ratio": vt}
 
 
