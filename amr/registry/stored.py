@@ -23,7 +23,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, text, upda
 from amr.config import Config
 from amr.core.durations import parse_duration
 from amr.core.meters import Meter
-from amr.registry.entries import Entry
+from amr.registry.entries import Entry, decimal
 from amr.store import Store
 from amr.store.meters import (
     NO_OBJECT,
@@ -102,7 +102,8 @@ def _parsed(text: str) -> Any:
 
 
 def _decimal(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value))
+    """A stored NUMERIC as the plain decimal an entry holds (``40``, not ``40.000000``)."""
+    return decimal(value if isinstance(value, Decimal) else Decimal(str(value)))
 
 
 def _json(value: Any) -> str:
@@ -181,7 +182,7 @@ def read_meters(conn: Connection, *conditions: Any, limit: int | None = None) ->
             "tariffs": tariffs, **_ratios(ratios.get(meter_id, [])),
         }
         optional = {
-            "max_power_kw": power, "installed": installed, "removed": removed, "bus": bus,
+            "max_power_kw": None if power is None else _decimal(power), "installed": installed, "removed": removed, "bus": bus,
             "address": None if address is None else _parsed(address), "timeout": _duration(timeout_ms),
             "retries": retries, "schedule": None if schedule is None else dict(_parsed(schedule)),
         }
