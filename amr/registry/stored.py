@@ -182,7 +182,8 @@ def read_meters(conn: Connection, *conditions: Any, limit: int | None = None) ->
             "tariffs": tariffs, **_ratios(ratios.get(meter_id, [])),
         }
         optional = {
-            "max_power_kw": None if power is None else _decimal(power), "installed": installed, "removed": removed, "bus": bus,
+            "max_power_kw": None if power is None else _decimal(power), "installed": installed, "removed": removed,
+            "bus": bus,
             "address": None if address is None else _parsed(address), "timeout": _duration(timeout_ms),
             "retries": retries, "schedule": None if schedule is None else dict(_parsed(schedule)),
         }
@@ -249,15 +250,33 @@ def write_meters(conn: Connection, meters: Sequence[Meter], entries: Sequence[En
     held = {str(s): int(i) for s, i in conn.execute(select(MeterRow.serial, MeterRow.id).where(
         MeterRow.serial.in_([m.serial for m in meters])))} if len(meters) <= CHUNK else {
         str(s): int(i) for s, i in conn.execute(select(MeterRow.serial, MeterRow.id))}
-    new = [{"serial": m.serial, **_meter_fields(m, points[m.point])} for m in meters if m.serial not in held]
+    buses = {str(n): int(i) for n, i in conn.execute(select(BusRow.name, BusRow.id))}
+    field = {
+        str(entry["serial"]): {
+            "bus_id": buses[entry["bus"]] if entry.get("bus") is not None else None,
+            "address": None if entry.get("address") is None else _json(entry["address"]),
+            "schedule": None if entry.get("schedule") is None else _json(entry["schedule"]),
+            "timeout_ms": _ms(entry.get("timeout")),
+            "retries": entry.get("retries"),
+            "settings": _json({k: v for k, v in entry.items() if k not in _METER_COMMON}),
+            "retired_at": None,  # taken back into the registry, if it was retired
+        }
+        for entry in entries
+    }
+    new = [{"serial": m.serial, **_meter_fields(m, points[m.point]), **field[m.serial]}
+           for m in meters if m.serial not in held]
     if new:
         _insert_new(conn, MeterRow.__table__, new)  # type: ignore[arg-type]
-    changed = [{"k_id": held[m.serial], **{f"v_{k}": v for k, v in _meter_fields(m, points[m.point]).items()}}
-               for m in meters if m.serial in held]
+    changed = [
+        {"k_id": held[m.serial], **{f"v_{k}": v for k, v in both.items()}}
+        for m in meters
+        if m.serial in held
+        for both in [_meter_fields(m, points[m.point]) | field[m.serial]]
+    ]
     if changed:
-        fields = [k[2:] for k in changed[0] if k != "k_id"]
+        columns = [k[2:] for k in changed[0] if k != "k_id"]
         statement = update(MeterRow).where(MeterRow.id == bindparam("k_id")).values(
-            {f: bindparam(f"v_{f}") for f in fields})
+            {c: bindparam(f"v_{c}") for c in columns})
         for offset in range(0, len(changed), CHUNK):
             conn.execute(statement, changed[offset : offset + CHUNK])
     wanted = {m.serial for m in meters}
@@ -265,25 +284,6 @@ def write_meters(conn: Connection, meters: Sequence[Meter], entries: Sequence[En
     # accounts and ratios of these meters only (the others' stay as they are)
     _sync_accounts(conn, meters, ids)
     _sync_ratios(conn, meters, ids)
-    buses = {str(n): int(i) for n, i in conn.execute(select(BusRow.name, BusRow.id))}
-    rows = []
-    for entry in entries:
-        rows.append({
-            "k_id": ids[entry["serial"]],
-            "v_bus_id": buses[entry["bus"]] if entry.get("bus") is not None else None,
-            "v_address": None if entry.get("address") is None else _json(entry["address"]),
-            "v_schedule": None if entry.get("schedule") is None else _json(entry["schedule"]),
-            "v_timeout_ms": _ms(entry.get("timeout")),
-            "v_retries": entry.get("retries"),
-            "v_settings": _json({k: v for k, v in entry.items() if k not in _METER_COMMON}),
-            "v_retired_at": None,
-        })
-    columns = ("bus_id", "address", "schedule", "timeout_ms", "retries", "settings", "retired_at")
-    statement = update(MeterRow).where(MeterRow.id == bindparam("k_id")).values(
-        {c: bindparam(f"v_{c}") for c in columns}
-    )
-    for offset in range(0, len(rows), CHUNK):
-        conn.execute(statement, rows[offset : offset + CHUNK])
     return ids
 
 
