@@ -308,3 +308,108 @@ def buses(store: Store) -> list[Entry]:
             secrets = {v for k, v in entry.items() if isinstance(v, str) and k not in ("name", "kind", "url")}
         out.append(hidden(entry, secrets))
     return out
+
+
+def objects(store: Store) -> list[dict[str, Any]]:
+    """The objects with how many metering points and meters in the registry each has, by name."""
+    from amr.store.models import ObjectRow
+
+    o, p, m = ObjectRow, PointRow, MeterRow
+    query = (
+        select(o.name, func.count(func.distinct(p.id)), func.count(m.id))
+        .select_from(o)
+        .outerjoin(p, p.object_id == o.id)
+        .outerjoin(m, and_(m.point_id == p.id, m.retired_at.is_(None)))
+        .group_by(o.name)
+        .order_by(o.name)
+    )
+    with translate_errors(), store.engine.connect() as conn:
+        return [{"name": n, "points": int(pc), "meters": int(mc)} for n, pc, mc in conn.execute(query)]
+
+
+def _object_id(conn: Connection, name: str) -> int | None:
+    from amr.store.models import ObjectRow
+
+    found = conn.execute(select(ObjectRow.id).where(ObjectRow.name == name)).scalar()
+    return None if found is None else int(found)
+
+
+def _named(name: str, what: str) -> str:
+    text = name.strip()
+    if not text or len(text) > (200 if what == "object" else 100):
+        raise InputError(f"{what} name {name!r}: give 1 to {200 if what == 'object' else 100} characters")
+    return text
+
+
+def put_object(store: Store, name: str, new_name: str, actor: str, reason: str = "") -> tuple[int, bool]:
+    """Create object `name`, or rename it to `new_name` (its points and meters follow); the registry's
+    version and whether the object is new."""
+    from amr.store.models import ObjectRow
+
+    new_name = _named(new_name, "object")
+    with transaction(store) as conn:
+        held = _object_id(conn, name)
+        if held is None:
+            if new_name != name:
+                raise NotFound(f"no object {name!r} to rename")
+            conn.execute(ObjectRow.__table__.insert().values(name=new_name))  # type: ignore[attr-defined]
+        elif new_name != name:
+            if _object_id(conn, new_name) is not None:
+                raise Conflict(f"object {new_name!r} exists already; choose another name")
+            conn.execute(ObjectRow.__table__.update().where(ObjectRow.id == held).values(name=new_name))  # type: ignore[attr-defined]
+        version = bump(conn)
+        _audit(conn, actor, "registry.object.put", f"object {new_name}", reason, {"before": name, "after": new_name})
+    return version, held is None
+
+
+def remove_object(store: Store, name: str, actor: str, reason: str = "") -> int:
+    """Remove an object that has no metering point."""
+    from amr.store.models import ObjectRow
+
+    with transaction(store) as conn:
+        held = _object_id(conn, name)
+        if held is None:
+            raise NotFound(f"no object {name!r}")
+        points = conn.execute(select(func.count()).select_from(PointRow).where(PointRow.object_id == held)).scalar_one()
+        if points:
+            raise Conflict(f"object {name!r} has {points} metering point(s); move or remove them first")
+        conn.execute(ObjectRow.__table__.delete().where(ObjectRow.id == held))  # type: ignore[attr-defined]
+        version = bump(conn)
+        _audit(conn, actor, "registry.object.remove", f"object {name}", reason, {"name": name})
+    return version
+
+
+def put_point(store: Store, code: str, object_name: str, actor: str, reason: str = "") -> tuple[int, bool]:
+    """Create metering point `code` in object `object_name`, or move it there (with its meters); the
+    object is made when it does not exist. The registry's version and whether the point is new."""
+    from amr.store.models import ObjectRow
+
+    code, object_name = _named(code, "point"), _named(object_name, "object")
+    with transaction(store) as conn:
+        object_id = _object_id(conn, object_name)
+        if object_id is None:
+            conn.execute(ObjectRow.__table__.insert().values(name=object_name))  # type: ignore[attr-defined]
+            object_id = _object_id(conn, object_name)
+        held = conn.execute(select(PointRow.id, PointRow.object_id).where(PointRow.code == code)).first()
+        if held is None:
+            conn.execute(PointRow.__table__.insert().values(code=code, object_id=object_id))  # type: ignore[attr-defined]
+        else:
+            conn.execute(PointRow.__table__.update().where(PointRow.id == held[0]).values(object_id=object_id))  # type: ignore[attr-defined]
+        version = bump(conn)
+        _audit(conn, actor, "registry.point.put", f"point {code}", reason, {"object": object_name})
+    return version, held is None
+
+
+def remove_point(store: Store, code: str, actor: str, reason: str = "") -> int:
+    """Remove a metering point no meter has ever been on (a meter's history keeps its point)."""
+    with transaction(store) as conn:
+        held = conn.execute(select(PointRow.id).where(PointRow.code == code)).scalar()
+        if held is None:
+            raise NotFound(f"no metering point {code!r}")
+        meters = conn.execute(select(func.count()).select_from(MeterRow).where(MeterRow.point_id == held)).scalar_one()
+        if meters:
+            raise Conflict(f"point {code!r} has {meters} meter(s), in service or in its history; it stays")
+        conn.execute(PointRow.__table__.delete().where(PointRow.id == held))  # type: ignore[attr-defined]
+        version = bump(conn)
+        _audit(conn, actor, "registry.point.remove", f"point {code}", reason, {"code": code})
+    return version

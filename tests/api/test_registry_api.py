@@ -111,3 +111,27 @@ def test_secrets_never_come_back(env: Env) -> None:
     listed = env.client.get(f"{BASE}/buses", headers=root).text
     audit = env.client.get("/api/v1/dashboard/audit", headers=root).text
     assert "top-secret-1" not in listed and "top-secret-1" not in audit and "********" in listed
+
+
+def test_objects_and_points_created_renamed_moved_and_removed(env: Env) -> None:
+    _on_registry(env)
+    root = env.h("root")
+    objects = env.client.get(f"{BASE}/objects", headers=root).json()["objects"]
+    assert {"name": "Дом 1", "points": 2, "meters": 2} in objects
+    assert env.client.put(f"{BASE}/objects/ТП-7", json={"name": "ТП-7"}, headers=root).status_code == 201
+    renamed = env.client.put(f"{BASE}/objects/Дом 1", json={"name": "Дом 1, корпус А"}, headers=root)
+    assert renamed.status_code == 200
+    taken = env.client.put(f"{BASE}/objects/ТП-7", json={"name": "Дом 1, корпус А"}, headers=root)
+    assert taken.status_code == 409 and taken.json()["code"] == "registry_conflict"
+    assert env.client.put(f"{BASE}/points/dom1-kv2", json={"object": "ТП-7"}, headers=root).status_code == 200
+    assert env.client.put(f"{BASE}/points/new-1", json={"object": "ТП-8"}, headers=root).status_code == 201
+    env.app.refresh()
+    assert env.app.meters["M1"].object == "Дом 1, корпус А" and env.app.meters["M2"].object == "ТП-7"
+    busy = env.client.delete(f"{BASE}/points/dom1-kv2", headers=root)
+    assert busy.status_code == 409 and "has 1 meter(s)" in busy.json()["message"]
+    assert env.client.delete(f"{BASE}/points/new-1", headers=root).status_code == 200
+    assert env.client.delete(f"{BASE}/objects/ТП-7", headers=root).status_code == 409  # dom1-kv2 is there
+    assert env.client.delete(f"{BASE}/objects/ТП-8", headers=root).status_code == 200
+    assert env.client.delete(f"{BASE}/objects/ТП-8", headers=root).status_code == 404
+    blank = env.client.put(f"{BASE}/objects/ТП-9", json={"name": "  "}, headers=root)
+    assert blank.status_code == 422 and blank.json()["code"] == "invalid_entry"

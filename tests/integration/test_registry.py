@@ -188,3 +188,27 @@ def test_a_process_on_the_registry_takes_changes_without_restarting(database: st
             app.close()
     finally:
         store.close()
+
+
+def test_two_applies_at_once_take_turns_and_neither_half_applies(postgres_store: Store, postgres_url: str,
+                                                                  tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.conftest import _clean
+
+    _clean(postgres_store)
+    data = every_kind(postgres_url)
+    one = load_config(write(tmp_path / "one.toml", data))
+    other = load_config(write(tmp_path / "other.toml", _edited(data)))
+    stores = [_open(postgres_url), _open(postgres_url)]
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            done = list(pool.map(lambda job: apply(job[0], job[1]), zip(stores, [one, other], strict=True)))
+        assert sorted(c.version for c in done if c.version is not None) == [1, 2]
+        last = one if done[0].version == 2 else other  # the later of the two holds, whole
+        with postgres_store.engine.connect() as conn:
+            held, _ = stored_config(conn, last)
+        assert config_entries(held) == config_entries(last)
+    finally:
+        for store in stores:
+            store.close()

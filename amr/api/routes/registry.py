@@ -1,5 +1,6 @@
-"""``/api/v1/registry``: the meter registry for admins — meters and buses listed, created, edited and
-removed; a meter replaced on its point at a given time; a new transformer ratio from a date.
+"""``/api/v1/registry``: the meter registry for admins — meters, buses, objects and metering points
+listed, created, edited and removed; a meter replaced on its point at a given time; a new
+transformer ratio from a date.
 
 Bodies are the TOML's entries as JSON (``{"serial": "...", "bus": "...", "address": 5, "profile": ...}``),
 validated by the same rules as the configuration (`amr.registry.edits`); numbers that must stay exact
@@ -24,8 +25,8 @@ from amr.api.context import ApiContext
 from amr.api.deps import Ctx, refuse_control_characters, require_roles
 from amr.api.errors import ApiError, invalid, responses
 from amr.api.present import parse_moment
-from amr.api.schemas import DAY_OR_MOMENT, _number_text, has_control
-from amr.errors import ConfigError
+from amr.api.schemas import DAY_OR_MOMENT, PLAIN_TEXT_PATTERN, _number_text, has_control
+from amr.errors import ConfigError, InputError
 from amr.registry import edits
 from amr.registry.entries import Entry
 
@@ -221,5 +222,72 @@ def remove_bus(name: BusName, principal: Admin, ctx: Ctx, reason: Reason = "") -
     _writable(ctx)
     try:
         return {"version": edits.remove_bus(ctx.store, name, principal.login, reason).version}
+    except edits.Conflict as exc:
+        raise _refused(exc) from None
+
+
+class ObjectInput(BaseModel):
+    """An object's name (a new one renames it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200, pattern=PLAIN_TEXT_PATTERN)
+
+
+class PointInput(BaseModel):
+    """The object a metering point belongs to."""
+
+    model_config = ConfigDict(extra="forbid")
+    object: str = Field(min_length=1, max_length=200, pattern=PLAIN_TEXT_PATTERN)
+
+
+ObjectName = Annotated[str, Path(min_length=1, max_length=200, description="object name")]
+PointCode = Annotated[str, Path(min_length=1, max_length=100, description="metering point code")]
+
+
+@router.get("/objects", responses=responses(401, 403))
+def list_objects(principal: Admin, ctx: Ctx) -> dict[str, Any]:
+    """The objects with their numbers of metering points and meters."""
+    return {"objects": edits.objects(ctx.store)}
+
+
+@router.put("/objects/{name}", responses=responses(401, 403, 404, 409, 422))
+def put_object(name: ObjectName, body: ObjectInput, principal: Admin, ctx: Ctx, reason: Reason = "") -> JSONResponse:
+    """Create an object (201; `name` as in the path) or rename it (200; its points and meters follow)."""
+    _writable(ctx)
+    try:
+        version, new = edits.put_object(ctx.store, name, body.name, principal.login, reason)
+    except (InputError, edits.Conflict) as exc:
+        raise _refused(exc) from None
+    return JSONResponse({"version": version, "name": body.name.strip()}, status_code=201 if new else 200)
+
+
+@router.delete("/objects/{name}", responses=responses(401, 403, 404, 409))
+def remove_object(name: ObjectName, principal: Admin, ctx: Ctx, reason: Reason = "") -> dict[str, Any]:
+    """Remove an object without metering points."""
+    _writable(ctx)
+    try:
+        return {"version": edits.remove_object(ctx.store, name, principal.login, reason)}
+    except edits.Conflict as exc:
+        raise _refused(exc) from None
+
+
+@router.put("/points/{point}", responses=responses(401, 403, 409, 422))
+def put_point(point: PointCode, body: PointInput, principal: Admin, ctx: Ctx, reason: Reason = "") -> JSONResponse:
+    """Create a metering point in an object (201) or move it there with its meters (200)."""
+    _writable(ctx)
+    try:
+        version, new = edits.put_point(ctx.store, point, body.object, principal.login, reason)
+    except (InputError, edits.Conflict) as exc:
+        raise _refused(exc) from None
+    return JSONResponse({"version": version, "point": point, "object": body.object.strip()},
+                        status_code=201 if new else 200)
+
+
+@router.delete("/points/{point}", responses=responses(401, 403, 404, 409))
+def remove_point(point: PointCode, principal: Admin, ctx: Ctx, reason: Reason = "") -> dict[str, Any]:
+    """Remove a metering point no meter has ever been on."""
+    _writable(ctx)
+    try:
+        return {"version": edits.remove_point(ctx.store, point, principal.login, reason)}
     except edits.Conflict as exc:
         raise _refused(exc) from None
