@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import suppress
 
 from amr.app import App
@@ -19,8 +20,12 @@ from amr.registry.watch import RegistryWatch
 log = logging.getLogger("amr.registry")
 
 
-async def collect(app: App, stop: asyncio.Event) -> None:
-    """Collect the registry's meters until `stop` is set, taking every change to the registry."""
+async def collect(
+    app: App, stop: asyncio.Event, first: Collector | None = None, started: Callable[[Collector], None] | None = None
+) -> None:
+    """Collect the registry's meters until `stop` is set, taking every change to the registry. `first`:
+    the collector to start with (built by the caller, e.g. with its listeners); `started` is called
+    with each collector built here for a new version of the registry, before it starts."""
     changed = asyncio.Event()
 
     async def note() -> None:
@@ -29,7 +34,12 @@ async def collect(app: App, stop: asyncio.Event) -> None:
     watcher = asyncio.create_task(RegistryWatch(app, note).run(stop), name="amr-registry-watch")
     try:
         while not stop.is_set():
-            collector = Collector(app)
+            if first is not None:
+                collector, first = first, None
+            else:
+                collector = Collector(app)
+                if started is not None:
+                    started(collector)
             await collector.start()
             try:
                 waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(changed.wait())]

@@ -37,6 +37,7 @@ class RegistryWatch:
         self.interval = interval if interval is not None else app.config.registry.watch_interval.total_seconds()
         self.wake = asyncio.Event()
         self.reloads = 0
+        self.seen = app.registry_version  # the version `on_change` last ran for
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the registry until `stop` is set."""
@@ -58,13 +59,17 @@ class RegistryWatch:
                     await listener
 
     async def check(self) -> bool:
-        """Reload when the registry's version moved; True when it did (then `on_change` has run)."""
+        """Reload when the registry's version moved; True when it did (then `on_change` has run). Another
+        watch of the same `App` (the API's and the collector's in `amr run`) may have reloaded it: the
+        change still counts here."""
         try:
-            changed = await asyncio.to_thread(self.app.refresh)
+            await asyncio.to_thread(self.app.refresh)
         except AmrError as exc:  # the store away, or a stored entry refused: keep what runs, say why
             log.warning("the meter registry was not reloaded: %s", exc)
             return False
+        changed = self.app.registry_version != self.seen
         if changed:
+            self.seen = self.app.registry_version
             self.reloads += 1
             log.info("meter registry version %s: %d meter(s), %d bus(es)", self.app.registry_version,
                      len(self.app.meters), len(self.app.config.buses))

@@ -149,3 +149,44 @@ def test_collector_and_api_workers_take_a_registry_change_without_restart(
             proc.wait(20)
         store.close()
 
+
+
+@pytest.mark.slow
+def test_amr_run_takes_a_registry_change_in_its_api_and_its_collector(tmp_path: Path, simulator: str) -> None:
+    database = f"sqlite:///{tmp_path / 'amr.sqlite'}"
+    first = _registry_file(tmp_path / "amr.toml", database, simulator, ["SIM0001"])
+    config = load_config(first)
+    store = Store.open(config.database, config.site.timezone)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = None
+    try:
+        apply(store, config)
+        add = subprocess.run([*AMR, "users", "add", "-c", str(first), "boss", "--role", "admin"], input=PASSWORD,
+                             capture_output=True, text=True, env=env, timeout=60)
+        assert add.returncode == 0, add.stderr
+        port = _free_port()
+        proc = subprocess.Popen([*AMR, "run", "-c", str(first), "--port", str(port)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, text=True, env=env)
+
+        def token() -> str | None:
+            try:
+                status, body = _get(port, "/api/v1/auth/token", body={"login": "boss", "password": PASSWORD})
+            except OSError:
+                return None
+            return str(body["access_token"]) if status == 200 else None
+
+        bearer = _until("the API answers", token, 40)
+        apply(store, load_config(_registry_file(tmp_path / "more.toml", database, simulator, ["SIM0001", "SIM0002"])))
+        _until("the API serves SIM0002", lambda: _serials_seen(port, bearer) == {"SIM0001", "SIM0002"}, 10)
+
+        def polled_now() -> bool:  # «poll now» goes through the collector of the new registry
+            status, body = _get(port, "/api/v1/dispatch/meters/SIM0002/poll", bearer, body={})
+            return status == 200 and body["result"]["ok"] is True
+
+        _until("SIM0002 polled on demand", polled_now, 15)
+        assert proc.poll() is None
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(20)
+        store.close()
