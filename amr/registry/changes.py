@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import text
+
 from amr.config import BusConfig, Config, MeterConfig, check_field_settings
 from amr.errors import ConfigError
 from amr.registry.entries import Entry, config_entries, registry_config, shown
@@ -24,6 +26,8 @@ from amr.registry.stored import (
 )
 from amr.store import Store
 from amr.store.models import AuditRow
+
+ANALYZE_AFTER = 1000  # meters written by one apply after which PostgreSQL's statistics are renewed
 
 
 @dataclass
@@ -165,6 +169,10 @@ def apply(store: Store, wanted: Config, *, dry_run: bool = False, remove: bool =
         write_meters(conn, [m for m in domain if m.serial in touched], [entries[s] for s in entries if s in touched])
         retire_meters(conn, changes.meters_removed, datetime.now(UTC))
         delete_buses(conn, changes.buses_removed)
+        if conn.dialect.name == "postgresql" and len(touched) + len(changes.meters_removed) >= ANALYZE_AFTER:
+            # fresh statistics at once, not when autovacuum comes by: without them a page of the admin
+            # API's keyset (serial > x ORDER BY serial LIMIT n) is planned as a scan of every meter
+            conn.execute(text("ANALYZE meters, metering_points, objects, meter_accounts, meter_ratios, buses"))
         changes.version = bump(conn)
         conn.execute(AuditRow.__table__.insert().values(  # type: ignore[attr-defined]
             at=datetime.now(UTC), actor=actor, action="registry.apply", subject="registry", reason=reason,

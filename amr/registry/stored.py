@@ -24,16 +24,17 @@ from amr.config import Config
 from amr.core.durations import parse_duration
 from amr.core.meters import Meter
 from amr.registry.entries import Entry, decimal
-from amr.store import Store
-from amr.store.meters import (
+from amr.registry.rows import (
     NO_OBJECT,
-    _insert_new,
-    _meter_fields,
-    _objects,
-    _points,
-    _sync_accounts,
-    _sync_ratios,
+    insert_new,
+    meter_fields,
+    meter_ids,
+    object_ids,
+    point_ids,
+    sync_accounts,
+    sync_ratios,
 )
+from amr.store import Store
 from amr.store.models import (
     BusRow,
     MeterAccountRow,
@@ -246,10 +247,8 @@ def write_meters(conn: Connection, meters: Sequence[Meter], entries: Sequence[En
     """Insert or update these meters (domain objects and their validated entries, in the same order),
     their points, objects, accounts and ratio versions, and take them back into the registry if retired;
     their ids by serial."""
-    points = _points(conn, meters, _objects(conn, meters))
-    held = {str(s): int(i) for s, i in conn.execute(select(MeterRow.serial, MeterRow.id).where(
-        MeterRow.serial.in_([m.serial for m in meters])))} if len(meters) <= CHUNK else {
-        str(s): int(i) for s, i in conn.execute(select(MeterRow.serial, MeterRow.id))}
+    points = point_ids(conn, meters, object_ids(conn, meters))
+    held = meter_ids(conn, [m.serial for m in meters])
     buses = {str(n): int(i) for n, i in conn.execute(select(BusRow.name, BusRow.id))}
     field = {
         str(entry["serial"]): {
@@ -263,15 +262,15 @@ def write_meters(conn: Connection, meters: Sequence[Meter], entries: Sequence[En
         }
         for entry in entries
     }
-    new = [{"serial": m.serial, **_meter_fields(m, points[m.point]), **field[m.serial]}
+    new = [{"serial": m.serial, **meter_fields(m, points[m.point]), **field[m.serial]}
            for m in meters if m.serial not in held]
     if new:
-        _insert_new(conn, MeterRow.__table__, new)  # type: ignore[arg-type]
+        insert_new(conn, MeterRow.__table__, new)  # type: ignore[arg-type]
     changed = [
         {"k_id": held[m.serial], **{f"v_{k}": v for k, v in both.items()}}
         for m in meters
         if m.serial in held
-        for both in [_meter_fields(m, points[m.point]) | field[m.serial]]
+        for both in [meter_fields(m, points[m.point]) | field[m.serial]]
     ]
     if changed:
         columns = [k[2:] for k in changed[0] if k != "k_id"]
@@ -279,11 +278,10 @@ def write_meters(conn: Connection, meters: Sequence[Meter], entries: Sequence[En
             {c: bindparam(f"v_{c}") for c in columns})
         for offset in range(0, len(changed), CHUNK):
             conn.execute(statement, changed[offset : offset + CHUNK])
-    wanted = {m.serial for m in meters}
-    ids = {str(s): int(i) for s, i in conn.execute(select(MeterRow.serial, MeterRow.id)) if s in wanted}
+    ids = meter_ids(conn, [m.serial for m in meters])
     # accounts and ratios of these meters only (the others' stay as they are)
-    _sync_accounts(conn, meters, ids)
-    _sync_ratios(conn, meters, ids)
+    sync_accounts(conn, meters, ids)
+    sync_ratios(conn, meters, ids)
     return ids
 
 

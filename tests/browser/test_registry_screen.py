@@ -102,6 +102,7 @@ def test_an_admin_finds_edits_and_rerates_a_meter(tab: Any, registry_url: tuple[
     shot(tab, "registry-edited")
 
     deadline = time.monotonic() + 10  # the server's own watch reloads the registry within its interval
-    while app.meters["M1"].name != "Ввод Т-1 (новый)" and time.monotonic() < deadline:
+    while app.meters["M1"].ratio_at(datetime(2026, 4, 2, tzinfo=UTC)) != 40 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert app.meters["M1"].ratio_at(datetime(2026, 4, 2, tzinfo=UTC)) == 40
+    assert app.meters["M1"].name == "Ввод Т-1 (новый)"

@@ -45,8 +45,9 @@ def _open(url: str) -> Store:
 
 
 def test_apply_prints_changes_writes_them_once_and_reads_back_equal(
-    database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("amr.registry.changes.ANALYZE_AFTER", 1)  # PostgreSQL's statistics renewed here too
     file = write(tmp_path / "amr.toml", every_kind(database))
     code, out, _ = run(capsys, "registry", "apply", "-c", str(file), "--dry-run")
     assert code == 0 and "+ bus dlms-tcp" in out and "+ meter MB-101" in out and "+ object ТП-12" in out
