@@ -32,8 +32,9 @@ class App:
         version = None
         try:
             if config.registry.source == "database":
-                from amr.registry.load import load
+                from amr.registry.load import load, warn_unused
 
+                warn_unused(config)
                 loaded = load(store, config)
                 config, meters, version = loaded.config, loaded.meters, loaded.version
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from amr.config import Config
@@ -11,6 +12,8 @@ from amr.registry.changes import stored_config
 from amr.registry.stored import version
 from amr.store import Store
 from amr.store.store import translate_errors
+
+log = logging.getLogger("amr.registry")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,16 @@ def current_version(store: Store) -> int:
     """The registry's change counter (one small query)."""
     with translate_errors(), store.engine.connect() as conn:
         return version(conn)
+
+
+def warn_unused(config: Config) -> None:
+    """Say so when a file that takes its meters from the registry lists meters or buses of its own."""
+    if config.meters or config.buses:
+        log.warning(
+            "%s: [registry] source = \"database\": its %d [[meters]] and %d [[buses]] are not used; "
+            "apply them with amr registry apply -c FILE",
+            config.source_path or "the configuration", len(config.meters), len(config.buses),
+        )
 
 
 def load(store: Store, base: Config) -> Loaded:

@@ -213,3 +213,12 @@ def test_two_applies_at_once_take_turns_and_neither_half_applies(postgres_store:
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_file_on_the_registry_says_its_own_meters_are_not_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = every_kind(f"sqlite:///{tmp_path / 'amr.sqlite'}")
+    with App.open(config_from_dict({**data, "registry": {"source": "database"}}, {})) as app:
+        assert app.meters == {}  # nothing applied yet: the registry is empty, the file's meters are not taken
+    assert "its 14 [[meters]] and 6 [[buses]] are not used; apply them with amr registry apply" in caplog.text
