@@ -222,3 +222,16 @@ def test_a_file_on_the_registry_says_its_own_meters_are_not_used(
     with App.open(config_from_dict({**data, "registry": {"source": "database"}}, {})) as app:
         assert app.meters == {}  # nothing applied yet: the registry is empty, the file's meters are not taken
     assert "its 14 [[meters]] and 6 [[buses]] are not used; apply them with amr registry apply" in caplog.text
+
+
+def test_health_of_100000_meters_loads_on_postgresql(postgres_store: Store) -> None:
+    from amr.store.health import HealthRecord, load_health, save_health
+    from tests.conftest import _clean
+
+    _clean(postgres_store)
+    config = config_from_dict({"meters": [{"serial": "H1"}]}, {})
+    [meter] = postgres_store.sync_meters(config.meter_objects())
+    save_health(postgres_store, [HealthRecord(meter.id, "online")])
+    # a collector of 100,000 meters asks for all of them: more ids than a statement takes parameters
+    assert list(load_health(postgres_store, range(1, 100_001))) == [meter.id]
+    assert load_health(postgres_store, [meter.id + 1]) == {}
