@@ -102,8 +102,10 @@ def _parsed(text: str) -> Any:
     return json.loads(text)
 
 
+@functools.lru_cache(maxsize=4096)
 def _decimal(value: Any) -> Decimal:
-    """A stored NUMERIC as the plain decimal an entry holds (``40``, not ``40.000000``)."""
+    """A stored NUMERIC as the plain decimal an entry holds (``40``, not ``40.000000``; once per value:
+    thousands of meters share a few ratios)."""
     return decimal(value if isinstance(value, Decimal) else Decimal(str(value)))
 
 
@@ -167,9 +169,9 @@ def read_meters(conn: Connection, *conditions: Any, limit: int | None = None) ->
         if part is not None:
             query_accounts = query_accounts.where(a.meter_id.in_(part))
             query_ratios = query_ratios.where(r.meter_id.in_(part))
-        for meter_id, account in conn.execute(query_accounts):
+        for meter_id, account in conn.execute(query_accounts).all():
             accounts.setdefault(int(meter_id), []).append(str(account))
-        for meter_id, since, ct, vt in conn.execute(query_ratios):
+        for meter_id, since, ct, vt in conn.execute(query_ratios).all():
             ratios.setdefault(int(meter_id), []).append((since, ct, vt))
     entries: list[Entry] = []
     ids: dict[str, int] = {}
