@@ -48,17 +48,19 @@ def test_apply_prints_changes_writes_them_once_and_reads_back_equal(
     database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("amr.registry.changes.ANALYZE_AFTER", 1)  # PostgreSQL's statistics renewed here too
-    file = write(tmp_path / "amr.toml", every_kind(database))
+    data = every_kind(database)
+    meters, buses = len(data["meters"]), len(data["buses"])  # the demo's: 14 and 6
+    file = write(tmp_path / "amr.toml", data)
     code, out, _ = run(capsys, "registry", "apply", "-c", str(file), "--dry-run")
     assert code == 0 and "+ bus dlms-tcp" in out and "+ meter MB-101" in out and "+ object ТП-12" in out
-    assert "would change: meters: 14 added" in out
+    assert f"would change: meters: {meters} added" in out
     store = _open(database)
     try:
         assert current_version(store) == 0  # a dry run writes nothing
         code, out, _ = run(capsys, "registry", "apply", "-c", str(file), "--json")
         counts = json.loads(out)
-        assert counts["meters"] == {"added": 14, "changed": 0, "removed": 0}
-        assert counts["buses"]["added"] == 6 and counts["version"] == 1
+        assert counts["meters"] == {"added": meters, "changed": 0, "removed": 0}
+        assert counts["buses"]["added"] == buses and counts["version"] == 1
         code, out, _ = run(capsys, "registry", "apply", "-c", str(file))
         assert code == 0 and "nothing to change" in out and current_version(store) == 1
         config = load_config(file)
@@ -66,7 +68,7 @@ def test_apply_prints_changes_writes_them_once_and_reads_back_equal(
             back, ids = stored_config(conn, config)
             audit = conn.execute(select(AuditRow.action, AuditRow.actor)).all()
         assert config_entries(back) == config_entries(config)  # every key of every kind, secrets included
-        assert len(ids) == 14 and audit == [("registry.apply", "amr registry apply")]
+        assert len(ids) == meters and audit == [("registry.apply", "amr registry apply")]
     finally:
         store.close()
 
@@ -124,7 +126,7 @@ def test_apply_keep_leaves_what_the_file_lacks(database: str, tmp_path: Path) ->
         changes = apply(store, load_config(write(tmp_path / "b.toml", only)), remove=False)
         assert not changes
         with store.engine.connect() as conn:
-            assert len(stored_config(conn, load_config(tmp_path / "a.toml"))[1]) == 14
+            assert len(stored_config(conn, load_config(tmp_path / "a.toml"))[1]) == len(data["meters"])
     finally:
         store.close()
 
@@ -177,7 +179,8 @@ def test_a_process_on_the_registry_takes_changes_without_restarting(database: st
         runtime = {"database": {"url": database}, "registry": {"source": "database"}, "site": data["site"]}
         app = App.open(write(tmp_path / "run.toml", runtime))
         try:
-            assert len(app.meters) == 14 and {b.name for b in app.config.buses} >= {"modbus-tcp", "dlms-tcp"}
+            assert len(app.meters) == len(data["meters"])
+            assert {b.name for b in app.config.buses} >= {"modbus-tcp", "dlms-tcp"}
             assert app.meters["MB-101"].ratio_at(datetime(2026, 1, 1, tzinfo=UTC)) == 40
             assert not app.refresh()
             apply(store, load_config(write(tmp_path / "b.toml", _edited(data))))
@@ -221,7 +224,8 @@ def test_a_file_on_the_registry_says_its_own_meters_are_not_used(
     data = every_kind(f"sqlite:///{tmp_path / 'amr.sqlite'}")
     with App.open(config_from_dict({**data, "registry": {"source": "database"}}, {})) as app:
         assert app.meters == {}  # nothing applied yet: the registry is empty, the file's meters are not taken
-    assert "its 14 [[meters]] and 6 [[buses]] are not used; apply them with amr registry apply" in caplog.text
+    told = f"its {len(data['meters'])} [[meters]] and {len(data['buses'])} [[buses]] are not used"
+    assert f"{told}; apply them with amr registry apply" in caplog.text
 
 
 def test_health_of_100000_meters_loads_on_postgresql(postgres_store: Store) -> None:
