@@ -14,17 +14,19 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, delete, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, bindparam, delete, select, tuple_, update
 
 from amr.core.meters import Meter
+from amr.store.meters import NO_OBJECT
+from amr.store.meters import _insert_new as insert_new  # rows another writer has just added are skipped
+from amr.store.meters import _meter_fields as meter_fields  # the identity columns, as the TOML sync writes them
 from amr.store.models import MeterAccountRow, MeterRatioRow, MeterRow, ObjectRow, PointRow
 
 CHUNK = 1000
-NO_OBJECT = "—"  # the object row of meters that name none (as the TOML sync keeps them)
 _SIX = Decimal("0.000001")
-_THREE = Decimal("0.001")
+
+__all__ = ["NO_OBJECT", "insert_new", "meter_fields", "meter_ids", "object_ids", "point_ids", "sync_accounts",
+           "sync_ratios"]
 
 
 def chunks(values: Sequence[Any]) -> Iterator[list[Any]]:
@@ -40,14 +42,6 @@ def exact(value: Fraction | Decimal | float | None, places: Decimal) -> Decimal 
     if isinstance(value, Fraction):
         return (Decimal(value.numerator) / value.denominator).quantize(places)
     return Decimal(str(value)).quantize(places)
-
-
-def insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert `rows`, skipping any whose unique key another process has just inserted."""
-    maker = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = maker(table).on_conflict_do_nothing()
-    for part in chunks(rows):
-        conn.execute(statement, part)
 
 
 def _by_key(conn: Connection, key: Any, value: Any, wanted: Iterable[Any]) -> dict[Any, Any]:
@@ -85,21 +79,6 @@ def point_ids(conn: Connection, meters: Sequence[Meter], objects: dict[str, int]
     if new:
         insert_new(conn, PointRow.__table__, new)  # type: ignore[arg-type]
     return {str(k): int(v) for k, v in _by_key(conn, PointRow.code, PointRow.id, wanted).items()}
-
-
-def meter_fields(meter: Meter, point_id: int) -> dict[str, Any]:
-    """The identity columns of a meter's row (its field side is the registry's: `amr.registry.stored`)."""
-    return {
-        "point_id": point_id,
-        "name": meter.name,
-        "model": meter.model,
-        "digits": meter.digits,
-        "decimals": meter.decimals,
-        "tariffs": meter.tariffs,
-        "max_power_kw": exact(meter.max_power_kw, _THREE),
-        "installed": meter.installed,
-        "removed": meter.removed,
-    }
 
 
 def meter_ids(conn: Connection, serials: Iterable[str]) -> dict[str, int]:

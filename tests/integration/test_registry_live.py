@@ -81,6 +81,15 @@ def _get(port: int, path: str, token: str | None = None, body: dict[str, Any] | 
     return answer.status, json.loads(data) if data else None
 
 
+def _token(port: int) -> str | None:
+    """A bearer token of the admin once the API answers; None before."""
+    try:
+        status, body = _get(port, "/api/v1/auth/token", body={"login": "boss", "password": PASSWORD})
+    except OSError:
+        return None
+    return str(body["access_token"]) if status == 200 else None
+
+
 def _serials_seen(port: int, token: str) -> set[str]:
     """The meters one API worker serves (each new connection may reach either worker)."""
     status, body = _get(port, "/api/v1/dashboard/meters", token)
@@ -124,14 +133,7 @@ def test_collector_and_api_workers_take_a_registry_change_without_restart(
 
         _until("readings of SIM0001", lambda: readings_of("SIM0001"), 40)
 
-        def token() -> str | None:
-            try:
-                status, body = _get(port, "/api/v1/auth/token", body={"login": "boss", "password": PASSWORD})
-            except OSError:
-                return None
-            return str(body["access_token"]) if status == 200 else None
-
-        bearer = _until("the API answers", token, 40)
+        bearer = _until("the API answers", lambda: _token(port), 40)
         assert all(_serials_seen(port, bearer) == {"SIM0001"} for _ in range(4))
 
         second = _registry_file(tmp_path / "more.toml", database, simulator, ["SIM0001", "SIM0002"])
@@ -168,14 +170,7 @@ def test_amr_run_takes_a_registry_change_in_its_api_and_its_collector(tmp_path: 
         proc = subprocess.Popen([*AMR, "run", "-c", str(first), "--port", str(port)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, text=True, env=env)
 
-        def token() -> str | None:
-            try:
-                status, body = _get(port, "/api/v1/auth/token", body={"login": "boss", "password": PASSWORD})
-            except OSError:
-                return None
-            return str(body["access_token"]) if status == 200 else None
-
-        bearer = _until("the API answers", token, 40)
+        bearer = _until("the API answers", lambda: _token(port), 40)
         apply(store, load_config(_registry_file(tmp_path / "more.toml", database, simulator, ["SIM0001", "SIM0002"])))
         _until("the API serves SIM0002", lambda: _serials_seen(port, bearer) == {"SIM0001", "SIM0002"}, 10)
 
