@@ -239,3 +239,51 @@ def test_health_of_100000_meters_loads_on_postgresql(postgres_store: Store) -> N
     # a collector of 100,000 meters asks for all of them: more ids than a statement takes parameters
     assert list(load_health(postgres_store, range(1, 100_001))) == [meter.id]
     assert load_health(postgres_store, [meter.id + 1]) == {}
+
+
+def test_the_collector_restarts_only_when_how_meters_are_reached_changes(tmp_path: Path) -> None:
+    import asyncio
+
+    from amr.registry.collecting import collect
+
+    data: dict[str, Any] = {
+        "database": {"url": f"sqlite:///{tmp_path / 'amr.sqlite'}"},
+        "collector": {"buffer": str(tmp_path / "buffer.sqlite")},
+        "registry": {"source": "database", "watch_interval": "100ms"},
+        "buses": [{"name": "tcp", "kind": "modbus-tcp", "url": "tcp://127.0.0.1:9", "schedule": "1h"}],
+        "meters": [{"serial": "A1", "bus": "tcp", "address": 1, "profile": "eastron-sdm630"}],
+    }
+    filled = config_from_dict(data, {})
+    app = App.open(config_from_dict({**data, "buses": [], "meters": []}, {}))
+    builds: list[Any] = []
+
+    async def until(what: str, check: Any) -> None:
+        for _ in range(100):  # up to 10 s; a watch interval is 0.1 s
+            if check():
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(what)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(collect(app, stop, started=builds.append))
+        await until("the first collector", lambda: len(builds) == 1)
+        assert not builds[0].polled  # nothing in the registry yet
+        apply(app.store, filled)
+        await until("a collector of A1", lambda: len(builds) == 2 and "A1" in builds[1].polled)
+        rerated = {**data, "meters": [{**data["meters"][0], "ct_ratio": 40, "name": "Ввод"}]}
+        apply(app.store, config_from_dict(rerated, {}))
+        await until("the ratio taken", lambda: app.meters["A1"].ratio_at(datetime(2026, 1, 1, tzinfo=UTC)) == 40)
+        await asyncio.sleep(0.5)
+        assert len(builds) == 2  # a ratio and a name: the running collector reads them from the app
+        moved = {**rerated, "meters": [{**rerated["meters"][0], "address": 2}]}
+        apply(app.store, config_from_dict(moved, {}))
+        await until("a collector of the new address", lambda: len(builds) == 3)
+        assert builds[2].meters["A1"].address == 2
+        stop.set()
+        await task
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        app.close()
