@@ -22,6 +22,7 @@ class App:
     store: Store
     meters: dict[str, Meter]
     ingestor: Ingestor
+    registry_version: int | None = None  # the registry's version loaded (``[registry] source = "database"``)
 
     @classmethod
     def open(cls, config: Config | str | Path) -> App:
@@ -29,14 +30,39 @@ class App:
         if not isinstance(config, Config):
             config = load_config(config)
         store = Store.open(config.database, config.site.timezone)
+        version = None
         try:
-            with paused_gc():  # thousands of meters and their rows: many objects, no cycles
-                meters = store.sync_meters(config.meter_objects())
+            if config.registry.source == "database":
+                from amr.registry.load import load, warn_unused
+
+                warn_unused(config)
+                loaded = load(store, config)
+                config, meters, version = loaded.config, loaded.meters, loaded.version
+            else:
+                with paused_gc():  # thousands of meters and their rows: many objects, no cycles
+                    meters = store.sync_meters(config.meter_objects())
         except Exception:
             store.close()
             raise
         ingestor = Ingestor(store, meters, config.site.clock_tolerance, tz=config.site.tz)
-        return cls(config, store, {m.serial: m for m in meters}, ingestor)
+        return cls(config, store, {m.serial: m for m in meters}, ingestor, version)
+
+    def refresh(self) -> bool:
+        """Take the registry's buses and meters again when it changed since they were loaded (``[registry]
+        source = "database"``); True when they were. The ingestor takes the new meters (a batch being
+        judged keeps those it started with)."""
+        if self.registry_version is None:
+            return False
+        from amr.registry.load import current_version, load
+
+        if current_version(self.store) == self.registry_version:
+            return False
+        loaded = load(self.store, self.config)
+        self.config = loaded.config
+        self.meters = {m.serial: m for m in loaded.meters}
+        self.ingestor.meters = dict(self.meters)
+        self.registry_version = loaded.version
+        return True
 
     def meter(self, serial: str) -> Meter:
         """A configured meter by serial; `NotFound` naming the fix otherwise."""

@@ -274,6 +274,7 @@ _SERVER_ADDERS = (
     ("amr.demo", "add_parser"),
     ("amr.collector.backfill_command", "add_parser"),
     ("amr.operations.command", "add_parser"),
+    ("amr.registry.command", "add_parser"),
 )
 _SERVER_COMMANDS = {
     "collect": _SERVER_ADDERS[0],
@@ -285,6 +286,7 @@ _SERVER_COMMANDS = {
     "backfill": _SERVER_ADDERS[4],
     "clock": _SERVER_ADDERS[5],
     "events": _SERVER_ADDERS[5],
+    "registry": _SERVER_ADDERS[6],
 }
 """The module adding each of the other commands: a command named on the line loads only its own
 (`amr collect` does not import the API); help, or an unknown command, loads them all."""

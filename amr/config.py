@@ -605,6 +605,21 @@ class BackfillConfig(_Section):
     )
 
 
+class RegistryConfig(_Section):
+    """``[registry]``: where the collector, the API and the CLI take meters and buses from.
+
+    ``source = "file"`` (the default): this file's ``[[meters]]`` and ``[[buses]]``, mirrored into
+    the store at start. ``source = "database"``: the meter registry in the store (`amr.registry`),
+    filled by ``amr registry apply``/``import`` or the admin API; a change reaches running
+    processes within `watch_interval` (at once on PostgreSQL, through LISTEN/NOTIFY).
+    """
+
+    source: Literal["file", "database"] = "file"
+    watch_interval: Duration = Field(
+        timedelta(seconds=1), description="how often a running process checks the registry's version"
+    )
+
+
 class Config(_Section):
     """The whole configuration file."""
 
@@ -621,6 +636,7 @@ class Config(_Section):
     backfill: BackfillConfig = BackfillConfig()
     clock: ClockConfig = ClockConfig()  # the clock policy (`amr.operations.settings`)
     events: EventsConfig = EventsConfig()  # journals and alarms
+    registry: RegistryConfig = RegistryConfig()
 
     source_path: Path | None = Field(None, exclude=True)
 
@@ -903,6 +919,7 @@ def _env_overrides(data: dict[str, Any], environ: dict[str, str]) -> None:
         "api": ApiConfig,
         "export": ExportConfig,
         "collector": CollectorConfig,
+        "registry": RegistryConfig,
     }
     for section, model in sections.items():
         keys = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias is not None}

@@ -10,6 +10,7 @@ BENCHMARKS = {
     "ingest": "benchmarks.ingest",
     "import": "benchmarks.import_file",
     "startup": "benchmarks.startup",
+    "registry_startup": "benchmarks.registry_startup",
     "api": "benchmarks.api",
     "poll_sweep": "benchmarks.poll_sweep",
     "serial_line": "benchmarks.serial_line",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -31,6 +34,7 @@ from amr.api.routes import (
     readings,
     system,
 )
+from amr.api.routes import registry as registry_routes
 from amr.api.security import Passwords
 from amr.app import App
 from amr.dashboard import mount as mount_dashboard
@@ -70,6 +74,7 @@ def create_app(
         docs_url="/docs",
         openapi_url="/openapi.json",
         redoc_url=None,
+        lifespan=_follow_registry,
     )
     metrics = Metrics(registry)
     register_event_metrics(metrics.registry, app.store)
@@ -79,12 +84,31 @@ def create_app(
     install_openapi(api)
     routers = (auth, askue, accounts, meters, intervals, readings, public, moderation, dispatch, backfill, collectors,
                export, dashboard, operations, meter_ops)
-    for module in (*routers, system):
+    for module in (*routers, registry_routes, system):
         api.include_router(module.router)
     mount_dashboard(api)
     api.add_middleware(MetricsMiddleware, metrics=metrics)
     api.add_middleware(BodyTimeout)
     return api
+
+
+@asynccontextmanager
+async def _follow_registry(api: FastAPI) -> AsyncIterator[None]:
+    """While serving over the registry (``[registry] source = "database"``), take its changes (every worker)."""
+    app: App = api.state.amr.app
+    if app.registry_version is None:
+        yield
+        return
+    from amr.registry.watch import RegistryWatch
+
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(RegistryWatch(app).run(stop), name="amr-registry-watch")
+    try:
+        yield
+    finally:
+        stop.set()
+        with suppress(asyncio.CancelledError):
+            await watcher
 
 
 CONFIG_VARIABLE = "AMR_CONFIG"

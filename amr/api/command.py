@@ -254,12 +254,30 @@ async def _run(config: Config, host: str, port: int) -> int:
         registry = CollectorRegistry()
         collector = Collector(app)
         _count_polls(collector, registry)
-        api = create_app(app, ApiPoller(collector), registry=registry)
+        poller = ApiPoller(collector)
+        api = create_app(app, poller, registry=registry)
         api.state.poll_log = PollLog().attach(collector)  # the dashboard's recent polls
         server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="info"))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        if app.registry_version is not None:  # [registry] source = "database": the collector follows it
+            from amr.registry.collecting import collect
+
+            listeners = list(collector.on_poll)
+
+            def adopt(new: Any) -> None:
+                new.on_poll.extend(listeners)
+                poller.collector = new
+
+            stop = asyncio.Event()
+            collecting = asyncio.create_task(collect(app, stop, first=collector, started=adopt))
+            try:
+                await server.serve()
+            finally:
+                stop.set()
+                await collecting
+            return 0
         await collector.start()
         try:
             await server.serve()

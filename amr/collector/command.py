@@ -95,7 +95,12 @@ async def serve(config: Config) -> int:
         if app is None:
             return 0
         try:
-            await Collector(app).run(stop)
+            if app.registry_version is not None:  # [registry] source = "database": follow its changes
+                from amr.registry.collecting import collect
+
+                await collect(app, stop)
+            else:
+                await Collector(app).run(stop)
         finally:
             app.close()
     finally:

@@ -56,12 +56,17 @@ def _record(row: Any) -> HealthRecord:
     return HealthRecord(**{name: row[name] for name in _COLUMNS})
 
 
+MAX_LISTED = 10_000
+"""Ids named in the query at most; more are filtered here (PostgreSQL takes at most 65,535 parameters)."""
+
+
 def load_health(store: Store, meter_ids: Iterable[int] | None = None) -> dict[int, HealthRecord]:
     """The stored health of the meters (all when `meter_ids` is None), by meter id; a meter without
     a row has not been polled ("unknown")."""
+    wanted = None if meter_ids is None else set(meter_ids)
     statement = select(MeterHealthRow)
-    if meter_ids is not None:
-        statement = statement.where(MeterHealthRow.meter_id.in_(list(meter_ids)))
+    if wanted is not None and len(wanted) <= MAX_LISTED:
+        statement = statement.where(MeterHealthRow.meter_id.in_(sorted(wanted)))
     try:
         with store.engine.connect() as conn:
             rows = conn.execute(statement).mappings().all()
@@ -70,7 +75,7 @@ def load_health(store: Store, meter_ids: Iterable[int] | None = None) -> dict[in
             return {}  # a database without the collector's table: every meter reads as "unknown"
         with translate_errors():
             raise
-    return {row["meter_id"]: _record(row) for row in rows}
+    return {row["meter_id"]: _record(row) for row in rows if wanted is None or row["meter_id"] in wanted}
 
 
 def save_health(store: Store, records: Sequence[HealthRecord]) -> None:

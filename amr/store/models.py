@@ -79,7 +79,7 @@ class MeterRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     serial: Mapped[str] = mapped_column(String(64), unique=True)
     point_id: Mapped[int] = mapped_column(ForeignKey("metering_points.id"))
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200), index=True)
     model: Mapped[str] = mapped_column(String(100), default="")
     digits: Mapped[int] = mapped_column(SmallInteger)
     decimals: Mapped[int] = mapped_column(SmallInteger)
@@ -87,6 +87,37 @@ class MeterRow(Base):
     max_power_kw: Mapped[Any] = mapped_column(Numeric(14, 3), nullable=True)
     installed: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     removed: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the field side, kept by the registry (`amr.registry`, 0012); a meter mirrored from the TOML has none
+    bus_id: Mapped[int | None] = mapped_column(ForeignKey("buses.id"), nullable=True, index=True)
+    address: Mapped[str | None] = mapped_column(String(200), nullable=True)  # JSON: 5 or "5"
+    schedule: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
+    timeout_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    retries: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    settings: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")  # JSON: the protocol's keys
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # taken out of the registry
+
+
+class BusRow(Base):
+    """A bus of the registry: the common keys and its kind's own settings (JSON)."""
+
+    __tablename__ = "buses"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(String(500))
+    timeout_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    retries: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    retry_backoff_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    schedule: Mapped[str | None] = mapped_column(Text, nullable=True)
+    settings: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+
+
+class RegistryStateRow(Base):
+    """One row: the registry's change counter, compared by every reader (`amr.registry.watch`)."""
+
+    __tablename__ = "registry_state"
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 class MeterAccountRow(Base):

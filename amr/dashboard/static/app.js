@@ -1,6 +1,7 @@
 /* The АСКУЭ dispatcher's dashboard: a small single-page app over the amr HTTP API.
 
-   Screens (hash routes): #/login, #/ (overview), #/meter/<serial>, #/rejected, #/exports.
+   Screens (hash routes): #/login, #/ (overview), #/meter/<serial>, #/rejected, #/exports,
+   #/registry (admins; registry.js).
    The bearer token lives in sessionStorage (this tab only); the language in localStorage.
    Every few seconds the current screen asks the API again (REFRESH_MS).
 */
@@ -211,6 +212,7 @@
     const links = [["#/", state.info.staff ? t("nav_overview") : t("nav_meters"), "overview"]];
     if (state.info.staff) links.push(["#/rejected", t("nav_rejected"), "rejected"]);
     links.push(["#/exports", t("nav_exports"), "exports"]);
+    if (state.info.role === "admin" && window.AMR_REGISTRY) links.push(["#/registry", window.AMR_REGISTRY.title(state.lang), "registry"]);
     for (const [href, text, name] of links) {
       const active = state.view && (state.view.name === name || (name === "overview" && state.view.name === "meter"));
       nav.appendChild(h("a", { href, class: active ? "active" : "", dataset: { nav: name } }, text));
@@ -255,6 +257,9 @@
     if (parts[0] === "meter" && parts[1]) view = meterView(parts[1], params);
     else if (parts[0] === "rejected" && state.info.staff) view = rejectedView();
     else if (parts[0] === "exports") view = exportsView();
+    else if (parts[0] === "registry" && state.info.role === "admin" && window.AMR_REGISTRY) {
+      view = window.AMR_REGISTRY.view({ h, api, toast, lang: () => state.lang });  // registry.js
+    }
     else view = overviewView();
     state.view = view;
     renderShell();

@@ -1,0 +1,1 @@
+"""The meter registry in the database: entries, their store, apply/import/export, edits and live reload."""

@@ -1,0 +1,137 @@
+"""``/api/v1/registry``: admins edit meters and buses of the registry, validated as the configuration is."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from fractions import Fraction
+
+from amr.registry.changes import apply
+from tests.api.conftest import Env
+
+BASE = "/api/v1/registry"
+SDM = {"bus": "tcp", "profile": "eastron-sdm630"}
+
+
+def _on_registry(env: Env) -> None:
+    """Switch the Env's process to ``[registry] source = "database"``, holding its three meters."""
+    config = env.app.config
+    config = config.model_copy(update={"registry": config.registry.model_copy(update={"source": "database"})})
+    apply(env.app.store, config)
+    env.app.config = config
+    env.app.registry_version = -1  # anything else than the store's: the next refresh loads it
+    assert env.app.refresh()
+
+
+def test_only_admins_and_only_on_the_registry(env: Env) -> None:
+    assert env.client.get(f"{BASE}/meters", headers=env.h("disp")).status_code == 403
+    assert env.client.get(f"{BASE}/meters", headers=env.h("ivan")).status_code == 403
+    answer = env.client.put(f"{BASE}/meters/M9", json={"name": "x"}, headers=env.h("root"))
+    assert answer.status_code == 409 and answer.json()["code"] == "registry_not_in_use"
+
+
+def test_buses_and_meters_created_checked_paged_and_removed(env: Env) -> None:
+    _on_registry(env)
+    root = env.h("root")
+    bus = {"kind": "modbus-tcp", "url": "tcp://127.0.0.1:5020", "schedule": "15m"}
+    assert env.client.put(f"{BASE}/buses/tcp", json=bus, headers=root).status_code == 201
+    wrong = env.client.put(f"{BASE}/buses/rtu", json={"kind": "modbus-rtu", "url": "tcp://x:1"}, headers=root)
+    assert wrong.status_code == 422 and wrong.json()["code"] == "invalid_entry"
+    assert "a modbus-rtu bus is a serial line" in wrong.json()["message"]
+
+    bad = env.client.put(f"{BASE}/meters/T1", json={**SDM, "address": 1, "profile": "nope"}, headers=root)
+    assert bad.status_code == 422 and "profile: unknown profile 'nope'" in bad.json()["message"]
+    late = env.client.put(f"{BASE}/meters/T1", json={**SDM, "address": 1, "timeout": "20m"}, headers=root)
+    assert late.status_code == 422 and "timeout 20m is not shorter than the poll interval 15m" in late.json()["message"]
+    for i in range(1, 6):
+        made = env.client.put(f"{BASE}/meters/T{i}", json={**SDM, "address": i, "object": "ТП-1", "ct_ratio": 40},
+                              headers=root)
+        assert made.status_code == 201, made.text
+    assert made.json()["meter"]["ct_ratio"] == "40" and made.json()["meter"]["point"] == "T5"
+    taken = env.client.put(f"{BASE}/meters/T9", json={**SDM, "address": 3}, headers=root)
+    assert taken.status_code == 409 and "is already meter T3" in taken.json()["message"]
+    changed = env.client.put(f"{BASE}/meters/T1", json={**SDM, "address": 1, "name": "Ввод 1"}, headers=root)
+    assert changed.status_code == 200 and changed.json()["meter"]["name"] == "Ввод 1"
+
+    first = env.client.get(f"{BASE}/meters", params={"limit": 3}, headers=root).json()
+    assert [m["serial"] for m in first["meters"]] == ["M1", "M2", "M3"] and first["next"] == "M3"
+    second = env.client.get(f"{BASE}/meters", params={"limit": 3, "after": first["next"]}, headers=root).json()
+    assert [m["serial"] for m in second["meters"]] == ["T1", "T2", "T3"]
+    found = env.client.get(f"{BASE}/meters", params={"search": "ввод"}, headers=root).json()
+    assert [m["serial"] for m in found["meters"]] == ["M3", "T1"] and found["next"] is None
+
+    assert env.app.refresh() and env.app.meters["T2"].ratio_at(datetime(2026, 1, 1, tzinfo=UTC)) == 40
+    busy = env.client.delete(f"{BASE}/buses/tcp", headers=root)
+    assert busy.status_code == 409 and "has 5 meter(s)" in busy.json()["message"]
+    assert env.client.delete(f"{BASE}/meters/T5", params={"reason": "demolished"}, headers=root).status_code == 200
+    assert env.client.get(f"{BASE}/meters/T5", headers=root).status_code == 404
+    assert env.app.refresh() and "T5" not in env.app.meters
+    audit = env.client.get("/api/v1/dashboard/audit", headers=root).json()
+    assert {"registry.bus.put", "registry.meter.put", "registry.meter.remove"} <= {a["action"] for a in audit}
+    assert all(a["actor"] == "root" for a in audit if a["action"].startswith("registry."))
+
+
+def test_new_ratio_from_a_date_and_a_meter_replaced_on_its_point(env: Env) -> None:
+    _on_registry(env)
+    root = env.h("root")
+    env.client.put(f"{BASE}/buses/tcp", json={"kind": "modbus-tcp", "url": "tcp://127.0.0.1:5020"}, headers=root)
+    env.client.put(f"{BASE}/meters/T1", json={**SDM, "address": 1, "point": "p1", "installed": "2026-01-01"},
+                   headers=root)
+    step = env.client.post(f"{BASE}/meters/T1/ratios", json={"since": "2026-04-01", "ct_ratio": "80"}, headers=root)
+    assert step.status_code == 200, step.text
+    assert step.json()["meter"]["ct_ratio"] == [{"ratio": "1"}, {"since": "2026-03-31T21:00:00+00:00", "ratio": "80"}]
+    older = env.client.post(f"{BASE}/meters/T1/ratios", json={"since": "2026-02-01", "ct_ratio": 2}, headers=root)
+    assert older.status_code == 409 and "a new ratio starts later" in older.json()["message"]
+    env.app.refresh()
+    meter = env.app.meters["T1"]
+    assert meter.ratio_at(datetime(2026, 3, 31, 20, tzinfo=UTC)) == 1
+    assert meter.ratio_at(datetime(2026, 3, 31, 21, tzinfo=UTC)) == Fraction(80)
+
+    body = {"at": "2026-05-10T12:00:00+03:00", "meter": {"serial": "T2", **SDM, "address": 2}, "reason": "burnt"}
+    swapped = env.client.post(f"{BASE}/points/p1/replace", json=body, headers=root)
+    assert swapped.status_code == 200, swapped.text
+    old, new = swapped.json()["removed"], swapped.json()["installed"]
+    assert old["serial"] == "T1" and old["removed"] == "2026-05-10T09:00:00+00:00" and "bus" not in old
+    assert new["serial"] == "T2" and new["point"] == "p1" and new["installed"] == "2026-05-10T09:00:00+00:00"
+    again = env.client.post(f"{BASE}/points/p1/replace", json={**body, "at": "2026-05-01T00:00:00+03:00",
+                                                                 "meter": {"serial": "T3"}}, headers=root)
+    assert again.status_code == 409  # T2 is installed later than that
+    env.app.refresh()
+    assert [m.serial for m in env.app.point_meters("p1")] == ["T1", "T2"]
+    assert env.app.meters["T1"].removed == datetime(2026, 5, 10, 9, tzinfo=UTC)
+
+
+def test_secrets_never_come_back(env: Env) -> None:
+    _on_registry(env)
+    root = env.h("root")
+    bus = {"kind": "dlms-tcp", "url": "tcp://127.0.0.1:4059",
+           "dlms": {"authentication": "lls", "password": "top-secret-1"}}
+    made = env.client.put(f"{BASE}/buses/dl", json=bus, headers=root)
+    assert made.status_code == 201, made.text
+    assert made.json()["bus"]["dlms"]["password"] == "********"
+    listed = env.client.get(f"{BASE}/buses", headers=root).text
+    audit = env.client.get("/api/v1/dashboard/audit", headers=root).text
+    assert "top-secret-1" not in listed and "top-secret-1" not in audit and "********" in listed
+
+
+def test_objects_and_points_created_renamed_moved_and_removed(env: Env) -> None:
+    _on_registry(env)
+    root = env.h("root")
+    objects = env.client.get(f"{BASE}/objects", headers=root).json()["objects"]
+    assert {"name": "Дом 1", "points": 2, "meters": 2} in objects
+    assert env.client.put(f"{BASE}/objects/ТП-7", json={"name": "ТП-7"}, headers=root).status_code == 201
+    renamed = env.client.put(f"{BASE}/objects/Дом 1", json={"name": "Дом 1, корпус А"}, headers=root)
+    assert renamed.status_code == 200
+    taken = env.client.put(f"{BASE}/objects/ТП-7", json={"name": "Дом 1, корпус А"}, headers=root)
+    assert taken.status_code == 409 and taken.json()["code"] == "registry_conflict"
+    assert env.client.put(f"{BASE}/points/dom1-kv2", json={"object": "ТП-7"}, headers=root).status_code == 200
+    assert env.client.put(f"{BASE}/points/new-1", json={"object": "ТП-8"}, headers=root).status_code == 201
+    env.app.refresh()
+    assert env.app.meters["M1"].object == "Дом 1, корпус А" and env.app.meters["M2"].object == "ТП-7"
+    busy = env.client.delete(f"{BASE}/points/dom1-kv2", headers=root)
+    assert busy.status_code == 409 and "has 1 meter(s)" in busy.json()["message"]
+    assert env.client.delete(f"{BASE}/points/new-1", headers=root).status_code == 200
+    assert env.client.delete(f"{BASE}/objects/ТП-7", headers=root).status_code == 409  # dom1-kv2 is there
+    assert env.client.delete(f"{BASE}/objects/ТП-8", headers=root).status_code == 200
+    assert env.client.delete(f"{BASE}/objects/ТП-8", headers=root).status_code == 404
+    blank = env.client.put(f"{BASE}/objects/ТП-9", json={"name": "  "}, headers=root)
+    assert blank.status_code == 422 and blank.json()["code"] == "invalid_entry"
