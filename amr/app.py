@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from amr.config import Config, load_config
@@ -23,6 +23,7 @@ class App:
     meters: dict[str, Meter]
     ingestor: Ingestor
     registry_version: int | None = None  # the registry's version loaded (``[registry] source = "database"``)
+    _interval_rules: IntervalRules | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, config: Config | str | Path) -> App:
@@ -61,6 +62,7 @@ class App:
         self.config = loaded.config
         self.meters = {m.serial: m for m in loaded.meters}
         self.ingestor.meters = dict(self.meters)
+        self._interval_rules = None
         self.registry_version = loaded.version
         return True
 
@@ -82,8 +84,10 @@ class App:
 
     def interval_rules(self) -> IntervalRules:
         """The interval rules of the configured meters and ``[intervals]``, for
-        `Store.write_intervals(values, check=app.interval_rules())`."""
-        return IntervalRules(self.meters.values(), self.config.intervals)
+        `Store.write_intervals(values, check=app.interval_rules())` (made once per set of meters)."""
+        if self._interval_rules is None:
+            self._interval_rules = IntervalRules(self.meters.values(), self.config.intervals)
+        return self._interval_rules
 
     def close(self) -> None:
         """Release the store."""

@@ -271,7 +271,8 @@ class Backfill:
             end = max(start, floor_interval(final))
         inside = [r for r in records if start <= r.start < end]
         values = to_intervals(meter.serial, inside, self.app.meters.get(meter.serial), received)
-        result = await asyncio.to_thread(self.app.store.write_intervals, values, now=received)
+        result = await asyncio.to_thread(self.app.store.write_intervals, values,
+                                       check=self.app.interval_rules(), now=received)
         await asyncio.to_thread(self.state.advance, meter.serial, CHANNELS, start, end, received)
         report.chunks += 1
         report.records += len(inside)

@@ -344,7 +344,8 @@ class Collector:
         from amr.drivers.profiles import to_intervals
 
         intervals = to_intervals(values.serial, values.profile, self.app.meters.get(values.serial), values.polled_at)
-        await asyncio.to_thread(self.app.store.write_intervals, intervals, now=values.polled_at)
+        await asyncio.to_thread(self.app.store.write_intervals, intervals, check=self.app.interval_rules(),
+                                now=values.polled_at)
 
     def _sink(self, bus: BusConfig, driver: PushDriver) -> Sink:
         source = Source(driver.source)
