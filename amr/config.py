@@ -846,8 +846,15 @@ def config_from_dict(
     """Validate already-parsed configuration data (used by `load_config` and tests)."""
     name = str(file) if file is not None else "configuration"
     _env_overrides(data, dict(os.environ if environ is None else environ))
+    context = {"bus_kinds": _bus_kinds(data)}
+    given = data
+    if isinstance(meters := data.get("meters"), list) and len(meters) > 1:
+        from amr.config_alike import validated_alike
+
+        alike = validated_alike(meters, lambda entry: MeterConfig.model_validate(entry, context=context))
+        given = {**data, "meters": alike}
     try:
-        config = Config.model_validate(data, context={"bus_kinds": _bus_kinds(data)})
+        config = Config.model_validate(given, context=context)
     except ValidationError as exc:
         lines = []
         cross_checked = False
