@@ -144,7 +144,10 @@ class _TailLoader:
         value_maps = list(map(_VALUES, accepted)) if lacking else []
         for channel in CHANNELS:
             if channel in lacking:
-                has = list(map(operator.is_not, map(dict.get, value_maps, repeat(channel)), repeat(None)))
+                values = list(map(dict.get, value_maps, repeat(channel)))
+                if values.count(None) == len(values):  # a channel the batch has none of (a file without A-)
+                    continue
+                has = list(map(operator.is_not, values, repeat(None)))
                 newest = dict(zip(compress(keys, has), compress(accepted, has), strict=True))
             else:
                 newest = last

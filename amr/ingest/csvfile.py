@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from itertools import islice, repeat
+from itertools import chain, islice, repeat
 from pathlib import Path
 from typing import IO
 
@@ -377,7 +377,13 @@ class _RowParser:
 def read_readings(
     stream: IO[str] | IO[bytes], name: str = "readings.csv", source: Source = Source.IMPORT
 ) -> Iterator[IncomingReading]:
-    """Incoming readings from CSV (text, or bytes decoded as UTF-8); the header is checked first."""
+    """Incoming readings from CSV (text, or bytes decoded as UTF-8); the header is checked first (when
+    the first reading is asked for). The readings of a block are handed on without a Python step each."""
+    return chain.from_iterable(_blocks(stream, name, source))
+
+
+def _blocks(stream: IO[str] | IO[bytes], name: str, source: Source) -> Iterator[list[IncomingReading]]:
+    """The readings of `stream`, a block of rows at a time."""
     decoded = _Decoded(stream) if isinstance(stream, io.BufferedIOBase | io.RawIOBase) else None
     text_lines: Iterable[str] = decoded if decoded is not None else stream  # type: ignore[assignment]
     bad = decoded.bad if decoded is not None else {}
@@ -416,7 +422,7 @@ def read_readings(
         elif not rows:
             return
         previous = reader.line_num
-        yield from parser.block(rows, lines, troubles)
+        yield parser.block(rows, lines, troubles)
 
 
 def _row_lines(rows: list[list[str]], previous: int) -> list[int]:

@@ -134,16 +134,22 @@ class Summary:
     total: int = 0
 
     def add(self, batch: BatchResult) -> None:
-        """Count a batch's outcomes."""
-        self.total += len(batch.outcomes)
-        for outcome in batch.outcomes:
+        """Count a batch's outcomes (each distinct outcome once, times how often it occurs: a run
+        accepted at once shares one)."""
+        outcomes = batch.outcomes
+        self.total += len(outcomes)
+        times = Counter(map(id, outcomes))
+        for outcome in dict(zip(map(id, outcomes), outcomes, strict=True)).values():
+            count = times[id(outcome)]
             if outcome.status == "accepted":
-                self.accepted += 1
-                self.flagged.update(Flag.names(outcome.flags))
+                self.accepted += count
+                for name in Flag.names(outcome.flags):
+                    self.flagged[name] += count
             elif outcome.status == "duplicate":
-                self.duplicate += 1
+                self.duplicate += count
             else:
-                self.rejected.update(r.value for r in outcome.reasons)
+                for reason in outcome.reasons:
+                    self.rejected[reason.value] += count
 
     @property
     def refused(self) -> int:
