@@ -289,7 +289,8 @@ class Pipeline:
         """The positions of each series' readings (series in order of first appearance) when every
         reading is of a known meter, has a time and no problems; None otherwise (judge one by one)."""
         meters = list(map(self.meters.get, map(_METER, batch)))
-        if None in meters or any(map(_PROBLEMS, batch)) or None in list(map(_TS, batch)):
+        # all(meters): no None among them, without calling Meter.__eq__ for each as `None in` would
+        if not all(meters) or any(map(_PROBLEMS, batch)) or None in list(map(_TS, batch)):
             return None
         found: defaultdict[SeriesKey, list[int]] = defaultdict(list)
         keys = map(found.__getitem__, zip(map(_ID, meters), map(_TARIFF, batch), strict=True))
