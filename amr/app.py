@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ class App:
         """Load the configuration (if a path), open the store, mirror the meters into it."""
         if not isinstance(config, Config):
             config = load_config(config)
+        gc.freeze()  # the configuration's objects (100,000 for a large file) are left out of cyclic collections
         store = Store.open(config.database, config.site.timezone)
         try:
             with paused_gc():  # thousands of meters and their rows: many objects, no cycles

@@ -288,7 +288,7 @@ def _with_settings(
     own: dict[str, Any] = {}
     for key, value in data.items():
         (fields if key in shared else own)[key] = value
-    known = _keys(model) if model.model_config.get("extra") != "allow" else _any_kinds_meter_keys()
+    known = (_keys(model) if model.model_config.get("extra") != "allow" else _any_kinds_meter_keys()) if own else ()
     if not own.keys() <= set(known):
         for key in [key for key in own if key not in known]:
             keys = ", ".join((*common, *known))
@@ -433,9 +433,11 @@ class MeterConfig(_Section):
         if not isinstance(data, dict) or "settings" in data:
             return handler(data)
         kinds = (info.context or {}).get("bus_kinds", {})
-        from amr.drivers.registry import PROTOCOLS
+        known = None
+        if (kind := kinds.get(data.get("bus"))) is not None:  # a meter on no bus needs no registry
+            from amr.drivers.registry import PROTOCOLS
 
-        known = PROTOCOLS.get(kinds.get(data.get("bus")))
+            known = PROTOCOLS.get(kind)
         if known is None:
             return _with_settings(  # type: ignore[no-any-return]
                 "MeterConfig", data, _METER_KEYS, UnboundMeterSettings, "a meter", handler
@@ -545,8 +547,6 @@ def field_setting_errors(
     None stands for an entry that failed its own validation (reported on its own), and
     `invalid_buses` are the names of such buses: meters on them are not called unknown.
     """
-    from amr.drivers.registry import PROTOCOLS
-
     errors: list[str] = []
     known: dict[str, BusConfig] = {}
     for index, bus in enumerate(buses):
@@ -571,6 +571,8 @@ def field_setting_errors(
             names = ", ".join(sorted(known)) or "none is configured"
             errors.append(f"{where}.bus: unknown bus {meter.bus!r}; buses: {names}")
             continue
+        from amr.drivers.registry import PROTOCOLS  # imported once there is a meter on a bus
+
         pushed = PROTOCOLS[bus.kind].push
         if not pushed:
             if meter.address is None:
