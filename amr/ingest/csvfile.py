@@ -42,10 +42,6 @@ _A_PLUS, _A_MINUS, _R_PLUS, _R_MINUS = CHANNELS
 BLOCK = 4096  # rows read column by column at once
 
 
-def _value_map(a_plus: object, a_minus: object, r_plus: object, r_minus: object) -> dict[Channel, int | None]:
-    return {_A_PLUS: a_plus, _A_MINUS: a_minus, _R_PLUS: r_plus, _R_MINUS: r_minus}  # type: ignore[dict-item]
-
-
 def _payload_maker(header: list[str]) -> Callable[[list[str], int], dict[str, object]]:
     """A function from a row of the header's width and its line to the row's payload (a dict display
     is quicker to build than a dict of zipped keys, and this is done for every row)."""
@@ -163,6 +159,10 @@ class _Decoded:
     lines: int = 0
 
     def __iter__(self) -> Iterator[str]:
+        return chain.from_iterable(self._chunks())  # the lines of a chunk handed on without a Python step each
+
+    def _chunks(self) -> Iterator[list[str]]:
+        """The lines of the file a chunk at a time; a chunk's bad lines are noted before its lines go."""
         read = self.stream.read
         rest = b""
         first = True
@@ -190,7 +190,7 @@ class _Decoded:
                 self._note(lines, offset)
             self.lines += len(lines)
             offset += len(chunk)
-            yield from lines
+            yield lines
 
     def _note(self, lines: list[str], offset: int) -> None:
         for number, line in enumerate(lines, self.lines + 1):
@@ -293,7 +293,10 @@ class _RowParser:
             if _ODD in values:
                 odd.update(i for i, v in enumerate(values) if v is _ODD)
             value_columns.append(values)
-        value_maps = map(_value_map, *value_columns)
+        value_maps = [
+            {_A_PLUS: a, _A_MINUS: b, _R_PLUS: c, _R_MINUS: d}
+            for a, b, c, d in zip(*value_columns, strict=True)
+        ]
         payloads = map(partial, repeat(self.payload), rows, lines)  # built only for a row that is refused
         readings = list(
             map(
