@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amr.config import Config, load_config
-from amr.core.gc_policy import paused_gc
+from amr.core.gc_policy import freeze_start_up, paused_gc
 from amr.core.meters import Meter
 from amr.errors import NotFound
 from amr.ingest.ingestor import Ingestor
@@ -36,6 +36,7 @@ class App:
             except Exception:
                 store.close()
                 raise
+        freeze_start_up()
         ingestor = Ingestor(store, meters, config.site.clock_tolerance, tz=config.site.tz)
         return cls(config, store, {m.serial: m for m in meters}, ingestor)
 

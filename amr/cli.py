@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from amr import __version__
 from amr.config import load_config
 from amr.core.domain import CHANNELS, Channel, Flag, StoredReading, kwh_from_wh
+from amr.core.gc_policy import freeze_start_up, process_is_a_command
 from amr.errors import AmrError, ConfigError, InputError
 from amr.outputs.consumption import Step, boundaries, consumption, gap_text
 
@@ -60,6 +61,7 @@ def _print_json(data: Any) -> None:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    freeze_start_up()
     warnings: Sequence[str] = ()
     if config.buses:  # line times concern buses only (and import the protocols' settings)
         from amr.drivers.line_time import line_time_warnings
@@ -349,7 +351,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `amr` console script."""
+    """Entry point of the `amr` console script (`argv` given: called from within another program)."""
+    if argv is None:
+        process_is_a_command()
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:

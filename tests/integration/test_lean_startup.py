@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,22 @@ def test_meters_on_no_bus_load_without_the_protocols(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.splitlines()[-1] == "[]"
     assert "OK — 50 meter(s)" in done.stdout
+
+
+def test_a_command_run_inside_another_program_leaves_its_collector_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only the console script's own process freezes its start-up objects out of cyclic collections;
+    `main([...])` called by a program (a test session) must not keep that program's garbage for good."""
+    path = tmp_path / "amr.toml"
+    path.write_text(_meters(3, on_bus=False), encoding="utf-8")
+    frozen = gc.get_freeze_count()
+    assert main(["check-config", "-c", str(path)]) == 0
+    assert gc.get_freeze_count() == frozen
+    probe = (
+        "import gc, sys\nfrom amr.cli import main\n"
+        f"sys.argv = ['amr', 'check-config', '-c', {str(path)!r}]\n"
+        "assert main() == 0\nprint(gc.get_freeze_count() > 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.splitlines()[-1] == "True"
