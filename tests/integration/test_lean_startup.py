@@ -30,6 +30,18 @@ def _meters(count: int, on_bus: bool) -> str:
     )
 
 
+def _check_config_in_a_process(path: Path, after: str) -> list[str]:
+    """`amr check-config -c path` as the console script runs it, in a new interpreter, then `after`
+    (an expression printed on the last line); the lines it printed."""
+    probe = (
+        "import gc, sys\nfrom amr.cli import main\n"
+        f"sys.argv = ['amr', 'check-config', '-c', {str(path)!r}]\n"
+        f"assert main() == 0\nprint({after})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout.splitlines()
+
+
 def test_check_config_warns_of_a_slow_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "amr.toml"
     path.write_text(SLOW_LINE + _meters(40, on_bus=True), encoding="utf-8")
@@ -43,14 +55,9 @@ def test_meters_on_no_bus_load_without_the_protocols(tmp_path: Path) -> None:
     """A file of meters read from files only (no bus) is validated without importing a protocol."""
     path = tmp_path / "amr.toml"
     path.write_text(_meters(50, on_bus=False), encoding="utf-8")
-    probe = (
-        "import sys\nfrom amr.cli import main\n"
-        f"assert main(['check-config', '-c', {str(path)!r}]) == 0\n"
-        "print(sorted(m for m in sys.modules if m.startswith('amr.drivers')))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
-    assert done.stdout.splitlines()[-1] == "[]"
-    assert "OK — 50 meter(s)" in done.stdout
+    printed = _check_config_in_a_process(path, "sorted(m for m in sys.modules if m.startswith('amr.drivers'))")
+    assert printed[-1] == "[]"
+    assert "OK — 50 meter(s)" in printed[0]
 
 
 def test_a_command_run_inside_another_program_leaves_its_collector_alone(
@@ -63,10 +70,4 @@ def test_a_command_run_inside_another_program_leaves_its_collector_alone(
     frozen = gc.get_freeze_count()
     assert main(["check-config", "-c", str(path)]) == 0
     assert gc.get_freeze_count() == frozen
-    probe = (
-        "import gc, sys\nfrom amr.cli import main\n"
-        f"sys.argv = ['amr', 'check-config', '-c', {str(path)!r}]\n"
-        "assert main() == 0\nprint(gc.get_freeze_count() > 0)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
-    assert done.stdout.splitlines()[-1] == "True"
+    assert _check_config_in_a_process(path, "gc.get_freeze_count() > 0")[-1] == "True"
