@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from amr import __version__
 from amr.config import load_config
 from amr.core.domain import CHANNELS, Channel, Flag, StoredReading, kwh_from_wh
+from amr.core.gc_policy import freeze_start_up, process_is_a_command
 from amr.errors import AmrError, ConfigError, InputError
 from amr.outputs.consumption import Step, boundaries, consumption, gap_text
 from amr.outputs.intervals import apply_intervals, consumption_covers
@@ -60,10 +61,14 @@ def _print_json(data: Any) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from amr.drivers.line_time import line_time_warnings
-
     config = load_config(args.config)
-    for warning in line_time_warnings(config):
+    freeze_start_up()
+    warnings: Sequence[str] = ()
+    if config.buses:  # line times concern buses only (and import the protocols' settings)
+        from amr.drivers.line_time import line_time_warnings
+
+        warnings = line_time_warnings(config)
+    for warning in warnings:
         print(f"{args.config}: warning: {warning}", file=sys.stderr)
     print(f"{args.config}: OK — {len(config.meters)} meter(s), site time zone {config.site.timezone}")
     return 0
@@ -367,7 +372,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `amr` console script."""
+    """Entry point of the `amr` console script (`argv` given: called from within another program)."""
+    if argv is None:
+        process_is_a_command()
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:

@@ -281,7 +281,7 @@ def _with_settings(
     own: dict[str, Any] = {}
     for key, value in data.items():
         (fields if key in shared else own)[key] = value
-    known = _keys(model) if model.model_config.get("extra") != "allow" else _any_kinds_meter_keys()
+    known = (_keys(model) if model.model_config.get("extra") != "allow" else _any_kinds_meter_keys()) if own else ()
     if not own.keys() <= set(known):
         for key in [key for key in own if key not in known]:
             keys = ", ".join((*common, *known))
@@ -426,9 +426,11 @@ class MeterConfig(_Section):
         if not isinstance(data, dict) or "settings" in data:
             return handler(data)
         kinds = (info.context or {}).get("bus_kinds", {})
-        from amr.drivers.registry import PROTOCOLS
+        known = None
+        if (kind := kinds.get(data.get("bus"))) is not None:  # a meter on no bus needs no registry
+            from amr.drivers.registry import PROTOCOLS
 
-        known = PROTOCOLS.get(kinds.get(data.get("bus")))
+            known = PROTOCOLS.get(kind)
         if known is None:
             return _with_settings(  # type: ignore[no-any-return]
                 "MeterConfig", data, _METER_KEYS, UnboundMeterSettings, "a meter", handler
@@ -680,8 +682,6 @@ def field_setting_errors(
     None stands for an entry that failed its own validation (reported on its own), and
     `invalid_buses` are the names of such buses: meters on them are not called unknown.
     """
-    from amr.drivers.registry import PROTOCOLS
-
     errors: list[str] = []
     known: dict[str, BusConfig] = {}
     for index, bus in enumerate(buses):
@@ -706,6 +706,8 @@ def field_setting_errors(
             names = ", ".join(sorted(known)) or "none is configured"
             errors.append(f"{where}.bus: unknown bus {meter.bus!r}; buses: {names}")
             continue
+        from amr.drivers.registry import PROTOCOLS  # imported once there is a meter on a bus
+
         pushed = PROTOCOLS[bus.kind].push
         if not pushed:
             if meter.address is None:
@@ -982,8 +984,15 @@ def config_from_dict(
     """Validate already-parsed configuration data (used by `load_config` and tests)."""
     name = str(file) if file is not None else "configuration"
     _env_overrides(data, dict(os.environ if environ is None else environ))
+    context = {"bus_kinds": _bus_kinds(data)}
+    given = data
+    if isinstance(meters := data.get("meters"), list) and len(meters) > 1:
+        from amr.config_alike import validated_alike
+
+        alike = validated_alike(meters, lambda entry: MeterConfig.model_validate(entry, context=context))
+        given = {**data, "meters": alike}
     try:
-        config = Config.model_validate(data, context={"bus_kinds": _bus_kinds(data)})
+        config = Config.model_validate(given, context=context)
     except ValidationError as exc:
         lines = []
         cross_checked = False

@@ -10,8 +10,9 @@ For each order, repeated:
 * ``amr import -c amr.toml FILE --json`` as a process on a fresh PostgreSQL database: start-up,
   configuration, migrations, meter sync, parsing, validation, writing;
 
-and prints the ratio copy time / import time (goal >= 0.3) with its range, and the peak RSS
-of the import process. Sizes: ``AMR_BENCH_IMPORT_ROWS`` (default 500,000; 50,000 with
+and prints the ratio copy time / import time (goal >= 0.3) with its range (each ratio of one
+repetition: the two measured one after the other), the import's CPU time (user + system: the
+machine may be busy with other work) and its peak RSS. Sizes: ``AMR_BENCH_IMPORT_ROWS`` (default 500,000; 50,000 with
 ``--quick``), ``AMR_BENCH_IMPORT_METERS`` (2,000; 500 with ``--quick``),
 ``AMR_BENCH_IMPORT_REPEAT`` (3; 1 with ``--quick``).
 """
@@ -87,8 +88,9 @@ def copy_seconds(csv_path: Path) -> float:
         return time.perf_counter() - started
 
 
-def import_run(csv_path: Path, config_path: Path, meters: int, rows: int) -> tuple[float, int]:
-    """`amr import` as a process on a fresh database: its seconds and peak RSS (KiB)."""
+def import_run(csv_path: Path, config_path: Path, meters: int, rows: int) -> tuple[float, int, float]:
+    """`amr import` as a process on a fresh database: its wall seconds, peak RSS (KiB) and CPU seconds
+    (user + system)."""
     with fresh_database() as name, tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         write_config(config_path, meters, url(name))
         started = time.perf_counter()
@@ -107,7 +109,7 @@ def import_run(csv_path: Path, config_path: Path, meters: int, rows: int) -> tup
         summary = json.loads(out.read())
         if summary["accepted"] != rows:
             raise RuntimeError(f"expected {rows} accepted, got {summary}")
-    return seconds, usage.ru_maxrss
+    return seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def run(quick: bool = False) -> None:
@@ -126,15 +128,17 @@ def run(quick: bool = False) -> None:
             order = "by time" if by_time else "by meter"
             csv_path = base / f"readings-{order.replace(' ', '-')}.csv"
             write_csv(csv_path, rows, meters, by_time)
-            copies, imports, peaks = [], [], []
+            copies, imports, peaks, cpus = [], [], [], []
             for _ in range(repeat):
                 copies.append(copy_seconds(csv_path))
-                seconds, peak = import_run(csv_path, config_path, meters, rows)
+                seconds, peak, cpu = import_run(csv_path, config_path, meters, rows)
                 imports.append(seconds)
                 peaks.append(peak)
+                cpus.append(cpu)
             ratios = [c / i for c, i in zip(copies, imports, strict=True)]
             print(
                 f"  {order:<9} copy/import {min(ratios):.2f}–{max(ratios):.2f} (goal >= 0.3): "
                 f"\\copy {min(copies):.2f}–{max(copies):.2f} s, amr import {min(imports):.2f}–{max(imports):.2f} s "
-                f"({rows / min(imports):,.0f} rows/s); import peak RSS {max(peaks) / 1024:.0f} MiB"
+                f"({rows / min(imports):,.0f} rows/s), CPU {min(cpus):.2f}–{max(cpus):.2f} s; "
+                f"import peak RSS {max(peaks) / 1024:.0f} MiB"
             )

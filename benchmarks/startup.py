@@ -44,8 +44,13 @@ CSV = (
 AMR = [sys.executable, "-m", "amr"]
 
 
-def timed(command: list[str], ok: Callable[[int, str], bool] | None = None) -> tuple[float, int]:
-    """Seconds and peak RSS (KiB) of `command` run as a process; `RuntimeError` when it fails."""
+Run = tuple[float, int, float]
+"""Wall seconds, peak RSS (KiB) and CPU seconds (user + system) of one process."""
+
+
+def timed(command: list[str], ok: Callable[[int, str], bool] | None = None) -> Run:
+    """Wall seconds, peak RSS (KiB) and CPU seconds of `command` run as a process; `RuntimeError`
+    when it fails."""
     with tempfile.TemporaryFile("w+") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True)
@@ -57,7 +62,7 @@ def timed(command: list[str], ok: Callable[[int, str], bool] | None = None) -> t
         output = out.read()
     if not (ok(code, output) if ok is not None else code == 0):
         raise RuntimeError(f"{' '.join(command)} failed ({code}): {output[-2000:]}")
-    return seconds, usage.ru_maxrss
+    return seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def _free_port() -> int:
@@ -77,8 +82,9 @@ def _answers(port: int) -> bool:
     return status in (200, 503)  # 503: answering, and reporting the collector as not running
 
 
-def api_start(config: Path) -> tuple[float, int]:
-    """Seconds from starting `amr api` until /healthz answers, and the server's peak RSS (KiB)."""
+def api_start(config: Path) -> Run:
+    """Seconds from starting `amr api` until /healthz answers, the server's peak RSS (KiB) and its CPU
+    seconds until it was asked to stop."""
     port = _free_port()
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -101,15 +107,17 @@ def api_start(config: Path) -> tuple[float, int]:
     proc.returncode = 0
     if proc.stderr is not None:
         proc.stderr.close()
-    return seconds, usage.ru_maxrss
+    return seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
-def _line(label: str, runs: list[tuple[float, int]], baseline: float) -> str:
-    times = [t for t, _ in runs]
+def _line(label: str, runs: list[Run], baseline: float) -> str:
+    times = [t for t, _, _ in runs]
+    cpu = [c for _, _, c in runs]
     median = statistics.median(times)
     return (
         f"    {label:<24} {median:6.2f} s ({min(times):.2f}–{max(times):.2f}), "
-        f"×{median / baseline:5.1f} baseline; peak RSS {max(r for _, r in runs) / 1024:4.0f} MiB"
+        f"×{median / baseline:5.1f} baseline; CPU {statistics.median(cpu):5.2f} s ({min(cpu):.2f}–{max(cpu):.2f}); "
+        f"peak RSS {max(r for _, r, _ in runs) / 1024:4.0f} MiB"
     )
 
 
@@ -127,12 +135,13 @@ def run(quick: bool = False) -> None:
     package = Path(__file__).resolve().parent.parent / "amr"
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
     bare = [timed([sys.executable, "-c", "import amr"]) for _ in range(max(repeat, 3))]
-    baseline = statistics.median(t for t, _ in bare)
+    baseline = statistics.median(t for t, _, _ in bare)
     psql = [timed(["psql", "-X", "-q", url("postgres"), "-c", "select 1"]) for _ in range(max(repeat, 3))]
     print(
         f"startup: baseline python -c 'import amr' {baseline:.3f} s "
-        f"({min(t for t, _ in bare):.3f}–{max(t for t, _ in bare):.3f}); "
-        f"psql -c 'select 1' {statistics.median(t for t, _ in psql):.3f} s; {repeat} run(s) of each"
+        f"({min(t for t, _, _ in bare):.3f}–{max(t for t, _, _ in bare):.3f}); "
+        f"psql -c 'select 1' {statistics.median(t for t, _, _ in psql):.3f} s; {repeat} run(s) of each; "
+        "wall time, then CPU time (user + system)"
     )
     with tempfile.TemporaryDirectory(prefix="amr-bench-startup-") as folder:
         base = Path(folder)
@@ -141,7 +150,11 @@ def run(quick: bool = False) -> None:
         config = base / "amr.toml"
         for meters in sizes:
             print(f"  {meters:,} meters (the file: {meters * 95 / 1e6:.1f} MB or so)")
-            firsts, seconds, checks, collects, apis = [], [], [], [], []
+            firsts: list[Run] = []
+            seconds: list[Run] = []
+            checks: list[Run] = []
+            collects: list[Run] = []
+            apis: list[Run] = []
             for _ in range(repeat):
                 with fresh_database() as name:
                     write_config(config, meters, url(name))

@@ -30,6 +30,26 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+_WHOLE_PROCESS = False
+
+
+def process_is_a_command() -> None:
+    """Declare that this process runs one `amr` command from its start (the console script), not
+    a library or a test session inside a larger process: see `freeze_start_up`."""
+    global _WHOLE_PROCESS
+    _WHOLE_PROCESS = True
+
+
+def freeze_start_up() -> None:
+    """In a command's own process, move everything made so far (the modules' objects, the
+    configuration, the meters) out of the cyclic collector's scans (`gc.freeze`): they live as
+    long as the process, and every later collection, the one at exit too, would scan them again
+    (a fifth of a second of a command's start-up). Elsewhere it does nothing: a test session's
+    collector must still collect the garbage of its earlier tests."""
+    if _WHOLE_PROCESS:
+        gc.freeze()
+
+
 def tune_gc() -> None:
     """Set the collector for a process that holds thousands of connections for its whole life.
 

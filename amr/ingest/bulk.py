@@ -3,8 +3,10 @@
 Within one `BulkIngest.run` the accepted tail of every series this run has seen is
 kept in memory, so a batch that only extends those series is judged without a
 database round trip and without waiting for the previous batch's write. A batch that
-needs the database (a series seen for the first time, or a back-fill) waits until
-every earlier batch is written, then asks. If a write fails, the writer stops, the
+needs the database asks it: at once for series no earlier batch of this run touched (a
+file by meter brings new meters in every batch: their judging overlaps the writing of the
+batch before), and for a back-fill of a series already seen only once every earlier batch
+is written. If a write fails, the writer stops, the
 failed batch and every later one are judged again against the database and written
 one by one: nothing is lost or doubled.
 
@@ -73,6 +75,7 @@ class _TailLoader:
         self.wait_for_writes = wait_for_writes
         self.tails: dict[SeriesKey, _Tail] = {}
         self.seen: tuple[list[ContextRequest], Context] = ([], {})
+        self.handed: set[SeriesKey] = set()  # series of the batches judged so far (handed to the writer)
         self._stale: set[SeriesKey] = set()
         self._stale_lock = threading.Lock()
 
@@ -102,7 +105,11 @@ class _TailLoader:
             else:
                 missing.append(request)
         if missing:
-            self.wait_for_writes()
+            handed = self.handed
+            if any((r.meter_id, r.tariff) in handed for r in missing):
+                # an earlier batch may still be writing these series; a series no batch of this run has
+                # touched is asked for at once (another process's writes are caught by the writer's check)
+                self.wait_for_writes()
             loaded = self.ingestor.store.load_context(missing)
             for request in missing:
                 key = (request.meter_id, request.tariff)
@@ -115,6 +122,7 @@ class _TailLoader:
                     for reading in readings:
                         tail.extend(reading)
         self.seen = (list(requests), found)
+        self.handed.update((r.meter_id, r.tariff) for r in requests)
         return found
 
     def remember(self, result: BatchResult) -> None:
@@ -144,7 +152,10 @@ class _TailLoader:
         value_maps = list(map(_VALUES, accepted)) if lacking else []
         for channel in CHANNELS:
             if channel in lacking:
-                has = list(map(operator.is_not, map(dict.get, value_maps, repeat(channel)), repeat(None)))
+                values = list(map(dict.get, value_maps, repeat(channel)))
+                if values.count(None) == len(values):  # a channel the batch has none of (a file without A-)
+                    continue
+                has = list(map(operator.is_not, values, repeat(None)))
                 newest = dict(zip(compress(keys, has), compress(accepted, has), strict=True))
             else:
                 newest = last

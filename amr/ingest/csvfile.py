@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from itertools import islice, repeat
+from itertools import chain, islice, repeat
 from pathlib import Path
 from typing import IO
 
@@ -40,10 +40,6 @@ _THREE_DECIMALS_LINES = re.compile(r"(?:[0-9]{1,15}\.[0-9]{3}\n)*[0-9]{1,15}\.[0
 _ODD = object()  # a cell the column-wise reading leaves to the careful one
 _A_PLUS, _A_MINUS, _R_PLUS, _R_MINUS = CHANNELS
 BLOCK = 4096  # rows read column by column at once
-
-
-def _value_map(a_plus: object, a_minus: object, r_plus: object, r_minus: object) -> dict[Channel, int | None]:
-    return {_A_PLUS: a_plus, _A_MINUS: a_minus, _R_PLUS: r_plus, _R_MINUS: r_minus}  # type: ignore[dict-item]
 
 
 def _payload_maker(header: list[str]) -> Callable[[list[str], int], dict[str, object]]:
@@ -163,6 +159,10 @@ class _Decoded:
     lines: int = 0
 
     def __iter__(self) -> Iterator[str]:
+        return chain.from_iterable(self._chunks())  # the lines of a chunk handed on without a Python step each
+
+    def _chunks(self) -> Iterator[list[str]]:
+        """The lines of the file a chunk at a time; a chunk's bad lines are noted before its lines go."""
         read = self.stream.read
         rest = b""
         first = True
@@ -190,7 +190,7 @@ class _Decoded:
                 self._note(lines, offset)
             self.lines += len(lines)
             offset += len(chunk)
-            yield from lines
+            yield lines
 
     def _note(self, lines: list[str], offset: int) -> None:
         for number, line in enumerate(lines, self.lines + 1):
@@ -293,7 +293,10 @@ class _RowParser:
             if _ODD in values:
                 odd.update(i for i, v in enumerate(values) if v is _ODD)
             value_columns.append(values)
-        value_maps = map(_value_map, *value_columns)
+        value_maps = [
+            {_A_PLUS: a, _A_MINUS: b, _R_PLUS: c, _R_MINUS: d}
+            for a, b, c, d in zip(*value_columns, strict=True)
+        ]
         payloads = map(partial, repeat(self.payload), rows, lines)  # built only for a row that is refused
         readings = list(
             map(
@@ -377,7 +380,13 @@ class _RowParser:
 def read_readings(
     stream: IO[str] | IO[bytes], name: str = "readings.csv", source: Source = Source.IMPORT
 ) -> Iterator[IncomingReading]:
-    """Incoming readings from CSV (text, or bytes decoded as UTF-8); the header is checked first."""
+    """Incoming readings from CSV (text, or bytes decoded as UTF-8); the header is checked first (when
+    the first reading is asked for). The readings of a block are handed on without a Python step each."""
+    return chain.from_iterable(_blocks(stream, name, source))
+
+
+def _blocks(stream: IO[str] | IO[bytes], name: str, source: Source) -> Iterator[list[IncomingReading]]:
+    """The readings of `stream`, a block of rows at a time."""
     decoded = _Decoded(stream) if isinstance(stream, io.BufferedIOBase | io.RawIOBase) else None
     text_lines: Iterable[str] = decoded if decoded is not None else stream  # type: ignore[assignment]
     bad = decoded.bad if decoded is not None else {}
@@ -416,7 +425,7 @@ def read_readings(
         elif not rows:
             return
         previous = reader.line_num
-        yield from parser.block(rows, lines, troubles)
+        yield parser.block(rows, lines, troubles)
 
 
 def _row_lines(rows: list[list[str]], previous: int) -> list[int]:

@@ -134,16 +134,22 @@ class Summary:
     total: int = 0
 
     def add(self, batch: BatchResult) -> None:
-        """Count a batch's outcomes."""
-        self.total += len(batch.outcomes)
-        for outcome in batch.outcomes:
+        """Count a batch's outcomes (each distinct outcome once, times how often it occurs: a run
+        accepted at once shares one)."""
+        outcomes = batch.outcomes
+        self.total += len(outcomes)
+        times = Counter(map(id, outcomes))
+        for outcome in dict(zip(map(id, outcomes), outcomes, strict=True)).values():
+            count = times[id(outcome)]
             if outcome.status == "accepted":
-                self.accepted += 1
-                self.flagged.update(Flag.names(outcome.flags))
+                self.accepted += count
+                for name in Flag.names(outcome.flags):
+                    self.flagged[name] += count
             elif outcome.status == "duplicate":
-                self.duplicate += 1
+                self.duplicate += count
             else:
-                self.rejected.update(r.value for r in outcome.reasons)
+                for reason in outcome.reasons:
+                    self.rejected[reason.value] += count
 
     @property
     def refused(self) -> int:
@@ -283,7 +289,8 @@ class Pipeline:
         """The positions of each series' readings (series in order of first appearance) when every
         reading is of a known meter, has a time and no problems; None otherwise (judge one by one)."""
         meters = list(map(self.meters.get, map(_METER, batch)))
-        if None in meters or any(map(_PROBLEMS, batch)) or None in list(map(_TS, batch)):
+        # all(meters): no None among them, without calling Meter.__eq__ for each as `None in` would
+        if not all(meters) or any(map(_PROBLEMS, batch)) or None in list(map(_TS, batch)):
             return None
         found: defaultdict[SeriesKey, list[int]] = defaultdict(list)
         keys = map(found.__getitem__, zip(map(_ID, meters), map(_TARIFF, batch), strict=True))

@@ -264,3 +264,26 @@ def test_manual_sources_are_recorded() -> None:
     pipeline, loader = make()
     result = submit(pipeline, loader, reading("M1", 0, "1", source=Source.WEB))
     assert result.accepted[0].source == "web"
+
+
+def test_summary_counts_every_outcome_of_a_batch() -> None:
+    """Outcomes shared by a run accepted at once count once per reading, as do flags and reasons."""
+    pipeline, loader = make(BASIC, {**BASIC, "serial": "M2"})
+    submit(pipeline, loader, reading("M1", 0, "999999.00"), reading("M2", 0, "10.00"))
+    batch = [reading("M2", h, f"{10 + h}.00") for h in range(1, 41)]  # a run the fast path accepts
+    batch += [reading("M1", 1, "1.50"), reading("M1", 2, "0.50"), reading("M2", 0, "10.00")]
+    batch += [reading("M9", 1, "1.00"), reading("M9", 2, "2.00")]
+    result = submit(pipeline, loader, *batch)
+    one_by_one = {"accepted": 0, "duplicate": 0, "flags": 0}
+    for outcome in result.outcomes:
+        if outcome.status in ("accepted", "duplicate"):
+            one_by_one[outcome.status] += 1
+        one_by_one["flags"] += bool(outcome.flags & Flag.ROLLOVER)
+    summary = result.summary()
+    assert (summary.accepted, summary.duplicate) == (41, 1) == (one_by_one["accepted"], one_by_one["duplicate"])
+    assert dict(summary.flagged) == {"rollover": 1} and one_by_one["flags"] == 1
+    assert dict(summary.rejected) == {"lower_than_previous": 1, "unknown_meter": 2}
+    assert (summary.total, summary.refused) == (45, 3)
+    twice = result.summary()
+    twice.add(result)
+    assert (twice.accepted, twice.rejected["unknown_meter"], twice.total) == (82, 4, 90)
