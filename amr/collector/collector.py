@@ -162,6 +162,10 @@ class Collector:
             self.scheduler.start()
             self._warn_tight_schedules()
             self._start_backfill()
+        if schedule and self.config.intervals.estimate_every is not None:  # `amr.collector.interval_upkeep`
+            from amr.collector.interval_upkeep import IntervalUpkeep
+
+            self._tasks.append(asyncio.create_task(IntervalUpkeep(self).run(), name="amr-interval-upkeep"))
         log.info(
             "collecting %d polled meter(s) on %d bus(es) and %d push bus(es); buffer %s",
             len(self.polled), len(self.workers), len(self.pushers), self.buffer_path,

@@ -1,0 +1,96 @@
+"""The collector derives intervals of a Modbus meter from its registers and estimates the gaps by itself
+(``[intervals] estimate_every``), on a real store (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from amr.app import App
+from amr.collector import Collector
+from amr.config import config_from_dict
+from amr.core.domain import Channel, Source
+from amr.core.intervals import IntervalSource, IntervalStatus, floor_interval
+from tests.api.live import fresh_database
+from tests.integration.test_collector import run
+from tests.support.builders import reading
+
+HALF = timedelta(minutes=30)
+SERIAL = "MB-77"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'amr.sqlite'}"
+        return
+    with fresh_database() as url:
+        yield url
+
+
+def app_for(database: str, tmp_path: Path, **intervals: str) -> App:
+    config = config_from_dict(
+        {
+            "database": {"url": database},
+            "site": {"timezone": "Europe/Moscow"},
+            # a bus nobody answers on, polled once a year: only what is stored matters here
+            "buses": [{"name": "mb", "kind": "modbus-tcp", "url": "tcp://127.0.0.1:9", "schedule": "0 3 1 1 *"}],
+            "meters": [{"serial": SERIAL, "bus": "mb", "address": 7, "profile": "eastron-sdm630", "ct_ratio": 40}],
+            "intervals": intervals,
+            "collector": {"buffer": str(tmp_path / "buffer.sqlite")},
+        },
+        environ={},
+        file=tmp_path / "amr.toml",
+    )
+    return App.open(config)
+
+
+def test_the_collector_derives_and_estimates_a_register_meters_intervals(database: str, tmp_path: Path) -> None:
+    e0 = floor_interval(datetime.now(UTC)) - timedelta(hours=3)
+    # polls near :00 and :30, and one missed at e0 + 60 min (kWh at the primary side, as the collector stores them)
+    polls = [(e0, "100.000"), (e0 + HALF + timedelta(seconds=10), "101.250"), (e0 + 3 * HALF, "103.000"),
+             (e0 + 4 * HALF - timedelta(seconds=20), "103.700")]  # fmt: skip
+    with app_for(database, tmp_path, estimate_every="1h") as app:
+        result = app.ingestor.submit([reading(SERIAL, at, kwh, source=Source.MODBUS) for at, kwh in polls])
+        assert len(result.accepted) == len(polls)
+
+        async def scenario() -> None:
+            collector = Collector(app)
+            await collector.start()
+            try:
+                deadline = time.monotonic() + 15
+                while len(await asyncio.to_thread(app.store.intervals, SERIAL)) < 4 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+            finally:
+                await collector.stop()
+
+        run(scenario())
+        stored = app.store.intervals(SERIAL, channels=[Channel.A_PLUS])
+        assert [(v.start - e0, v.wh, v.source, v.status) for v in stored] == [
+            (timedelta(0), 1_250, IntervalSource.DERIVED, IntervalStatus.MEASURED),
+            # the missed poll: two half-hours split evenly from the readings around them
+            (HALF, 875, IntervalSource.ESTIMATED, IntervalStatus.ESTIMATED),
+            (2 * HALF, 875, IntervalSource.ESTIMATED, IntervalStatus.ESTIMATED),
+            (3 * HALF, 700, IntervalSource.DERIVED, IntervalStatus.MEASURED),
+        ]
+        assert {v.method for v in stored} == {"registers", "linear"}
+
+
+def test_without_estimate_every_the_collector_leaves_intervals_alone(tmp_path: Path) -> None:
+    e0 = floor_interval(datetime.now(UTC)) - timedelta(hours=3)
+    with app_for(f"sqlite:///{tmp_path / 'amr.sqlite'}", tmp_path) as app:
+        app.ingestor.submit([reading(SERIAL, e0 + i * HALF, f"{100 + i}", source=Source.MODBUS) for i in range(4)])
+
+        async def scenario() -> None:
+            collector = Collector(app)
+            await collector.start()
+            await asyncio.sleep(0.5)
+            await collector.stop()
+
+        run(scenario())
+        assert app.store.intervals(SERIAL) == []
