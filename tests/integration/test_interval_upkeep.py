@@ -14,8 +14,10 @@ import pytest
 from amr.app import App
 from amr.collector import Collector
 from amr.config import config_from_dict
-from amr.core.domain import Channel, Source
-from amr.core.intervals import IntervalSource, IntervalStatus, floor_interval
+from amr.collector.interval_upkeep import IntervalUpkeep
+from amr.core.domain import CHANNELS, Channel, Source
+from amr.core.intervals import IntervalSource, IntervalStatus, IntervalValue, floor_interval
+from amr.store.backfill_state import BackfillState
 from tests.api.live import fresh_database
 from tests.integration.test_collector import run
 from tests.support.builders import reading
@@ -94,3 +96,36 @@ def test_without_estimate_every_the_collector_leaves_intervals_alone(tmp_path: P
 
         run(scenario())
         assert app.store.intervals(SERIAL) == []
+
+
+def test_a_profile_meter_is_estimated_only_where_backfill_has_been(tmp_path: Path) -> None:
+    """Gaps before back-fill's position (the meter had no record) are estimated; after it, left to back-fill."""
+    t0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+    config = config_from_dict(
+        {
+            "database": {"url": f"sqlite:///{tmp_path / 'amr.sqlite'}"},
+            "buses": [{"name": "line", "kind": "mercury230", "url": "/dev/null"}],
+            "meters": [{"serial": "M230", "bus": "line", "address": 5}],
+            "intervals": {"estimate_every": "1h", "estimate_back": "1d"},
+            "collector": {"buffer": str(tmp_path / "buffer.sqlite")},
+        },
+        environ={},
+    )
+    with App.open(config) as app:
+        app.ingestor.submit([reading("M230", t0 + i * HALF, f"{10 + i}", source=Source.SERIAL) for i in range(9)])
+        received = t0 + timedelta(hours=5)
+        held = [i for i in range(8) if i not in (2, 6)]  # no record of 07:00 (power off); 09:00 not read yet
+        app.store.write_intervals([
+            IntervalValue("M230", Channel.A_PLUS, t0 + i * HALF, HALF, 1_000, IntervalStatus.MEASURED,
+                          IntervalSource.PROFILE, received)
+            for i in held
+        ])  # fmt: skip
+        state = BackfillState(app.store)
+        state.begin("M230", CHANNELS, t0, received)
+        state.advance("M230", CHANNELS, t0, t0 + 5 * HALF, received)
+        upkeep = IntervalUpkeep(Collector(app), clock=lambda: received)
+        report = upkeep.run_once()
+        assert report.estimated == 1 and report.derived == 0
+        stored = {v.start: v for v in app.store.intervals("M230", channels=[Channel.A_PLUS])}
+        assert stored[t0 + 2 * HALF].source is IntervalSource.ESTIMATED and stored[t0 + 2 * HALF].wh == 1_000
+        assert t0 + 6 * HALF not in stored
