@@ -107,6 +107,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from amr.cli import _open, _print_json
     from amr.store.derived import derive_meter, without_profile
     from amr.store.estimates import estimate_meter
+    from amr.store.sum_checks import record_sum_check
 
     now = datetime.now(UTC)
     report: list[dict[str, Any]] = []
@@ -121,10 +122,12 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             made = derive_meter(app.store, meter, app.config.intervals, start, upto, now, rules).accepted \
                 if meter.serial in derived else 0
             estimate, written = estimate_meter(app.store, meter, app.config.intervals, tz, start, upto, now, rules)
+            mismatches = record_sum_check(app.store, meter, start, upto, now)
             report.append(
                 {
                     "meter": meter.serial,
                     "derived": made,
+                    "sum_mismatches": len(mismatches),
                     **written.counts(),
                     "filled": [
                         {"channel": g.channel.value, "from": g.start.isoformat(), "to": g.end.isoformat(), "method": m}
@@ -142,7 +145,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     for row in report:
         print(
             f"{row['meter']}: {row['derived']} derived from registers, {row['accepted']} estimated, "
-            f"{row['replaced']} re-estimated, "
+            f"{row['replaced']} re-estimated, {row['sum_mismatches']} sum mismatch(es), "
             f"{len(row['left'])} gap(s) left"
         )
         for gap in row["left"]:

@@ -6,7 +6,9 @@
 2. every meter: the gaps left **estimated** (`amr.validation.estimation`) — for a meter whose profile
    is back-filled, only before its back-fill position (``read_until``, the earliest of its channels):
    what lies before it was read, or the meter had no record of it, or it was lost beyond the meter's
-   memory, so only estimation can fill it; what lies after it back-fill has still to read.
+   memory, so only estimation can fill it; what lies after it back-fill has still to read;
+3. every meter: the **sum check** kept (`amr.store.sum_checks`): pairs of register readings whose
+   intervals do not add up to their delta, listed for the dispatcher and counted in ``/metrics``.
 
 The store never lets a derived or estimated value replace a measured one, and a value made twice
 is a duplicate, so two collectors doing this at once on the same meters only repeat each other. With
@@ -28,6 +30,7 @@ from amr.drivers.registry import PROTOCOLS
 from amr.store.backfill_state import BackfillState
 from amr.store.derived import derive_meter, without_profile
 from amr.store.estimates import estimate_meter
+from amr.store.sum_checks import record_sum_check
 
 if TYPE_CHECKING:
     from amr.collector.collector import Collector
@@ -41,6 +44,7 @@ class UpkeepReport:
 
     derived: int = 0
     estimated: int = 0
+    mismatches: int = 0  # sum checks failed (kept for the dispatcher)
     meters: int = 0
     errors: int = 0
 
@@ -90,6 +94,7 @@ class IntervalUpkeep:
                     _, written = estimate_meter(self.app.store, meter, self.app.config.intervals,
                                                 self.app.config.site.tz, start, end, now, rules)
                     report.estimated += written.accepted + written.replaced
+                report.mismatches += len(record_sum_check(self.app.store, meter, start, now, now))
                 report.meters += 1
             except Exception as exc:  # the store or one meter's data: log it, go on with the others
                 report.errors += 1
@@ -102,10 +107,10 @@ class IntervalUpkeep:
         stopping = self.collector.stopping
         while not stopping.is_set():
             report = await asyncio.to_thread(self.run_once)
-            if report.derived or report.estimated or report.errors:
+            if report.derived or report.estimated or report.mismatches or report.errors:
                 log.info(
-                    "intervals: %d derived from registers, %d estimated over %d meter(s), %d error(s)",
-                    report.derived, report.estimated, report.meters, report.errors,
+                    "intervals: %d derived from registers, %d estimated, %d sum mismatch(es) over %d meter(s), "
+                    "%d error(s)", report.derived, report.estimated, report.mismatches, report.meters, report.errors,
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), self.every.total_seconds())

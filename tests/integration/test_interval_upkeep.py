@@ -13,8 +13,8 @@ import pytest
 
 from amr.app import App
 from amr.collector import Collector
-from amr.config import config_from_dict
 from amr.collector.interval_upkeep import IntervalUpkeep
+from amr.config import config_from_dict
 from amr.core.domain import CHANNELS, Channel, Source
 from amr.core.intervals import IntervalSource, IntervalStatus, IntervalValue, floor_interval
 from amr.store.backfill_state import BackfillState
