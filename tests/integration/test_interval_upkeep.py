@@ -18,6 +18,8 @@ from amr.config import config_from_dict
 from amr.core.domain import CHANNELS, Channel, Source
 from amr.core.intervals import IntervalSource, IntervalStatus, IntervalValue, floor_interval
 from amr.store.backfill_state import BackfillState
+from simulators.modbus import ModbusTcpSimulator
+from simulators.model import VirtualMeter
 from tests.api.live import fresh_database
 from tests.integration.test_collector import run
 from tests.support.builders import reading
@@ -129,3 +131,41 @@ def test_a_profile_meter_is_estimated_only_where_backfill_has_been(tmp_path: Pat
         stored = {v.start: v for v in app.store.intervals("M230", channels=[Channel.A_PLUS])}
         assert stored[t0 + 2 * HALF].source is IntervalSource.ESTIMATED and stored[t0 + 2 * HALF].wh == 1_000
         assert t0 + 6 * HALF not in stored
+
+
+def test_a_poll_of_a_modbus_meter_derives_the_intervals_settled_since(tmp_path: Path) -> None:
+    """A real poll over Modbus TCP: the half-hour whose edges were polled before is derived right after it."""
+    e0 = floor_interval(datetime.now(UTC)) - timedelta(hours=1)
+    virtual = VirtualMeter(SERIAL, address=7, start=e0 - timedelta(days=1))
+
+    async def scenario() -> None:
+        async with ModbusTcpSimulator([virtual]) as sim:
+            config = config_from_dict(
+                {
+                    "database": {"url": f"sqlite:///{tmp_path / 'amr.sqlite'}"},
+                    "buses": [{"name": "mb", "kind": "modbus-tcp", "url": sim.url, "timeout": "1s"}],
+                    "meters": [{"serial": SERIAL, "bus": "mb", "address": 7, "profile": "eastron-sdm630"}],
+                    "collector": {"buffer": str(tmp_path / "buffer.sqlite")},
+                },
+                environ={},
+            )
+            with App.open(config) as app:
+                app.ingestor.submit([reading(SERIAL, e0, "1.000", source=Source.MODBUS),
+                                     reading(SERIAL, e0 + HALF + timedelta(seconds=25), "1.400", source=Source.MODBUS)])
+                collector = Collector(app)
+                await collector.start(schedule=False)
+                try:
+                    result = await collector.poll_now(SERIAL)
+                    assert result.ok, result.error
+                    deadline = time.monotonic() + 10
+                    while not await asyncio.to_thread(app.store.intervals, SERIAL) and time.monotonic() < deadline:
+                        await asyncio.sleep(0.05)
+                finally:
+                    await collector.stop()
+                stored = app.store.intervals(SERIAL)
+                # the poll's own reading is no edge yet: [e0 + 30 min, e0 + 60 min) waits for a later poll
+                assert [(v.channel, v.start, v.wh, v.source) for v in stored] == [
+                    (Channel.A_PLUS, e0, 400, IntervalSource.DERIVED)
+                ]
+
+    run(scenario())
