@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,8 @@ from amr.store.backfill_state import BackfillState
 from simulators.modbus import ModbusTcpSimulator
 from simulators.model import VirtualMeter
 from tests.api.live import fresh_database
-from tests.integration.test_collector import run
+from tests.integration.test_cli import run as cli
+from tests.integration.test_collector import run, toml
 from tests.support.builders import reading
 
 HALF = timedelta(minutes=30)
@@ -169,3 +171,30 @@ def test_a_poll_of_a_modbus_meter_derives_the_intervals_settled_since(tmp_path: 
                 ]
 
     run(scenario())
+
+
+def test_amr_estimate_derives_estimates_and_sum_checks_a_modbus_meter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    e0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # 09:00 in Moscow
+    data = {
+        "database": {"url": f"sqlite:///{tmp_path / 'amr.sqlite'}"},
+        "site": {"timezone": "Europe/Moscow"},
+        "buses": [{"name": "mb", "kind": "modbus-tcp", "url": "tcp://127.0.0.1:9"}],
+        "meters": [{"serial": SERIAL, "bus": "mb", "address": 7, "profile": "eastron-sdm630"}],
+    }
+    path = tmp_path / "amr.toml"
+    path.write_text(toml(data), encoding="utf-8")
+    with App.open(path) as app:
+        app.ingestor.submit([reading(SERIAL, e0 + i * HALF, kwh, source=Source.MODBUS)
+                             for i, kwh in ((0, "10"), (1, "10.5"), (3, "11.5"), (4, "12"))])  # fmt: skip
+    code, out, _ = cli(capsys, "estimate", "-c", str(path), "--from", "2026-03-02", "--to", "2026-03-02", "--json")
+    assert code == 0
+    [report] = json.loads(out)
+    assert (report["meter"], report["derived"], report["accepted"], report["sum_mismatches"]) == (SERIAL, 2, 2, 0)
+    with App.open(path) as app:
+        stored = app.store.intervals(SERIAL, channels=[Channel.A_PLUS])
+    assert [(v.start - e0, v.wh, v.source.value) for v in stored] == [
+        (timedelta(0), 500, "derived"), (HALF, 500, "estimated"), (2 * HALF, 500, "estimated"),
+        (3 * HALF, 500, "derived"),
+    ]  # fmt: skip
