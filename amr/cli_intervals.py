@@ -105,7 +105,9 @@ def cmd_intervals(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from amr.cli import _open, _print_json
+    from amr.store.derived import derive_meter, without_profile
     from amr.store.estimates import estimate_meter
+    from amr.store.sum_checks import record_sum_check
 
     now = datetime.now(UTC)
     report: list[dict[str, Any]] = []
@@ -114,13 +116,18 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         start, end = _period(args, tz, now)
         chosen = [app.meter(args.meter)] if args.meter else list(app.meters.values())
         rules = app.interval_rules()
+        derived = without_profile(app.config)
         for meter in chosen:
-            estimate, written = estimate_meter(
-                app.store, meter, app.config.intervals, tz, start, min(end, now), now, rules
-            )
+            upto = min(end, now)
+            made = derive_meter(app.store, meter, app.config.intervals, start, upto, now, rules).accepted \
+                if meter.serial in derived else 0
+            estimate, written = estimate_meter(app.store, meter, app.config.intervals, tz, start, upto, now, rules)
+            mismatches = record_sum_check(app.store, meter, start, upto, now)
             report.append(
                 {
                     "meter": meter.serial,
+                    "derived": made,
+                    "sum_mismatches": len(mismatches),
                     **written.counts(),
                     "filled": [
                         {"channel": g.channel.value, "from": g.start.isoformat(), "to": g.end.isoformat(), "method": m}
@@ -137,7 +144,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         return 0
     for row in report:
         print(
-            f"{row['meter']}: {row['accepted']} estimated, {row['replaced']} re-estimated, "
+            f"{row['meter']}: {row['derived']} derived from registers, {row['accepted']} estimated, "
+            f"{row['replaced']} re-estimated, {row['sum_mismatches']} sum mismatch(es), "
             f"{len(row['left'])} gap(s) left"
         )
         for gap in row["left"]:
@@ -157,7 +165,9 @@ def add_parsers(command: Command) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_intervals)
 
-    p = command("estimate", "fill short gaps of interval data from the register readings (flagged estimated)")
+    p = command(
+        "estimate", "derive intervals from registers (meters without profiles), fill short gaps (flagged estimated)"
+    )
     p.add_argument("--meter", help="one meter (default: every meter)")
     p.add_argument("--from", dest="start", help="date (site's zone) or ISO datetime; default yesterday")
     p.add_argument("--to", dest="end", help="date (its whole day is included) or ISO datetime; default today")

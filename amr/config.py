@@ -579,6 +579,35 @@ class IntervalsConfig(_Section):
     shape_weeks: int = Field(
         4, ge=0, le=52, description="previous weeks whose same weekday gives the shape of an estimated gap"
     )
+    edge_tolerance: Duration = Field(
+        timedelta(minutes=1),
+        description="how far from an interval boundary a register reading may be to serve as its edge when "
+        "intervals are derived from registers (meters whose protocol keeps no profile)",
+    )
+    estimate_every: Duration | None = Field(
+        None,
+        description="how often the collector derives intervals from registers and estimates gaps of its meters "
+        "(unset: never by itself; `amr estimate` does it on demand)",
+    )
+    estimate_back: Duration = Field(
+        timedelta(days=2), description="how far back the collector's scheduled derivation and estimation look"
+    )
+
+    @field_validator("edge_tolerance")
+    @classmethod
+    def _short_tolerance(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0) or value >= timedelta(minutes=7, seconds=30):
+            raise ValueError(
+                "edge_tolerance must be at least 0 and shorter than half of a 15-minute interval, e.g. \"1m\""
+            )
+        return value
+
+    @field_validator("estimate_every")
+    @classmethod
+    def _sensible_every(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(minutes=1):
+            raise ValueError("estimate_every must be at least one minute, e.g. \"1h\" (or leave it unset)")
+        return value
 
     @field_validator("model_rated_power_kw")
     @classmethod

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from amr import __version__
 from amr.api.context import ApiContext, Poller
 from amr.api.errors import install_error_handlers
+from amr.api.interval_metrics import register as register_sum_check_metrics
 from amr.api.limits import BodyTimeout
 from amr.api.metrics import Metrics, MetricsMiddleware
 from amr.api.openapi import install_openapi
@@ -32,6 +33,7 @@ from amr.api.routes import (
     operations,
     public,
     readings,
+    sum_checks,
     system,
 )
 from amr.api.routes import registry as registry_routes
@@ -78,13 +80,14 @@ def create_app(
     )
     metrics = Metrics(registry)
     register_event_metrics(metrics.registry, app.store)
+    register_sum_check_metrics(metrics.registry, app.store)
     api.state.amr = ApiContext(app, passwords or Passwords(), metrics, poller)
     api.state.metrics = metrics
     install_error_handlers(api)
     install_openapi(api)
     routers = (auth, askue, accounts, meters, intervals, readings, public, moderation, dispatch, backfill, collectors,
                export, dashboard, operations, meter_ops)
-    for module in (*routers, registry_routes, system):
+    for module in (*routers, registry_routes, sum_checks, system):
         api.include_router(module.router)
     mount_dashboard(api)
     api.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -110,6 +110,10 @@ class Collector:
         self.alarms = AlarmSender(app.store, {m.id: s for s, m in app.meters.items()}, config.events.alarm)
         self.operations = MeterOperations(app, self, self.alarms.wake.set)  # clock and journals after polls
         self.on_poll.append(self.operations.on_poll)
+        from amr.collector.poll_derivation import PollDerivation
+
+        self.derivation = PollDerivation(self)  # intervals of meters without profiles, after their polls
+        self.on_poll.append(self.derivation.on_poll)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -162,6 +166,10 @@ class Collector:
             self.scheduler.start()
             self._warn_tight_schedules()
             self._start_backfill()
+        if schedule and self.config.intervals.estimate_every is not None:  # `amr.collector.interval_upkeep`
+            from amr.collector.interval_upkeep import IntervalUpkeep
+
+            self._tasks.append(asyncio.create_task(IntervalUpkeep(self).run(), name="amr-interval-upkeep"))
         log.info(
             "collecting %d polled meter(s) on %d bus(es) and %d push bus(es); buffer %s",
             len(self.polled), len(self.workers), len(self.pushers), self.buffer_path,
@@ -213,6 +221,7 @@ class Collector:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*list(self._inflight.values()), return_exceptions=True)
         await self.operations.close()
+        await self.derivation.close()
         left = await self.writer.close() if self.writer is not None else 0
         if self.sharing is not None:
             await self.sharing.stop()

@@ -60,3 +60,18 @@ class IntervalRevisionRow(Base):
     fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
 
     __table_args__ = (Index("ix_interval_revisions_key", "meter_id", "channel", "start"),)
+
+
+class IntervalMismatchRow(Base):
+    """A sum check that failed: the intervals between two register readings (`start`, `end`) of one
+    channel do not add up to the register delta within the register's resolution (`amr.store.sum_checks`)."""
+
+    __tablename__ = "interval_mismatches"
+    meter_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)  # the earlier reading's time
+    end: Mapped[datetime] = mapped_column(UTCDateTime)  # the later reading's time
+    register_wh: Mapped[int] = mapped_column(BigInteger)
+    intervals_wh: Mapped[int] = mapped_column(BigInteger)
+    tolerance_wh: Mapped[int] = mapped_column(BigInteger)
+    found_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -154,7 +154,7 @@ def test_every_route_is_covered() -> None:
         ("POST", "/api/v1/dispatch/meters/{serial}/clock"),
     }
     assert named <= set(OPERATIONS), named - set(OPERATIONS)
-    assert len(OPERATIONS) == 55
+    assert len(OPERATIONS) == 56
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
