@@ -44,6 +44,7 @@ from dlms_cosem import security as dlms_security
 from dlms_cosem.protocol import acse, xdlms  # type: ignore[import-untyped]
 
 from simulators.dlms import axdr, operations, security
+from simulators.dlms import profile as _profile  # noqa: F401  (adds the load profile to OBJECTS)
 from simulators.dlms.objects import CLOCK, OBJECTS, Obis, Reading
 from simulators.dlms.security import Keys
 
@@ -397,9 +398,12 @@ class Association:
         class_id, obis, attribute = _attribute(apdu[3:12])
         selection = apdu[12:13]
         error = self._check(class_id, obis)
-        if error is None and selection not in (b"", b"\x00"):
-            error = enums.DataAccessResult.OTHER_REASON  # no object here takes selective access yet
-        data = None if error is not None else OBJECTS[obis].read(attribute, self.read())
+        data = None
+        if error is None and selection not in (b"", b"\x00"):  # 01 <selector> <parameters>: selective access
+            data = OBJECTS[obis].read_selected(attribute, apdu[13:], self.read())
+            error = enums.DataAccessResult.OTHER_REASON if data is None else None
+        elif error is None:
+            data = OBJECTS[obis].read(attribute, self.read())
         if data is None:
             result = error or enums.DataAccessResult.OBJECT_UNDEFINED
             return bytes(xdlms.GetResponseNormalWithError(error=result, invoke_id_and_priority=invoke).to_bytes())
