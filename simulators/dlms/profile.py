@@ -22,8 +22,8 @@ empty). Any other selection is answered with other-reason.
 from __future__ import annotations
 
 import threading
-from functools import partial
 from datetime import datetime, timedelta
+from functools import partial
 
 from simulators.dlms import axdr
 from simulators.dlms.objects import CLOCK, CLOCK_OBIS, OBJECTS, PROFILE_GENERIC, REGISTER, CosemObject, Obis, Reading
