@@ -44,7 +44,7 @@ from dlms_cosem import security as dlms_security
 from dlms_cosem.protocol import acse, xdlms  # type: ignore[import-untyped]
 
 from simulators.dlms import axdr, clock, operations, security
-from simulators.dlms import profile as _profile  # noqa: F401  (adds the load profile to OBJECTS)
+from simulators.dlms import journals as _journals  # noqa: F401  (adds the load profile and event logs to OBJECTS)
 from simulators.dlms.objects import CLOCK, OBJECTS, Obis, Reading
 from simulators.dlms.security import Keys
 

@@ -76,6 +76,13 @@ def _entries(reading: Reading, since: datetime | None = None, until: datetime | 
 
 def _selected(reading: Reading, access: bytes) -> bytes | None:
     """The buffer by a range of the clock column; None for a selection this meter does not take."""
+    found = parse_range(access, reading.timezone)
+    return None if found is None else _entries(reading, *found)
+
+
+def parse_range(access: bytes, timezone: str) -> tuple[datetime, datetime] | None:
+    """[from, to] (UTC) of a range_descriptor on the clock column with every column selected; None for
+    any other selection."""
     body = access[1:]
     head = len(RESTRICTING_CLOCK) + 2
     if access[:1] != bytes((RANGE,)) or body[:2] != b"\x02\x04" or body[2:head] != RESTRICTING_CLOCK:
@@ -85,11 +92,10 @@ def _selected(reading: Reading, access: bytes) -> bytes | None:
     ):
         return None
     try:
-        since = axdr.parse_date_time(body[head + 2 : head + 14], reading.timezone)
-        until = axdr.parse_date_time(body[head + 16 : head + 28], reading.timezone)
+        return (axdr.parse_date_time(body[head + 2 : head + 14], timezone),
+                axdr.parse_date_time(body[head + 16 : head + 28], timezone))
     except ValueError:
         return None
-    return _entries(reading, since, until)
 
 
 def _capture_objects() -> bytes:

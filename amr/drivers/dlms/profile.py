@@ -135,9 +135,14 @@ def layout_of(columns: list[Column], period_seconds: int, scalers: dict[str, val
 def range_descriptor(start: datetime, end: datetime, period: timedelta, site: tzinfo) -> Any:
     """The range of clock values of the entries of the intervals starting in [start, end): their capture
     times, start + period to end (inclusive), in the site's local time with its deviation."""
+    return clock_range(start + period, end, site)
+
+
+def clock_range(since: datetime, until: datetime, site: tzinfo) -> Any:
+    """A range_descriptor of the clock column 0.0.1.0.0.255 attribute 2, [since, until] in local time."""
     clock = CaptureObject(cosem.CosemAttribute(enumerations.CosemInterface.CLOCK, cosem.Obis.from_string(CLOCK_OBIS),
                                                2), 0)
-    return RangeDescriptor(clock, (start + period).astimezone(site), end.astimezone(site))
+    return RangeDescriptor(clock, since.astimezone(site), until.astimezone(site))
 
 
 def _flags(status: int) -> ProfileFlag:
@@ -238,4 +243,5 @@ class DlmsProfiles(ProfileReader):
         return await self.workers.run(operations.in_session, self, meter, work)
 
 
-__all__ = ["DlmsProfiles", "Layout", "parse_capture_objects", "range_descriptor", "read", "records_from_buffer"]
+__all__ = ["DlmsProfiles", "Layout", "clock_range", "parse_capture_objects", "range_descriptor", "read",
+           "records_from_buffer"]
