@@ -28,7 +28,7 @@ def _meter(serial: str) -> VirtualMeter:
     meter = VirtualMeter(serial, address=17, start=NOW - timedelta(days=2))
     outage = (NOW - timedelta(hours=5), NOW - timedelta(hours=4, minutes=50))
     simulated_profile.PROFILES[serial] = ProfileMemory(meter, records=simulated_profile.ENTRIES, outages=[outage])
-    simulated.EVENTS[serial] = [(0, NOW - timedelta(hours=3), 3), (0, NOW - timedelta(hours=3) + timedelta(minutes=2), 4),
+    simulated.EVENTS[serial] = [(0, NOW - timedelta(hours=3), 3), (0, NOW - timedelta(hours=2, minutes=58), 4),
                                 (4, NOW - timedelta(hours=1), 4), (4, NOW - timedelta(minutes=30), 77)]
     return meter
 
@@ -36,7 +36,7 @@ def _meter(serial: str) -> VirtualMeter:
 def test_amr_events_read_stores_each_dlms_event_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     meter = _meter("DE1")
 
-    async def scenario() -> tuple[list[dict[str, Any]], int]:
+    async def scenario() -> list[dict[str, Any]]:
         async with DlmsWrapperSimulator([meter]) as sim:
             host = sim.url("DE1").split("://", 1)[1]
             data = {
@@ -53,10 +53,10 @@ def test_amr_events_read_stores_each_dlms_event_once(tmp_path: Path, capsys: pyt
                 assert await asyncio.to_thread(main, ["events", "-c", str(path), "--read", "--json"]) == 0
                 capsys.readouterr()
             assert await asyncio.to_thread(main, ["events", "-c", str(path), "--json"]) == 0
-            listed = json.loads(capsys.readouterr().out)["events"]
-            return listed, 0
+            listed: list[dict[str, Any]] = json.loads(capsys.readouterr().out)["events"]
+            return listed
 
-    listed, _ = asyncio.run(asyncio.wait_for(scenario(), 30))
+    listed = asyncio.run(asyncio.wait_for(scenario(), 30))
     got = [(e["code"], e["detail"], e["timestamp"]) for e in listed]
     at = [(NOW - d).isoformat() for d in (timedelta(hours=5), timedelta(hours=4, minutes=50), timedelta(hours=3),
                                           timedelta(hours=2, minutes=58), timedelta(hours=1), timedelta(minutes=30))]
