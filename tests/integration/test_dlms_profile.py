@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,24 +17,33 @@ from amr.core.domain import Channel
 from amr.core.intervals import ProfileFlag
 from amr.drivers.dlms.driver import DlmsTcpDriver
 from amr.drivers.profiles import ProfileRecords
-from simulators.dlms import DlmsWrapperSimulator
+from simulators.dlms import DlmsHdlcSimulator, DlmsWrapperSimulator
 from simulators.dlms import profile as simulated
 from simulators.model import VirtualMeter
 from simulators.profile_memory import ProfileMemory
+from tests.support.background import in_thread
 
 NOW = datetime(2026, 1, 15, 9, 40, tzinfo=UTC)
 
 
-def test_a_range_with_an_outage_reads_each_closed_period_once_with_exact_energy() -> None:
+@pytest.mark.parametrize("framing", ["wrapper", "hdlc"])
+def test_a_range_with_an_outage_reads_each_closed_period_once_with_exact_energy(framing: str) -> None:
     meter = VirtualMeter("DP1", address=17, start=NOW - timedelta(days=3))
     outage = (NOW - timedelta(hours=5, minutes=10), NOW - timedelta(hours=3, minutes=45))  # 04:30 to 05:55
     memory = simulated.PROFILES["DP1"] = ProfileMemory(meter, records=simulated.ENTRIES, outages=[outage])
 
     async def scenario() -> list[ProfileRecords]:
-        async with DlmsWrapperSimulator([meter], clock=lambda: NOW) as sim:
+        sim: DlmsWrapperSimulator | DlmsHdlcSimulator
+        if framing == "wrapper":
+            sim = DlmsWrapperSimulator([meter], clock=lambda: NOW)
+        else:  # HDLC over TCP, an RS-485 converter's way
+            sim = DlmsHdlcSimulator([meter], transport="tcp", baudrate=115200, clock=lambda: NOW)
+        async with sim:
+            url = sim.url("DP1") if isinstance(sim, DlmsWrapperSimulator) else "tcp://" + sim.url.split("://", 1)[1]
             driver = DlmsTcpDriver(BusConfig.model_validate(
-                {"name": "d", "kind": "dlms-tcp", "url": sim.url("DP1"), "timeout": 2, "retries": 0}))
-            config = MeterConfig.model_validate({"serial": "DP1", "address": 17, "dlms": {"host": sim.url("DP1")}})
+                {"name": "d", "kind": "dlms-tcp", "url": url, "timeout": 2, "retries": 0,
+                 "dlms": {"transport": framing}}))
+            config = MeterConfig.model_validate({"serial": "DP1", "address": 17, "dlms": {"host": url}})
             try:
                 recent = await driver.read_profile(config, NOW - timedelta(hours=8), NOW + timedelta(hours=1))
                 long_ago = await driver.read_profile(config, NOW - timedelta(days=2), NOW - timedelta(days=1))
@@ -66,22 +74,8 @@ def served() -> Iterator[str]:
     meter = VirtualMeter("47000001", address=17, start=now - timedelta(days=3))
     simulated.PROFILES.pop(meter.serial, None)
     sim = DlmsWrapperSimulator([meter])
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    stop = asyncio.Event()
-
-    async def serve() -> None:
-        async with sim:
-            started.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    assert started.wait(10)
-    yield sim.url(meter.serial).split("://", 1)[1]
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(10)
-    loop.close()
+    with in_thread(sim):
+        yield sim.url(meter.serial).split("://", 1)[1]
 
 
 def test_backfill_reads_the_dlms_profile_into_the_store(served: str, tmp_path: Path,

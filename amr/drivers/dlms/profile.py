@@ -94,6 +94,7 @@ class Layout:
     channels: dict[int, tuple[Channel, values.ScalerUnit]]
     status: int | None
     period: timedelta
+    clock_obis: str = CLOCK_OBIS  # the clock column's object, the range's restricting object
 
 
 def parse_capture_objects(data: bytes) -> list[Column]:
@@ -129,18 +130,19 @@ def layout_of(columns: list[Column], period_seconds: int, scalers: dict[str, val
     if period_seconds <= 0:
         raise errors.protocol(f"{PROFILE_OBIS}: capture period {period_seconds} s (not periodic)", errors.VALUE,
                               retryable=False)
-    return Layout(clock, channels, status, timedelta(seconds=period_seconds))
+    return Layout(clock, channels, status, timedelta(seconds=period_seconds), columns[clock].obis)
 
 
-def range_descriptor(start: datetime, end: datetime, period: timedelta, site: tzinfo) -> Any:
+def range_descriptor(start: datetime, end: datetime, period: timedelta, site: tzinfo,
+                     clock_obis: str = CLOCK_OBIS) -> Any:
     """The range of clock values of the entries of the intervals starting in [start, end): their capture
     times, start + period to end (inclusive), in the site's local time with its deviation."""
-    return clock_range(start + period, end, site)
+    return clock_range(start + period, end, site, clock_obis)
 
 
-def clock_range(since: datetime, until: datetime, site: tzinfo) -> Any:
-    """A range_descriptor of the clock column 0.0.1.0.0.255 attribute 2, [since, until] in local time."""
-    clock = CaptureObject(cosem.CosemAttribute(enumerations.CosemInterface.CLOCK, cosem.Obis.from_string(CLOCK_OBIS),
+def clock_range(since: datetime, until: datetime, site: tzinfo, clock_obis: str = CLOCK_OBIS) -> Any:
+    """A range_descriptor of the clock column (0.0.1.0.0.255) attribute 2, [since, until] in local time."""
+    clock = CaptureObject(cosem.CosemAttribute(enumerations.CosemInterface.CLOCK, cosem.Obis.from_string(clock_obis),
                                                2), 0)
     return RangeDescriptor(clock, since.astimezone(site), until.astimezone(site))
 
@@ -217,7 +219,8 @@ def read(session: Session, link: MeterLink, start: datetime, end: datetime, site
     meter_clock = values.clock(session.get(CLOCK_CLASS, link.obis(CLOCK, CLOCK_OBIS), 2), site)
     found = ProfileRecords()
     if start < end:
-        buffer = session.get(PROFILE_GENERIC, PROFILE_OBIS, BUFFER, range_descriptor(start, end, layout.period, site))
+        access = range_descriptor(start, end, layout.period, site, layout.clock_obis)
+        buffer = session.get(PROFILE_GENERIC, PROFILE_OBIS, BUFFER, access)
         found.extend(r for r in records_from_buffer(buffer, layout, site) if start <= r.start < end)
     found.complete_until = floor_interval(meter_clock, layout.period)  # a period the meter has not closed yet
     return found
