@@ -77,3 +77,13 @@ def test_a_channel_in_the_wrong_unit_is_refused() -> None:
     stamp = bytes.fromhex("090c07ea010f040d000000ff4c00")
     with pytest.raises(ProtocolError, match="unit varh, expected Wh"):
         profile.records_from_buffer(bytes.fromhex("0101" + _entry(stamp, 1, 0)), layout, MOSCOW)
+
+
+def test_memory_depth_is_120_days_unless_the_meter_says() -> None:
+    from amr.config import BusConfig, MeterConfig
+    from amr.drivers.dlms.driver import DlmsTcpDriver
+
+    driver = DlmsTcpDriver(BusConfig.model_validate({"name": "d", "kind": "dlms-tcp", "url": "tcp://127.0.0.1:4059"}))
+    assert driver.memory_depth(MeterConfig(serial="a", address=17)) == timedelta(days=120)
+    short = MeterConfig.model_validate({"serial": "b", "address": 17, "profile_depth": "60d"})
+    assert driver.memory_depth(short) == timedelta(days=60)

@@ -50,8 +50,8 @@ from amr.core.domain import Channel
 from amr.core.intervals import ProfileFlag, ProfileRecord, aligned, floor_interval
 from amr.drivers.dlms import errors, values
 from amr.drivers.dlms.session import Session
-from amr.drivers.dlms.settings import CLOCK, CLOCK_OBIS, MeterLink
-from amr.drivers.profiles import ProfileReader, ProfileRecords, configured_depth
+from amr.drivers.dlms.settings import CLOCK, CLOCK_OBIS, DlmsMeterSettings, MeterLink
+from amr.drivers.profiles import ProfileReader, ProfileRecords
 
 if TYPE_CHECKING:
     from amr.drivers.dlms.workers import Workers
@@ -235,7 +235,7 @@ class DlmsProfiles(ProfileReader):
 
     def memory_depth(self, meter: MeterConfig) -> timedelta:
         """120 days, or the meter's ``profile_depth``."""
-        return configured_depth(meter, DEFAULT_DEPTH)
+        return DlmsMeterSettings.of(meter).profile_depth or DEFAULT_DEPTH
 
     async def read_profile(self, meter: MeterConfig, start: datetime, end: datetime) -> list[ProfileRecord]:
         """The records of [start, end) in one association, in one of the bus's threads."""

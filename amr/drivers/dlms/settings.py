@@ -214,8 +214,8 @@ class DlmsMeterSettings(MeterSettings):
     ``profile_depth`` (how far back its load profile reaches; 120 days when none)."""
 
     password: SecretStr | None = Field(None, repr=False)
-    profile_depth: Duration | None = None
     dlms: DlmsMeterTable = DlmsMeterTable()
+    profile_depth: Duration | None = None
 
 
 def meter_link(bus: DlmsBusTable, meter: MeterConfig) -> MeterLink:
