@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from rtoml import dumps
 
 from amr.cli import main
 from amr.config import BusConfig, MeterConfig
@@ -81,27 +82,14 @@ def served() -> Iterator[str]:
 def test_backfill_reads_the_dlms_profile_into_the_store(served: str, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "amr.toml"
-    config.write_text(f"""
-[database]
-url = "sqlite:///{tmp_path / 'amr.sqlite'}"
-[site]
-timezone = "Europe/Moscow"
-[backfill]
-first = "12h"
-chunk = "6h"
-[[buses]]
-name = "gprs"
-kind = "dlms-tcp"
-url = "tcp://{served}"
-timeout = "2s"
-dlms = {{ transport = "wrapper", client = 16, authentication = "none" }}
-[[meters]]
-serial = "47000001"
-bus = "gprs"
-address = 17
-ct_ratio = 10
-dlms = {{ host = "{served}" }}
-""", encoding="utf-8")
+    config.write_text(dumps({
+        "database": {"url": f"sqlite:///{tmp_path / 'amr.sqlite'}"},
+        "site": {"timezone": "Europe/Moscow"},
+        "backfill": {"first": "12h", "chunk": "6h"},
+        "buses": [{"name": "gprs", "kind": "dlms-tcp", "url": f"tcp://{served}", "timeout": "2s",
+                   "dlms": {"transport": "wrapper", "client": 16, "authentication": "none"}}],
+        "meters": [{"serial": "47000001", "bus": "gprs", "address": 17, "ct_ratio": 10, "dlms": {"host": served}}],
+    }), encoding="utf-8")
     assert main(["backfill", "-c", str(config), "--json"]) == 0
     (meter,) = json.loads(capsys.readouterr().out)["meters"]
     assert meter["meter"] == "47000001" and meter["error"] is None and meter["lost"] is None
