@@ -32,11 +32,12 @@ def test_bytes_of_a_date_time_in_the_site_zone() -> None:
 def test_amr_clock_sync_shifts_sets_and_names_the_client_a_refusal_needs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    drift = {"DC1": timedelta(minutes=4), "DC2": timedelta(minutes=4), "DC3": timedelta(minutes=30)}
+    drift = {"DC1": timedelta(minutes=4), "DC2": timedelta(minutes=4), "DC3": timedelta(minutes=30),
+             "DC4": timedelta(minutes=-20)}
     meters = [VirtualMeter(s, address=17 + i, faults=Faults(clock_drift=d)) for i, (s, d) in enumerate(drift.items())]
 
     async def scenario() -> list[dict[str, Any]]:
-        async with DlmsWrapperSimulator(meters) as sim:
+        async with DlmsWrapperSimulator(meters, passwords={"DC4": {48: "its-own-48"}}) as sim:
             hosts = {m.serial: sim.url(m.serial).split("://", 1)[1] for m in meters}
             data = {
                 "database": {"url": f"sqlite:///{tmp_path / 'amr.sqlite'}"},
@@ -49,6 +50,8 @@ def test_amr_clock_sync_shifts_sets_and_names_the_client_a_refusal_needs(
                     {"serial": "DC1", "bus": "gprs", "address": 17, "dlms": {"host": hosts["DC1"], **CONFIGURATOR}},
                     {"serial": "DC2", "bus": "gprs", "address": 18, "dlms": {"host": hosts["DC2"]}},
                     {"serial": "DC3", "bus": "gprs", "address": 19, "dlms": {"host": hosts["DC3"]}},
+                    {"serial": "DC4", "bus": "gprs", "address": 20,  # read as 48 with its own password: set with it
+                     "dlms": {"host": hosts["DC4"], **CONFIGURATOR, "password": "its-own-48"}},
                 ],
             }
             path = tmp_path / "amr.toml"
@@ -63,7 +66,7 @@ def test_amr_clock_sync_shifts_sets_and_names_the_client_a_refusal_needs(
     assert synced["DC1"]["state"] == "corrected" and synced["DC1"]["events"] == ["clock.corrected"]
     assert simulated.SHIFTS["DC1"] == [-240]  # shift_time(-240) once
     assert synced["DC2"]["state"] == "refused" and "configurator, 48" in synced["DC2"]["message"]
-    assert synced["DC3"]["state"] == "set"  # beyond ±900 s: SET as the configurator with admin_password
-    assert after["DC1"]["state"] == after["DC3"]["state"] == "ok"
-    assert abs(after["DC1"]["drift_s"]) < 2 and abs(after["DC3"]["drift_s"]) < 2
+    assert synced["DC3"]["state"] == synced["DC4"]["state"] == "set"  # beyond ±900 s: SET as the configurator
+    assert after["DC1"]["state"] == after["DC3"]["state"] == after["DC4"]["state"] == "ok"
+    assert all(abs(after[s]["drift_s"]) < 2 for s in ("DC1", "DC3", "DC4"))
     assert after["DC2"]["drift_s"] > 230

@@ -13,7 +13,8 @@ A drift within ±900 s is shifted (the meter keeps its own sub-second phase and 
 logged as a correction in the meter); a larger one is set outright, in the site's local time with
 its deviation, sent as it is when the SET leaves (the time spent associating is added). СПОДЭС
 lets only the configurator (client 48) write the clock: a meter configured with another client is
-refused (``dlms.access_denied``); `set_clock` given a password associates as client 48 with it (LLS).
+refused (``dlms.access_denied``); `set_clock` given a password associates as client 48 with it (LLS)
+unless the meter is read as client 48 already.
 Each operation is an association of its own (`operations.in_session`).
 """
 
@@ -135,12 +136,15 @@ class DlmsClock:
 
 
 def _as_configurator(driver: Any, meter: MeterConfig, password: str, work: Any) -> None:
-    """`work` in an association as client 48 with LLS `password` (the meter's other link settings kept)."""
+    """`work` in an association as client 48: the meter's own when it is read as 48, else with LLS
+    `password` (the meter's other link settings kept)."""
 
     def on_port(port: Any, link: MeterLink, meter: MeterConfig, timeout: float) -> None:
-        security = link.security.model_copy(update={"client": CONFIGURATOR, "authentication": "lls",
-                                                    "password": SecretStr(password)})
-        admin = dataclasses.replace(link, security=security)
+        admin = link  # a meter read as the configurator already: its own credentials (LLS or HLS-GMAC)
+        if link.security.client != CONFIGURATOR:
+            security = link.security.model_copy(update={"client": CONFIGURATOR, "authentication": "lls",
+                                                        "password": SecretStr(password)})
+            admin = dataclasses.replace(link, security=security)
         driver._associated(port, admin, meter, timeout, lambda session: work(session, admin))
 
     driver._on_port(meter, on_port)
