@@ -51,8 +51,11 @@ class ProfileMemory:
         constant: int = 500,
         outages: Iterable[Outage] = (),
         clock_changes: Iterable[datetime] = (),
+        records: int = prof.RECORDS,
     ) -> None:
-        """Records from `start` (default: the meter's start); `constant` in pulses per kWh (variant code 3: 500)."""
+        """Records from `start` (default: the meter's start); `constant` in pulses per kWh (variant code 3: 500);
+        `records`: how many the memory holds (Mercury: 4096)."""
+        self.records = records
         self.meter = meter
         self.period = period
         self.constant = constant
@@ -91,7 +94,7 @@ class ProfileMemory:
     def times(self, now: datetime) -> Sequence[datetime]:
         """The starts of the records still held at `now`, oldest first."""
         self._advance(now)
-        return self._times[-prof.RECORDS :]
+        return self._times[-self.records :]
 
     def cause(self, begin: datetime) -> str | None:
         """Why the period starting at `begin` is incomplete: "power", "clock" or None."""

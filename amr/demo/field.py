@@ -16,7 +16,7 @@ ME-301..3  Mercury 230 on a pty,        two tariff zones; ME-302's register wrap
 IE-401     IEC 62056-21 over TCP        a socket:// RS-485 converter, signs on at 9600 baud
 MQ-501/2   MQTT gateway (amr JSON)      MQ-501 is a prosumer: solar export shows in A-
 DL-601/2   DLMS/COSEM (СПОДЭС), TCP     public client, four tariffs; DL-602's clock runs
-           wrapper, a port each         `DRIFT` ahead (the clock drift shows on its page)
+           wrapper, a port each         `DRIFT` ahead (shifted back by the collector)
 =========  ==========================  ======================================================
 """
 
@@ -44,6 +44,7 @@ SILENT_SINCE = timedelta(hours=3)  # ME-303 answered until 3 hours ago
 WRAP_AGO = timedelta(hours=20)  # ME-302's register wrapped about this long ago
 LOAD_FACTOR = 0.836  # the model's mean daily load ÷ its base power
 DRIFT = timedelta(minutes=4)  # DL-602's clock runs this far ahead
+CLOCK_METER = "DL-602"  # read as the configurator, so the collector shifts its clock (shift_time, ±900 s)
 RELAY_METER = "DL-601"  # its relay may be switched from the dashboard (as the configurator)
 CONFIGURATOR_PASSWORD = "1234567812345678"  # the simulated СПОДЭС meters' client 48 (simulators.dlms.server)
 ME301_DRIFT = timedelta(seconds=50)  # ME-301's clock runs this far ahead: the collector corrects it (±4 min a day)
@@ -264,7 +265,7 @@ def config_data(fld: Field, folder: Path, mqtt_url: str | None, port: int) -> di
             entry["registers"] = spec.registers
         if spec.serial in fld.hosts:
             entry["dlms"] = {"host": fld.hosts[spec.serial]}
-            if spec.serial == RELAY_METER:  # read as the configurator, who may switch its relay
+            if spec.serial in (RELAY_METER, CLOCK_METER):  # as the configurator: it may switch, shift the clock
                 entry["dlms"].update(client=48, authentication="lls", password=CONFIGURATOR_PASSWORD)
         meters.append(entry)
     return {

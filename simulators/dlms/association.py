@@ -13,7 +13,7 @@ and an unknown class or a short-name context must be answered, not crash a parse
               C0 02 II <block number:4>                                           Get-Request-Next
     SET       C1 01 II <class:2> <OBIS:6> <attribute:1> 00 <data>                  Set-Request-Normal
     ACTION    C3 01 II <class:2> <OBIS:6> <method:1> <00 | 01 data>                Action-Request-Normal
-              (the disconnect control: `simulators.dlms.operations`)
+              (the disconnect control: `simulators.dlms.operations`; shift_time: `simulators.dlms.clock`)
     RLRQ      62 L  80 01 00 ...                                                   release, reason normal
 
 Answers are encoded with the ``dlms-cosem`` library's APDU classes (AARE, Get-Response-With-Block /
@@ -43,7 +43,8 @@ from dlms_cosem import enumerations as enums  # type: ignore[import-untyped]
 from dlms_cosem import security as dlms_security
 from dlms_cosem.protocol import acse, xdlms  # type: ignore[import-untyped]
 
-from simulators.dlms import axdr, operations, security
+from simulators.dlms import axdr, clock, operations, security
+from simulators.dlms import journals as _journals  # noqa: F401  (adds the load profile and event logs to OBJECTS)
 from simulators.dlms.objects import CLOCK, OBJECTS, Obis, Reading
 from simulators.dlms.security import Keys
 
@@ -230,6 +231,8 @@ class Association:
             return self._get(apdu)
         if tag == SET_REQUEST and len(apdu) >= 3:
             return self._set(apdu)
+        if tag == ACTION_REQUEST and clock.is_shift(apdu):
+            return clock.shift(apdu, self.client_sap, CONFIGURATOR, self.read(), self.set_clock)
         if tag == ACTION_REQUEST and len(apdu) >= 3:
             return operations.act(apdu, self.client_sap, CONFIGURATOR, self.read())
         raise RequestError(f"APDU {tag:02X} is not served")
@@ -397,9 +400,12 @@ class Association:
         class_id, obis, attribute = _attribute(apdu[3:12])
         selection = apdu[12:13]
         error = self._check(class_id, obis)
-        if error is None and selection not in (b"", b"\x00"):
-            error = enums.DataAccessResult.OTHER_REASON  # no object here takes selective access yet
-        data = None if error is not None else OBJECTS[obis].read(attribute, self.read())
+        data = None
+        if error is None and selection not in (b"", b"\x00"):  # 01 <selector> <parameters>: selective access
+            data = OBJECTS[obis].read_selected(attribute, apdu[13:], self.read())
+            error = enums.DataAccessResult.OTHER_REASON if data is None else None
+        elif error is None:
+            data = OBJECTS[obis].read(attribute, self.read())
         if data is None:
             result = error or enums.DataAccessResult.OBJECT_UNDEFINED
             return bytes(xdlms.GetResponseNormalWithError(error=result, invoke_id_and_priority=invoke).to_bytes())

@@ -8,8 +8,8 @@ date-time (writable), 3 the time zone in minutes, 9 the clock base (1: the mains
 The association 0.0.40.0.0.255 (class 15, version 1): attribute 2 the object list, the long
 answer a client reads through GET blocks.
 
-Still to come, with their rows in `OBJECTS`: the load profile 1.0.99.1.0.255 (class 7) and the event
-logs 0.0.99.98.x.255 (class 7). The disconnect control 0.0.96.3.10.255 (class 70) and the
+The load profile 1.0.99.1.0.255 (class 7) is added by `simulators.dlms.profile`; still to come: the
+event logs 0.0.99.98.x.255 (class 7). The disconnect control 0.0.96.3.10.255 (class 70) and the
 instantaneous values are added by `simulators.dlms.operations`.
 """
 
@@ -52,6 +52,13 @@ class CosemObject:
     obis: Obis
     attributes: dict[int, Callable[[Reading], bytes]] = field(default_factory=dict)
     writable: frozenset[int] = frozenset()  # attributes a configurator may SET
+    selective: dict[int, Callable[[Reading, bytes], bytes | None]] = field(default_factory=dict)  # by access
+
+    def read_selected(self, attribute: int, access: bytes, reading: Reading) -> bytes | None:
+        """The encoded value of `attribute` under selective `access` (selector and parameters), None when the
+        object takes no such selection."""
+        encoder = self.selective.get(attribute)
+        return None if encoder is None else encoder(reading, access)
 
     def read(self, attribute: int, reading: Reading) -> bytes | None:
         """The encoded value of `attribute`, None when the object has no such attribute."""

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +13,7 @@ from amr.cli import main
 from simulators.model import VirtualMeter
 from simulators.profile_memory import ProfileMemory
 from simulators.serial_meters import MercurySimulator
+from tests.support.background import in_thread
 
 NOW = datetime.now(UTC)
 
@@ -24,22 +23,8 @@ def line() -> Iterator[str]:
     """The pty of a simulated line with meter 41000051 (3 days of profile), served by another thread."""
     meter = VirtualMeter("41000051", address=51, start=NOW - timedelta(days=3))
     sim = MercurySimulator([meter], line_speed=False, profiles={meter.serial: ProfileMemory(meter)})
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    stop = asyncio.Event()
-
-    async def serve() -> None:
-        async with sim:
-            started.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    assert started.wait(10)
-    yield sim.url
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(10)
-    loop.close()
+    with in_thread(sim):
+        yield sim.url
 
 
 def write_config(tmp_path: Path, url: str) -> Path:
@@ -100,7 +85,8 @@ def test_bad_requests_are_one_line_and_an_exit_code(
 ) -> None:
     config = str(write_config(tmp_path, line))
     assert main(["backfill", "-c", config, "--meter", "MB-1"]) == 1
-    assert "modbus-tcp bus, which reads no profiles (mercury230, iec62056-21 do)" in capsys.readouterr().err
+    expected = "modbus-tcp bus, which reads no profiles (mercury230, iec62056-21, dlms-tcp, dlms-hdlc do)"
+    assert expected in capsys.readouterr().err
     assert main(["backfill", "-c", config, "--meter", "nope"]) == 1
     assert "no meter 'nope'" in capsys.readouterr().err
     assert main(["backfill", "-c", config, "--from", "2026-13-01"]) == 1

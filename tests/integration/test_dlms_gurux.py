@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta, timezone
+from fractions import Fraction
 
 import pytest
 
@@ -189,3 +190,19 @@ def test_object_list_longer_than_the_pdu_comes_through_get_blocks(framing: bool)
     # 22 entries of about 20 bytes in 128-byte PDUs: the first block, then GetRequestNext for each of the others
     asked_next = sum(chunk.count(bytes.fromhex("c002c1")) for chunk in meter.received)
     assert asked_next >= 3
+
+
+def test_the_load_profile_by_range_from_another_implementation() -> None:
+    start = datetime(2026, 1, 15, 0, 0, tzinfo=MOSCOW)
+    rows = [(start + timedelta(minutes=30 * i), 1000 + 5 * i, 0x80 if i == 7 else 0) for i in range(20)]
+    spec = MeterSpec(clock=datetime(2026, 1, 15, 12, 0, tzinfo=MOSCOW), physical_address=17, max_pdu=128, profile=rows)
+    with serving(spec, hdlc=False) as meter:
+        driver = DlmsTcpDriver(_bus(meter.port, max_pdu_size=128))
+        since, until = datetime(2026, 1, 14, 23, 0, tzinfo=UTC), datetime(2026, 1, 15, 3, 0, tzinfo=UTC)
+        records = asyncio.run(driver.read_profile(MeterConfig(serial="m1", address=17), since, until))
+        assert meter.errors == []
+    # captured at 02:30..06:00 Moscow, the ends of the intervals starting 23:00..02:30 UTC
+    assert [r.start for r in records] == [since + timedelta(minutes=30 * i) for i in range(8)]
+    assert records[0].exact == {Channel.A_PLUS: Fraction(1025, 10)}  # row 5: 1025 tenths of Wh
+    assert [bool(r.flags) for r in records] == [i == 2 for i in range(8)]  # row 7: power down
+    assert sum(chunk.count(bytes.fromhex("c002c1")) for chunk in meter.received) >= 1  # GET blocks

@@ -33,9 +33,13 @@ from gurux_dlms.enums.SourceDiagnostic import SourceDiagnostic  # type: ignore[i
 from gurux_dlms.GXByteBuffer import GXByteBuffer  # type: ignore[import-untyped]
 from gurux_dlms.GXDLMSLongTransaction import GXDLMSLongTransaction  # type: ignore[import-untyped]
 from gurux_dlms.internal._GXCommon import _GXCommon  # type: ignore[import-untyped]
+from gurux_dlms.internal._GXDataInfo import _GXDataInfo  # type: ignore[import-untyped]
 from gurux_dlms.objects import (  # type: ignore[import-untyped]
     GXDLMSAssociationLogicalName,
+    GXDLMSCaptureObject,
     GXDLMSClock,
+    GXDLMSData,
+    GXDLMSProfileGeneric,
     GXDLMSRegister,
 )
 from gurux_dlms.secure import GXDLMSSecureServer  # type: ignore[import-untyped]
@@ -93,6 +97,32 @@ class ExactRegister(GXDLMSRegister):  # type: ignore[misc]
         return super().getValue(settings, e)
 
 
+class RangeProfile(GXDLMSProfileGeneric):  # type: ignore[misc]
+    """A profile generic whose buffer answers selective access by range (access selector 1).
+
+    Fixes of Gurux's range read (``__getProfileGenericData``): it asks its ValueEventArgs for
+    ``getRowEndIndex()``, which the class lacks (an AttributeError); it keeps the rows with
+    ``tm >= start >= 0 and tm <= end``, comparing the range's start, a datetime, with 0 (a
+    TypeError); and an empty ``selected_values`` (every column, Blue Book) becomes a list holding the
+    column list, so no column is written. Here: the rows whose clock lies in [from, to], every column.
+    """
+
+    def _GXDLMSProfileGeneric__getProfileGenericData(self, settings: Any, e: Any) -> Any:  # noqa: N802 - Gurux's
+        if e.selector != 1 or e.parameters is None or e.rowEndIndex != 0:
+            return super()._GXDLMSProfileGeneric__getProfileGenericData(settings, e)
+        start, end = (self._date_time(settings, e.parameters[i]) for i in (1, 2))
+        rows = [row for row in self.buffer if start <= row[0].value <= end]
+        columns = self.getColumns(e.parameters[3]) if e.parameters[3] else None
+        return self.getData(settings, e, rows, columns)
+
+    @staticmethod
+    def _date_time(settings: Any, raw: Any) -> datetime:
+        info = _GXDataInfo()
+        info.type_ = DataType.DATETIME
+        moment: datetime = _GXCommon.getData(settings, GXByteBuffer(raw), info).value
+        return moment
+
+
 @dataclass
 class MeterSpec:
     """What the served meter holds and how it lets clients in."""
@@ -110,6 +140,9 @@ class MeterSpec:
     physical_address: int | None = None  # HDLC lower address; None accepts any
     max_pdu: int = 1024
     silent: bool = False  # accept connections and never answer
+    # the load profile 1.0.99.1.0.255 (clock, A+ of the period 1.0.1.29.0.255 in tenths of Wh, status
+    # 0.0.96.10.7.255) as (capture time, tenths of Wh, status) rows; empty: no profile
+    profile: list[tuple[datetime, int, int]] = field(default_factory=list)
 
 
 class _AgreedLimits:
@@ -157,12 +190,28 @@ class _Server(GXDLMSSecureServer):  # type: ignore[misc]
             clock.time = GXDateTime(spec.clock)
             clock.deviation = spec.deviation
             self.items.append(clock)
+        if spec.profile and spec.clock is not None:
+            for item in self._profile(clock, spec.profile):
+                self.items.append(item)
         self.items.append(association)
         # Fix: `initialize` fills an empty association's object list with `objectList.append(self.items)`,
         # the whole collection as one item (a TypeError); fill it with the objects one by one.
         for item in self.items:
             association.objectList.append(item)
         self.initialize()
+
+    @staticmethod
+    def _profile(clock: Any, rows: list[tuple[datetime, int, int]]) -> list[Any]:
+        energy, status = ExactRegister("1.0.1.29.0.255", 0, -1, 30), GXDLMSData("0.0.96.10.7.255")
+        profile = RangeProfile("1.0.99.1.0.255")
+        profile.capturePeriod = 1800
+        for column in (clock, energy, status):
+            profile.captureObjects.append((column, GXDLMSCaptureObject(2, 0)))
+        for at, tenths, flags in rows:
+            profile.buffer.append([GXDateTime(at), tenths, flags])
+        profile.entriesInUse = profile.profileEntries = len(rows)
+        status.setDataType(2, DataType.UINT8)
+        return [energy, status, profile]
 
     def hdlc_settings_fix(self) -> None:
         """Fixes of the HDLC server side.

@@ -28,9 +28,12 @@ from amr.config import BusConfig, MeterConfig
 from amr.core.domain import CHANNELS, Channel, Values
 from amr.drivers.base import MeterValues, PollDriver
 from amr.drivers.dlms import errors, values
+from amr.drivers.dlms.clock import DlmsClock
+from amr.drivers.dlms.event_logs import DlmsJournals
 from amr.drivers.dlms.links import HdlcLink, WrapperLink
 from amr.drivers.dlms.objects import CosemObject, read_object_list
 from amr.drivers.dlms.ports import Port, TcpPort
+from amr.drivers.dlms.profile import DlmsProfiles
 from amr.drivers.dlms.session import Session
 from amr.drivers.dlms.settings import (
     CLOCK,
@@ -61,7 +64,7 @@ def _host_port(text: str, default_port: int = 4059) -> tuple[str, int]:
     return parts.hostname, parts.port or default_port
 
 
-class _DlmsDriver(PollDriver):
+class _DlmsDriver(PollDriver, DlmsProfiles, DlmsClock, DlmsJournals):
     source: ClassVar[str] = "askue:dlms"
 
     transport: ClassVar[str]  # what a bus without ``transport`` in its table speaks

@@ -56,5 +56,5 @@ def action(session: Session, interface: int, obis: str, method: int, data: bytes
     denied = status in (results.READ_WRITE_DENIED, results.SCOPE_OF_ACCESS_VIOLATED)
     code = errors.ACCESS_DENIED if denied else errors.DATA_ACCESS
     retry = status in (results.TEMPORARY_FAILURE, results.HARDWARE_FAULT)
-    hint = " (the disconnect control needs a client allowed to act, in СПОДЭС the configurator, 48)" if denied else ""
+    hint = " (this needs a client allowed to act, in СПОДЭС the configurator, 48)" if denied else ""
     raise errors.device(f"{obis} method {method}: {name}{hint}", code, retryable=retry)

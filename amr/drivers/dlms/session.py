@@ -112,11 +112,14 @@ class Session:
                                     errors.ASSOCIATION_REFUSED)
         self.associated = True
 
-    def get(self, interface: int, obis: str, attribute: int) -> bytes:
-        """The encoded value of one attribute (blocks joined); `DeviceError` with a data-access code."""
+    def get(self, interface: int, obis: str, attribute: int, access: Any = None) -> bytes:
+        """The encoded value of one attribute (blocks joined); `DeviceError` with a data-access code.
+
+        `access`: a selective access descriptor (``dlms_cosem``'s `RangeDescriptor`), or None for all.
+        """
         target = cosem.CosemAttribute(interface=enumerations.CosemInterface(interface),
                                       instance=cosem.Obis.from_string(obis), attribute=attribute)
-        response = self._exchange(xdlms.GetRequestNormal(cosem_attribute=target))
+        response = self._exchange(xdlms.GetRequestNormal(cosem_attribute=target, access_selection=access))
         data = b""
         for _ in range(MAX_BLOCKS):
             if isinstance(response, xdlms.GetResponseNormal):

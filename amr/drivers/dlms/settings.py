@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from amr.config import BusSettings, MeterConfig, MeterSettings
+from amr.config import BusSettings, Duration, MeterConfig, MeterSettings
 from amr.core.domain import Channel
 from amr.drivers.serial_settings import SerialBusSettings
 from amr.errors import ConfigError
@@ -210,10 +210,12 @@ class DlmsHdlcBusSettings(SerialBusSettings):
 
 
 class DlmsMeterSettings(MeterSettings):
-    """A DLMS meter: its LLS ``password`` (unless ``[meters.dlms]`` gives one) and ``[meters.dlms]``."""
+    """A DLMS meter: its LLS ``password`` (unless ``[meters.dlms]`` gives one), ``[meters.dlms]`` and
+    ``profile_depth`` (how far back its load profile reaches; 120 days when none)."""
 
     password: SecretStr | None = Field(None, repr=False)
     dlms: DlmsMeterTable = DlmsMeterTable()
+    profile_depth: Duration | None = None
 
 
 def meter_link(bus: DlmsBusTable, meter: MeterConfig) -> MeterLink:
