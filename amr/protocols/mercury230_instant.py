@@ -14,6 +14,13 @@ significant, then the middle one (the 3-byte form of the protocol's B1 B0 B3 B2 
 significant byte bit 7 is the direction of active power, bit 6 of reactive power (1: negative,
 export), masked off the value (& 0x3F). Resolutions: voltage 0.01 V, current 0.001 A, power 0.01 W,
 power factor 0.001, frequency 0.01 Hz.
+
+Checked against a public implementation (November 2026): the Rapid SCADA driver KpMercury23x
+(A. Burakhin) reads the 3 bytes the same way (first byte most significant, then the least, then
+the middle one), takes 0x800000 as the active and 0x400000 as the reactive direction bit and
+masks them off (& 0x3FFFFF), and uses BWRI 0x00 for P, 0x04 for Q and 0x30 for the power
+factor, as here. The voltage (0x1N), current (0x2N) and frequency (0x40) codes and the
+resolutions were not found in a second source.
 """
 
 from __future__ import annotations

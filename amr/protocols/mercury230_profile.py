@@ -41,6 +41,22 @@ An erased record reads as FF bytes.
 
 The meter constant is the low four bits of the variant's second byte (08 12):
 0 → 5000, 1 → 25000, 2 → 1250, 3 → 500, 4 → 1000, 5 → 250 pulses per kWh.
+
+Checked against public implementations (November 2026):
+
+- the 08 13 answer layout (address hi lo, status, hh mm DD MM YY, T) is read the same way by the
+  Rapid SCADA driver KpMercury23x (A. Burakhin) and by the Prizmer Mercury 230 driver
+  (github Prizmer/prizmer_test);
+- record status bit 1 (0x02) is «неполный срез» in both;
+- the memory read ``06 03 [hi] [lo] 0F`` (15 bytes of a record), records 0x10 bytes apart, the
+  08 13 address a byte address: Prizmer steps back 0x10 per record from it; KpMercury23x
+  instead multiplies it by 16 (a record number), so one of them is wrong for some models;
+- the pulse counts are two bytes, low byte first, and P = N × (60 / T) / (2 × A): both drivers;
+- the overflow flag of 08 13 is NOT confirmed: Prizmer reads bit 0 (0x01) as «the profile
+  area was rewritten» and uses bit 7 of the memory number (06 83) as the 17th address bit of
+  a 128 KiB memory; this module keeps bit 7 (0x80) until the Incotex document is read;
+- whether hh..YY is the start or the end of the interval is NOT confirmed: both drivers
+  round the time to the half hour and use it as the record's time without saying which.
 """
 
 from __future__ import annotations
