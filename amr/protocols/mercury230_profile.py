@@ -12,8 +12,10 @@ Last record (08 13)::
 
 The address is that of the newest record's first byte in memory 3 (most significant byte first);
 hh..YY are BCD, in the meter's clock (local time); T is the integration period in minutes.
-Status bit 7 (0x80) says the array has overflowed: the pointer went round and the oldest records
-were overwritten.
+The status byte is the meter's status of the newest record; its bit 0 (0x01) says the array has
+overflowed: the pointer went round and the oldest records were overwritten (bit 1: incomplete
+record, bit 2: memory initialised, bit 3: winter time, bit 4: additional profile, bits 5-6:
+the tariff in force).
 
 Memory read (command 0x06)::
 
@@ -52,9 +54,15 @@ Checked against public implementations (November 2026):
   08 13 address a byte address: Prizmer steps back 0x10 per record from it; KpMercury23x
   instead multiplies it by 16 (a record number), so one of them is wrong for some models;
 - the pulse counts are two bytes, low byte first, and P = N × (60 / T) / (2 × A): both drivers;
-- the overflow flag of 08 13 is NOT confirmed: Prizmer reads bit 0 (0x01) as «the profile
-  area was rewritten» and uses bit 7 of the memory number (06 83) as the 17th address bit of
-  a 128 KiB memory; this module keeps bit 7 (0x80) until the Incotex document is read;
+- the status bits of 08 13: bit 0 (0x01) «переполнение массива», bit 1 «неполный срез», bit 2
+  «инициализация памяти», bit 3 season (1 winter), bit 4 main/additional profile, bits 5-6 the
+  tariff, as decoded by a Python service tool for Incotex meters (its get_last_profile), by a
+  C# Mercury 230 configurator (its status-string decoder) and by Prizmer (bit 0 «признак
+  перезаписи»). This module used bit 7 (0x80) for the overflow until November 2026: wrong;
+- the 08 13 address: Prizmer treats it as a byte address for firmware before 9.0.0 (Mercury 230)
+  and as a record number (× 0x10, with the 17th address bit sent as memory 0x83) from 9.0.0
+  (233 and later); KpMercury23x and the Incotex service tool multiply it by 0x10 always. This
+  module reads it as a byte address of a 64 KiB memory 3, right for the older Mercury 230 only;
 - whether hh..YY is the start or the end of the interval is NOT confirmed: both drivers
   round the time to the half hour and use it as the record's time without saying which.
 """
@@ -80,7 +88,7 @@ MEMORY_SIZE = 0x10000  # bytes of memory 3: 4096 records
 RECORDS = MEMORY_SIZE // RECORD_STEP
 LAST_RECORD_ANSWER_LENGTH = 12
 READ_REQUEST_LENGTH = 8
-OVERFLOW = 0x80  # status bit of the last-record answer: the array went round
+OVERFLOW = 0x01  # status bit 0 of the last-record answer: the array went round (see the sources above)
 INCOMPLETE = 0x02  # status bit of a record: the interval is incomplete
 NO_VALUE = 0xFFFF
 CHANNELS: tuple[Channel, ...] = (Channel.A_PLUS, Channel.A_MINUS, Channel.R_PLUS, Channel.R_MINUS)

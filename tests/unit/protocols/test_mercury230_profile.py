@@ -24,15 +24,25 @@ HALF = timedelta(minutes=30)
 
 
 def test_last_record_answer_by_the_layout() -> None:
-    # [addr 4D] [address 0F F0] [status 80: overflowed] [13 30 28 12 22: 13:30 28.12.2022 BCD] [T 1E = 30 min]
-    answer = append_crc(bytes.fromhex("4D 0F F0 80 13 30 28 12 22 1E"))
+    # [addr 4D] [address 0F F0] [status 01: bit 0, overflowed] [13 30 28 12 22: 13:30 28.12.2022 BCD] [T 1E = 30 min]
+    answer = append_crc(bytes.fromhex("4D 0F F0 01 13 30 28 12 22 1E"))
     last = prof.decode_last_record_answer(answer, 0x4D, MSK)
     assert last.memory_address == 0x0FF0
     assert last.overflowed
     assert last.start == datetime(2022, 12, 28, 13, 30, tzinfo=MSK)
     assert last.period == HALF
-    assert prof.encode_last_record_answer(0x4D, 0x0FF0, last.start, HALF, 0x80) == answer
+    assert prof.encode_last_record_answer(0x4D, 0x0FF0, last.start, HALF, 0x01) == answer
 
+
+
+def test_only_bit_0_of_the_last_record_status_says_overflowed() -> None:
+    # status 0A: winter time (bit 3) and an incomplete newest record (bit 1), the array not gone round;
+    # status 80: a bit the overflow is not (an older reading of the document took it for the flag)
+    for status in (0x0A, 0x80):
+        answer = append_crc(bytes((0x4D, 0x0F, 0xF0, status)) + bytes.fromhex("13 30 28 12 22 1E"))
+        assert not prof.decode_last_record_answer(answer, 0x4D, MSK).overflowed
+    answer = append_crc(bytes.fromhex("4D 0F F0 09 13 30 28 12 22 1E"))  # winter time and overflowed
+    assert prof.decode_last_record_answer(answer, 0x4D, MSK).overflowed
 
 def test_record_by_the_layout_and_energy_from_the_meter_constant() -> None:
     # status 02 (incomplete), 09:00 15.01.26, T = 30, P+ = 0x0203 pulses (low byte first), P- none, Q+ 5, Q- 0
