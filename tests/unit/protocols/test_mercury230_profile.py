@@ -34,7 +34,6 @@ def test_last_record_answer_by_the_layout() -> None:
     assert prof.encode_last_record_answer(0x4D, 0x0FF0, last.start, HALF, 0x01) == answer
 
 
-
 def test_only_bit_0_of_the_last_record_status_says_overflowed() -> None:
     # status 0A: winter time (bit 3) and an incomplete newest record (bit 1), the array not gone round;
     # status 80: a bit the overflow is not (an older reading of the document took it for the flag)
@@ -43,6 +42,7 @@ def test_only_bit_0_of_the_last_record_status_says_overflowed() -> None:
         assert not prof.decode_last_record_answer(answer, 0x4D, MSK).overflowed
     answer = append_crc(bytes.fromhex("4D 0F F0 09 13 30 28 12 22 1E"))  # winter time and overflowed
     assert prof.decode_last_record_answer(answer, 0x4D, MSK).overflowed
+
 
 def test_record_by_the_layout_and_energy_from_the_meter_constant() -> None:
     # status 02 (incomplete), 09:00 15.01.26, T = 30, P+ = 0x0203 pulses (low byte first), P- none, Q+ 5, Q- 0
