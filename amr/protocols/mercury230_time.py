@@ -40,7 +40,8 @@ set is https://www.incotexcom.ru/files/em/docs/merkuriy-sistema-komand-ver-1-202
 - a record's answer holds two 6-byte BCD times ``ss mm hh DD MM YY`` (the Matrix driver reads
   them at offsets 0 and 6 of the data);
 - array 02: first time before the correction, second after; array 12: first opened, second
-  closed (the Matrix driver reads them so);
+  closed (the Matrix driver reads them so; github SVS1170/mercury_230, mercury230.py, reads
+  ``04 12 00`` the same: «case opened» the first six bytes, «case closed» the next six);
 - arrays 01 and 03..05: which of the two times is the switch-off is NOT settled: the Matrix
   driver names the first time «on» and the second «off», against this module. Kept as «off,
   on» (a record can only be completed at power-up, when both times are known) until the
