@@ -7,10 +7,11 @@ Since `start` the meter writes one record per period (30 minutes) while it has p
 4096 records of 16 bytes (`amr.protocols.mercury230_profile`): after 85 days the oldest are
 overwritten and the overflow bit is set. An outage writes no records; the record of the period in
 which power came back is marked incomplete (status 0x02), with the energy of the powered part
-only. A clock change marks the record of its period incomplete. The newest record is the period
-running now. Energy per period follows the meter's daily load curve (`VirtualMeter.base_kw`),
-drawn from a generator seeded by serial and period, so a record reads the same every time; it is
-not tied to the meter's registers.
+only. A clock change marks the record of its period incomplete. Each record is stamped with the
+end of its period, as the meter does (`amr.protocols.mercury230_profile` writes the end from the
+start kept here). The newest record is the period running now. Energy per period follows the
+meter's daily load curve (`VirtualMeter.base_kw`), drawn from a generator seeded by serial and
+period, so a record reads the same every time; it is not tied to the meter's registers.
 """
 
 from __future__ import annotations

@@ -14,6 +14,16 @@ significant, then the middle one (the 3-byte form of the protocol's B1 B0 B3 B2 
 significant byte bit 7 is the direction of active power, bit 6 of reactive power (1: negative,
 export), masked off the value (& 0x3F). Resolutions: voltage 0.01 V, current 0.001 A, power 0.01 W,
 power factor 0.001, frequency 0.01 Hz.
+
+Checked against two public implementations (November 2026), which agree with all of the above:
+
+- the Rapid SCADA driver KpMercury23x (A. Burakhin): the 3 bytes first most significant, then the
+  least, then the middle one; 0x800000 the active and 0x400000 the reactive direction bit, masked
+  off (& 0x3FFFFF); BWRI 0x00 P, 0x04 Q, 0x08 S, 0x1N voltage, 0x2N current, 0x30 power factor,
+  0x40 frequency; resolutions 0.01 (power, voltage, frequency) and 0.001 (current, power factor);
+- github SVS1170/mercury_230, mercury230.py: ``08 11`` with BWRI 0x11..0x13 (voltage / 100),
+  0x21..0x23 (current / 1000), 0x40 (frequency / 100), 0x00..0x03 (power / 100, bits 7 and 6 of
+  the first byte the directions, the value first byte & 0x3F, then the third, then the second).
 """
 
 from __future__ import annotations

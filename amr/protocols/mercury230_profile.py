@@ -11,9 +11,12 @@ Last record (08 13)::
     <- [addr] [addr hi] [addr lo] [status] [hh] [mm] [DD] [MM] [YY] [T] [CRC]  12 bytes
 
 The address is that of the newest record's first byte in memory 3 (most significant byte first);
-hh..YY are BCD, in the meter's clock (local time); T is the integration period in minutes.
-Status bit 7 (0x80) says the array has overflowed: the pointer went round and the oldest records
-were overwritten.
+hh..YY are BCD, in the meter's clock (local time), the END of the newest record's interval; T is
+the integration period in minutes.
+The status byte is the meter's status of the newest record; its bit 0 (0x01) says the array has
+overflowed: the pointer went round and the oldest records were overwritten (bit 1: incomplete
+record, bit 2: memory initialised, bit 3: winter time, bit 4: additional profile, bits 5-6:
+the tariff in force).
 
 Memory read (command 0x06)::
 
@@ -28,9 +31,12 @@ One record of memory 3 takes 16 bytes (addresses step by 0x10; 65536 bytes hold 
     +--------+----+----+----+----+----+---+-------+-------+-------+-------+
        0       1    2    3    4    5    6   7  8    9 10   11 12   13 14
 
-hh..YY (BCD) are the start of the record's interval in the meter's clock; T its period in
-minutes. Each of P+ P- Q+ Q- is a count N of the meter's pulses in the interval, two bytes,
-low byte first; FF FF is "no value" (a channel the meter does not keep). The document gives the
+hh..YY (BCD) are the END of the record's interval in the meter's clock (the record stamped 00:30
+holds 00:00-00:30); T its period in minutes. This module turns the stamp into the interval's
+start (stamp - T) when decoding and back when encoding: callers see starts.
+
+Each of P+ P- Q+ Q- is a count N of the meter's pulses in the interval, two bytes, low byte first;
+FF FF is "no value" (a channel the meter does not keep). The document gives the
 average power of the interval as P = N × (60 / T) / (2 × A) kW with A the meter constant in
 pulses per kWh, so the interval's energy is N / (2 × A) kWh = N × 500 / A Wh: exact as a
 fraction, a whole number of Wh only for some constants (A = 500: 1 Wh a pulse; A = 5000: 0.1 Wh).
@@ -41,6 +47,31 @@ An erased record reads as FF bytes.
 
 The meter constant is the low four bits of the variant's second byte (08 12):
 0 → 5000, 1 → 25000, 2 → 1250, 3 → 500, 4 → 1000, 5 → 250 pulses per kWh.
+
+Checked against public implementations (November 2026):
+
+- the 08 13 answer layout (address hi lo, status, hh mm DD MM YY, T) is read the same way by the
+  Rapid SCADA driver KpMercury23x (A. Burakhin) and by the Prizmer Mercury 230 driver
+  (github Prizmer/prizmer_test);
+- record status bit 1 (0x02) is «неполный срез» in both;
+- the memory read ``06 03 [hi] [lo] 0F`` (15 bytes of a record), records 0x10 bytes apart, the
+  08 13 address a byte address: Prizmer steps back 0x10 per record from it; KpMercury23x
+  instead multiplies it by 16 (a record number), so one of them is wrong for some models;
+- the pulse counts are two bytes, low byte first, and P = N × (60 / T) / (2 × A): both drivers;
+- the status bits of 08 13: bit 0 (0x01) «переполнение массива», bit 1 «неполный срез», bit 2
+  «инициализация памяти», bit 3 season (1 winter), bit 4 main/additional profile, bits 5-6 the
+  tariff, as decoded by a Python service tool for Incotex meters (its get_last_profile), by a
+  C# Mercury 230 configurator (its status-string decoder) and by Prizmer (bit 0 «признак
+  перезаписи»). This module used bit 7 (0x80) for the overflow until November 2026: wrong;
+- the 08 13 address: Prizmer treats it as a byte address for firmware before 9.0.0 (Mercury 230)
+  and as a record number (× 0x10, with the 17th address bit sent as memory 0x83) from 9.0.0
+  (233 and later); KpMercury23x and the Incotex service tool multiply it by 0x10 always. This
+  module reads it as a byte address of a 64 KiB memory 3, right for the older Mercury 230 only;
+- hh..YY is the END of the interval: the Incotex service tool writes the night-tariff flag
+  (status bits 5-6) into the records stamped 23:30, 00:00 .. 07:00, i.e. the intervals of
+  23:00-07:00 by their ends; Prizmer notes that a record stamped 00:00 is the previous day's
+  «24:00» and that asking for 00:30..02:30 by start yields records stamped 01:00..03:00. This
+  module took the stamp for the start until November 2026: wrong by one period.
 """
 
 from __future__ import annotations
@@ -64,7 +95,7 @@ MEMORY_SIZE = 0x10000  # bytes of memory 3: 4096 records
 RECORDS = MEMORY_SIZE // RECORD_STEP
 LAST_RECORD_ANSWER_LENGTH = 12
 READ_REQUEST_LENGTH = 8
-OVERFLOW = 0x80  # status bit of the last-record answer: the array went round
+OVERFLOW = 0x01  # status bit 0 of the last-record answer: the array went round (see the sources above)
 INCOMPLETE = 0x02  # status bit of a record: the interval is incomplete
 NO_VALUE = 0xFFFF
 CHANNELS: tuple[Channel, ...] = (Channel.A_PLUS, Channel.A_MINUS, Channel.R_PLUS, Channel.R_MINUS)
@@ -157,7 +188,7 @@ def decode_last_record_answer(answer: bytes, address: int, tz: tzinfo) -> LastRe
         raise ProtocolError(f"integration period of {period} minutes is not 1..60")
     return LastRecord(
         memory_address=int.from_bytes(body[1:3], "big"),
-        start=_time_of(body[4:9], tz),
+        start=_time_of(body[4:9], tz) - timedelta(minutes=period),  # the stamp is the interval's end
         period=timedelta(minutes=period),
         overflowed=bool(body[3] & OVERFLOW),
         status=body[3],
@@ -166,7 +197,7 @@ def decode_last_record_answer(answer: bytes, address: int, tz: tzinfo) -> LastRe
 
 @dataclass(frozen=True, slots=True)
 class PowerRecord:
-    """One record of memory 3: start (meter's zone), period, status byte and pulse counts (None: no value)."""
+    """One record of memory 3: start (meter's zone; the meter stamps the end), period, status, pulse counts."""
 
     start: datetime
     period: timedelta
@@ -196,7 +227,8 @@ def decode_record(data: bytes, tz: tzinfo) -> PowerRecord | None:
     for i, channel in enumerate(CHANNELS):
         value = int.from_bytes(data[7 + 2 * i : 9 + 2 * i], "little")
         pulses[channel] = None if value == NO_VALUE else value
-    return PowerRecord(_time_of(data[1:6], tz), timedelta(minutes=period), data[0], pulses)
+    length = timedelta(minutes=period)
+    return PowerRecord(_time_of(data[1:6], tz) - length, length, data[0], pulses)  # the stamp is the end
 
 
 def decode_read_answer(answer: bytes, address: int, count: int = RECORD_LENGTH) -> bytes:
@@ -222,13 +254,16 @@ def decode_read_answer(answer: bytes, address: int, count: int = RECORD_LENGTH) 
 def encode_last_record_answer(
     address: int, memory_address: int, start: datetime, period: timedelta, status: int
 ) -> bytes:
-    """``[addr] [address hi lo] [status] [hh mm DD MM YY] [T] [CRC]``; `start` in the meter's clock."""
+    """``[addr] [address hi lo] [status] [hh mm DD MM YY] [T] [CRC]``; `start` in the meter's clock.
+
+    The time sent is the end of the interval, `start` + `period`.
+    """
     minutes = int(period.total_seconds() // 60)
     return append_crc(
         bytes((address,))
         + memory_address.to_bytes(2, "big")
         + bytes((status,))
-        + _time_bytes(start)
+        + _time_bytes(start + period)
         + bytes((minutes,))
     )
 
@@ -242,7 +277,7 @@ def encode_record(record: PowerRecord | None) -> bytes:
     for channel in CHANNELS:
         value = record.pulses.get(channel)
         values += (NO_VALUE if value is None else min(value, NO_VALUE - 1)).to_bytes(2, "little")
-    return bytes((record.status,)) + _time_bytes(record.start) + bytes((minutes,)) + values
+    return bytes((record.status,)) + _time_bytes(record.start + record.period) + bytes((minutes,)) + values
 
 
 def encode_read_answer(address: int, data: bytes) -> bytes:

@@ -29,6 +29,24 @@ written::
 
 A write or a refused read is answered by a 4-byte status answer (status 3: access level too
 low; 4: the clock was already corrected today).
+
+Checked against public implementations (November 2026; Incotex's current edition of the command
+set is https://www.incotexcom.ru/files/em/docs/merkuriy-sistema-komand-ver-1-2022-12-12.pdf):
+
+- the array numbers 01 (on/off), 02 (clock corrections), 03..05 (phase 1..3), 12 (cover
+  opened/closed) and the ring of 10 records, RR 0..9, are listed alike by the ioBroker adapter
+  for Mercury meters (instalator/ioBroker.mercury, its command table) and by two independent
+  C# drivers (the «Matrix SurveyServer» Mercury 230 driver and a «Mercury230Protocol» library);
+- a record's answer holds two 6-byte BCD times ``ss mm hh DD MM YY`` (the Matrix driver reads
+  them at offsets 0 and 6 of the data);
+- array 02: first time before the correction, second after; array 12: first opened, second
+  closed (the Matrix driver reads them so; github SVS1170/mercury_230, mercury230.py, reads
+  ``04 12 00`` the same: «case opened» the first six bytes, «case closed» the next six);
+- arrays 01 and 03..05: which of the two times is the switch-off is NOT settled: the Matrix
+  driver names the first time «on» and the second «off», against this module. Kept as «off,
+  on» (a record can only be completed at power-up, when both times are known) until the
+  Incotex document is read; a meter showing on-before-off pairs in every record would say
+  the order is the other one.
 """
 
 from __future__ import annotations

@@ -54,6 +54,30 @@ def test_phase_records_name_the_phase_and_unknown_codes_are_kept() -> None:
     assert journal_obis(9) == "0.0.99.98.9.255"
 
 
+def test_codes_of_the_gost_annex_tables_beyond_power_and_tamper() -> None:
+    # ГОСТ Р 58940-2020 annex Д: voltage 7 overvoltage (any phase), 21 dip of phase B start, 22 its end;
+    # data correction 3 time set, 68 time correction; access 1 unauthorised attempt; self-diagnosis 5 clock error,
+    # 6 clock OK (not an error: kept as other)
+    at = date_time(2026, 1, 15, 3, 0, 0, -180)
+    voltage = events_from_buffer("DL-1", 0, buffer(*(record(at, bytes((0x11, n))) for n in (7, 21, 22))), MSK)
+    assert [(e.code, e.detail) for e in voltage] == [
+        ("voltage.high", "any phase"),
+        ("voltage.low", "dip of phase B"),
+        ("voltage.normal", "dip of phase B ended"),
+    ]
+    corrections = events_from_buffer("DL-1", 3, buffer(record(at, b"\x11\x03"), record(at, b"\x11\x44")), MSK)
+    assert [(e.code, e.detail) for e in corrections] == [
+        ("clock.changed", "time set"),
+        ("clock.changed", "time corrected"),
+    ]
+    assert events_from_buffer("DL-1", 6, buffer(record(at, b"\x11\x01")), MSK)[0].code == "access.denied"
+    diagnosis = events_from_buffer("DL-1", 7, buffer(record(at, b"\x11\x05"), record(at, b"\x11\x06")), MSK)
+    assert [(e.code, e.detail) for e in diagnosis] == [
+        ("diagnostic.error", "real-time clock"),
+        ("other", "self-diagnosis code 6"),
+    ]
+
+
 def test_a_buffer_that_is_not_records_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError, match="not an array"):
         events_from_buffer("DL-1", 2, b"\x11\x01", MSK)

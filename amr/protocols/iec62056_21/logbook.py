@@ -26,6 +26,12 @@ bit         meaning                                      event
 
 An entry with none of them (season change 0x08, configuration changed 0x100, logbook or load
 profile cleared 0x2000/0x4000 ...) is kept as ``other`` with its status in the detail.
+
+Checked against a public implementation (November 2026): the EnergyICT protocol library (public
+copy in the repository chandangeek/Connexo_Code), class ``com.energyict.protocolimpl.dlms.DLMSZMD``,
+names the same bits of this status word «as interpreted by MV90 for the Siemens ZMD»: 0x01 fatal
+error, 0x04 corrupted measurement, 0x08 summer/winter, 0x20 time/date adjusted, 0x40 power up,
+0x80 power down, 0x2000 event log cleared, 0x4000 load profile cleared. All bits used here agree.
 """
 
 from __future__ import annotations

@@ -24,28 +24,39 @@ HALF = timedelta(minutes=30)
 
 
 def test_last_record_answer_by_the_layout() -> None:
-    # [addr 4D] [address 0F F0] [status 80: overflowed] [13 30 28 12 22: 13:30 28.12.2022 BCD] [T 1E = 30 min]
-    answer = append_crc(bytes.fromhex("4D 0F F0 80 13 30 28 12 22 1E"))
+    # [addr 4D] [address 0F F0] [status 01: bit 0, overflowed] [13 30 28 12 22: 13:30 28.12.2022 BCD] [T 1E = 30 min]
+    answer = append_crc(bytes.fromhex("4D 0F F0 01 13 30 28 12 22 1E"))
     last = prof.decode_last_record_answer(answer, 0x4D, MSK)
     assert last.memory_address == 0x0FF0
     assert last.overflowed
-    assert last.start == datetime(2022, 12, 28, 13, 30, tzinfo=MSK)
+    assert last.start == datetime(2022, 12, 28, 13, 0, tzinfo=MSK)  # stamped with the end, 13:30
     assert last.period == HALF
-    assert prof.encode_last_record_answer(0x4D, 0x0FF0, last.start, HALF, 0x80) == answer
+    assert prof.encode_last_record_answer(0x4D, 0x0FF0, last.start, HALF, 0x01) == answer
+
+
+def test_only_bit_0_of_the_last_record_status_says_overflowed() -> None:
+    # status 0A: winter time (bit 3) and an incomplete newest record (bit 1), the array not gone round;
+    # status 80: a bit the overflow is not (an older reading of the document took it for the flag)
+    for status in (0x0A, 0x80):
+        answer = append_crc(bytes((0x4D, 0x0F, 0xF0, status)) + bytes.fromhex("13 30 28 12 22 1E"))
+        assert not prof.decode_last_record_answer(answer, 0x4D, MSK).overflowed
+    answer = append_crc(bytes.fromhex("4D 0F F0 09 13 30 28 12 22 1E"))  # winter time and overflowed
+    assert prof.decode_last_record_answer(answer, 0x4D, MSK).overflowed
 
 
 def test_record_by_the_layout_and_energy_from_the_meter_constant() -> None:
-    # status 02 (incomplete), 09:00 15.01.26, T = 30, P+ = 0x0203 pulses (low byte first), P- none, Q+ 5, Q- 0
+    # status 02 (incomplete), stamped 09:00 15.01.26 (the end), T = 30: the interval 08:30-09:00,
+    # P+ = 0x0203 pulses (low byte first), P- none, Q+ 5, Q- 0
     data = bytes.fromhex("02 09 00 15 01 26 1E 03 02 FF FF 05 00 00 00")
     record = prof.decode_record(data, MSK)
     assert record is not None
-    assert record.start == datetime(2026, 1, 15, 9, 0, tzinfo=MSK)
+    assert record.start == datetime(2026, 1, 15, 8, 30, tzinfo=MSK)
     assert record.incomplete
     assert record.pulses == {Channel.A_PLUS: 0x0203, Channel.A_MINUS: None, Channel.R_PLUS: 5, Channel.R_MINUS: 0}
     # N / (2 A) kWh: A = 5000 → 515 pulses are 51.5 Wh, exactly
     assert record.energy(5000)[Channel.A_PLUS] == Fraction(515, 10)
     shared = to_profile_record(record, 5000)
-    assert shared.start == datetime(2026, 1, 15, 6, 0, tzinfo=UTC)
+    assert shared.start == datetime(2026, 1, 15, 5, 30, tzinfo=UTC)
     assert shared.flags == ProfileFlag.PARTIAL
     assert shared.energy == {Channel.A_PLUS: 52, Channel.R_PLUS: 0, Channel.R_MINUS: 0}  # rounded; `exact` kept
     assert shared.exact is not None and shared.exact[Channel.R_PLUS] == Fraction(1, 2)
