@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -79,7 +80,12 @@ def _wh_column(cells: tuple[str, ...]) -> list[int | object | None]:
         return [None] * len(cells)
     text = "\n".join(cells)
     if _THREE_DECIMALS_LINES(text):  # how exports usually write them: 1234.567, one check for the column
-        wh: list[int | object | None] = list(map(int, text.replace(".", "").split("\n")))
+        digits = text.replace(".", "")
+        wh: list[int | object | None]
+        try:  # the column as one JSON array of integers: parsed in C at once (only digits are left)
+            wh = json.loads(f"[{digits.replace(chr(10), ',')}]")
+        except ValueError:  # a leading zero (0.250 is 0250), which JSON does not take
+            wh = list(map(int, digits.split("\n")))
         if len(wh) == len(cells):  # else a (quoted) cell holds a line break
             return wh
     return list(map(_usual_wh, cells))
@@ -253,14 +259,20 @@ class _RowParser:
         careful = set(troubles)
         if sum(map(len, rows)) != self.width * count or careful:
             careful.update(i for i, row in enumerate(rows) if len(row) != self.width)
-        usual = [i for i in range(count) if i not in careful] if careful else range(count)
-        found: list[IncomingReading | None] = [None] * count
-        if usual:
-            picked = [rows[i] for i in usual] if careful else rows
-            readings, odd = self._columns(picked, [lines[i] for i in usual] if careful else lines)
-            for position, reading in zip(usual, readings, strict=True):
-                found[position] = reading
-            careful.update(usual[p] for p in odd)
+        if not careful and rows:  # the usual block: every row read column by column, kept in place
+            readings, odd = self._columns(rows, lines)
+            if not odd:
+                return readings
+            found: list[IncomingReading | None] = list(readings)
+            careful.update(odd)
+        else:
+            found = [None] * count
+            usual = [i for i in range(count) if i not in careful]
+            if usual:
+                readings, odd = self._columns([rows[i] for i in usual], [lines[i] for i in usual])
+                for position, reading in zip(usual, readings, strict=True):
+                    found[position] = reading
+                careful.update(usual[p] for p in odd)
         for i in sorted(careful):
             found[i] = self.parse_carefully(rows[i], lines[i], troubles.get(i))
         return [r for r in found if r is not None]

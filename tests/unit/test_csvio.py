@@ -25,6 +25,18 @@ def test_values_of_every_usual_form_are_exact_wh() -> None:
     assert all(not r.problems and r.values[Channel.A_MINUS] is None for r in readings)
 
 
+def test_columns_of_three_decimals_are_exact_wh_with_and_without_a_leading_zero() -> None:
+    big = "999999999999999.999"  # 15 digits and 3 decimals: the largest a usual cell holds
+    for first in ("1.000", "0.250"):  # 0.250 leaves 0250, which the one-array reading of a column refuses
+        values = [first, "1234.567", big, "20.005"]
+        body = "".join(f"M1,2026-01-01T0{i}:00:00+03:00,0,{v},,{v},\n" for i, v in enumerate(values))
+        readings = read(HEADER.replace(",source", "") + body)
+        wh = [int(v.replace(".", "")) for v in values]
+        assert [r.values[Channel.A_PLUS] for r in readings] == wh
+        assert [r.values[Channel.R_PLUS] for r in readings] == wh
+        assert all(not r.problems for r in readings)
+
+
 def test_line_numbers_hold_across_blocks_blank_lines_and_quoted_line_breaks() -> None:
     rows = [f'M{i % 3},2026-01-01T00:{i % 60:02d}:00+03:00,0,{i}.000,,,,\n' for i in range(BLOCK + 10)]
     rows.insert(5, "\n")
