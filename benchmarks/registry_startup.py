@@ -29,9 +29,8 @@ import time
 from pathlib import Path
 
 from benchmarks.databases import fresh_database, url
-from benchmarks.startup import AMR, CSV, _answers, _free_port
+from benchmarks.startup import AMR, CSV, Run, _answers, _free_port, _line
 
-Run = tuple[float, float, int]  # wall seconds, CPU seconds, peak RSS KiB
 PER_BUS = 200
 
 
@@ -62,7 +61,7 @@ def timed(command: list[str]) -> Run:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({proc.returncode}): {told[-2000:]!r}")
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    return seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def collect_start(config: Path) -> Run:
@@ -83,7 +82,7 @@ def collect_start(config: Path) -> Run:
     proc.returncode = 0
     if seconds is None:
         raise RuntimeError("amr collect ended before collecting")
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    return seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def api_start(config: Path) -> Run:
@@ -102,18 +101,7 @@ def api_start(config: Path) -> Run:
         proc.terminate()
     _, _, usage = os.wait4(proc.pid, 0)
     proc.returncode = 0
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
-
-
-def _line(label: str, runs: list[Run], baseline: float) -> str:
-    walls = [w for w, _, _ in runs]
-    cpus = [c for _, c, _ in runs]
-    median = statistics.median(walls)
-    return (
-        f"    {label:<22} {median:6.2f} s ({min(walls):.2f}–{max(walls):.2f}), ×{median / baseline:5.1f} baseline; "
-        f"CPU {statistics.median(cpus):.2f} s ({min(cpus):.2f}–{max(cpus):.2f}); "
-        f"peak RSS {max(r for _, _, r in runs) / 1024:4.0f} MiB"
-    )
+    return seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def run(quick: bool = False) -> None:
@@ -136,7 +124,7 @@ def run(quick: bool = False) -> None:
                                   f'[collector]\nbuffer = "buffer-{meters}.sqlite"\n', encoding="utf-8")
                 applied = timed([*AMR, "registry", "apply", "-c", str(registry)])
                 print(f"  {meters:,} meters in the registry ({(meters + PER_BUS - 1) // PER_BUS} buses); "
-                      f"registry apply {applied[0]:.1f} s (CPU {applied[1]:.1f} s)")
+                      f"registry apply {applied[0]:.1f} s (CPU {applied[2]:.1f} s)")
                 imports = [timed([*AMR, "import", "-c", str(config), str(base / "two.csv")]) for _ in range(repeat)]
                 collects = [collect_start(config) for _ in range(repeat)]
                 apis = [api_start(config) for _ in range(repeat)]

@@ -93,3 +93,15 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     shared: Store = request.getfixturevalue(f"{request.param}_store")
     _clean(shared)
     yield shared
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database on each backend: a new SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'amr.sqlite'}"
+        return
+    from tests.api.live import fresh_database
+
+    with fresh_database() as url:
+        yield url

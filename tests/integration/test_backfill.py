@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from amr.store.backfill_state import BackfillState
 from simulators.model import Faults, VirtualMeter
 from simulators.profile_memory import ProfileMemory
 from simulators.serial_meters import MercurySimulator
-from tests.api.live import fresh_database
 
 START = datetime(2026, 3, 1, 12, 10, tzinfo=UTC)
 HALF = timedelta(minutes=30)
@@ -36,13 +34,10 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'amr.sqlite'}"
-        return
-    with fresh_database() as url:
-        yield url
+@pytest.fixture
+def database(empty_database: str) -> str:
+    """An empty SQLite or PostgreSQL database (`tests.conftest.empty_database`)."""
+    return empty_database
 
 
 def app_for(database: str, url: str, **backfill: Any) -> App:

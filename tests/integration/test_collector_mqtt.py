@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import Sequence
@@ -21,16 +20,12 @@ from amr.store.health import load_health
 from simulators.model import Faults, VirtualMeter
 from simulators.mqtt_publisher import MqttPublisher
 from tests.integration.test_collector import run
-
-HOST, PORT = "127.0.0.1", 1883
+from tests.support.broker import HOST, PORT, require_broker
 
 
 @pytest.fixture(scope="module", autouse=True)
 def broker() -> None:
-    try:
-        socket.create_connection((HOST, PORT), timeout=2).close()
-    except OSError as exc:
-        pytest.fail(f"Mosquitto is needed on {HOST}:{PORT}: {exc}", pytrace=False)
+    require_broker()
 
 
 @pytest.mark.mqtt

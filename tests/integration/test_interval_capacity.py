@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 import uuid
 from collections.abc import Sequence
@@ -30,9 +29,9 @@ from simulators.profile_memory import ProfileMemory
 from simulators.serial_meters import MercurySimulator
 from tests.integration.test_backfill import START, Clock
 from tests.integration.test_collector import run
+from tests.support.broker import HOST, PORT, require_broker
 
 SERIAL = "41000031"
-HOST, PORT = "127.0.0.1", 1883
 
 
 async def backfill_above_capacity(database: str) -> None:
@@ -78,10 +77,7 @@ def test_backfill_refuses_intervals_above_capacity(tmp_path: Path) -> None:
 
 @pytest.mark.mqtt
 def test_mqtt_intervals_above_capacity_are_refused_and_kept(tmp_path: Path) -> None:
-    try:
-        socket.create_connection((HOST, PORT), timeout=2).close()
-    except OSError as exc:
-        pytest.fail(f"Mosquitto is needed on {HOST}:{PORT}: {exc}", pytrace=False)
+    require_broker()
     base = f"amrtest/capacity-{uuid.uuid4().hex[:12]}"
     config = config_from_dict(
         {

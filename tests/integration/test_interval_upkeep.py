@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from amr.core.intervals import IntervalSource, IntervalStatus, IntervalValue, fl
 from amr.store.backfill_state import BackfillState
 from simulators.modbus import ModbusTcpSimulator
 from simulators.model import VirtualMeter
-from tests.api.live import fresh_database
 from tests.integration.test_cli import run as cli
 from tests.integration.test_collector import run, toml
 from tests.support.builders import reading
@@ -30,13 +28,10 @@ HALF = timedelta(minutes=30)
 SERIAL = "MB-77"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'amr.sqlite'}"
-        return
-    with fresh_database() as url:
-        yield url
+@pytest.fixture
+def database(empty_database: str) -> str:
+    """An empty SQLite or PostgreSQL database (`tests.conftest.empty_database`)."""
+    return empty_database
 
 
 def app_for(database: str, tmp_path: Path, **intervals: str) -> App:

@@ -31,9 +31,9 @@ from amr.drivers.mqtt.driver import MqttDriver, broker_address, subscription_fil
 from amr.errors import ConfigError, ConnectError
 from simulators.model import Faults, VirtualMeter
 from simulators.mqtt_publisher import MqttPublisher
+from tests.support.broker import HOST, PORT, require_broker
 
 T = TypeVar("T")
-HOST, PORT = "127.0.0.1", 1883
 EXPIRY = timedelta(seconds=60)
 
 
@@ -97,13 +97,7 @@ async def running(mqtt: MqttDriver, sink: Any) -> AsyncIterator[asyncio.Task[Non
 
 @pytest.fixture(scope="module", autouse=True)
 def broker() -> None:
-    try:
-        socket.create_connection((HOST, PORT), timeout=2).close()
-    except OSError as exc:
-        pytest.fail(
-            f"Mosquitto is needed on {HOST}:{PORT} ({exc}); start it: mosquitto -d -c /etc/mosquitto/mosquitto.conf",
-            pytrace=False,
-        )
+    require_broker()
 
 
 @pytest.mark.mqtt

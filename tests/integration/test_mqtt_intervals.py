@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 import uuid
 from collections.abc import Sequence
@@ -23,8 +22,8 @@ from amr.core.intervals import IntervalStatus, ProfileFlag
 from amr.drivers.mqtt.driver import MqttDriver
 from amr.drivers.mqtt.payloads import PayloadDecoder
 from tests.integration.test_collector import run
+from tests.support.broker import HOST, PORT, require_broker
 
-HOST, PORT = "127.0.0.1", 1883
 AT = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 MESSAGE = {
     "meter": "GW-1",
@@ -54,10 +53,7 @@ def test_intervals_decode_exactly_and_bad_ones_are_named() -> None:
 
 @pytest.mark.mqtt
 def test_the_collector_stores_published_intervals(tmp_path: Path) -> None:
-    try:
-        socket.create_connection((HOST, PORT), timeout=2).close()
-    except OSError as exc:
-        pytest.fail(f"Mosquitto is needed on {HOST}:{PORT}: {exc}", pytrace=False)
+    require_broker()
     base = f"amrtest/intervals-{uuid.uuid4().hex[:12]}"
     config = config_from_dict(
         {
