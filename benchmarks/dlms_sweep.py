@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from amr.app import App
-from amr.collector import Collector
+from amr.collector.collector import Collector
 from amr.config import BusConfig, Config, MeterConfig
 from amr.drivers.dlms.driver import DlmsHdlcDriver
 from benchmarks.children import end, readline

@@ -55,7 +55,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from amr.app import App
-from amr.collector import Collector
+from amr.collector.collector import Collector
 from amr.config import config_from_dict
 from amr.drivers.mqtt.driver import RECEIVE_MAXIMUM, MqttDriver
 from benchmarks.children import end, readline

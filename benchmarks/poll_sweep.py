@@ -64,7 +64,7 @@ from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from amr.app import App
-from amr.collector import Collector
+from amr.collector.collector import Collector
 from amr.config import Config, config_from_dict
 from benchmarks.children import ServerGroup, serve_until_stdin_ends
 from simulators.modbus import ModbusTcpSimulator

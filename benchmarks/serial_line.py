@@ -49,7 +49,7 @@ from typing import IO, Any
 import serial
 
 from amr.app import App
-from amr.collector import Collector
+from amr.collector.collector import Collector
 from amr.config import Config, MeterConfig, config_from_dict
 from amr.drivers.modbus.driver import register_map
 from amr.drivers.serial_line import rtu_gap

@@ -246,7 +246,8 @@ async def _run(config: Config, host: str, port: int) -> int:
     from amr.dashboard.polls import PollLog
 
     try:
-        from amr.collector import ApiPoller, Collector
+        from amr.collector.collector import Collector
+        from amr.collector.result import ApiPoller
     except ImportError as exc:
         raise ConfigError(f"the collector is not available in this installation ({exc}); use `amr api`") from None
     app = await asyncio.to_thread(App.open, config)

@@ -13,9 +13,7 @@ Modules, one job each:
 - `amr.collector.collector` — `Collector`, which wires them together.
 - `amr.collector.result` — `PollResult` (one poll) and `ApiPoller` («poll now» for the API).
 - `amr.collector.command` — ``amr collect``.
+
+Import from the modules themselves: the package imports none of them, so a part (e.g. the API's
+view of the leases, `amr.collector.status`) does not load the whole collector.
 """
-
-from amr.collector.collector import Collector, buffer_path
-from amr.collector.result import ApiPoller, PollResult
-
-__all__ = ["ApiPoller", "Collector", "PollResult", "buffer_path"]

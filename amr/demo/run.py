@@ -174,7 +174,8 @@ async def run_demo(folder: Path, port: int, default_port: bool, mqtt: bool, temp
     from prometheus_client import CollectorRegistry
 
     from amr.api.app import create_app
-    from amr.collector import ApiPoller, Collector
+    from amr.collector.collector import Collector
+    from amr.collector.result import ApiPoller
     from amr.dashboard.polls import PollLog
     from simulators.mqtt_publisher import MqttPublisher
 

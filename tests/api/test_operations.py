@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 from amr.api import create_app
 from amr.api.security import Passwords
 from amr.app import App
-from amr.collector import ApiPoller, Collector
+from amr.collector.collector import Collector
+from amr.collector.result import ApiPoller
 from amr.config import config_from_dict
 from amr.core.events import MeterEvent
 from amr.store.events import ClockCheck, save_clock, save_events

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from amr.api import create_app
 from amr.api.security import Passwords
 from amr.app import App
-from amr.collector import Collector
+from amr.collector.collector import Collector
 from amr.config import Config, config_from_dict
 from amr.ingest.ingestor import Ingestor
 from amr.store import Store

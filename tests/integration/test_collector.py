@@ -26,8 +26,9 @@ import pytest
 
 from amr.app import App
 from amr.cli import main as collect_main
-from amr.collector import Collector, PollResult
+from amr.collector.collector import Collector
 from amr.collector.command import once
+from amr.collector.result import PollResult
 from amr.config import Config, config_from_dict, load_config
 from amr.core.domain import Channel, kwh_from_wh
 from amr.demo.field import to_toml
@@ -378,7 +379,7 @@ def test_once_skips_push_meters_and_fails_when_nobody_answered(
 
 
 def test_api_poller_answers_a_dict_or_raises_the_driver_error(tmp_path: Path) -> None:
-    from amr.collector import ApiPoller
+    from amr.collector.result import ApiPoller
     from amr.errors import NotFound, ReadTimeout
 
     async def scenario() -> None:

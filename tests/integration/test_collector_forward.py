@@ -18,7 +18,8 @@ import pytest
 from sqlalchemy import select
 
 from amr.app import App
-from amr.collector import Collector, PollResult
+from amr.collector.collector import Collector
+from amr.collector.result import PollResult
 from amr.config import config_from_dict
 from amr.store import Store
 from amr.store.health import load_health

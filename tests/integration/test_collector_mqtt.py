@@ -13,7 +13,7 @@ from typing import cast
 import pytest
 
 from amr.app import App
-from amr.collector import Collector
+from amr.collector.collector import Collector
 from amr.config import BusConfig, MeterConfig, config_from_dict
 from amr.drivers.mqtt.driver import MqttDriver
 from amr.store.health import load_health

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from amr.app import App
-from amr.collector import Collector, PollResult
+from amr.collector.collector import Collector
+from amr.collector.result import PollResult
 from amr.config import config_from_dict
 from amr.core.domain import Channel, Flag
 from amr.store import Store

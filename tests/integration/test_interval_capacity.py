@@ -18,8 +18,8 @@ import paho.mqtt.publish as publish
 import pytest
 
 from amr.app import App
-from amr.collector import Collector
 from amr.collector.backfill import Backfill
+from amr.collector.collector import Collector
 from amr.config import BusConfig, MeterConfig, config_from_dict
 from amr.core.domain import Channel
 from amr.drivers.mercury230.driver import Mercury230Driver

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from amr.app import App
-from amr.collector import Collector
+from amr.collector.collector import Collector
 from amr.collector.interval_upkeep import IntervalUpkeep
 from amr.config import config_from_dict
 from amr.core.domain import CHANNELS, Channel, Source

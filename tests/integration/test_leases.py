@@ -193,7 +193,7 @@ def test_a_collector_on_postgresql_shares_unless_told_not_to(
     pg: Store, postgres_url: str, tmp_path: Path, leases: str
 ) -> None:
     from amr.app import App
-    from amr.collector import Collector
+    from amr.collector.collector import Collector
 
     config = config_from_dict({
         "database": {"url": postgres_url},

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from amr.app import App
-from amr.collector import Collector
+from amr.collector.collector import Collector
 from amr.collector.operations import Operations
 from amr.config import BusConfig, DatabaseConfig, MeterConfig, config_from_dict
 from amr.drivers.modbus.driver import ModbusRtuDriver, ModbusTcpDriver

@@ -15,7 +15,7 @@ import paho.mqtt.publish as publish
 import pytest
 
 from amr.app import App
-from amr.collector import Collector
+from amr.collector.collector import Collector
 from amr.config import BusConfig, MeterConfig, config_from_dict
 from amr.core.domain import Channel
 from amr.core.intervals import IntervalStatus, ProfileFlag

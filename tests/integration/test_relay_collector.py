@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from amr.app import App
-from amr.collector import Collector
+from amr.collector.collector import Collector
 from amr.collector.operations import Operations
 from amr.config import Config, config_from_dict
 from amr.core.domain import Channel
