@@ -3,6 +3,7 @@ accepting a refused reading, exports, the language switch, and an АСКУЭ use
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,15 @@ def plotted(page: Any) -> list[tuple[str, str]]:
         "#chart rect.bar", "bars => bars.map(b => [b.dataset.start, b.dataset.value])"
     )
     return [(datetime.fromisoformat(s.replace("Z", "+00:00")).astimezone(UTC).isoformat(), v) for s, v in pairs]
+
+
+def settled(page: Any, want: list[tuple[str, str]], seconds: float = 10) -> list[tuple[str, str]]:
+    """The chart's bars once they equal `want`, or as they are after `seconds` (the page's own refresh
+    may redraw the chart while it is read)."""
+    deadline = time.monotonic() + seconds
+    while (got := plotted(page)) != want and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    return got
 
 
 def test_sign_in_shows_every_meter_with_status_and_channels(page: Any, served: Served) -> None:
@@ -90,7 +100,7 @@ def test_meter_page_plots_the_stored_readings(page: Any, served: Served) -> None
     want = expected_buckets(served, "M1", Step.HALF_HOUR, start, start + timedelta(days=1))
     assert len(want) == 48 - 4  # the three missing readings leave four half-hours without a value
     page.wait_for_function(f"document.querySelectorAll('#chart rect.bar').length === {len(want)}")
-    assert plotted(page) == want
+    assert settled(page, want) == want
     gaps = page.eval_on_selector_all("#chart g.gap", "gaps => gaps.map(g => g.dataset.start)")
     assert len(gaps) == 4
     assert page.get_attribute("#chart", "data-unit") == "kWh"
@@ -108,7 +118,7 @@ def test_meter_page_plots_the_stored_readings(page: Any, served: Served) -> None
         f"document.querySelector('#chart').dataset.step === 'day' && "
         f"document.querySelectorAll('#chart rect.bar').length === {len(month)}"
     )
-    assert plotted(page) == month
+    assert settled(page, month) == month
     shot(page, "04-meter-month")
 
     page.click("button[data-step=month]")
@@ -121,7 +131,7 @@ def test_meter_page_plots_the_stored_readings(page: Any, served: Served) -> None
         f"document.querySelector('#chart').dataset.step === 'month' && "
         f"document.querySelectorAll('#chart rect.bar').length === {len(year)}"
     )
-    assert plotted(page) == year
+    assert settled(page, year) == year
     # the history lists readings with their sources
     page.wait_for_selector("#history tbody tr[data-source='askue:modbus']")
     assert "АСКУЭ · Modbus" in page.text_content("#history")
