@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from benchmarks.databases import fresh_database, url
-from benchmarks.startup import AMR, CSV, Run, _answers, _free_port, _line
+from benchmarks.startup import AMR, CSV, Run, _line, api_start, timed
 
 PER_BUS = 200
 
@@ -47,21 +47,6 @@ def write_registry(path: Path, meters: int, database_url: str) -> None:
                 f'accounts = ["{5000000 + i}"]\ndigits = 8\ndecimals = 3\nct_ratio = {40 if i % 2 else 1}\n'
                 f'bus = "tcp{i // PER_BUS}"\naddress = {i % PER_BUS + 1}\nprofile = "eastron-sdm630"\n\n'
             )
-
-
-def timed(command: list[str]) -> Run:
-    """Wall and CPU seconds and peak RSS of `command` run to its end; `RuntimeError` when it fails."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    told = proc.stderr.read() if proc.stderr is not None else b""
-    if proc.stderr is not None:
-        proc.stderr.close()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({proc.returncode}): {told[-2000:]!r}")
-    return seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def collect_start(config: Path) -> Run:
@@ -82,25 +67,6 @@ def collect_start(config: Path) -> Run:
     proc.returncode = 0
     if seconds is None:
         raise RuntimeError("amr collect ended before collecting")
-    return seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
-
-
-def api_start(config: Path) -> Run:
-    """Wall seconds until `amr api` answers /healthz; its CPU and peak RSS (to its stop)."""
-    port = _free_port()
-    started = time.perf_counter()
-    proc = subprocess.Popen([*AMR, "api", "-c", str(config), "--port", str(port), "--workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while not _answers(port):
-            if proc.poll() is not None or time.perf_counter() - started > 300:
-                raise RuntimeError(f"amr api did not answer /healthz ({proc.returncode})")
-            time.sleep(0.02)
-        seconds = time.perf_counter() - started
-    finally:
-        proc.terminate()
-    _, _, usage = os.wait4(proc.pid, 0)
-    proc.returncode = 0
     return seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
