@@ -5,31 +5,25 @@ others are stored."""
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 import uuid
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import cast
 from zoneinfo import ZoneInfo
 
-import paho.mqtt.publish as publish
 import pytest
 
 from amr.app import App
 from amr.collector.backfill import Backfill
-from amr.collector.collector import Collector
-from amr.config import BusConfig, MeterConfig, config_from_dict
+from amr.config import config_from_dict
 from amr.core.domain import Channel
 from amr.drivers.mercury230.driver import Mercury230Driver
-from amr.drivers.mqtt.driver import MqttDriver
 from simulators.model import VirtualMeter
 from simulators.profile_memory import ProfileMemory
 from simulators.serial_meters import MercurySimulator
 from tests.integration.test_backfill import START, Clock
 from tests.integration.test_collector import run
-from tests.support.broker import HOST, PORT, require_broker
+from tests.support.broker import require_broker
+from tests.support.gateway import gateway_config, publish_to_collector
 
 SERIAL = "41000031"
 
@@ -79,19 +73,10 @@ def test_backfill_refuses_intervals_above_capacity(tmp_path: Path) -> None:
 def test_mqtt_intervals_above_capacity_are_refused_and_kept(tmp_path: Path) -> None:
     require_broker()
     base = f"amrtest/capacity-{uuid.uuid4().hex[:12]}"
-    config = config_from_dict(
-        {
-            "database": {"url": f"sqlite:///{tmp_path / 'amr.sqlite'}"},
-            "site": {"timezone": "Europe/Moscow"},
-            "buses": [{"name": "mqtt", "kind": "mqtt", "url": f"mqtt://{HOST}:{PORT}", "topics": [f"{base}/+/profile"],
-                       "client_id": f"amrtest-{uuid.uuid4().hex[:10]}"}],
-            "meters": [{"serial": "GW-2", "bus": "mqtt", "ct_ratio": 20, "model": "small"}],
-            "intervals": {"model_rated_power_kw": {"small": 1}},  # 1 kW × CT 20 × 30 min = 10 kWh primary
-            "collector": {"buffer": str(tmp_path / "buffer.sqlite")},
-        },
-        environ={},
-        file=tmp_path / "amr.toml",
-    )  # fmt: skip
+    config = gateway_config(
+        tmp_path, base, {"serial": "GW-2", "ct_ratio": 20, "model": "small"},
+        intervals={"model_rated_power_kw": {"small": 1}},  # 1 kW × CT 20 × 30 min = 10 kWh primary
+    )
     at = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
     message = {
         "meter": "GW-2",
@@ -103,26 +88,12 @@ def test_mqtt_intervals_above_capacity_are_refused_and_kept(tmp_path: Path) -> N
         ],
     }
 
-    def short_session(bus: BusConfig, listened: Sequence[MeterConfig], tz: tzinfo) -> MqttDriver:
-        return MqttDriver(bus, listened, tz=tz, session_expiry=timedelta(seconds=60))
-
-    async def scenario(app: App) -> None:
-        collector = Collector(app, push_factory=short_session)
-        await collector.start()
-        try:
-            await cast(MqttDriver, collector.pushers[0].driver).wait_subscribed(5)
-            payload = json.dumps(message)
-            await asyncio.to_thread(publish.single, f"{base}/GW-2/profile", payload, qos=1, hostname=HOST, port=PORT)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                if await asyncio.to_thread(app.store.interval_revisions, "GW-2", None, None, "refused"):
-                    break
-                await asyncio.sleep(0.05)
-        finally:
-            await collector.stop()
-
     with App.open(config) as app:
-        run(scenario(app))
+
+        def refused() -> bool:
+            return bool(app.store.interval_revisions("GW-2", kind="refused"))
+
+        run(publish_to_collector(app, f"{base}/GW-2/profile", message, refused))
         stored = app.store.intervals("GW-2")
         assert [(v.start, v.wh) for v in stored] == [(at, 10_000), (at + timedelta(hours=1), 4_000)]
         (kept,) = app.store.interval_revisions("GW-2", kind="refused")

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import cast
 
-import paho.mqtt.publish as publish
 import pytest
 
 from amr.app import App
-from amr.collector.collector import Collector
-from amr.config import BusConfig, MeterConfig, config_from_dict
+from amr.config import MeterConfig
 from amr.core.domain import Channel
 from amr.core.intervals import IntervalStatus, ProfileFlag
-from amr.drivers.mqtt.driver import MqttDriver
 from amr.drivers.mqtt.payloads import PayloadDecoder
 from tests.integration.test_collector import run
-from tests.support.broker import HOST, PORT, require_broker
+from tests.support.broker import require_broker
+from tests.support.gateway import gateway_config, publish_to_collector
 
 AT = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 MESSAGE = {
@@ -55,37 +49,10 @@ def test_intervals_decode_exactly_and_bad_ones_are_named() -> None:
 def test_the_collector_stores_published_intervals(tmp_path: Path) -> None:
     require_broker()
     base = f"amrtest/intervals-{uuid.uuid4().hex[:12]}"
-    config = config_from_dict(
-        {
-            "database": {"url": f"sqlite:///{tmp_path / 'amr.sqlite'}"},
-            "site": {"timezone": "Europe/Moscow"},
-            "buses": [{"name": "mqtt", "kind": "mqtt", "url": f"mqtt://{HOST}:{PORT}", "topics": [f"{base}/+/profile"],
-                       "client_id": f"amrtest-{uuid.uuid4().hex[:10]}"}],
-            "meters": [{"serial": "GW-1", "bus": "mqtt", "ct_ratio": 20}],
-            "collector": {"buffer": str(tmp_path / "buffer.sqlite")},
-        },
-        environ={},
-        file=tmp_path / "amr.toml",
-    )  # fmt: skip
-
-    def short_session(bus: BusConfig, listened: Sequence[MeterConfig], tz: tzinfo) -> MqttDriver:
-        return MqttDriver(bus, listened, tz=tz, session_expiry=timedelta(seconds=60))
-
-    async def scenario(app: App) -> None:
-        collector = Collector(app, push_factory=short_session)
-        await collector.start()
-        try:
-            await cast(MqttDriver, collector.pushers[0].driver).wait_subscribed(5)
-            payload = json.dumps(MESSAGE)
-            await asyncio.to_thread(publish.single, f"{base}/GW-1/profile", payload, qos=1, hostname=HOST, port=PORT)
-            deadline = time.monotonic() + 10
-            while len(await asyncio.to_thread(app.store.intervals, "GW-1")) < 3 and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-        finally:
-            await collector.stop()
+    config = gateway_config(tmp_path, base, {"serial": "GW-1", "ct_ratio": 20})
 
     with App.open(config) as app:
-        run(scenario(app))
+        run(publish_to_collector(app, f"{base}/GW-1/profile", MESSAGE, lambda: len(app.store.intervals("GW-1")) >= 3))
         stored = app.store.intervals("GW-1")
         assert [(v.channel, v.start, v.wh) for v in stored] == [
             (Channel.A_PLUS, AT, 512 * 20),  # primary side: CT 20
