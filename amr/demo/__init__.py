@@ -1,7 +1,7 @@
 """``amr demo``: a live АСКУЭ on this machine in one command, for newcomers and demonstrations.
 
-Simulated meters of every kind (Modbus TCP and RTU, Mercury 230, IEC 62056-21, an MQTT gateway),
-the collector polling them every 10-15 seconds, the API and the dashboard, over an embedded
+Simulated meters of every kind (Modbus TCP and RTU, Mercury 230, IEC 62056-21, DLMS/COSEM, an MQTT
+gateway), the collector polling them every 10-15 seconds, the API and the dashboard, over an embedded
 SQLite store in a temporary folder (or ``--dir``). See `amr.demo.run` and `amr.demo.field`.
 """
 

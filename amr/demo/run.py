@@ -136,7 +136,8 @@ def _banner(url: str, folder: Path, config: Path, broker: Broker | None, logins:
             _echo(f"    {user.login:<11} / {user.secret:<10}  {user.role}: {user.what}")
     _echo()
     _echo("  Simulated meters: Modbus TCP (4 units on one port), Modbus RTU (pty), Mercury 230 (pty),")
-    _echo("  IEC 62056-21 (TCP converter), MQTT gateway" + (f" via {broker.describe()}" if broker else " (off)"))
+    _echo("  IEC 62056-21 (TCP converter), DLMS/COSEM (TCP wrapper), MQTT gateway"
+          + (f" via {broker.describe()}" if broker else " (off)"))
     _echo("  On purpose: ME-303 is silent (offline), MB-103 lacks a register (degraded), MB-104 sometimes")
     _echo("  sends a lower A+ (refused), ME-302 wrapped through zero (flagged rollover).")
     _echo(f"  History: {counts.accepted} readings accepted, {sum(counts.rejected.values())} refused "
