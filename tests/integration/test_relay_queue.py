@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -119,11 +121,7 @@ def test_two_collectors_claiming_at_once_take_each_command_exactly_once(store: S
 
     def collector(name: str) -> None:
         barrier.wait()
-        for step in range(40):
-            at = NOW + timedelta(seconds=step)
-            for command in commands.claim(store, list(table.values()), name, at, LEASE):
-                taken[name].append(command.id)
-                commands.finish(store, command, name, Outcome("done", "connected", True, False), at)
+        taken[name] = claim_and_finish(store, list(table.values()), name)
 
     threads = [threading.Thread(target=collector, args=(name,)) for name in taken]
     for thread in threads:
@@ -132,6 +130,42 @@ def test_two_collectors_claiming_at_once_take_each_command_exactly_once(store: S
         thread.join(60)
     every = taken["a"] + taken["b"]
     assert sorted(every) == sorted(set(every)) and len(every) == 20
+
+
+def claim_and_finish(store: Store, meter_ids: list[int], name: str) -> list[int]:
+    """What collector `name` claims and finishes over 40 one-second steps: the command ids."""
+    taken = []
+    for step in range(40):
+        at = NOW + timedelta(seconds=step)
+        for command in commands.claim(store, meter_ids, name, at, LEASE):
+            taken.append(command.id)
+            commands.finish(store, command, name, Outcome("done", "connected", True, False), at)
+    return taken
+
+
+def _collector_process(url: str, meter_ids: list[int], name: str, begin: float) -> list[int]:
+    store = Store.open(DatabaseConfig(url=url), "Europe/Moscow")
+    try:
+        time.sleep(max(0.0, begin - time.time()))  # both processes start claiming at the same moment
+        return claim_and_finish(store, meter_ids, name)
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_two_collector_processes_claiming_at_once_take_each_command_exactly_once(
+    postgres_store: Store, postgres_url: str
+) -> None:
+    _clean(postgres_store)
+    table = ids(postgres_store)
+    for n in range(40):
+        serial = "R1" if n % 2 else "R2"
+        commands.enqueue(postgres_store, table[serial], serial, "read", f"n{n}", "disp", NOW, NOW + HOUR)
+    begin = time.time() + 3  # after both processes have started and opened the store
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        results = pool.starmap(_collector_process, [(postgres_url, list(table.values()), n, begin) for n in "ab"])
+    every = results[0] + results[1]
+    assert sorted(every) == sorted(set(every)) and len(every) == 40, results
 
 
 def test_only_due_or_overdue_commands_count_as_something_to_claim(store: Store) -> None:
