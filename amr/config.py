@@ -690,7 +690,7 @@ class Config(_Section):
         """The configured meters as domain objects (ids still 0 until synced with a store)."""
         tz = self.site.tz
         with paused_gc():
-            return [_meter(m, tz) for m in self.meters]
+            return [meter_object(m, tz) for m in self.meters]
 
 
 def check_field_settings(config: Config) -> None:
@@ -721,6 +721,7 @@ def field_setting_errors(
         known[bus.name] = bus
     serials: set[str] = set()
     addresses: dict[tuple[str, str], str] = {}
+    checked: set[tuple[int, timedelta]] = set()  # (schedule, timeout) pairs found good: thousands of meters share few
     for index, meter in enumerate(meters):
         if meter is None:
             continue
@@ -752,9 +753,10 @@ def field_setting_errors(
         schedule = meter.schedule or bus.schedule
         if schedule is None and not pushed:  # a polled meter without its own: the collector's default
             schedule = default_schedule
-        if schedule is not None:
+        if schedule is not None and (id(schedule), timeout := meter.timeout or bus.timeout) not in checked:
             try:
-                schedule.check(meter.timeout or bus.timeout, where)
+                schedule.check(timeout, where)
+                checked.add((id(schedule), timeout))
             except ValueError as exc:
                 errors.append(str(exc))
     return errors
@@ -871,7 +873,8 @@ def _ratio_versions(cfg: MeterConfig, tz: ZoneInfo) -> tuple[RatioVersion, ...]:
     return tuple(RatioVersion(s, at(ct, s), at(vt, s)) for s in starts)
 
 
-def _meter(cfg: MeterConfig, tz: ZoneInfo) -> Meter:
+def meter_object(cfg: MeterConfig, tz: ZoneInfo) -> Meter:
+    """The domain meter of a configured one (id 0 until synced with a store)."""
     versions = _ratio_versions(cfg, tz)
     return Meter(
         serial=cfg.serial,

@@ -51,7 +51,7 @@ def _shape(entry: dict[str, Any]) -> tuple[dict[str, Any], tuple[Any, ...]] | No
     return own, shape
 
 
-def _copy(template: M, own: dict[str, Any]) -> M:
+def copy_model(template: M, own: dict[str, Any]) -> M:
     """`template` with `own` values, built as `BaseModel.model_construct` builds a model (the same
     attributes), without validating again what the template's validation vouched for."""
     made = template.__class__.__new__(template.__class__)
@@ -76,7 +76,7 @@ def validated_alike(entries: Sequence[Any], validate: Callable[[Any], M]) -> lis
         own, shape = found
         if shape in templates:
             template = templates[shape]
-            out.append(entry if template is None else _copy(template, own))
+            out.append(entry if template is None else copy_model(template, own))
             continue
         try:
             template = validate(entry)

@@ -16,6 +16,7 @@ import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
+from typing import Protocol
 
 WH_PER_KWH = 1000
 WRAP_ZONE = Fraction(1, 10)
@@ -50,6 +51,8 @@ class RatioVersion:
     vt: Fraction
 
 
+_OWN_SLOTS = frozenset({"serial", "name", "object", "point", "accounts", "id"})
+"""What `Meter.alike` gives each meter of a kind; the other fields are the kind's."""
 _Derived = tuple[tuple[RatioVersion, ...], tuple[Scale, ...], tuple[datetime, ...]]
 _SHARED_SCALES: dict[tuple[int, int, Fraction | None, int], _Derived] = {}
 """Computed limits by meter kind and ratios tuple (its identity, checked: the tuple is kept alive here)."""
@@ -103,11 +106,33 @@ class Meter:
 
     def with_id(self, meter_id: int) -> Meter:
         """This meter with its store id (a copy of the computed fields, without computing them again)."""
-        clone: Meter = object.__new__(Meter)
-        for name in self.__slots__:
-            object.__setattr__(clone, name, getattr(self, name))
-        object.__setattr__(clone, "id", meter_id)
-        return clone
+        return self.alike(self.serial, self.name, self.object, self.point, self.accounts, meter_id)
+
+    def alike(self, serial: str, name: str, object_name: str, point: str, accounts: tuple[str, ...],
+              meter_id: int) -> Meter:
+        """A meter of this one's kind (model, register, ratios, dates: computed once, shared) with its
+        own serial, name, object, point, accounts and store id."""
+        return self.kind_maker()(serial, name, object_name, point, accounts, meter_id)
+
+    def kind_maker(self) -> MeterMaker:
+        """A function making meters of this one's kind (`alike`), for making thousands of them."""
+        shared = [(slot, getattr(self, slot)) for slot in self.__slots__ if slot not in _OWN_SLOTS]
+        put = object.__setattr__
+
+        def make(serial: str, name: str, object_name: str, point: str, accounts: tuple[str, ...],
+                 meter_id: int) -> Meter:
+            clone: Meter = object.__new__(Meter)
+            for slot, value in shared:
+                put(clone, slot, value)
+            put(clone, "serial", serial)
+            put(clone, "name", name)
+            put(clone, "object", object_name)
+            put(clone, "point", point)
+            put(clone, "accounts", accounts)
+            put(clone, "id", meter_id)
+            return clone
+
+        return make
 
     def scale_at(self, ts: datetime) -> Scale:
         """The register's limits at the primary side in force at `ts`."""
@@ -173,3 +198,13 @@ def _scale(digits: int, decimals: int, max_power_kw: Fraction | None, ct: Exact,
         wrap_bottom=exact(near * ratio),
         power_w=power,
     )
+
+
+class MeterMaker(Protocol):
+    """Makes a meter of one kind with its own serial, name, object, point, accounts and store id."""
+
+    def __call__(self, serial: str, name: str, object_name: str, point: str, accounts: tuple[str, ...],
+                 meter_id: int) -> Meter:
+        """The new meter."""
+        ...
+

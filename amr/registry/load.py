@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from amr.config import Config
 from amr.core.gc_policy import paused_gc
 from amr.core.meters import Meter
-from amr.registry.changes import stored_config
+from amr.registry.shaped import shaped_registry
 from amr.registry.stored import version
 from amr.store import Store
 from amr.store.store import translate_errors
@@ -49,6 +49,5 @@ def load(store: Store, base: Config) -> Loaded:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         held = version(conn)
-        config, ids = stored_config(conn, base)
-    meters = [m.take_id(ids[m.serial]) for m in config.meter_objects()]
+        config, meters = shaped_registry(conn, base)
     return Loaded(config, meters, held)

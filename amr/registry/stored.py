@@ -96,7 +96,7 @@ def _duration(ms: int | None) -> timedelta | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _parsed(text: str) -> Any:
+def parsed_json(text: str) -> Any:
     """JSON text as data, parsed once per distinct text (thousands of meters share a few settings);
     callers copy what they keep (`dict.update`) and never change it."""
     return json.loads(text)
@@ -176,24 +176,39 @@ def read_meters(conn: Connection, *conditions: Any, limit: int | None = None) ->
     entries: list[Entry] = []
     ids: dict[str, int] = {}
     for row in rows:
-        (meter_id, serial, name, obj, point, model, digits, decimals, tariffs, power, installed, removed,
-         bus, address, timeout_ms, retries, schedule, settings) = row
-        ids[serial] = meter_id
-        entry: Entry = {
-            "serial": serial, "name": name, "object": "" if obj == NO_OBJECT else obj, "point": point,
-            "model": model, "accounts": sorted(accounts.get(meter_id, [])), "digits": digits, "decimals": decimals,
-            "tariffs": tariffs, **_ratios(ratios.get(meter_id, [])),
-        }
-        optional = {
-            "max_power_kw": None if power is None else _decimal(power), "installed": installed, "removed": removed,
-            "bus": bus,
-            "address": None if address is None else _parsed(address), "timeout": _duration(timeout_ms),
-            "retries": retries, "schedule": None if schedule is None else dict(_parsed(schedule)),
-        }
-        entry.update((k, v) for k, v in optional.items() if v is not None)
-        entry.update(_parsed(settings or "{}"))
-        entries.append(entry)
+        ids[row[1]] = row[0]
+        entries.append(meter_row_entry(row, accounts.get(row[0], []), ratios.get(row[0], [])))
     return entries, ids
+
+
+METER_COLUMNS = (
+    "m.id, m.serial, m.name, o.name, p.code, m.model, m.digits, m.decimals, m.tariffs, m.max_power_kw, "
+    "m.installed, m.removed, b.name, m.address, m.timeout_ms, m.retries, m.schedule, m.settings"
+)
+"""The columns of a meter's row, in the order `meter_row_entry` reads them (`meters` m, `metering_points` p,
+`objects` o, `buses` b)."""
+
+
+def meter_row_entry(row: Sequence[Any], accounts: Sequence[str],
+                    ratios: Sequence[tuple[datetime | None, Any, Any]]) -> Entry:
+    """The (not yet validated) entry of a meter's row (`METER_COLUMNS`, times as UTC datetimes), its
+    accounts and its ratio versions (since, ct, vt) in order."""
+    (_, serial, name, obj, point, model, digits, decimals, tariffs, power, installed, removed,
+     bus, address, timeout_ms, retries, schedule, settings) = row
+    entry: Entry = {
+        "serial": serial, "name": name, "object": "" if obj == NO_OBJECT else obj, "point": point,
+        "model": model, "accounts": sorted(accounts), "digits": digits, "decimals": decimals,
+        "tariffs": tariffs, **_ratios(ratios),
+    }
+    optional = {
+        "max_power_kw": None if power is None else _decimal(power), "installed": installed, "removed": removed,
+        "bus": bus,
+        "address": None if address is None else parsed_json(address), "timeout": _duration(timeout_ms),
+        "retries": retries, "schedule": None if schedule is None else dict(parsed_json(schedule)),
+    }
+    entry.update((k, v) for k, v in optional.items() if v is not None)
+    entry.update(parsed_json(settings or "{}"))
+    return entry
 
 
 def _ratios(versions: Sequence[tuple[datetime | None, Any, Any]]) -> Entry:

@@ -1,0 +1,91 @@
+"""Loading the registry for a running process (`amr.registry.shaped`): once per shape, equal to entry by entry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from amr.config import config_from_dict, load_config
+from amr.errors import ConfigError
+from amr.registry.changes import apply, stored_config
+from amr.registry.entries import config_entries
+from amr.registry.load import load
+from amr.store import Store
+from amr.store.models import MeterRow
+from tests.support.registry_config import every_kind, write
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty, migrated database's URL on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'amr.sqlite'}"
+    from tests.conftest import _clean
+
+    _clean(request.getfixturevalue("postgres_store"))
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def _many(data: dict[str, Any]) -> dict[str, Any]:
+    """The demo's meters, ratio steps and a service date among them, and 60 more of two shapes on one bus."""
+    meters = [dict(m) for m in data["meters"]]
+    first = next(m for m in meters if m["serial"] == "MB-101")
+    first["ct_ratio"] = [{"ratio": 40}, {"since": "2026-03-01", "ratio": 80}]
+    first["installed"] = "2025-06-01T10:00:00+03:00"
+    for i in range(60):
+        meters.append({
+            "serial": f"7{i:05d}", "name": f"кв. {i}" if i % 3 else "", "object": f"дом {i // 20}" if i % 7 else "",
+            "point": f"kv-{i}" if i % 5 else "", "accounts": [f"{9000 + i}", f"{8000 + i}"][: 1 + i % 2],
+            "ct_ratio": 40 if i % 2 else 1, "bus": "modbus-tcp", "address": 100 + i, "profile": "eastron-sdm630",
+        })
+    return {**data, "meters": meters}
+
+
+def test_loaded_by_shape_equals_the_registry_read_entry_by_entry(database: str, tmp_path: Path) -> None:
+    data = _many(every_kind(database))
+    wanted = load_config(write(tmp_path / "amr.toml", data))
+    store = Store.open(wanted.database, "Europe/Moscow")
+    try:
+        apply(store, wanted)
+        runtime = load_config(write(tmp_path / "run.toml", {"database": {"url": database},
+                                                            "registry": {"source": "database"}}))
+        loaded = load(store, runtime)
+        with store.engine.connect() as conn:
+            each, ids = stored_config(conn, runtime)
+        assert config_entries(loaded.config) == config_entries(each) == config_entries(wanted)
+        assert [b.model_dump() for b in loaded.config.buses] == [b.model_dump() for b in each.buses]
+        assert [m.model_dump() for m in loaded.config.meters] == [m.model_dump() for m in each.meters]
+        expected = [m.take_id(ids[m.serial]) for m in each.meter_objects()]
+        assert loaded.meters == expected and all(m.id > 0 for m in loaded.meters)
+        by_serial = {m.serial: m for m in loaded.meters}
+        assert by_serial["700001"].accounts == ("8001", "9001")
+        assert by_serial["700000"].name == "700000" and by_serial["700000"].point == "700000"
+        assert by_serial["700003"].ratio_at(datetime(2026, 1, 1, tzinfo=UTC)) == 40
+        assert by_serial["MB-101"].ratio_at(datetime(2026, 3, 2, tzinfo=UTC)) == 80
+    finally:
+        store.close()
+
+
+def test_an_address_taken_twice_in_the_store_is_refused_naming_both_meters(database: str, tmp_path: Path) -> None:
+    data = _many(every_kind(database))
+    store = Store.open(config_from_dict({"database": {"url": database}}, {}).database, "Europe/Moscow")
+    try:
+        apply(store, load_config(write(tmp_path / "amr.toml", data)))
+        with store.engine.begin() as conn:  # as a hand edit of the table would leave it
+            conn.execute(update(MeterRow).where(MeterRow.serial == "700007").values(address="106"))
+        runtime = load_config(write(tmp_path / "run.toml", {"database": {"url": database},
+                                                            "registry": {"source": "database"}}))
+        with pytest.raises(ConfigError, match=r"meter 700007: address 106 on bus 'modbus-tcp' is already meter 700006"):
+            load(store, runtime)
+        with store.engine.begin() as conn:  # a stored setting no version accepts: the meter and the key are named
+            conn.execute(update(MeterRow).where(MeterRow.serial == "700007")
+                         .values(address="107", settings='{"profile": "nope"}'))
+        with pytest.raises(ConfigError, match=r"meter registry: meter 700007.profile: unknown profile .nope."):
+            load(store, runtime)
+    finally:
+        store.close()
