@@ -88,7 +88,9 @@ def create_app(
     routers = (auth, askue, accounts, meters, intervals, readings, public, moderation, dispatch, backfill, collectors,
                export, dashboard, operations, meter_ops)
     for module in (*routers, registry_routes, sum_checks, system):
-        api.include_router(module.router)
+        # the routes themselves rather than `include_router`: an included router's routes are built a second
+        # time at the first request (FastAPI's effective routes), and these routers add nothing to them
+        api.router.routes.extend(module.router.routes)
     mount_dashboard(api)
     api.add_middleware(MetricsMiddleware, metrics=metrics)
     api.add_middleware(BodyTimeout)
