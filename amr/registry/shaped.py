@@ -15,9 +15,10 @@ no address twice on a bus (serials are unique in the table). The result equals w
 from __future__ import annotations
 
 import re
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Dialect
 
 from amr.config import Config, MeterConfig, meter_object
 from amr.config_alike import copy_model
@@ -43,21 +44,70 @@ def shaped_registry(conn: Connection, base: Config) -> tuple[Config, list[Meter]
     """`base` with the registry's buses and meters (validated once per shape), and the domain meters
     with their store ids, in the order of their serials; `ConfigError` naming the entry and the key
     when a stored entry no longer validates."""
+    rows, accounts, ratios = _fetch(conn)
+    firsts, kinds = _shapes(rows, accounts, ratios, conn.dialect)
+    buses = read_buses(conn)
+    try:
+        checked = registry_config(base_without_meters(base), buses, firsts)
+    except ConfigError as exc:
+        raise ConfigError(_named(str(exc), buses, firsts)) from None
+    templates = checked.meters
+    makers = [meter_object(cfg, base.site.tz).kind_maker() for cfg in templates]
+    configs: list[MeterConfig] = []
+    meters: list[Meter] = []
+    addresses: dict[tuple[str | None, str], str] = {}
+    no_accounts: list[str] = []
+    for row, kind in zip(rows, kinds, strict=True):
+        meter_id, serial, name, obj, point = row[0], row[1], row[2], row[3], row[4]
+        if obj == NO_OBJECT:
+            obj = ""
+        own_accounts = sorted(accounts.get(meter_id, no_accounts))
+        address = None if row[13] is None else parsed_json(row[13])
+        if address is not None and addresses.setdefault((row[12], str(address)), serial) != serial:
+            raise ConfigError(f"{REGISTRY}: meter {serial}: address {address} on bus {row[12]!r} is already meter "
+                              f"{addresses[(row[12], str(address))]}; every meter on a bus needs its own address")
+        if address is not None and type(address) is not int and type(address) is not str:
+            raise ConfigError(f"{REGISTRY}: meter {serial}: address {address!r} is not a number or text; "
+                              "set it again with amr registry apply or the admin API")
+        configs.append(copy_model(templates[kind], {
+            "serial": serial, "name": name, "object": obj, "point": point, "address": address,
+            "accounts": own_accounts,
+        }))
+        meters.append(makers[kind](serial, name or serial, obj, point or serial, tuple(own_accounts), meter_id))
+    return checked.model_copy(update={"meters": configs}), meters
+
+
+def _fetch(conn: Connection) -> tuple[list[Any], dict[int, list[str]], dict[int, list[tuple[Any, Any, Any]]]]:
+    """The meters' rows (`METER_COLUMNS`), accounts and ratio versions, as the database driver gives them."""
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(_METERS)
+        rows = list(cursor.fetchall())
+        accounts: dict[int, list[str]] = {}
+        cursor.execute(_ACCOUNTS)
+        for meter_id, account in cursor.fetchall():
+            accounts.setdefault(meter_id, []).append(str(account))
+        ratios: dict[int, list[tuple[Any, Any, Any]]] = {}
+        cursor.execute(_RATIOS)
+        for meter_id, since, ct, vt in cursor.fetchall():
+            ratios.setdefault(meter_id, []).append((since, ct, vt))
+    finally:
+        cursor.close()
+    return rows, accounts, ratios
+
+
+def _shapes(rows: list[Any], accounts: dict[int, list[str]], ratios: dict[int, list[tuple[Any, Any, Any]]],
+            dialect: Dialect) -> tuple[list[Entry], list[int]]:
+    """The entry of the first meter of each shape, and each row's shape (an index into them)."""
     utc = UTCDateTime().process_result_value
-    dialect = conn.dialect
-    rows = conn.exec_driver_sql(_METERS).all()
-    accounts: dict[int, list[str]] = {}
-    for meter_id, account in conn.exec_driver_sql(_ACCOUNTS).all():
-        accounts.setdefault(meter_id, []).append(str(account))
-    ratios: dict[int, list[tuple[Any, Any, Any]]] = {}
-    for meter_id, since, ct, vt in conn.exec_driver_sql(_RATIOS).all():
-        ratios.setdefault(meter_id, []).append((since, ct, vt))
+    shape_of = itemgetter(*_SHAPE)
     shapes: dict[tuple[Any, ...], int] = {}
     firsts: list[Entry] = []
     kinds: list[int] = []
+    none: tuple[Any, ...] = ()
     for row in rows:
-        versions = ratios.get(row[0], ())
-        key = (*[row[i] for i in _SHAPE], *versions)
+        versions = ratios.get(row[0], none)
+        key = (shape_of(row), *versions)
         kind = shapes.get(key)
         if kind is None:
             kind = shapes[key] = len(firsts)
@@ -67,45 +117,11 @@ def shaped_registry(conn: Connection, base: Config) -> tuple[Config, list[Meter]
             firsts.append(meter_row_entry(typed, accounts.get(row[0], []),
                                           [(utc(s, dialect), ct, vt) for s, ct, vt in versions]))
         kinds.append(kind)
-    buses = read_buses(conn)
-    try:
-        checked = registry_config(base_without_meters(base), buses, firsts)
-    except ConfigError as exc:
-        raise ConfigError(_named(str(exc), buses, firsts)) from None
-    templates = checked.meters
-    tz = base.site.tz
-    makers = [meter_object(cfg, tz).kind_maker() for cfg in templates]
-    configs: list[MeterConfig] = []
-    meters: list[Meter] = []
-    addresses: dict[tuple[str | None, Any], str] = {}
-    for row, kind in zip(rows, kinds, strict=True):
-        meter_id, serial, name, obj, point, address = row[0], row[1], row[2], row[3], row[4], row[13]
-        own = {
-            "serial": serial, "name": name, "object": "" if obj == NO_OBJECT else obj, "point": point,
-            "address": None if address is None else parsed_json(address),
-            "accounts": sorted(accounts.get(meter_id, ())),
-        }
-        if own["address"] is not None:
-            _one_address(addresses, row[12], own["address"], serial)
-        configs.append(copy_model(templates[kind], own))
-        meters.append(makers[kind](serial, name or serial, own["object"], point or serial,
-                                         tuple(own["accounts"]), meter_id))
-    return checked.model_copy(update={"meters": configs}), meters
+    return firsts, kinds
 
 
 def _named(message: str, buses: list[Entry], meters: list[Entry]) -> str:
     """`message` with ``meters[i]`` and ``buses[i]`` (places in what was validated) named by serial and name."""
     message = re.sub(r"meters\[(\d+)\](?: \([^)]*\))?", lambda m: f"meter {meters[int(m[1])]['serial']}", message)
     return re.sub(r"buses\[(\d+)\]", lambda m: f"bus {buses[int(m[1])]['name']}", message)
-
-
-def _one_address(seen: dict[tuple[str | None, Any], str], bus: str | None, address: Any, serial: str) -> None:
-    if type(address) not in (int, str):
-        raise ConfigError(f"{REGISTRY}: meter {serial}: address {address!r} is not a number or text; "
-                          "set it again with amr registry apply or the admin API")
-    key = (bus, str(address))
-    other = seen.setdefault(key, serial)
-    if other != serial:
-        raise ConfigError(f"{REGISTRY}: meter {serial}: address {address} on bus {bus!r} is already meter {other}; "
-                          "every meter on a bus needs its own address")
 
