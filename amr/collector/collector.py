@@ -300,19 +300,6 @@ class Collector:
         """The polls in flight of `serials`."""
         return [task for serial in serials if (task := self._inflight.get(serial)) is not None]
 
-    async def poll_in_slot(self, serial: str) -> None:
-        """Poll `serial` now for its current slot, outside its schedule (a lease taken over); never raises."""
-        try:
-            await self.poll_now(serial)
-        except asyncio.CancelledError:
-            if not self.stopping.is_set():
-                raise
-            # cancelled as the collector stops; the poll itself (shielded) ends and `stop` waits for it
-        except Stopping:
-            pass
-        except Exception:
-            log.exception("poll of meter %s failed unexpectedly", serial)
-
     def _forget(self, serial: str, task: asyncio.Task[PollResult]) -> None:
         if self._inflight.get(serial) is task:
             del self._inflight[serial]

@@ -152,6 +152,20 @@ class ScheduledPolls:
             return
         if collector.sharing is not None and not collector.sharing.may_poll(serial, slot):
             return
+        self._poll(serial)
+
+    async def start_now(self, serials: list[str]) -> None:
+        """Start the polls of `serials` now (meters of a lease taken over within their slot), in waves;
+        does not wait for them."""
+        for count, serial in enumerate(serials, 1):
+            if self.collector.stopping.is_set():
+                return
+            self._poll(serial)
+            if count % START_WAVE == 0:
+                await asyncio.sleep(0)
+
+    def _poll(self, serial: str) -> None:
+        collector = self.collector
         if collector.is_polling(serial):
             return  # polled now on request: that poll serves this slot too
         try:

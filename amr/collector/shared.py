@@ -126,15 +126,17 @@ class SharedPolling:
         except StoreError as exc:
             log.warning("could not ask the store which meters were polled in this slot (%s); polling them", exc)
             polled = set()
-        caught_up = 0
-        for meter_id, (serial, slot) in due.items():
-            if self.slots.claim(serial, slot) and meter_id not in polled:
-                caught_up += 1
-                task = asyncio.create_task(collector.poll_in_slot(serial), name=f"amr-catch-up-{serial}")
-                self._catch_ups.add(task)
-                task.add_done_callback(self._catch_ups.discard)
+        caught_up = [
+            serial for meter_id, (serial, slot) in due.items()
+            if self.slots.claim(serial, slot) and meter_id not in polled
+        ]  # fmt: skip
+        if caught_up:
+            assert collector.scheduled is not None  # leases are kept for scheduled polls only
+            task = asyncio.create_task(collector.scheduled.start_now(caught_up), name="amr-catch-up")
+            self._catch_ups.add(task)
+            task.add_done_callback(self._catch_ups.discard)
         log.info("took over %d meter(s) in their slot: %d already polled, %d polled now",
-                 len(due), len(due) - caught_up, caught_up)
+                 len(due), len(due) - len(caught_up), len(caught_up))
 
     @property
     def units_by_key(self) -> dict[str, LeaseUnit]:
