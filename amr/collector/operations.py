@@ -68,7 +68,7 @@ class Operations:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.name = worker_name()
         self.relays: dict[str, _Target] = {}
-        self._readers: list[_Target] = []  # meters on buses whose driver reads instantaneous values
+        self._readers: list[str] = []  # meters on buses whose driver reads instantaneous values
         can: dict[str, tuple[bool, bool]] = {}  # bus → (relay, quality) of its driver, asked once a bus
         for serial, worker in collector.polled.items():
             kinds = can.get(worker.bus.name)
@@ -76,14 +76,10 @@ class Operations:
                 driver = worker.driver
                 kinds = can[worker.bus.name] = (isinstance(driver, RelaySwitch), isinstance(driver, QualityReader))
             relay, quality = kinds
-            known = collector.app.meters.get(serial) if relay or quality else None
-            if known is None:
-                continue
-            target = _Target(collector.meters[serial], known.id, worker)
-            if relay:
-                self.relays[serial] = target
             if quality:
-                self._readers.append(target)
+                self._readers.append(serial)
+            if relay and (target := self._target(serial)) is not None:
+                self.relays[serial] = target
         self.by_id = {t.meter_id: t for t in self.relays.values()}
         self.limits = {k: Limit(v.min, v.max) for k, v in self.config.quality.limits.items()}
         for target in self.relays.values():
@@ -96,10 +92,17 @@ class Operations:
     @functools.cached_property
     def qualities(self) -> dict[str, _Target]:
         """The meters that have instantaneous values their driver reads, by serial (found when first asked)."""
+        targets = (self._target(serial) for serial in self._readers)
         return {
-            target.meter.serial: target for target in self._readers
-            if cast(QualityReader, target.worker.driver).has_quality(target.meter)
+            target.meter.serial: target for target in targets
+            if target is not None and cast(QualityReader, target.worker.driver).has_quality(target.meter)
         }  # fmt: skip
+
+    def _target(self, serial: str) -> _Target | None:
+        known = self.collector.app.meters.get(serial)
+        if known is None:
+            return None
+        return _Target(self.collector.meters[serial], known.id, self.collector.polled[serial])
 
     def start(self) -> list[asyncio.Task[None]]:
         """The loops to run until the collector stops."""
