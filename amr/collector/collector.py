@@ -7,11 +7,11 @@
 
 Every meter with a ``bus`` is collected: meters on polled buses by schedule (APScheduler 3, one
 job per distinct schedule that starts its meters' polls, each after its own jitter:
-`amr.collector.scheduled`), meters on push buses as their messages come. A
-meter is never polled twice at once: a poll requested (`poll_now`) or scheduled while one is
-running joins it and gets its result. On PostgreSQL (``[collector] leases = "auto"``) scheduled
-polls are shared with the other collectors of the database through leases (`SharedPolling`):
-only the meters of held leases are polled, each once a slot.
+`amr.collector.scheduled`), meters on push buses as their messages come. A meter is never
+polled twice at once: a poll requested (`poll_now`) while one is running joins it and gets its
+result; a scheduled one is left out of its slot. On PostgreSQL (``[collector] leases = "auto"``)
+scheduled polls are shared with the other collectors of the database through leases
+(`SharedPolling`): only the meters of held leases are polled, each once a slot.
 """
 
 from __future__ import annotations
@@ -270,7 +270,7 @@ class Collector:
 
     def failing_first(self, serial: str) -> int:
         """A sort key: 0 for a meter whose last poll failed, else 1."""
-        return 0 if serial in self.health and self.health.get(serial).consecutive_failures else 1
+        return 0 if self.health.failing(serial) else 1
 
     def poll_task(self, serial: str) -> asyncio.Task[PollResult]:
         """The running poll of `serial`, started now if there is none."""

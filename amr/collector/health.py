@@ -103,6 +103,11 @@ class HealthBook:
         """Every record by serial."""
         return {serial: self.get(serial) for serial in self._ids}
 
+    def failing(self, serial: str) -> bool:
+        """Whether the meter's last poll failed (False for one not collected or not polled yet)."""
+        record = self._records.get(serial)
+        return record is not None and record.consecutive_failures > 0
+
     def ids(self) -> list[int]:
         """Store ids of the meters."""
         return list(self._ids.values())
