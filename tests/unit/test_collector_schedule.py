@@ -15,6 +15,7 @@ from amr.collector.schedule import (
     make_trigger,
     schedule_for,
 )
+from amr.collector.scheduled import by_schedule, some
 from amr.config import BusConfig, MeterConfig, ScheduleConfig
 from amr.errors import ConfigError
 
@@ -140,3 +141,16 @@ def test_expected_polls_over_a_day_and_a_dst_day() -> None:
     assert expected_polls(schedule(every="30m"), start, end, BERLIN) == 46
     times = list(fire_times(schedule(cron="0 * * * *"), start, end, BERLIN))
     assert len(times) == 23 and times == sorted(set(times))
+
+
+def test_meters_are_grouped_by_equal_schedules_whichever_object_holds_them() -> None:
+    bus, own, other = schedule(every="15m"), schedule(every="15m"), schedule(cron="*/5 * * * *")
+    assert bus is not own
+    groups = by_schedule({"A": bus, "B": other, "C": own, "D": bus, "E": schedule(every="900s")})
+    assert groups == [(bus, ["A", "D", "C", "E"]), (other, ["B"])]
+    assert groups[0][0] is bus  # the first object seen stands for the group
+
+
+def test_a_message_about_many_meters_names_the_first_few() -> None:
+    assert some(["A", "B"]) == "A, B"
+    assert some([f"M{n}" for n in range(1, 101)]) == "M1, M2, M3, M4, M5 and 95 more"
