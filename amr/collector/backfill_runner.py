@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from amr.collector.backfill import Backfill
 from amr.collector.bus import BusWorker, describe
 from amr.config import MeterConfig
-from amr.drivers.profiles import profile_reader
+from amr.drivers.profiles import ProfileReader, profile_reader
 from amr.drivers.registry import PROTOCOLS
 
 if TYPE_CHECKING:
@@ -36,10 +36,15 @@ class BackfillRunner:
         self.engine = Backfill(collector.app, clock=clock)
         self.every = collector.config.backfill.every.total_seconds()
         self.buses: dict[str, tuple[BusWorker, list[MeterConfig]]] = {}
+        readers: dict[str, ProfileReader | None] = {}  # bus → its driver as a profile reader, found once a bus
         for serial, worker in collector.polled.items():
-            spec = PROTOCOLS.get(worker.bus.kind)
-            reader = profile_reader(worker.driver)
-            if spec is None or "profiles" not in spec.capabilities or reader is None:
+            if worker.bus.name in readers:
+                reader = readers[worker.bus.name]
+            else:
+                spec = PROTOCOLS.get(worker.bus.kind)
+                readable = spec is not None and "profiles" in spec.capabilities
+                reader = readers[worker.bus.name] = profile_reader(worker.driver) if readable else None
+            if reader is None:
                 continue
             meter = collector.meters[serial]
             if (why := reader.cannot_read(meter)) is not None:

@@ -5,13 +5,13 @@
     result = await collector.poll_now("01100017")
     await collector.stop()                  # graceful: see `stop`
 
-Every meter with a ``bus`` is collected: meters on polled buses by schedule (APScheduler 3,
-`AsyncIOScheduler`, one job per meter with `PollTrigger`, ``coalesce``, ``max_instances=1``,
-``misfire_grace_time`` from the schedule), meters on push buses as their messages come. A
-meter is never polled twice at once: a poll requested (`poll_now`) or scheduled while one is
-running joins it and gets its result. On PostgreSQL (``[collector] leases = "auto"``) scheduled
-polls are shared with the other collectors of the database through leases (`SharedPolling`):
-only the meters of held leases are polled, each once a slot.
+Every meter with a ``bus`` is collected: meters on polled buses by schedule (APScheduler 3, one
+job per distinct schedule that starts its meters' polls, each after its own jitter:
+`amr.collector.scheduled`), meters on push buses as their messages come. A meter is never
+polled twice at once: a poll requested (`poll_now`) while one is running joins it and gets its
+result; a scheduled one is left out of its slot. On PostgreSQL (``[collector] leases = "auto"``)
+scheduled polls are shared with the other collectors of the database through leases
+(`SharedPolling`): only the meters of held leases are polled, each once a slot.
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from amr.app import App
 from amr.collector.buffer import ReadingBuffer
@@ -32,7 +30,8 @@ from amr.collector.health import HealthBook
 from amr.collector.operations import Operations
 from amr.collector.push import PushRunner
 from amr.collector.result import PollResult
-from amr.collector.schedule import check_schedule, make_trigger, schedule_for
+from amr.collector.schedule import check_schedule, schedule_for
+from amr.collector.scheduled import START_WAVE, ScheduledPolls, some
 from amr.collector.shared import SharedPolling
 from amr.collector.writer import Writer
 from amr.config import BusConfig, Config, MeterConfig, ScheduleConfig
@@ -47,7 +46,6 @@ from amr.operations.runtime import MeterOperations
 from amr.store.health import load_health
 
 log = logging.getLogger("amr.collector")
-START_WAVE = 50  # polls `poll_all` starts per turn of the event loop
 PushFactory = Callable[[BusConfig, Sequence[MeterConfig], tzinfo], PushDriver]
 
 
@@ -76,6 +74,7 @@ class Collector:
         self.polled: dict[str, BusWorker] = {}
         self.schedules: dict[str, ScheduleConfig] = {}
         push_meters: dict[str, list[MeterConfig]] = {}
+        checked: set[tuple[int, timedelta]] = set()  # (schedule, timeout) pairs found sound
         for meter in self.meters.values():
             bus = buses[meter.bus or ""]
             if is_push(bus):
@@ -86,22 +85,27 @@ class Collector:
                 self.workers[bus.name] = BusWorker(bus, driver, self.stopping, config.collector.read_limit)
             self.polled[meter.serial] = self.workers[bus.name]
             schedule = schedule_for(meter, bus, config.collector.default_schedule)
-            check_schedule(schedule, meter.timeout or bus.timeout, f"meter {meter.serial} on bus {bus.name}")
+            timeout = meter.timeout or bus.timeout
+            if (id(schedule), timeout) not in checked:  # most meters share their bus's or the default
+                check_schedule(schedule, timeout, f"meter {meter.serial} on bus {bus.name}")
+                checked.add((id(schedule), timeout))
             self.schedules[meter.serial] = schedule
         self.pushers = [
             PushRunner(buses[name], driver, self._sink(buses[name], driver))
             for name, meters in push_meters.items()
             for driver in [push_factory(buses[name], meters, self.tz)]
         ]
-        secrets = {
-            m.serial: [*m.settings.secrets(), *buses[m.bus or ""].settings.secrets()] for m in self.meters.values()
-        }
+
+        def secrets(serial: str) -> list[str]:  # asked once per meter, when a message of it is first redacted
+            meter = self.meters.get(serial)
+            return [] if meter is None else [*meter.settings.secrets(), *buses[meter.bus or ""].settings.secrets()]
+
         ids = {serial: app.meters[serial].id for serial in self.meters if serial in app.meters}
         self.health = HealthBook(ids, config.collector.offline_after, secrets)
         self.buffer_path = buffer_path(config)
         self.buffer: ReadingBuffer | None = None
         self.writer: Writer | None = None
-        self.scheduler: AsyncIOScheduler | None = None
+        self.scheduled: ScheduledPolls | None = None  # the schedules' jobs, once started
         self.sharing: SharedPolling | None = None  # the leases, when collectors share the buses
         self._inflight: dict[str, asyncio.Task[PollResult]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -153,18 +157,11 @@ class Collector:
             self.relay_quality = Operations(self)
             self._tasks += self.relay_quality.start()
         if schedule and self.polled:
-            self.scheduler = AsyncIOScheduler(timezone=self.tz)
-            triggers = {serial: make_trigger(s, self.tz) for serial, s in self.schedules.items()}
+            self.scheduled = ScheduledPolls(self)
             if self.sharing is not None:
-                await self.sharing.start(triggers)
-            for serial, meter_schedule in self.schedules.items():
-                self.scheduler.add_job(
-                    self._scheduled, triggers[serial], args=[serial], id=serial,
-                    name=f"poll {serial}", coalesce=True, max_instances=1,
-                    misfire_grace_time=max(1, int(meter_schedule.misfire_grace.total_seconds())),
-                )
-            self.scheduler.start()
-            self._warn_tight_schedules()
+                await self.sharing.start(self.scheduled.triggers())
+            self.scheduled.start()
+            self._warn_tight_schedules(self.scheduled)
             self._start_backfill()
         if schedule and self.config.intervals.estimate_every is not None:  # `amr.collector.interval_upkeep`
             from amr.collector.interval_upkeep import IntervalUpkeep
@@ -191,20 +188,27 @@ class Collector:
                 asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(threads, "amr-collector"))
                 self._tasks.append(asyncio.create_task(runner.run(), name="amr-backfill"))
 
-    def _warn_tight_schedules(self) -> None:
-        for serial, worker in self.polled.items():
-            worst = worker.policy(self.meters[serial]).worst_case()
-            interval = self.schedules[serial].shortest_interval.total_seconds()
-            if worst >= interval:
-                log.warning(
-                    "meter %s: a poll of a silent meter takes up to %g s (timeout × attempts + backoff), not less "
-                    "than its poll interval %g s; while it does not answer, some polls are skipped",
-                    serial, worst, interval,
-                )
+    def _warn_tight_schedules(self, scheduled: ScheduledPolls) -> None:
+        """Warn of meters a silent poll of which outlasts their poll interval: once per bus, timeout,
+        retries and schedule, naming the first few meters."""
+        for group in scheduled.groups:
+            interval = group.schedule.shortest_interval.total_seconds()
+            alike: dict[tuple[str, timedelta | None, int | None], list[str]] = {}
+            for serial in group.serials:
+                meter = self.meters[serial]
+                alike.setdefault((meter.bus or "", meter.timeout, meter.retries), []).append(serial)
+            for (bus, *_), serials in alike.items():
+                worst = self.workers[bus].policy(self.meters[serials[0]]).worst_case()
+                if worst >= interval:
+                    log.warning(
+                        "meter(s) %s on bus %s: a poll of a silent meter takes up to %g s (timeout × attempts + "
+                        "backoff), not less than their poll interval %g s; while one does not answer, some of its "
+                        "polls are skipped", some(serials), bus, worst, interval,
+                    )  # fmt: skip
 
     def health_ids(self) -> list[int]:
         """Store ids of the collected meters."""
-        return [record.meter_id for record in self.health.all().values()]
+        return self.health.ids()
 
     async def stop(self) -> int:
         """Stop gracefully: no new polls, push drivers stopped, polls on the bus finished (each
@@ -214,8 +218,8 @@ class Collector:
             return 0
         self._stopped = True
         self.stopping.set()
-        if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        if self.scheduled is not None:
+            self.scheduled.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -246,7 +250,7 @@ class Collector:
 
     async def poll_now(self, serial: str) -> PollResult:
         """Poll one meter now and return the result; joins the poll already running for it, if any."""
-        return await asyncio.shield(self._poll_task(serial))
+        return await asyncio.shield(self.poll_task(serial))
 
     async def poll_all(self) -> list[PollResult]:
         """Poll every polled meter once (serial lines one meter at a time, buses at once); results in
@@ -255,8 +259,8 @@ class Collector:
         if not self.polled:
             return []
         tasks: dict[str, asyncio.Task[PollResult]] = {}
-        for serial in sorted(self.polled, key=self._failing_first):
-            tasks[serial] = self._poll_task(serial)
+        for serial in sorted(self.polled, key=self.failing_first):
+            tasks[serial] = self.poll_task(serial)
             if len(tasks) % START_WAVE == 0:
                 # let the loop run the polls started so far: one loop turn starting thousands of polls
                 # would hold back every timer (timeouts fire late) and every answer meanwhile
@@ -264,10 +268,11 @@ class Collector:
         await asyncio.wait(tasks.values())  # like `shield`: cancelling the sweep leaves the polls running
         return [tasks[serial].result() for serial in self.polled]
 
-    def _failing_first(self, serial: str) -> int:
-        return 0 if serial in self.health and self.health.get(serial).consecutive_failures else 1
+    def failing_first(self, serial: str) -> int:
+        """A sort key: 0 for a meter whose last poll failed, else 1."""
+        return 0 if self.health.failing(serial) else 1
 
-    def _poll_task(self, serial: str) -> asyncio.Task[PollResult]:
+    def poll_task(self, serial: str) -> asyncio.Task[PollResult]:
         """The running poll of `serial`, started now if there is none."""
         if serial not in self.polled:
             known = "a push meter: it reports by itself" if serial in self.meters else "not a collected meter"
@@ -287,32 +292,17 @@ class Collector:
         """Serials of the meters being polled right now."""
         return set(self._inflight)
 
+    def is_polling(self, serial: str) -> bool:
+        """Whether `serial` is being polled right now."""
+        return serial in self._inflight
+
     def running(self, serials: Iterable[str]) -> list[asyncio.Task[PollResult]]:
         """The polls in flight of `serials`."""
         return [task for serial in serials if (task := self._inflight.get(serial)) is not None]
 
-    async def poll_in_slot(self, serial: str) -> None:
-        """Poll `serial` now for its current slot, outside its schedule (a lease taken over); never raises."""
-        await self._scheduled(serial, guarded=False)
-
     def _forget(self, serial: str, task: asyncio.Task[PollResult]) -> None:
         if self._inflight.get(serial) is task:
             del self._inflight[serial]
-
-    async def _scheduled(self, serial: str, *, guarded: bool = True) -> None:
-        """A scheduled poll; `guarded`: when sharing, only of a held unit and once a slot."""
-        if guarded and self.sharing is not None and not self.sharing.may_poll(serial):
-            return
-        try:
-            await self.poll_now(serial)
-        except asyncio.CancelledError:
-            if not self.stopping.is_set():
-                raise
-            # the scheduler's shutdown cancels its jobs; the poll itself (shielded) ends and `stop` waits for it
-        except Stopping:
-            pass
-        except Exception:
-            log.exception("poll of meter %s failed unexpectedly", serial)
 
     async def _poll(self, meter: MeterConfig) -> PollResult:
         worker = self.polled[meter.serial]

@@ -20,7 +20,7 @@ passwords never reach a log line or the stored error.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
@@ -74,13 +74,15 @@ class HealthBook:
         self,
         meter_ids: Mapping[str, int],
         offline_after: int,
-        secrets: Mapping[str, Iterable[str]] | None = None,
+        secrets: Callable[[str], Iterable[str]] | None = None,
     ) -> None:
-        """`meter_ids`: serial → store id; `secrets`: serial → passwords to keep out of messages."""
+        """`meter_ids`: serial → store id; `secrets`: a meter's passwords to keep out of messages, asked
+        the first time one of its messages is redacted."""
         self.offline_after = offline_after
         self._ids = dict(meter_ids)
-        self._records = {serial: HealthRecord(meter_id) for serial, meter_id in self._ids.items()}
-        self._secrets = {serial: tuple(s for s in values if s) for serial, values in (secrets or {}).items()}
+        self._records: dict[str, HealthRecord] = {}  # restored or asked for; a fresh one is made when first asked
+        self._secrets_of = secrets
+        self._secrets: dict[str, tuple[str, ...]] = {}
         self._noisy: set[str] = set()  # meters whose current problem was already logged loudly
         self._dirty: set[str] = set()
 
@@ -91,22 +93,34 @@ class HealthBook:
                 self._records[serial] = stored[meter_id]
 
     def get(self, serial: str) -> HealthRecord:
-        """The current record of a meter."""
-        return self._records[serial]
+        """The current record of a meter (`KeyError` for one not collected)."""
+        record = self._records.get(serial)
+        if record is None:
+            record = self._records[serial] = HealthRecord(self._ids[serial])
+        return record
 
     def all(self) -> dict[str, HealthRecord]:
         """Every record by serial."""
-        return dict(self._records)
+        return {serial: self.get(serial) for serial in self._ids}
+
+    def failing(self, serial: str) -> bool:
+        """Whether the meter's last poll failed (False for one not collected or not polled yet)."""
+        record = self._records.get(serial)
+        return record is not None and record.consecutive_failures > 0
+
+    def ids(self) -> list[int]:
+        """Store ids of the meters."""
+        return list(self._ids.values())
 
     def __contains__(self, serial: object) -> bool:
-        return serial in self._records
+        return serial in self._ids
 
     def success(self, serial: str, at: datetime, errors: Mapping[str, str] | None = None, where: str = "") -> None:
         """Record a poll that read values (with the channel or tariff errors it reported)."""
-        if serial not in self._records:
+        if serial not in self._ids:
             return
         clean = {k: self.redact(serial, v) for k, v in (errors or {}).items()}
-        before = self._records[serial]
+        before = self.get(serial)
         after = after_success(before, at, clean)
         self._store(serial, after)
         label = _label(serial, where)
@@ -123,10 +137,10 @@ class HealthBook:
 
     def failure(self, serial: str, at: datetime, error: str, where: str = "") -> None:
         """Record a failed poll."""
-        if serial not in self._records:
+        if serial not in self._ids:
             return
         message = self.redact(serial, error)
-        before = self._records[serial]
+        before = self.get(serial)
         after = after_failure(before, at, message, self.offline_after)
         self._store(serial, after)
         label = _label(serial, where)
@@ -140,7 +154,10 @@ class HealthBook:
 
     def redact(self, serial: str, text: str) -> str:
         """`text` without the meter's configured passwords."""
-        return redact(text, self._secrets.get(serial, ()))
+        found = self._secrets.get(serial)
+        if found is None:
+            found = self._secrets[serial] = tuple(s for s in self._secrets_of(serial) if s) if self._secrets_of else ()
+        return redact(text, found)
 
     def take_dirty(self) -> list[HealthRecord]:
         """Records changed since the last call, to be saved."""

@@ -18,6 +18,7 @@ readings, and each quantity outside ``[quality] limits`` is stored as an event a
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -25,7 +26,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from amr.collector.bus import BusWorker, describe
 from amr.collector.retry import is_transient
@@ -67,16 +68,18 @@ class Operations:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.name = worker_name()
         self.relays: dict[str, _Target] = {}
-        self.qualities: dict[str, _Target] = {}
+        self._readers: list[str] = []  # meters on buses whose driver reads instantaneous values
+        can: dict[str, tuple[bool, bool]] = {}  # bus → (relay, quality) of its driver, asked once a bus
         for serial, worker in collector.polled.items():
-            known = collector.app.meters.get(serial)
-            if known is None:
-                continue
-            target = _Target(collector.meters[serial], known.id, worker)
-            if isinstance(worker.driver, RelaySwitch):
+            kinds = can.get(worker.bus.name)
+            if kinds is None:
+                driver = worker.driver
+                kinds = can[worker.bus.name] = (isinstance(driver, RelaySwitch), isinstance(driver, QualityReader))
+            relay, quality = kinds
+            if quality:
+                self._readers.append(serial)
+            if relay and (target := self._target(serial)) is not None:
                 self.relays[serial] = target
-            if isinstance(worker.driver, QualityReader) and worker.driver.has_quality(target.meter):
-                self.qualities[serial] = target
         self.by_id = {t.meter_id: t for t in self.relays.values()}
         self.limits = {k: Limit(v.min, v.max) for k, v in self.config.quality.limits.items()}
         for target in self.relays.values():
@@ -86,12 +89,27 @@ class Operations:
                 break
         self._running: set[asyncio.Task[commands.RelayCommand | None]] = set()
 
+    @functools.cached_property
+    def qualities(self) -> dict[str, _Target]:
+        """The meters that have instantaneous values their driver reads, by serial (found when first asked)."""
+        targets = (self._target(serial) for serial in self._readers)
+        return {
+            target.meter.serial: target for target in targets
+            if target is not None and cast(QualityReader, target.worker.driver).has_quality(target.meter)
+        }  # fmt: skip
+
+    def _target(self, serial: str) -> _Target | None:
+        known = self.collector.app.meters.get(serial)
+        if known is None:
+            return None
+        return _Target(self.collector.meters[serial], known.id, self.collector.polled[serial])
+
     def start(self) -> list[asyncio.Task[None]]:
         """The loops to run until the collector stops."""
         tasks = []
         if self.relays:
             tasks.append(asyncio.create_task(self._relay_loop(), name="amr-relay"))
-        if self.qualities and self.config.quality.every is not None:
+        if self.config.quality.every is not None and self.qualities:
             tasks.append(asyncio.create_task(self._quality_loop(), name="amr-quality"))
         return tasks
 

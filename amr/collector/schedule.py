@@ -11,9 +11,10 @@ default_schedule``. Both kinds are laid on a grid and then shifted by ``offset``
   0 as Monday. Restricting both day and weekday is refused (crontab ORs them, APScheduler
   ANDs them).
 
-``cron = "*/30 * * * *"`` with ``offset = "2m"`` fires at :02 and :32. ``jitter`` adds a
-random delay of up to that much to each fire time, never carried over to the next one (so it
-does not drift) and shorter than the interval.
+``cron = "*/30 * * * *"`` with ``offset = "2m"`` fires at :02 and :32. The trigger fires on
+the grid; ``jitter`` delays each meter's poll in each slot by its own random part of it
+(`PollTrigger.delay`), drawn afresh every slot and never carried over (so it does not drift),
+and is shorter than the interval.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def local_midnight(moment: datetime, tz: tzinfo) -> datetime:
 
 
 class PollTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 ships no type information
-    """An interval grid or a crontab in the site's zone, shifted by an offset, with per-fire jitter."""
+    """An interval grid or a crontab in the site's zone, shifted by an offset; the jitter of each meter's poll."""
 
     def __init__(self, schedule: ScheduleConfig, tz: tzinfo, anchor: datetime | None = None) -> None:
         """`anchor`: any moment of the day whose local midnight anchors an interval grid (default: now)."""
@@ -150,13 +151,13 @@ class PollTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 ships no 
         return self._grid_after(previous, inclusive=False)
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        """APScheduler's hook: the next grid time plus a fresh random jitter, in the site's zone."""
+        """APScheduler's hook: the next grid time, in the site's zone (jitter is each meter's `delay`)."""
         found = self.next_unjittered(previous_fire_time, now)
-        if found is None:
-            return None
-        if self.jitter:
-            found += timedelta(seconds=random.uniform(0, self.jitter))
-        return found.astimezone(self.tz)
+        return None if found is None else found.astimezone(self.tz)
+
+    def delay(self) -> float:
+        """Seconds one meter's poll waits after a fire: a fresh random part of the jitter (0 without)."""
+        return random.uniform(0, self.jitter) if self.jitter else 0.0
 
     def __str__(self) -> str:
         kind = f"cron {self.schedule.cron!r}" if self.schedule.cron else f"every {self.every}"

@@ -81,12 +81,14 @@ class SharedPolling:
             1000 * keeper.round_seconds / max(1, keeper.rounds),
         )
 
-    def may_poll(self, serial: str) -> bool:
-        """Whether a scheduled poll of `serial` is made now: its unit is held and its slot not yet polled."""
+    def may_poll(self, serial: str, slot: datetime | None = None) -> bool:
+        """Whether a scheduled poll of `serial` is made now: its unit is held and its slot (`slot`, the
+        fire's, else the one of now) not yet polled."""
         if not self.keeper.holds(self.unit_of[serial]):
             self.skipped += 1
             return False
-        slot = slot_start(self.triggers[serial], datetime.now(UTC))
+        if slot is None:
+            slot = slot_start(self.triggers[serial], datetime.now(UTC))
         if slot is not None and not self.slots.claim(serial, slot):
             self.skipped += 1
             return False
@@ -101,11 +103,15 @@ class SharedPolling:
         now = datetime.now(UTC)
         collector = self.collector
         due: dict[int, tuple[str, datetime]] = {}
+        slots: dict[int, datetime | None] = {}  # by trigger: meters of one schedule share one
         for item in taken:
             if item.previous_expiry is None:
                 continue  # never held before: its meters wait for their next slot, as at any start
             for serial in self.units_by_key[item.lease].meters:
-                slot = slot_start(self.triggers[serial], now)
+                trigger = self.triggers[serial]
+                if id(trigger) not in slots:
+                    slots[id(trigger)] = slot_start(trigger, now)
+                slot = slots[id(trigger)]
                 grace = collector.schedules[serial].misfire_grace
                 if slot is None or now - slot > grace or self.slots.done(serial, slot):
                     continue
@@ -120,15 +126,17 @@ class SharedPolling:
         except StoreError as exc:
             log.warning("could not ask the store which meters were polled in this slot (%s); polling them", exc)
             polled = set()
-        caught_up = 0
-        for meter_id, (serial, slot) in due.items():
-            if self.slots.claim(serial, slot) and meter_id not in polled:
-                caught_up += 1
-                task = asyncio.create_task(collector.poll_in_slot(serial), name=f"amr-catch-up-{serial}")
-                self._catch_ups.add(task)
-                task.add_done_callback(self._catch_ups.discard)
+        caught_up = [
+            serial for meter_id, (serial, slot) in due.items()
+            if self.slots.claim(serial, slot) and meter_id not in polled
+        ]  # fmt: skip
+        if caught_up:
+            assert collector.scheduled is not None  # leases are kept for scheduled polls only
+            task = asyncio.create_task(collector.scheduled.start_now(caught_up), name="amr-catch-up")
+            self._catch_ups.add(task)
+            task.add_done_callback(self._catch_ups.discard)
         log.info("took over %d meter(s) in their slot: %d already polled, %d polled now",
-                 len(due), len(due) - caught_up, caught_up)
+                 len(due), len(due) - len(caught_up), len(caught_up))
 
     @property
     def units_by_key(self) -> dict[str, LeaseUnit]:

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from amr.core.events import MeterEvent
 from amr.store.models import ClockRequestRow, MeterClockRow, MeterEventRow
+from amr.store.rows import listed_ids
 from amr.store.store import Store, translate_errors
 
 
@@ -249,13 +250,14 @@ def release_correction(store: Store, meter_id: int, claimed_at: datetime, previo
 
 
 def load_clock(store: Store, meter_ids: Iterable[int] | None = None) -> dict[int, ClockCheck]:
-    """The last clock check per meter id."""
+    """The last clock check per meter id (of `meter_ids`, any number of them; all when None)."""
+    listed, wanted = listed_ids(meter_ids)
     statement = select(MeterClockRow)
-    if meter_ids is not None:
-        statement = statement.where(MeterClockRow.meter_id.in_(list(meter_ids)))
+    if listed is not None:
+        statement = statement.where(MeterClockRow.meter_id.in_(listed))
     with translate_errors(), store.engine.connect() as conn:
         rows = conn.execute(statement).mappings().all()
-    return {row["meter_id"]: ClockCheck(**dict(row)) for row in rows}
+    return {row["meter_id"]: ClockCheck(**dict(row)) for row in rows if wanted is None or row["meter_id"] in wanted}
 
 
 __all__ = [

@@ -24,6 +24,7 @@ from amr.config import ScheduleConfig
 from amr.core.meters import Meter
 from amr.store.intervals import IntervalCompleteness, interval_completeness
 from amr.store.models import MeterHealthRow, ReadingRow, UTCDateTime
+from amr.store.rows import listed_ids
 from amr.store.store import Store, translate_errors
 
 Status = Literal["unknown", "online", "degraded", "offline"]
@@ -56,17 +57,13 @@ def _record(row: Any) -> HealthRecord:
     return HealthRecord(**{name: row[name] for name in _COLUMNS})
 
 
-MAX_LISTED = 10_000
-"""Ids named in the query at most; more are filtered here (PostgreSQL takes at most 65,535 parameters)."""
-
-
 def load_health(store: Store, meter_ids: Iterable[int] | None = None) -> dict[int, HealthRecord]:
     """The stored health of the meters (all when `meter_ids` is None), by meter id; a meter without
     a row has not been polled ("unknown")."""
-    wanted = None if meter_ids is None else set(meter_ids)
+    listed, wanted = listed_ids(meter_ids)
     statement = select(MeterHealthRow)
-    if wanted is not None and len(wanted) <= MAX_LISTED:
-        statement = statement.where(MeterHealthRow.meter_id.in_(sorted(wanted)))
+    if listed is not None:
+        statement = statement.where(MeterHealthRow.meter_id.in_(listed))
     try:
         with store.engine.connect() as conn:
             rows = conn.execute(statement).mappings().all()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,18 @@ READING_COLUMNS = (
     "flags",
     "received_at",
 )
+
+MAX_LISTED = 10_000
+"""Ids named in a query at most; more are filtered here (PostgreSQL takes at most 65,535 parameters)."""
+
+
+def listed_ids(ids: Iterable[int] | None) -> tuple[list[int] | None, set[int] | None]:
+    """`ids` (None: every one) as the ids to name in a query's ``IN`` (None: read every row) and the
+    ids whose rows to keep (None: every row)."""
+    if ids is None:
+        return None, None
+    wanted = set(ids)
+    return (sorted(wanted) if len(wanted) <= MAX_LISTED else None), wanted
 
 
 def _utc(value: Any) -> datetime:

@@ -228,17 +228,23 @@ def test_a_file_on_the_registry_says_its_own_meters_are_not_used(
     assert f"{told}; apply them with amr registry apply" in caplog.text
 
 
-def test_health_of_100000_meters_loads_on_postgresql(postgres_store: Store) -> None:
+def test_health_and_clock_checks_of_100000_meters_load_on_postgresql(postgres_store: Store) -> None:
+    from amr.store.events import ClockCheck, load_clock, save_clock
     from amr.store.health import HealthRecord, load_health, save_health
     from tests.conftest import _clean
 
     _clean(postgres_store)
-    config = config_from_dict({"meters": [{"serial": "H1"}]}, {})
-    [meter] = postgres_store.sync_meters(config.meter_objects())
+    config = config_from_dict({"meters": [{"serial": "H1"}, {"serial": "H2"}]}, {})
+    meter, other = postgres_store.sync_meters(config.meter_objects())
     save_health(postgres_store, [HealthRecord(meter.id, "online")])
+    for each in (meter, other):
+        save_clock(postgres_store, ClockCheck(each.id, datetime.now(UTC), "ok"))
     # a collector of 100,000 meters asks for all of them: more ids than a statement takes parameters
-    assert list(load_health(postgres_store, range(1, 100_001))) == [meter.id]
+    many = [i for i in range(meter.id - 50_000, meter.id + 50_001) if i != other.id]
+    assert list(load_health(postgres_store, many)) == [meter.id]
     assert load_health(postgres_store, [meter.id + 1]) == {}
+    assert list(load_clock(postgres_store, many)) == [meter.id]  # only the meters asked for
+    assert list(load_clock(postgres_store, [other.id])) == [other.id]
 
 
 def test_the_collector_restarts_only_when_how_meters_are_reached_changes(tmp_path: Path) -> None:

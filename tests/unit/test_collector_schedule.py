@@ -15,6 +15,7 @@ from amr.collector.schedule import (
     make_trigger,
     schedule_for,
 )
+from amr.collector.scheduled import by_schedule, some
 from amr.config import BusConfig, MeterConfig, ScheduleConfig
 from amr.errors import ConfigError
 
@@ -94,15 +95,21 @@ def test_cron_restricting_both_day_and_weekday_is_refused() -> None:
         make_trigger(schedule(cron="0 0 1 * 1"), MSK)
 
 
-def test_jitter_delays_each_fire_within_bounds_and_does_not_drift() -> None:
+def test_jitter_does_not_move_the_fires_off_the_grid() -> None:
+    """The trigger fires on the grid: jitter is each meter's own delay after it, so it never drifts."""
     got = fires(schedule(every="1m", jitter="20s"), local(2026, 1, 15, 10, 0, 30), 50)
-    for index, moment in enumerate(got):
-        grid = local(2026, 1, 15, 10, 1) + timedelta(minutes=index)
-        assert grid <= moment < grid + timedelta(seconds=20)
+    assert got == [local(2026, 1, 15, 10, 1) + timedelta(minutes=index) for index in range(50)]
     cron = fires(schedule(cron="*/5 * * * *", offset="1m", jitter="30s"), local(2026, 1, 15, 10, 0), 20)
-    for index, moment in enumerate(cron):
-        grid = local(2026, 1, 15, 10, 1) + timedelta(minutes=5 * index)
-        assert grid <= moment < grid + timedelta(seconds=30)
+    assert cron == [local(2026, 1, 15, 10, 1) + timedelta(minutes=5 * index) for index in range(20)]
+
+
+def test_jitter_delays_are_within_bounds_and_drawn_afresh() -> None:
+    trigger = make_trigger(schedule(every="1m", jitter="20s"), MSK)
+    delays = [trigger.delay() for _ in range(2000)]
+    assert all(0 <= delay <= 20 for delay in delays)
+    assert len(set(delays)) == len(delays)  # a fresh draw each time, none carried over
+    assert min(delays) < 1 and max(delays) > 19  # spread over the whole jitter
+    assert {make_trigger(schedule(every="1m"), MSK).delay() for _ in range(10)} == {0.0}
 
 
 def test_schedule_precedence_meter_then_bus_then_default() -> None:
@@ -134,3 +141,16 @@ def test_expected_polls_over_a_day_and_a_dst_day() -> None:
     assert expected_polls(schedule(every="30m"), start, end, BERLIN) == 46
     times = list(fire_times(schedule(cron="0 * * * *"), start, end, BERLIN))
     assert len(times) == 23 and times == sorted(set(times))
+
+
+def test_meters_are_grouped_by_equal_schedules_whichever_object_holds_them() -> None:
+    bus, own, other = schedule(every="15m"), schedule(every="15m"), schedule(cron="*/5 * * * *")
+    assert bus is not own
+    groups = by_schedule({"A": bus, "B": other, "C": own, "D": bus, "E": schedule(every="900s")})
+    assert groups == [(bus, ["A", "D", "C", "E"]), (other, ["B"])]
+    assert groups[0][0] is bus  # the first object seen stands for the group
+
+
+def test_a_message_about_many_meters_names_the_first_few() -> None:
+    assert some(["A", "B"]) == "A, B"
+    assert some([f"M{n}" for n in range(1, 101)]) == "M1, M2, M3, M4, M5 and 95 more"
