@@ -12,6 +12,7 @@ from sqlalchemy import text
 from amr.config import BusConfig, Config, MeterConfig, check_field_settings
 from amr.errors import ConfigError
 from amr.registry.entries import Entry, config_entries, registry_config, shown
+from amr.registry.rows import ANALYZE_AFTER
 from amr.registry.stored import (
     base_without_meters,
     bump,
@@ -26,8 +27,6 @@ from amr.registry.stored import (
 )
 from amr.store import Store
 from amr.store.models import AuditRow
-
-ANALYZE_AFTER = 1000  # meters written by one apply after which PostgreSQL's statistics are renewed
 
 
 @dataclass

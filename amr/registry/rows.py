@@ -23,9 +23,12 @@ from amr.store.meters import _meter_fields as meter_fields  # the identity colum
 from amr.store.models import MeterAccountRow, MeterRatioRow, MeterRow, ObjectRow, PointRow
 
 CHUNK = 1000
+ANALYZE_AFTER = 1000
+"""Rows written in one go after which PostgreSQL's statistics of their table are renewed at once."""
 _SIX = Decimal("0.000001")
 
-__all__ = ["NO_OBJECT", "insert_new", "meter_fields", "meter_ids", "object_ids", "point_ids", "sync_accounts",
+__all__ = ["ANALYZE_AFTER", "NO_OBJECT", "analyze_after_many", "insert_new", "meter_fields", "meter_ids", "object_ids",
+           "point_ids", "sync_accounts",
            "sync_ratios"]
 
 
@@ -33,6 +36,15 @@ def chunks(values: Sequence[Any]) -> Iterator[list[Any]]:
     """`values` in lists of at most `CHUNK`."""
     for offset in range(0, len(values), CHUNK):
         yield list(values[offset : offset + CHUNK])
+
+
+def analyze_after_many(conn: Connection, table: str, written: int) -> None:
+    """Renew PostgreSQL's statistics of `table` after `written` new rows, when they are many. A table
+    filled in this transaction is otherwise planned as the empty table it was: each later statement
+    of the transaction that PostgreSQL prepared while it was empty (psycopg prepares a statement run
+    five times) scans every row, and reading back the ids of 100,000 new meters takes minutes."""
+    if written >= ANALYZE_AFTER and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"ANALYZE {table}")
 
 
 def exact(value: Fraction | Decimal | float | None, places: Decimal) -> Decimal | None:
@@ -58,6 +70,7 @@ def object_ids(conn: Connection, meters: Sequence[Meter]) -> dict[str, int]:
     missing = [{"name": n} for n in sorted(names - found.keys())]
     if missing:
         insert_new(conn, ObjectRow.__table__, missing)  # type: ignore[arg-type]
+        analyze_after_many(conn, "objects", len(missing))
         found = _by_key(conn, ObjectRow.name, ObjectRow.id, names)
     return {str(k): int(v) for k, v in found.items()}
 
@@ -78,6 +91,7 @@ def point_ids(conn: Connection, meters: Sequence[Meter], objects: dict[str, int]
     new = [{"code": c, "object_id": o} for c, o in wanted.items() if c not in found]
     if new:
         insert_new(conn, PointRow.__table__, new)  # type: ignore[arg-type]
+        analyze_after_many(conn, "metering_points", len(new))
     return {str(k): int(v) for k, v in _by_key(conn, PointRow.code, PointRow.id, wanted).items()}
 
 

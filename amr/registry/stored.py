@@ -26,6 +26,7 @@ from amr.core.meters import Meter
 from amr.registry.entries import Entry, decimal
 from amr.registry.rows import (
     NO_OBJECT,
+    analyze_after_many,
     insert_new,
     meter_fields,
     meter_ids,
@@ -283,6 +284,7 @@ def write_meters(conn: Connection, meters: Sequence[Meter], entries: Sequence[En
            for m in meters if m.serial not in held]
     if new:
         insert_new(conn, MeterRow.__table__, new)  # type: ignore[arg-type]
+        analyze_after_many(conn, "meters", len(new))
     changed = [
         {"k_id": held[m.serial], **{f"v_{k}": v for k, v in both.items()}}
         for m in meters
