@@ -51,22 +51,30 @@ def _shape(entry: dict[str, Any]) -> tuple[dict[str, Any], tuple[Any, ...]] | No
     return own, shape
 
 
-def copy_model(template: M, own: dict[str, Any]) -> M:
-    """`template` with `own` values, built as `BaseModel.model_construct` builds a model (the same
-    attributes), without validating again what the template's validation vouched for."""
-    made = template.__class__.__new__(template.__class__)
-    object.__setattr__(made, "__dict__", {**template.__dict__, **own})
-    object.__setattr__(made, "__pydantic_fields_set__", set(template.__pydantic_fields_set__))
-    object.__setattr__(made, "__pydantic_extra__", None)
-    object.__setattr__(made, "__pydantic_private__", None)
-    return made
+def model_maker(template: M) -> Callable[[dict[str, Any]], M]:
+    """Makes copies of `template` with their own values, built as `BaseModel.model_construct` builds a
+    model (the same attributes), without validating again what the template's validation vouched for."""
+    cls, values, fields = template.__class__, template.__dict__, template.__pydantic_fields_set__
+    new, put = object.__new__, object.__setattr__
+
+    def make(own: dict[str, Any]) -> M:
+        made = new(cls)
+        data = values.copy()
+        data.update(own)
+        put(made, "__dict__", data)
+        put(made, "__pydantic_fields_set__", set(fields))
+        put(made, "__pydantic_extra__", None)
+        put(made, "__pydantic_private__", None)
+        return made
+
+    return make
 
 
 def validated_alike(entries: Sequence[Any], validate: Callable[[Any], M]) -> list[Any]:
     """`entries` with each meter this can vouch for replaced by its validated model: `validate`
     (the full validation) once per shape, a copy with the meter's own values for the rest of
     that shape. Entries it cannot vouch for (or of a shape that fails validation) stay as given."""
-    templates: dict[tuple[Any, ...], M | None] = {}
+    makers: dict[tuple[Any, ...], Callable[[dict[str, Any]], M] | None] = {}
     out: list[Any] = []
     for entry in entries:
         found = _shape(entry) if type(entry) is dict else None
@@ -74,14 +82,16 @@ def validated_alike(entries: Sequence[Any], validate: Callable[[Any], M]) -> lis
             out.append(entry)
             continue
         own, shape = found
-        if shape in templates:
-            template = templates[shape]
-            out.append(entry if template is None else copy_model(template, own))
+        if shape in makers:
+            maker = makers[shape]
+            out.append(entry if maker is None else maker(own))
             continue
         try:
             template = validate(entry)
         except ValidationError:
-            template = None
-        templates[shape] = template
-        out.append(entry if template is None else template)
+            makers[shape] = None
+            out.append(entry)
+            continue
+        makers[shape] = model_maker(template)
+        out.append(template)
     return out

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -208,13 +209,13 @@ def _listen(args: argparse.Namespace, config: Config) -> tuple[str, int]:
 
 def cmd_api(args: argparse.Namespace) -> int:
     """``amr api -c FILE [--host H] [--port P]``: serve the API until interrupted."""
-    import uvicorn
-
-    from amr.api.app import CONFIG_VARIABLE, create_app
-
     config = load_config(args.config)
     host, port = _listen(args, config)
     if args.workers > 1:
+        import uvicorn
+
+        from amr.api.app import CONFIG_VARIABLE
+
         # Each worker process opens the configuration named in the environment (see `app_from_environment`).
         os.environ[CONFIG_VARIABLE] = str(Path(args.config).resolve())
         App.open(config).close()  # migrate once, before the workers start
@@ -227,7 +228,16 @@ def cmd_api(args: argparse.Namespace) -> int:
             log_level="info",
         )
         return 0
-    with App.open(config) as app:
+    with ThreadPoolExecutor(1, thread_name_prefix="amr-open") as pool:
+        # the store opened and the meters loaded, much of it waiting for the database, while the API's
+        # modules (FastAPI, every route and its models) load here
+        opening = pool.submit(App.open, config)
+        import uvicorn
+
+        from amr.api.app import create_app
+
+        app = opening.result()
+    with app:
         uvicorn.run(create_app(app), host=host, port=port, log_level="info")
     return 0
 

@@ -6,7 +6,7 @@ accounts of each meter its own. The rows are read as the database driver gives t
 conversion per value); meters are grouped by the raw values of their shape columns; the first
 meter of each shape is made an entry (`meter_row_entry`, as `read_meters` makes every one) and
 validated with the buses by the configuration's rules (`registry_config`); every other meter of
-its shape is a copy of it with its own values (`amr.config_alike.copy_model`), and its domain
+its shape is a copy of it with its own values (`amr.config_alike.model_maker`), and its domain
 meter a copy of the first one's (`Meter.alike`). What spans meters is checked for all of them:
 no address twice on a bus (serials are unique in the table). The result equals what
 `stored_config` and `Config.meter_objects` give, at a fraction of the cost.
@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Dialect
 
 from amr.config import Config, MeterConfig, meter_object
-from amr.config_alike import copy_model
+from amr.config_alike import model_maker
 from amr.core.meters import Meter
 from amr.errors import ConfigError
 from amr.registry.entries import REGISTRY, Entry, registry_config
@@ -53,6 +53,7 @@ def shaped_registry(conn: Connection, base: Config) -> tuple[Config, list[Meter]
         raise ConfigError(_named(str(exc), buses, firsts)) from None
     templates = checked.meters
     makers = [meter_object(cfg, base.site.tz).kind_maker() for cfg in templates]
+    copies = [model_maker(cfg) for cfg in templates]
     configs: list[MeterConfig] = []
     meters: list[Meter] = []
     addresses: dict[tuple[str | None, str], str] = {}
@@ -69,7 +70,7 @@ def shaped_registry(conn: Connection, base: Config) -> tuple[Config, list[Meter]
         if address is not None and type(address) is not int and type(address) is not str:
             raise ConfigError(f"{REGISTRY}: meter {serial}: address {address!r} is not a number or text; "
                               "set it again with amr registry apply or the admin API")
-        configs.append(copy_model(templates[kind], {
+        configs.append(copies[kind]({
             "serial": serial, "name": name, "object": obj, "point": point, "address": address,
             "accounts": own_accounts,
         }))
