@@ -89,3 +89,22 @@ def test_an_address_taken_twice_in_the_store_is_refused_naming_both_meters(datab
             load(store, runtime)
     finally:
         store.close()
+
+
+def test_many_new_meters_are_planned_as_the_rows_they_are_within_the_apply(
+    postgres_store: Store, postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The apply reads back the ids of the meters it has just inserted: PostgreSQL must know the table
+    is no longer empty by then (statistics renewed in the transaction), or a statement it prepared
+    while the table was empty scans every row for each chunk (minutes at 100,000 meters)."""
+    from tests.conftest import _clean
+
+    _clean(postgres_store)
+    monkeypatch.setattr("amr.registry.changes.ANALYZE_AFTER", 10**9)  # not the apply's own ANALYZE at the end
+    monkeypatch.setattr("amr.registry.rows.ANALYZE_AFTER", 20)
+    data = _many(every_kind(postgres_url))
+    apply(postgres_store, load_config(write(tmp_path / "amr.toml", data)))
+    with postgres_store.engine.connect() as conn:
+        analyzed = dict(conn.exec_driver_sql(
+            "SELECT relname, reltuples FROM pg_class WHERE relname IN ('meters', 'metering_points')").all())
+    assert analyzed["meters"] >= len(data["meters"]) and analyzed["metering_points"] >= 20
