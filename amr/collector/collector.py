@@ -31,12 +31,13 @@ from amr.collector.operations import Operations
 from amr.collector.push import PushRunner
 from amr.collector.result import PollResult
 from amr.collector.schedule import check_schedule, schedule_for
-from amr.collector.scheduled import START_WAVE, ScheduledPolls, some
+from amr.collector.scheduled import START_WAVE, ScheduledPolls
 from amr.collector.shared import SharedPolling
 from amr.collector.writer import Writer
 from amr.config import BusConfig, Config, MeterConfig, ScheduleConfig
 from amr.core.domain import Source
 from amr.core.gc_policy import tune_gc
+from amr.core.listing import first_few
 from amr.drivers import is_push, poll_driver, push_driver
 from amr.drivers.base import MeterValues, PushDriver, Sink
 from amr.drivers.normalise import normalise
@@ -203,7 +204,7 @@ class Collector:
                     log.warning(
                         "meter(s) %s on bus %s: a poll of a silent meter takes up to %g s (timeout × attempts + "
                         "backoff), not less than their poll interval %g s; while one does not answer, some of its "
-                        "polls are skipped", some(serials), bus, worst, interval,
+                        "polls are skipped", first_few(serials), bus, worst, interval,
                     )  # fmt: skip
 
     def health_ids(self) -> list[int]:

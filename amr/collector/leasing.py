@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from amr.collector.lease_units import LeaseUnit
+from amr.core.listing import first_few
 from amr.errors import StoreError
 from amr.store.leases import LeaseTable, RoundResult, Taken
 
@@ -152,7 +153,7 @@ class LeaseKeeper:
                     self._keep(item.lease, started)
                 log.info(
                     "took %d lease(s) (%s); holding %d of %d, %d collector(s) alive",
-                    len(taken), ", ".join(t.lease for t in taken), len(self.held), len(self.units), found.live,
+                    len(taken), first_few([t.lease for t in taken]), len(self.held), len(self.units), found.live,
                 )
                 await self.on_taken(taken)
         elif found.fewest is not None and len(self.held) >= found.fewest + 2 and self.order and not self._releasing:

@@ -31,13 +31,13 @@ from amr.collector.poll_slots import slot_start
 from amr.collector.result import PollResult
 from amr.collector.schedule import PollTrigger, make_trigger
 from amr.config import ScheduleConfig
+from amr.core.listing import first_few
 
 if TYPE_CHECKING:
     from amr.collector.collector import Collector
 
 log = logging.getLogger("amr.collector")
 START_WAVE = 50  # polls started per turn of the event loop (scheduled, and by `Collector.poll_all`)
-NAMED = 5  # serials named in a message about many meters
 
 
 @dataclass(slots=True)
@@ -62,12 +62,6 @@ def by_schedule(schedules: Mapping[str, ScheduleConfig]) -> list[tuple[ScheduleC
     for schedule, serials in by_id.values():
         by_value.setdefault(schedule, []).extend(serials)
     return list(by_value.items())
-
-
-def some(serials: list[str]) -> str:
-    """The first few of `serials`, and how many more."""
-    named = ", ".join(serials[:NAMED])
-    return named if len(serials) <= NAMED else f"{named} and {len(serials) - NAMED} more"
 
 
 class ScheduledPolls:
@@ -141,7 +135,7 @@ class ScheduledPolls:
                 self.skipped += len(busy)
                 log.warning(
                     "%d meter(s) still being polled from an earlier slot, not polled in this one: %s",
-                    len(busy), some(busy),
+                    len(busy), first_few(busy),
                 )
 
     def _start(self, serial: str, slot: datetime | None) -> None:

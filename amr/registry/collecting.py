@@ -56,7 +56,7 @@ async def collect(
                 collector = Collector(app)
                 if started is not None:
                     started(collector)
-            built = field_side(app.config)
+            built = app.config  # compared by `field_side` when the registry changes, not at each start
             await collector.start()
             try:
                 while not stop.is_set():
@@ -65,7 +65,7 @@ async def collect(
                     for waiting in waits:
                         waiting.cancel()
                     changed.clear()  # a change while this one stops makes the next one stop at once
-                    if stop.is_set() or field_side(app.config) != built:
+                    if stop.is_set() or field_side(app.config) != field_side(built):
                         break
                     # names, accounts, ratios, dates: read from the app's meters at each poll, no restart
                     log.info("registry version %s: the collected meters are reached as before; collecting on",

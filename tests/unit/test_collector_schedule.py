@@ -15,8 +15,9 @@ from amr.collector.schedule import (
     make_trigger,
     schedule_for,
 )
-from amr.collector.scheduled import by_schedule, some
+from amr.collector.scheduled import by_schedule
 from amr.config import BusConfig, MeterConfig, ScheduleConfig
+from amr.core.listing import first_few
 from amr.errors import ConfigError
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -152,5 +153,5 @@ def test_meters_are_grouped_by_equal_schedules_whichever_object_holds_them() -> 
 
 
 def test_a_message_about_many_meters_names_the_first_few() -> None:
-    assert some(["A", "B"]) == "A, B"
-    assert some([f"M{n}" for n in range(1, 101)]) == "M1, M2, M3, M4, M5 and 95 more"
+    assert first_few(["A", "B"]) == "A, B"
+    assert first_few([f"M{n}" for n in range(1, 101)]) == "M1, M2, M3, M4, M5 and 95 more"
