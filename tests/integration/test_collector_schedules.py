@@ -114,7 +114,9 @@ def test_each_meter_has_its_own_jitter_fresh_every_slot(tmp_path: Path) -> None:
     delays = {serial: [r.started_at.timestamp() % 1 for r in results] for serial, results in polls.items()}
     for serial, own in delays.items():
         assert len(own) >= 3, serial
-        assert all(delay < 0.6 + 0.3 for delay in own), (serial, own)  # the jitter, and room for a loaded loop
+    every = [delay for own in delays.values() for delay in own]
+    # within the jitter (600 ms), but for the odd poll a loaded machine's loop starts late
+    assert sum(delay < 0.6 + 0.05 for delay in every) >= 0.8 * len(every), sorted(every)
     slots: dict[int, list[float]] = {}
     for results in polls.values():
         for result in results:
