@@ -52,7 +52,7 @@ class RatioVersion:
 
 
 _OWN_SLOTS = frozenset({"serial", "name", "object", "point", "accounts", "id"})
-"""What `Meter.alike` gives each meter of a kind; the other fields are the kind's."""
+"""What `Meter.kind_maker` gives each meter of a kind; the other fields are the kind's."""
 _Derived = tuple[tuple[RatioVersion, ...], tuple[Scale, ...], tuple[datetime, ...]]
 _SHARED_SCALES: dict[tuple[int, int, Fraction | None, int], _Derived] = {}
 """Computed limits by meter kind and ratios tuple (its identity, checked: the tuple is kept alive here)."""
@@ -106,16 +106,11 @@ class Meter:
 
     def with_id(self, meter_id: int) -> Meter:
         """This meter with its store id (a copy of the computed fields, without computing them again)."""
-        return self.alike(self.serial, self.name, self.object, self.point, self.accounts, meter_id)
-
-    def alike(self, serial: str, name: str, object_name: str, point: str, accounts: tuple[str, ...],
-              meter_id: int) -> Meter:
-        """A meter of this one's kind (model, register, ratios, dates: computed once, shared) with its
-        own serial, name, object, point, accounts and store id."""
-        return self.kind_maker()(serial, name, object_name, point, accounts, meter_id)
+        return self.kind_maker()(self.serial, self.name, self.object, self.point, self.accounts, meter_id)
 
     def kind_maker(self) -> MeterMaker:
-        """A function making meters of this one's kind (`alike`), for making thousands of them."""
+        """A function making meters of this one's kind (model, register, ratios, dates: computed once,
+        shared), each with its own serial, name, object, point, accounts and store id."""
         shared = [(slot, getattr(self, slot)) for slot in self.__slots__ if slot not in _OWN_SLOTS]
         put = object.__setattr__
 

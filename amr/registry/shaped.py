@@ -7,7 +7,7 @@ conversion per value); meters are grouped by the raw values of their shape colum
 meter of each shape is made an entry (`meter_row_entry`, as `read_meters` makes every one) and
 validated with the buses by the configuration's rules (`registry_config`); every other meter of
 its shape is a copy of it with its own values (`amr.config_alike.model_maker`), and its domain
-meter a copy of the first one's (`Meter.alike`). What spans meters is checked for all of them:
+meter a copy of the first one's (`Meter.kind_maker`). What spans meters is checked for all of them:
 no address twice on a bus (serials are unique in the table). The result equals what
 `stored_config` and `Config.meter_objects` give, at a fraction of the cost.
 """
@@ -26,17 +26,18 @@ from amr.core.meters import Meter
 from amr.errors import ConfigError
 from amr.registry.entries import REGISTRY, Entry, registry_config
 from amr.registry.rows import NO_OBJECT
-from amr.registry.stored import METER_COLUMNS, base_without_meters, meter_row_entry, parsed_json, read_buses
+from amr.registry.stored import (
+    ACCOUNTS_QUERY,
+    RATIOS_QUERY,
+    base_without_meters,
+    meter_row_entry,
+    meters_query,
+    parsed_json,
+    read_buses,
+)
 from amr.store.models import UTCDateTime
 
-_METERS = (
-    f"SELECT {METER_COLUMNS} FROM meters m "
-    "JOIN metering_points p ON p.id = m.point_id JOIN objects o ON o.id = p.object_id "
-    "LEFT JOIN buses b ON b.id = m.bus_id WHERE m.retired_at IS NULL ORDER BY m.serial"
-)
-_ACCOUNTS = "SELECT meter_id, account FROM meter_accounts"
-_RATIOS = "SELECT meter_id, since, ct, vt FROM meter_ratios ORDER BY meter_id, version"
-_SHAPE = (5, 6, 7, 8, 9, 10, 11, 12, 14, 15, 16, 17)  # model .. bus, timeout .. settings (`METER_COLUMNS`)
+_SHAPE = (5, 6, 7, 8, 9, 10, 11, 12, 14, 15, 16, 17)  # model .. bus, timeout .. settings (`meters_query`)
 _TIMES = (10, 11)  # installed, removed
 
 
@@ -79,17 +80,21 @@ def shaped_registry(conn: Connection, base: Config) -> tuple[Config, list[Meter]
 
 
 def _fetch(conn: Connection) -> tuple[list[Any], dict[int, list[str]], dict[int, list[tuple[Any, Any, Any]]]]:
-    """The meters' rows (`METER_COLUMNS`), accounts and ratio versions, as the database driver gives them."""
+    """The meters' rows (`meters_query`), accounts and ratio versions, as the database driver gives them
+    (the statements compiled for the connection's dialect; none takes a parameter)."""
+    def sql(query: Any) -> str:
+        return str(query.compile(dialect=conn.dialect))
+
     cursor = conn.connection.cursor()
     try:
-        cursor.execute(_METERS)
+        cursor.execute(sql(meters_query()))
         rows = list(cursor.fetchall())
         accounts: dict[int, list[str]] = {}
-        cursor.execute(_ACCOUNTS)
+        cursor.execute(sql(ACCOUNTS_QUERY))
         for meter_id, account in cursor.fetchall():
             accounts.setdefault(meter_id, []).append(str(account))
         ratios: dict[int, list[tuple[Any, Any, Any]]] = {}
-        cursor.execute(_RATIOS)
+        cursor.execute(sql(RATIOS_QUERY))
         for meter_id, since, ct, vt in cursor.fetchall():
             ratios.setdefault(meter_id, []).append((since, ct, vt))
     finally:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
+from sqlalchemy import Connection, Select, bindparam, delete, insert, select, text, update
 
 from amr.config import Config
 from amr.core.durations import parse_duration
@@ -143,11 +143,11 @@ def read_buses(conn: Connection) -> list[Entry]:
     return entries
 
 
-def read_meters(conn: Connection, *conditions: Any, limit: int | None = None) -> tuple[list[Entry], dict[str, int]]:
-    """Every meter in the registry (not retired; those meeting `conditions` on the meter, its point or
-    its bus, the first `limit`) as a (not yet validated) entry, by serial; and the store ids by serial."""
+def meters_query(*conditions: Any, limit: int | None = None) -> Select[Any]:
+    """The rows of the meters in the registry (not retired; those meeting `conditions` on the meter, its
+    point or its bus, the first `limit`), by serial, with the columns `meter_row_entry` reads."""
     m, p, o, b = MeterRow, PointRow, ObjectRow, BusRow
-    query = (
+    return (
         select(
             m.id, m.serial, m.name, o.name, p.code, m.model, m.digits, m.decimals, m.tariffs, m.max_power_kw,
             m.installed, m.removed, b.name, m.address, m.timeout_ms, m.retries, m.schedule, m.settings,
@@ -159,17 +159,28 @@ def read_meters(conn: Connection, *conditions: Any, limit: int | None = None) ->
         .order_by(m.serial)
         .limit(limit)
     )
+
+
+ACCOUNTS_QUERY = select(MeterAccountRow.meter_id, MeterAccountRow.account)
+"""Meter id and account of every meter's accounts."""
+RATIOS_QUERY = select(MeterRatioRow.meter_id, MeterRatioRow.since, MeterRatioRow.ct, MeterRatioRow.vt).order_by(
+    MeterRatioRow.meter_id, MeterRatioRow.version)
+"""Meter id, since, CT and VT of every meter's ratio versions, in order."""
+
+
+def read_meters(conn: Connection, *conditions: Any, limit: int | None = None) -> tuple[list[Entry], dict[str, int]]:
+    """Every meter in the registry (not retired; those meeting `conditions` on the meter, its point or
+    its bus, the first `limit`) as a (not yet validated) entry, by serial; and the store ids by serial."""
+    query = meters_query(*conditions, limit=limit)
     rows = conn.execute(query).all()
     some = [int(row[0]) for row in rows] if conditions or limit is not None else None
     accounts: dict[int, list[str]] = {}
     ratios: dict[int, list[tuple[datetime | None, Any, Any]]] = {}
-    r, a = MeterRatioRow, MeterAccountRow
     for part in [None] if some is None else [some[i : i + CHUNK] for i in range(0, len(some), CHUNK)]:
-        query_accounts = select(a.meter_id, a.account)
-        query_ratios = select(r.meter_id, r.since, r.ct, r.vt).order_by(r.meter_id, r.version)
+        query_accounts, query_ratios = ACCOUNTS_QUERY, RATIOS_QUERY
         if part is not None:
-            query_accounts = query_accounts.where(a.meter_id.in_(part))
-            query_ratios = query_ratios.where(r.meter_id.in_(part))
+            query_accounts = query_accounts.where(MeterAccountRow.meter_id.in_(part))
+            query_ratios = query_ratios.where(MeterRatioRow.meter_id.in_(part))
         for meter_id, account in conn.execute(query_accounts).all():
             accounts.setdefault(int(meter_id), []).append(str(account))
         for meter_id, since, ct, vt in conn.execute(query_ratios).all():
@@ -182,17 +193,9 @@ def read_meters(conn: Connection, *conditions: Any, limit: int | None = None) ->
     return entries, ids
 
 
-METER_COLUMNS = (
-    "m.id, m.serial, m.name, o.name, p.code, m.model, m.digits, m.decimals, m.tariffs, m.max_power_kw, "
-    "m.installed, m.removed, b.name, m.address, m.timeout_ms, m.retries, m.schedule, m.settings"
-)
-"""The columns of a meter's row, in the order `meter_row_entry` reads them (`meters` m, `metering_points` p,
-`objects` o, `buses` b)."""
-
-
 def meter_row_entry(row: Sequence[Any], accounts: Sequence[str],
                     ratios: Sequence[tuple[datetime | None, Any, Any]]) -> Entry:
-    """The (not yet validated) entry of a meter's row (`METER_COLUMNS`, times as UTC datetimes), its
+    """The (not yet validated) entry of a meter's row (`meters_query`, times as UTC datetimes), its
     accounts and its ratio versions (since, ct, vt) in order."""
     (_, serial, name, obj, point, model, digits, decimals, tariffs, power, installed, removed,
      bus, address, timeout_ms, retries, schedule, settings) = row

@@ -19,18 +19,6 @@ from amr.store.models import MeterRow
 from tests.support.registry_config import every_kind, write
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty, migrated database's URL on each backend."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'amr.sqlite'}"
-    from tests.conftest import _clean
-
-    _clean(request.getfixturevalue("postgres_store"))
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 def _many(data: dict[str, Any]) -> dict[str, Any]:
     """The demo's meters, ratio steps and a service date among them, and 60 more of two shapes on one bus."""
     meters = [dict(m) for m in data["meters"]]
@@ -46,13 +34,13 @@ def _many(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "meters": meters}
 
 
-def test_loaded_by_shape_equals_the_registry_read_entry_by_entry(database: str, tmp_path: Path) -> None:
-    data = _many(every_kind(database))
+def test_loaded_by_shape_equals_the_registry_read_entry_by_entry(empty_database: str, tmp_path: Path) -> None:
+    data = _many(every_kind(empty_database))
     wanted = load_config(write(tmp_path / "amr.toml", data))
     store = Store.open(wanted.database, "Europe/Moscow")
     try:
         apply(store, wanted)
-        runtime = load_config(write(tmp_path / "run.toml", {"database": {"url": database},
+        runtime = load_config(write(tmp_path / "run.toml", {"database": {"url": empty_database},
                                                             "registry": {"source": "database"}}))
         loaded = load(store, runtime)
         with store.engine.connect() as conn:
@@ -71,14 +59,14 @@ def test_loaded_by_shape_equals_the_registry_read_entry_by_entry(database: str, 
         store.close()
 
 
-def test_an_address_taken_twice_in_the_store_is_refused_naming_both_meters(database: str, tmp_path: Path) -> None:
-    data = _many(every_kind(database))
-    store = Store.open(config_from_dict({"database": {"url": database}}, {}).database, "Europe/Moscow")
+def test_an_address_taken_twice_in_the_store_is_refused_naming_both_meters(empty_database: str, tmp_path: Path) -> None:
+    data = _many(every_kind(empty_database))
+    store = Store.open(config_from_dict({"database": {"url": empty_database}}, {}).database, "Europe/Moscow")
     try:
         apply(store, load_config(write(tmp_path / "amr.toml", data)))
         with store.engine.begin() as conn:  # as a hand edit of the table would leave it
             conn.execute(update(MeterRow).where(MeterRow.serial == "700007").values(address="106"))
-        runtime = load_config(write(tmp_path / "run.toml", {"database": {"url": database},
+        runtime = load_config(write(tmp_path / "run.toml", {"database": {"url": empty_database},
                                                             "registry": {"source": "database"}}))
         with pytest.raises(ConfigError, match=r"meter 700007: address 106 on bus 'modbus-tcp' is already meter 700006"):
             load(store, runtime)
