@@ -121,9 +121,23 @@ _DESCRIPTIONS = {
 }
 
 
+ERROR_BODY_REF = "#/components/schemas/ErrorBody"
+"""Where the OpenAPI document keeps `ErrorBody` (put there by `amr.api.openapi.install_openapi`)."""
+
+
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI documentation of error answers, for a route's ``responses=``."""
-    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS.get(code, "error")} for code in codes}
+    """OpenAPI documentation of error answers, for a route's ``responses=``.
+
+    The answers refer to `ErrorBody` by ``$ref`` rather than as a ``model``: FastAPI would build a validating field of
+    the same model for each of the ~190 error answers of the API at start-up, to document the one schema.
+    """
+    return {
+        code: {
+            "description": _DESCRIPTIONS.get(code, "error"),
+            "content": {"application/json": {"schema": {"$ref": ERROR_BODY_REF}}},
+        }
+        for code in codes
+    }
 
 
 CONTROL_FIX = (

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from amr.api.schemas import PLAIN_TEXT_PATTERN
+from amr.api.schemas import PLAIN_TEXT_PATTERN, ErrorBody
 
 REF = "#/components/schemas/"
 
@@ -75,6 +75,17 @@ def declare_plain_text(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def with_error_body(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` with `ErrorBody` and the schemas it refers to among its components (the error answers of
+    `amr.api.errors.responses` refer to it by ``$ref``)."""
+    schema = ErrorBody.model_json_schema(ref_template=REF + "{model}", mode="serialization")
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    for name, definition in schema.pop("$defs", {}).items():
+        components.setdefault(name, definition)
+    components.setdefault(ErrorBody.__name__, schema)
+    return document
+
+
 def install_openapi(api: FastAPI) -> None:
     """Serve the completed document as ``api.openapi()`` (built once)."""
 
@@ -87,7 +98,7 @@ def install_openapi(api: FastAPI) -> None:
                 description=api.description,
                 routes=api.routes,
             )
-            api.openapi_schema = declare_plain_text(document)
+            api.openapi_schema = declare_plain_text(with_error_body(document))
         return api.openapi_schema
 
     api.openapi = build  # type: ignore[method-assign]

@@ -157,6 +157,23 @@ def test_every_route_is_covered() -> None:
     assert len(OPERATIONS) == 56
 
 
+def test_every_error_answer_is_documented_as_the_error_body() -> None:
+    unopened = App(config_from_dict({}, environ={}), None, {}, None)  # type: ignore[arg-type]
+    document = create_app(unopened).openapi()
+    components = document["components"]["schemas"]
+    assert components["ErrorBody"]["required"] == ["code", "message"]
+    refs = {
+        answer["content"]["application/json"]["schema"]["$ref"]
+        for item in document["paths"].values()
+        for operation in item.values()
+        for status, answer in operation["responses"].items()
+        if status.startswith(("4", "5")) and status != "422"
+    }
+    assert refs == {"#/components/schemas/ErrorBody"}
+    nested = {"FieldProblem", "TariffVerdict"}
+    assert nested <= components.keys()
+
+
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
 def test_operation_conforms_to_the_schema(method: str, path: str, api_schema: Any, seeded: Env) -> None:
     operation = api_schema[path][method]
