@@ -487,3 +487,12 @@ def test_broker_queue_limit_decides_what_waits_for_an_absent_collector(
 
 def test_the_demo_broker_configuration_lifts_the_queue_limit() -> None:
     assert "max_queued_messages 0\n" in mosquitto_conf(18830)
+
+
+def test_the_bench_broker_configuration_lifts_the_queue_limit() -> None:
+    """`.ci/run` starts Mosquitto with `config/mosquitto.conf` when none runs: no queue limit, loopback only."""
+    root = Path(__file__).resolve().parents[2]
+    lines = (root / "config" / "mosquitto.conf").read_text(encoding="utf-8").splitlines()
+    assert "max_queued_messages 0" in lines
+    assert "listener 1883 127.0.0.1" in lines
+    assert "-c config/mosquitto.conf" in (root / ".ci" / "run").read_text(encoding="utf-8")
