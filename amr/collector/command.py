@@ -27,6 +27,7 @@ import signal
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from datetime import tzinfo
 from typing import Any
 
 from amr.app import App
@@ -35,6 +36,7 @@ from amr.collector.result import PollResult
 from amr.collector.status import lease_status, status_text
 from amr.config import Config, load_config
 from amr.core.domain import CHANNELS
+from amr.core.logs import log_to_stderr
 from amr.errors import StoreError, StoreUnavailable
 from amr.store import Store
 
@@ -69,16 +71,15 @@ def cmd_collect(args: argparse.Namespace) -> int:
             return 2
         return show_status(config, as_json=args.json)
     level = args.log_level or ("warning" if args.once else "info")
-    _setup_logging(LEVELS[level])
+    _setup_logging(LEVELS[level], config.site.tz)
     if args.once:
         return asyncio.run(once(config, as_json=args.json))
     return asyncio.run(serve(config))
 
 
-def _setup_logging(level: int) -> None:
-    if logging.getLogger().handlers:
+def _setup_logging(level: int, tz: tzinfo) -> None:
+    if not log_to_stderr(level, tz):
         return  # the host process (or a test runner) has configured logging already
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("amr").setLevel(level)
     logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))  # not a line per job run
 

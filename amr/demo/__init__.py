@@ -29,9 +29,12 @@ def add_parser(subparsers: Any) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the demo until Ctrl-C (SIGINT) or SIGTERM; 0 after a clean stop."""
+    from zoneinfo import ZoneInfo
+
+    from amr.demo.field import SITE_TIMEZONE
     from amr.demo.run import _folder, run_demo, setup_logging
 
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, ZoneInfo(SITE_TIMEZONE))
     port = DEFAULT_PORT if args.port is None else args.port
     with _folder(args.dir) as folder:
         return asyncio.run(run_demo(folder, port, args.port is None, not args.no_mqtt, args.dir is None))

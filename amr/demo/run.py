@@ -17,18 +17,18 @@ import secrets
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from amr.app import App
 from amr.config import load_config
+from amr.core.logs import log_to_stderr
 from amr.demo.broker import Broker, mqtt_broker
 from amr.demo.field import SITE_TIMEZONE, Field, config_data, simulators, specs, to_toml
 from amr.demo.history import backfill, start_of_history
@@ -256,11 +256,10 @@ async def _cancel(task: asyncio.Task[Any]) -> None:
         await task
 
 
-def setup_logging(verbose: bool) -> None:
-    """Warnings of the collector on stderr (a meter going offline, a register missing), short."""
-    level = logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
+def setup_logging(verbose: bool, tz: tzinfo) -> None:
+    """Warnings of the collector on stderr (a meter going offline, a register missing), short, stamped with the
+    time of day in the site's zone `tz`."""
+    log_to_stderr(logging.INFO if verbose else logging.WARNING, tz, datefmt="%H:%M:%S")
     for noisy in ("apscheduler", "pymodbus", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
