@@ -22,7 +22,7 @@ from typing import Any
 from amr.api.security import Passwords, digest, new_api_key
 from amr.app import App
 from amr.config import Config, load_config
-from amr.core.logs import log_to_stderr
+from amr.core.logs import server_log_config
 from amr.errors import ConfigError, InputError
 from amr.store.auth_models import LINK_KINDS, ROLES
 from amr.store.users import Users
@@ -227,6 +227,7 @@ def cmd_api(args: argparse.Namespace) -> int:
             port=port,
             workers=args.workers,
             log_level="info",
+            log_config=server_log_config(config.site.timezone),
         )
         return 0
     with ThreadPoolExecutor(1, thread_name_prefix="amr-open") as pool:
@@ -239,10 +240,8 @@ def cmd_api(args: argparse.Namespace) -> int:
 
         app = opening.result()
     with app:
-        # uvicorn's lines too through the root handler, stamped in the site's zone (log_config=None: uvicorn
-        # leaves logging as it is)
-        log_to_stderr(logging.INFO, config.site.tz)
-        uvicorn.run(create_app(app), host=host, port=port, log_level="info", log_config=None)
+        uvicorn.run(create_app(app), host=host, port=port, log_level="info",
+                    log_config=server_log_config(config.site.timezone))
     return 0
 
 
@@ -272,8 +271,8 @@ async def _run(config: Config, host: str, port: int) -> int:
         poller = ApiPoller(collector)
         api = create_app(app, poller, registry=registry)
         api.state.poll_log = PollLog().attach(collector)  # the dashboard's recent polls
-        log_to_stderr(logging.INFO, config.site.tz)
-        server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="info", log_config=None))
+        server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="info",
+                                               log_config=server_log_config(config.site.timezone)))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))

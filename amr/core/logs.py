@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import datetime, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
 
 LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -17,9 +19,9 @@ class SiteTimeFormatter(logging.Formatter):
     """A formatter whose ``%(asctime)s`` is the record's moment in `tz`: ``2026-01-31 14:30:05.123+03:00``,
     or `datefmt` (an ``strftime`` format) of it when given."""
 
-    def __init__(self, tz: tzinfo, fmt: str = LINE_FORMAT, datefmt: str | None = None) -> None:
+    def __init__(self, tz: tzinfo | str, fmt: str = LINE_FORMAT, datefmt: str | None = None) -> None:
         super().__init__(fmt, datefmt)
-        self.tz = tz
+        self.tz = ZoneInfo(tz) if isinstance(tz, str) else tz
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's name)
         moment = datetime.fromtimestamp(record.created, self.tz)
@@ -41,4 +43,16 @@ def log_to_stderr(level: int, tz: tzinfo, datefmt: str | None = None) -> bool:
     return True
 
 
-__all__ = ["LINE_FORMAT", "SiteTimeFormatter", "log_to_stderr"]
+def server_log_config(zone: str) -> dict[str, Any]:
+    """A `logging.config.dictConfig` for uvicorn (``log_config=``): every line, uvicorn's own included, on standard
+    error stamped in the IANA `zone`; applied in each worker process of ``amr api --workers N`` too."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"site": {"()": f"{__name__}.SiteTimeFormatter", "tz": zone}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "site", "stream": "ext://sys.stderr"}},
+        "root": {"handlers": ["stderr"], "level": "INFO"},
+    }
+
+
+__all__ = ["LINE_FORMAT", "SiteTimeFormatter", "log_to_stderr", "server_log_config"]

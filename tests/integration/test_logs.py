@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from amr.core.logs import SiteTimeFormatter
+from tests.api.live import free_port
 
 
 def _record(moment: datetime) -> logging.LogRecord:
@@ -44,3 +47,38 @@ def test_the_collector_logs_in_the_site_zone(tmp_path: Path) -> None:
     warnings = [line for line in done.stderr.splitlines() if " WARNING " in line]
     assert warnings, done.stderr
     assert all(line[23:29] == "+12:00" for line in warnings), warnings
+
+
+def test_the_api_workers_log_in_the_site_zone(tmp_path: Path) -> None:
+    config = tmp_path / "amr.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "amr.db"}"\n[site]\ntimezone = "Asia/Kamchatka"\n', encoding="utf-8"
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "amr", "api", "-c", str(config), "--port", str(port), "--workers", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(port):
+            assert process.poll() is None and time.monotonic() < deadline, "amr api did not answer /healthz"
+            time.sleep(0.2)
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=30)
+    lines = [line for line in err.splitlines() if " uvicorn." in line]
+    assert any("Started server process" in line for line in lines), err  # a worker's own line
+    assert any('"GET /healthz HTTP/1.1" 200' in line for line in lines), err
+    assert all(line[23:29] == "+12:00" for line in lines), lines
+
+
+def _answers(port: int) -> bool:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.request("GET", "/healthz")
+        ok = conn.getresponse().status == 200
+        conn.close()
+    except OSError:
+        return False
+    return ok
