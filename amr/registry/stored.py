@@ -153,24 +153,9 @@ def meters_query(*conditions: Any, limit: int | None = None) -> Select[Any]:
     m, p, o, b = meters_table, metering_points_table, objects_table, buses_table
     return (
         select(
-            m.c.id,
-            m.c.serial,
-            m.c.name,
-            o.c.name,
-            p.c.code,
-            m.c.model,
-            m.c.digits,
-            m.c.decimals,
-            m.c.tariffs,
-            m.c.max_power_kw,
-            m.c.installed,
-            m.c.removed,
-            b.c.name,
-            m.c.address,
-            m.c.timeout_ms,
-            m.c.retries,
-            m.c.schedule,
-            m.c.settings,
+            m.c.id, m.c.serial, m.c.name, o.c.name, p.c.code, m.c.model, m.c.digits, m.c.decimals, m.c.tariffs,
+            m.c.max_power_kw, m.c.installed, m.c.removed, b.c.name, m.c.address, m.c.timeout_ms, m.c.retries,
+            m.c.schedule, m.c.settings,
         )
         .join(p, p.c.id == m.c.point_id)
         .join(o, o.c.id == p.c.object_id)
