@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from amr.config import DatabaseConfig
 from amr.store import Store
-from amr.store.models import Base
+from amr.store.models import metadata
 
 POSTGRES_URL = os.environ.get("AMR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = bool(os.environ.get("CI"))
@@ -73,7 +73,7 @@ def timescale_store(timescale_url: str) -> Iterator[Store]:
 
 
 def _clean(store: Store) -> None:
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    tables = [t.name for t in reversed(metadata.sorted_tables)]
     with store.engine.begin() as conn:
         if store.backend.dialect == "postgresql":
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))

@@ -26,7 +26,7 @@ from amr.registry.stored import (
     write_meters,
 )
 from amr.store import Store
-from amr.store.models import AuditRow
+from amr.store.models import audit_log_table
 
 
 @dataclass
@@ -173,7 +173,7 @@ def apply(store: Store, wanted: Config, *, dry_run: bool = False, remove: bool =
             # API's keyset (serial > x ORDER BY serial LIMIT n) is planned as a scan of every meter
             conn.execute(text("ANALYZE meters, metering_points, objects, meter_accounts, meter_ratios, buses"))
         changes.version = bump(conn)
-        conn.execute(AuditRow.__table__.insert().values(  # type: ignore[attr-defined]
+        conn.execute(audit_log_table.insert().values(
             at=datetime.now(UTC), actor=actor, action="registry.apply", subject="registry", reason=reason,
             details=json.dumps({**changes.counts(), "version": changes.version}),
         ))

@@ -35,7 +35,7 @@ from amr.registry.stored import (
     write_meters,
 )
 from amr.store import Store
-from amr.store.models import AuditRow, BusRow, MeterRow, PointRow
+from amr.store.models import audit_log_table, buses_table, metering_points_table, meters_table
 from amr.store.store import translate_errors
 
 
@@ -85,7 +85,7 @@ def _meters_where(conn: Connection, *conditions: Any) -> list[Entry]:
 
 def meter_of(conn: Connection, serial: str) -> Entry:
     """The stored entry of meter `serial` (in the registry); `NotFound` otherwise."""
-    found = _meters_where(conn, MeterRow.serial == serial)
+    found = _meters_where(conn, meters_table.c.serial == serial)
     if not found:
         raise NotFound(f"no meter {serial!r} in the registry")
     return found[0]
@@ -95,16 +95,22 @@ def _checked_meter(conn: Connection, base: Config, entry: Entry) -> tuple[Config
     """`entry` validated with its bus as a file would validate it, and the store's cross-checks."""
     bus = _bus(conn, str(entry["bus"])) if entry.get("bus") is not None else None
     if entry.get("bus") is not None and bus is None:
-        known = ", ".join(str(n) for n in conn.execute(select(BusRow.name).order_by(BusRow.name)).scalars())
+        known = ", ".join(
+            str(n) for n in conn.execute(select(buses_table.c.name).order_by(buses_table.c.name)).scalars()
+        )
         raise ConfigError(f"meter {entry.get('serial')}: bus: unknown bus {entry['bus']!r}; buses: {known or 'none'}")
     config = registry_config(base, [bus] if bus else [], [entry], "meter")
     meter = config.meters[0]
     if meter.bus is not None and meter.address is not None:
         taken = conn.execute(
-            select(MeterRow.serial)
-            .join(BusRow, BusRow.id == MeterRow.bus_id)
-            .where(BusRow.name == meter.bus, MeterRow.address == _json(meter.address), MeterRow.serial != meter.serial,
-                   MeterRow.retired_at.is_(None))
+            select(meters_table.c.serial)
+            .join(buses_table, buses_table.c.id == meters_table.c.bus_id)
+            .where(
+                buses_table.c.name == meter.bus,
+                meters_table.c.address == _json(meter.address),
+                meters_table.c.serial != meter.serial,
+                meters_table.c.retired_at.is_(None),
+            )
         ).scalar()
         if taken is not None:
             raise Conflict(
@@ -115,7 +121,7 @@ def _checked_meter(conn: Connection, base: Config, entry: Entry) -> tuple[Config
 
 
 def _audit(conn: Connection, actor: str, action: str, subject: str, reason: str, details: dict[str, Any]) -> None:
-    conn.execute(AuditRow.__table__.insert().values(  # type: ignore[attr-defined]
+    conn.execute(audit_log_table.insert().values(
         at=datetime.now(UTC), actor=actor, action=action, subject=subject, reason=reason,
         details=json.dumps(details, ensure_ascii=False, default=shown),
     ))
@@ -132,7 +138,7 @@ def _write_meter(conn: Connection, config: Config) -> Entry:
 def put_meter(store: Store, base: Config, entry: Entry, actor: str, reason: str = "") -> tuple[Edited, bool]:
     """Create or replace meter ``entry["serial"]``; the edit and whether the meter is new."""
     with transaction(store) as conn:
-        before = _meters_where(conn, MeterRow.serial == entry.get("serial"))
+        before = _meters_where(conn, meters_table.c.serial == entry.get("serial"))
         config, _ = _checked_meter(conn, base_without_meters(base), entry)
         written = _write_meter(conn, config)
         version = bump(conn)
@@ -186,10 +192,13 @@ def replace_on_point(store: Store, base: Config, point: str, at: datetime, new: 
     (its series ends; it is no longer collected), `new` is installed at `at` on the same point and
     object (its own series starts)."""
     with transaction(store) as conn:
-        if conn.execute(select(PointRow.id).where(PointRow.code == point)).scalar() is None:
+        if (
+            conn.execute(select(metering_points_table.c.id).where(metering_points_table.c.code == point)).scalar()
+            is None
+        ):
             raise NotFound(f"no metering point {point!r}")
         serving = [
-            e for e in _meters_where(conn, PointRow.code == point)
+            e for e in _meters_where(conn, metering_points_table.c.code == point)
             if e.get("removed") is None or e["removed"] > at
         ]
         if len(serving) != 1:
@@ -201,7 +210,7 @@ def replace_on_point(store: Store, base: Config, point: str, at: datetime, new: 
                            "the replacement must come later")
         if new.get("serial") == old["serial"]:
             raise Conflict(f"meter {old['serial']} is the one being replaced; the new meter needs its own serial")
-        if _meters_where(conn, MeterRow.serial == new.get("serial")):
+        if _meters_where(conn, meters_table.c.serial == new.get("serial")):
             raise Conflict(f"meter {new.get('serial')} is already in the registry; replace with a new meter")
         common = ("serial", "name", "object", "point", "model", "accounts", "digits", "decimals", "tariffs",
                   "ct_ratio", "vt_ratio", "max_power_kw", "installed")
@@ -222,7 +231,7 @@ def put_bus(store: Store, base: Config, entry: Entry, actor: str, reason: str = 
     """Create or replace bus ``entry["name"]``, checked with every meter on it; the edit and whether it is new."""
     with transaction(store) as conn:
         before = _bus(conn, str(entry.get("name", "")))
-        on_it = _meters_where(conn, BusRow.name == entry.get("name")) if before else []
+        on_it = _meters_where(conn, buses_table.c.name == entry.get("name")) if before else []
         config = registry_config(base_without_meters(base), [entry], on_it, f"bus {entry.get('name')}")
         written = bus_entry(config.buses[0])
         write_buses(conn, [written])
@@ -239,8 +248,8 @@ def remove_bus(store: Store, name: str, actor: str, reason: str = "") -> Edited:
         if _bus(conn, name) is None:
             raise NotFound(f"no bus {name!r} in the registry")
         users = conn.execute(
-            select(func.count()).select_from(MeterRow).join(BusRow, BusRow.id == MeterRow.bus_id)
-            .where(BusRow.name == name, MeterRow.retired_at.is_(None))
+            select(func.count()).select_from(meters_table).join(buses_table, buses_table.c.id == meters_table.c.bus_id)
+            .where(buses_table.c.name == name, meters_table.c.retired_at.is_(None))
         ).scalar_one()
         if users:
             raise Conflict(f"bus {name!r} has {users} meter(s); move or remove them first")
@@ -256,16 +265,16 @@ def page_of_meters(store: Store, search: str | None, after: str | None, limit: i
     it (any case); and the serial to continue after (None on the last page)."""
     conditions: list[Any] = []
     if after is not None:
-        conditions.append(MeterRow.serial > after)
+        conditions.append(meters_table.c.serial > after)
     sqlite = store.engine.dialect.name == "sqlite"
     lower = func.amr_lower if sqlite else func.lower  # SQLite's lower() knows ASCII letters only
     if search:
         needle = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         start = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         conditions.append(or_(
-            MeterRow.serial.like(f"{start}%", escape="\\"),
-            lower(MeterRow.name).like(f"%{needle}%", escape="\\"),
-            lower(PointRow.code).like(f"%{needle}%", escape="\\"),
+            meters_table.c.serial.like(f"{start}%", escape="\\"),
+            lower(meters_table.c.name).like(f"%{needle}%", escape="\\"),
+            lower(metering_points_table.c.code).like(f"%{needle}%", escape="\\"),
         ))
     with translate_errors(), store.engine.connect() as conn:
         if sqlite:
@@ -312,25 +321,25 @@ def buses(store: Store) -> list[Entry]:
 
 def objects(store: Store) -> list[dict[str, Any]]:
     """The objects with how many metering points and meters in the registry each has, by name."""
-    from amr.store.models import ObjectRow
+    from amr.store.models import objects_table
 
-    o, p, m = ObjectRow, PointRow, MeterRow
+    o, p, m = objects_table, metering_points_table, meters_table
     query = (
-        select(o.name, func.count(func.distinct(p.id)), func.count(m.id))
+        select(o.c.name, func.count(func.distinct(p.c.id)), func.count(m.c.id))
         .select_from(o)
-        .outerjoin(p, p.object_id == o.id)
-        .outerjoin(m, and_(m.point_id == p.id, m.retired_at.is_(None)))
-        .group_by(o.name)
-        .order_by(o.name)
+        .outerjoin(p, p.c.object_id == o.c.id)
+        .outerjoin(m, and_(m.c.point_id == p.c.id, m.c.retired_at.is_(None)))
+        .group_by(o.c.name)
+        .order_by(o.c.name)
     )
     with translate_errors(), store.engine.connect() as conn:
         return [{"name": n, "points": int(pc), "meters": int(mc)} for n, pc, mc in conn.execute(query)]
 
 
 def _object_id(conn: Connection, name: str) -> int | None:
-    from amr.store.models import ObjectRow
+    from amr.store.models import objects_table
 
-    found = conn.execute(select(ObjectRow.id).where(ObjectRow.name == name)).scalar()
+    found = conn.execute(select(objects_table.c.id).where(objects_table.c.name == name)).scalar()
     return None if found is None else int(found)
 
 
@@ -344,7 +353,7 @@ def _named(name: str, what: str) -> str:
 def put_object(store: Store, name: str, new_name: str, actor: str, reason: str = "") -> tuple[int, bool]:
     """Create object `name`, or rename it to `new_name` (its points and meters follow); the registry's
     version and whether the object is new."""
-    from amr.store.models import ObjectRow
+    from amr.store.models import objects_table
 
     new_name = _named(new_name, "object")
     with transaction(store) as conn:
@@ -352,11 +361,11 @@ def put_object(store: Store, name: str, new_name: str, actor: str, reason: str =
         if held is None:
             if new_name != name:
                 raise NotFound(f"no object {name!r} to rename")
-            conn.execute(ObjectRow.__table__.insert().values(name=new_name))  # type: ignore[attr-defined]
+            conn.execute(objects_table.insert().values(name=new_name))
         elif new_name != name:
             if _object_id(conn, new_name) is not None:
                 raise Conflict(f"object {new_name!r} exists already; choose another name")
-            conn.execute(ObjectRow.__table__.update().where(ObjectRow.id == held).values(name=new_name))  # type: ignore[attr-defined]
+            conn.execute(objects_table.update().where(objects_table.c.id == held).values(name=new_name))
         version = bump(conn)
         _audit(conn, actor, "registry.object.put", f"object {new_name}", reason, {"before": name, "after": new_name})
     return version, held is None
@@ -364,16 +373,18 @@ def put_object(store: Store, name: str, new_name: str, actor: str, reason: str =
 
 def remove_object(store: Store, name: str, actor: str, reason: str = "") -> int:
     """Remove an object that has no metering point."""
-    from amr.store.models import ObjectRow
+    from amr.store.models import objects_table
 
     with transaction(store) as conn:
         held = _object_id(conn, name)
         if held is None:
             raise NotFound(f"no object {name!r}")
-        points = conn.execute(select(func.count()).select_from(PointRow).where(PointRow.object_id == held)).scalar_one()
+        points = conn.execute(
+            select(func.count()).select_from(metering_points_table).where(metering_points_table.c.object_id == held)
+        ).scalar_one()
         if points:
             raise Conflict(f"object {name!r} has {points} metering point(s); move or remove them first")
-        conn.execute(ObjectRow.__table__.delete().where(ObjectRow.id == held))  # type: ignore[attr-defined]
+        conn.execute(objects_table.delete().where(objects_table.c.id == held))
         version = bump(conn)
         _audit(conn, actor, "registry.object.remove", f"object {name}", reason, {"name": name})
     return version
@@ -382,19 +393,25 @@ def remove_object(store: Store, name: str, actor: str, reason: str = "") -> int:
 def put_point(store: Store, code: str, object_name: str, actor: str, reason: str = "") -> tuple[int, bool]:
     """Create metering point `code` in object `object_name`, or move it there (with its meters); the
     object is made when it does not exist. The registry's version and whether the point is new."""
-    from amr.store.models import ObjectRow
+    from amr.store.models import objects_table
 
     code, object_name = _named(code, "point"), _named(object_name, "object")
     with transaction(store) as conn:
         object_id = _object_id(conn, object_name)
         if object_id is None:
-            conn.execute(ObjectRow.__table__.insert().values(name=object_name))  # type: ignore[attr-defined]
+            conn.execute(objects_table.insert().values(name=object_name))
             object_id = _object_id(conn, object_name)
-        held = conn.execute(select(PointRow.id, PointRow.object_id).where(PointRow.code == code)).first()
+        held = conn.execute(
+            select(metering_points_table.c.id, metering_points_table.c.object_id).where(
+                metering_points_table.c.code == code
+            )
+        ).first()
         if held is None:
-            conn.execute(PointRow.__table__.insert().values(code=code, object_id=object_id))  # type: ignore[attr-defined]
+            conn.execute(metering_points_table.insert().values(code=code, object_id=object_id))
         else:
-            conn.execute(PointRow.__table__.update().where(PointRow.id == held[0]).values(object_id=object_id))  # type: ignore[attr-defined]
+            conn.execute(
+                metering_points_table.update().where(metering_points_table.c.id == held[0]).values(object_id=object_id)
+            )
         version = bump(conn)
         _audit(conn, actor, "registry.point.put", f"point {code}", reason, {"object": object_name})
     return version, held is None
@@ -403,13 +420,15 @@ def put_point(store: Store, code: str, object_name: str, actor: str, reason: str
 def remove_point(store: Store, code: str, actor: str, reason: str = "") -> int:
     """Remove a metering point no meter has ever been on (a meter's history keeps its point)."""
     with transaction(store) as conn:
-        held = conn.execute(select(PointRow.id).where(PointRow.code == code)).scalar()
+        held = conn.execute(select(metering_points_table.c.id).where(metering_points_table.c.code == code)).scalar()
         if held is None:
             raise NotFound(f"no metering point {code!r}")
-        meters = conn.execute(select(func.count()).select_from(MeterRow).where(MeterRow.point_id == held)).scalar_one()
+        meters = conn.execute(
+            select(func.count()).select_from(meters_table).where(meters_table.c.point_id == held)
+        ).scalar_one()
         if meters:
             raise Conflict(f"point {code!r} has {meters} meter(s), in service or in its history; it stays")
-        conn.execute(PointRow.__table__.delete().where(PointRow.id == held))  # type: ignore[attr-defined]
+        conn.execute(metering_points_table.delete().where(metering_points_table.c.id == held))
         version = bump(conn)
         _audit(conn, actor, "registry.point.remove", f"point {code}", reason, {"code": code})
     return version

@@ -20,7 +20,13 @@ from amr.core.meters import Meter
 from amr.store.meters import NO_OBJECT
 from amr.store.meters import _insert_new as insert_new  # rows another writer has just added are skipped
 from amr.store.meters import _meter_fields as meter_fields  # the identity columns, as the TOML sync writes them
-from amr.store.models import MeterAccountRow, MeterRatioRow, MeterRow, ObjectRow, PointRow
+from amr.store.models import (
+    meter_accounts_table,
+    meter_ratios_table,
+    metering_points_table,
+    meters_table,
+    objects_table,
+)
 
 CHUNK = 1000
 ANALYZE_AFTER = 1000
@@ -66,12 +72,12 @@ def _by_key(conn: Connection, key: Any, value: Any, wanted: Iterable[Any]) -> di
 def object_ids(conn: Connection, meters: Sequence[Meter]) -> dict[str, int]:
     """The ids of the meters' objects, made where missing."""
     names = {m.object or NO_OBJECT for m in meters}
-    found = _by_key(conn, ObjectRow.name, ObjectRow.id, names)
+    found = _by_key(conn, objects_table.c.name, objects_table.c.id, names)
     missing = [{"name": n} for n in sorted(names - found.keys())]
     if missing:
-        insert_new(conn, ObjectRow.__table__, missing)  # type: ignore[arg-type]
+        insert_new(conn, objects_table, missing)
         analyze_after_many(conn, "objects", len(missing))
-        found = _by_key(conn, ObjectRow.name, ObjectRow.id, names)
+        found = _by_key(conn, objects_table.c.name, objects_table.c.id, names)
     return {str(k): int(v) for k, v in found.items()}
 
 
@@ -81,38 +87,49 @@ def point_ids(conn: Connection, meters: Sequence[Meter], objects: dict[str, int]
     wanted = {m.point: objects[m.object or NO_OBJECT] for m in meters}
     found: dict[str, tuple[int, int]] = {}
     for part in chunks(sorted(wanted)):
-        rows = conn.execute(select(PointRow.code, PointRow.id, PointRow.object_id).where(PointRow.code.in_(part)))
+        rows = conn.execute(
+            select(metering_points_table.c.code, metering_points_table.c.id, metering_points_table.c.object_id).where(
+                metering_points_table.c.code.in_(part)
+            )
+        )
         found.update((str(c), (int(i), int(o))) for c, i, o in rows)
     moved = [{"k_id": found[c][0], "k_object": o} for c, o in wanted.items() if c in found and found[c][1] != o]
     if moved:
-        statement = update(PointRow).where(PointRow.id == bindparam("k_id")).values(object_id=bindparam("k_object"))
+        statement = (
+            update(metering_points_table)
+            .where(metering_points_table.c.id == bindparam("k_id"))
+            .values(object_id=bindparam("k_object"))
+        )
         for part in chunks(moved):
             conn.execute(statement, part)
     new = [{"code": c, "object_id": o} for c, o in wanted.items() if c not in found]
     if new:
-        insert_new(conn, PointRow.__table__, new)  # type: ignore[arg-type]
+        insert_new(conn, metering_points_table, new)
         analyze_after_many(conn, "metering_points", len(new))
-    return {str(k): int(v) for k, v in _by_key(conn, PointRow.code, PointRow.id, wanted).items()}
+    return {
+        str(k): int(v)
+        for k, v in _by_key(conn, metering_points_table.c.code, metering_points_table.c.id, wanted).items()
+    }
 
 
 def meter_ids(conn: Connection, serials: Iterable[str]) -> dict[str, int]:
     """The store ids of these serials (those it has)."""
-    return {str(k): int(v) for k, v in _by_key(conn, MeterRow.serial, MeterRow.id, serials).items()}
+    return {str(k): int(v) for k, v in _by_key(conn, meters_table.c.serial, meters_table.c.id, serials).items()}
 
 
 def sync_accounts(conn: Connection, meters: Sequence[Meter], ids: dict[str, int]) -> None:
     """The accounts of these meters as they say (other meters' stay)."""
     wanted = {(ids[m.serial], a) for m in meters for a in m.accounts}
     stored: set[tuple[int, str]] = set()
-    a = MeterAccountRow
+    a = meter_accounts_table
     for part in chunks(sorted(ids[m.serial] for m in meters)):
-        query = select(a.meter_id, a.account).where(a.meter_id.in_(part))
+        query = select(a.c.meter_id, a.c.account).where(a.c.meter_id.in_(part))
         stored.update((int(i), str(x)) for i, x in conn.execute(query))
     for part in chunks(sorted(stored - wanted)):
-        conn.execute(delete(a).where(tuple_(a.meter_id, a.account).in_(part)))
+        conn.execute(delete(a).where(tuple_(a.c.meter_id, a.c.account).in_(part)))
     new = [{"meter_id": i, "account": x} for i, x in sorted(wanted - stored)]
     if new:
-        insert_new(conn, a.__table__, new)  # type: ignore[arg-type]
+        insert_new(conn, a, new)
 
 
 Version = tuple[int, datetime | None, Decimal | None, Decimal | None]
@@ -120,11 +137,11 @@ Version = tuple[int, datetime | None, Decimal | None, Decimal | None]
 
 def sync_ratios(conn: Connection, meters: Sequence[Meter], ids: dict[str, int]) -> None:
     """The ratio versions of these meters as they say: a meter whose versions differ has them rewritten."""
-    r = MeterRatioRow
+    r = meter_ratios_table
     stored: dict[int, list[Version]] = {}
     for part in chunks(sorted(ids[m.serial] for m in meters)):
-        query = select(r.meter_id, r.version, r.since, r.ct, r.vt).where(r.meter_id.in_(part)).order_by(
-            r.meter_id, r.version)
+        query = select(r.c.meter_id, r.c.version, r.c.since, r.c.ct, r.c.vt).where(r.c.meter_id.in_(part)).order_by(
+            r.c.meter_id, r.c.version)
         for meter_id, version, since, ct, vt in conn.execute(query):
             stored.setdefault(int(meter_id), []).append((int(version), since, exact(ct, _SIX), exact(vt, _SIX)))
     changed: list[int] = []
@@ -139,6 +156,6 @@ def sync_ratios(conn: Connection, meters: Sequence[Meter], ids: dict[str, int]) 
                 changed.append(meter_id)
             rows += [{"meter_id": meter_id, "version": i, "since": s, "ct": c, "vt": v} for i, s, c, v in wanted]
     for part in chunks(changed):
-        conn.execute(delete(r).where(r.meter_id.in_(part)))
+        conn.execute(delete(r).where(r.c.meter_id.in_(part)))
     if rows:
-        insert_new(conn, r.__table__, rows)  # type: ignore[arg-type]
+        insert_new(conn, r, rows)

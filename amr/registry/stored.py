@@ -37,13 +37,13 @@ from amr.registry.rows import (
 )
 from amr.store import Store
 from amr.store.models import (
-    BusRow,
-    MeterAccountRow,
-    MeterRatioRow,
-    MeterRow,
-    ObjectRow,
-    PointRow,
-    RegistryStateRow,
+    buses_table,
+    meter_accounts_table,
+    meter_ratios_table,
+    metering_points_table,
+    meters_table,
+    objects_table,
+    registry_state_table,
 )
 from amr.store.store import translate_errors
 
@@ -71,17 +71,21 @@ def transaction(store: Store) -> Iterator[Connection]:
 
 def version(conn: Connection) -> int:
     """The registry's change counter."""
-    held = conn.execute(select(RegistryStateRow.version).where(RegistryStateRow.id == 1)).scalar_one_or_none()
+    held = conn.execute(
+        select(registry_state_table.c.version).where(registry_state_table.c.id == 1)
+    ).scalar_one_or_none()
     return 0 if held is None else int(held)
 
 
 def bump(conn: Connection) -> int:
     """Count a change (in the caller's transaction) and tell PostgreSQL listeners at commit."""
     counted = conn.execute(
-        update(RegistryStateRow).where(RegistryStateRow.id == 1).values(version=RegistryStateRow.version + 1)
+        update(registry_state_table)
+        .where(registry_state_table.c.id == 1)
+        .values(version=registry_state_table.c.version + 1)
     )
     if counted.rowcount == 0:  # its row emptied by hand (or a test): counting starts again above 0
-        conn.execute(insert(RegistryStateRow).values(id=1, version=1))
+        conn.execute(insert(registry_state_table).values(id=1, version=1))
     new = version(conn)
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": str(new)})
@@ -128,7 +132,7 @@ def _json_default(value: Any) -> Any:
 def read_buses(conn: Connection) -> list[Entry]:
     """Every bus of the registry as a (not yet validated) entry, by name."""
     entries = []
-    for row in conn.execute(select(BusRow.__table__).order_by(BusRow.name)).mappings():
+    for row in conn.execute(select(buses_table).order_by(buses_table.c.name)).mappings():
         entry: Entry = {"name": row["name"], "kind": row["kind"], "url": row["url"]}
         if row["timeout_ms"] is not None:
             entry["timeout"] = _duration(row["timeout_ms"])
@@ -146,25 +150,27 @@ def read_buses(conn: Connection) -> list[Entry]:
 def meters_query(*conditions: Any, limit: int | None = None) -> Select[Any]:
     """The rows of the meters in the registry (not retired; those meeting `conditions` on the meter, its
     point or its bus, the first `limit`), by serial, with the columns `meter_row_entry` reads."""
-    m, p, o, b = MeterRow, PointRow, ObjectRow, BusRow
+    m, p, o, b = meters_table, metering_points_table, objects_table, buses_table
     return (
         select(
-            m.id, m.serial, m.name, o.name, p.code, m.model, m.digits, m.decimals, m.tariffs, m.max_power_kw,
-            m.installed, m.removed, b.name, m.address, m.timeout_ms, m.retries, m.schedule, m.settings,
+            m.c.id, m.c.serial, m.c.name, o.c.name, p.c.code, m.c.model, m.c.digits, m.c.decimals, m.c.tariffs,
+            m.c.max_power_kw, m.c.installed, m.c.removed, b.c.name, m.c.address, m.c.timeout_ms, m.c.retries,
+            m.c.schedule, m.c.settings,
         )
-        .join(p, p.id == m.point_id)
-        .join(o, o.id == p.object_id)
-        .outerjoin(b, b.id == m.bus_id)
-        .where(m.retired_at.is_(None), *[c for c in conditions if c is not None])
-        .order_by(m.serial)
+        .join(p, p.c.id == m.c.point_id)
+        .join(o, o.c.id == p.c.object_id)
+        .outerjoin(b, b.c.id == m.c.bus_id)
+        .where(m.c.retired_at.is_(None), *[c for c in conditions if c is not None])
+        .order_by(m.c.serial)
         .limit(limit)
     )
 
 
-ACCOUNTS_QUERY = select(MeterAccountRow.meter_id, MeterAccountRow.account)
+ACCOUNTS_QUERY = select(meter_accounts_table.c.meter_id, meter_accounts_table.c.account)
 """Meter id and account of every meter's accounts."""
-RATIOS_QUERY = select(MeterRatioRow.meter_id, MeterRatioRow.since, MeterRatioRow.ct, MeterRatioRow.vt).order_by(
-    MeterRatioRow.meter_id, MeterRatioRow.version)
+RATIOS_QUERY = select(
+    meter_ratios_table.c.meter_id, meter_ratios_table.c.since, meter_ratios_table.c.ct, meter_ratios_table.c.vt
+).order_by(meter_ratios_table.c.meter_id, meter_ratios_table.c.version)
 """Meter id, since, CT and VT of every meter's ratio versions, in order."""
 
 
@@ -179,8 +185,8 @@ def read_meters(conn: Connection, *conditions: Any, limit: int | None = None) ->
     for part in [None] if some is None else [some[i : i + CHUNK] for i in range(0, len(some), CHUNK)]:
         query_accounts, query_ratios = ACCOUNTS_QUERY, RATIOS_QUERY
         if part is not None:
-            query_accounts = query_accounts.where(MeterAccountRow.meter_id.in_(part))
-            query_ratios = query_ratios.where(MeterRatioRow.meter_id.in_(part))
+            query_accounts = query_accounts.where(meter_accounts_table.c.meter_id.in_(part))
+            query_ratios = query_ratios.where(meter_ratios_table.c.meter_id.in_(part))
         for meter_id, account in conn.execute(query_accounts).all():
             accounts.setdefault(int(meter_id), []).append(str(account))
         for meter_id, since, ct, vt in conn.execute(query_ratios).all():
@@ -227,8 +233,8 @@ def _ratios(versions: Sequence[tuple[datetime | None, Any, Any]]) -> Entry:
 
 def names(conn: Connection) -> tuple[set[str], set[str]]:
     """The objects and metering points the store knows."""
-    objects = {str(n) for n in conn.execute(select(ObjectRow.name)).scalars()}
-    points = {str(c) for c in conn.execute(select(PointRow.code)).scalars()}
+    objects = {str(n) for n in conn.execute(select(objects_table.c.name)).scalars()}
+    points = {str(c) for c in conn.execute(select(metering_points_table.c.code)).scalars()}
     return objects, points
 
 
@@ -250,16 +256,18 @@ def _bus_row(entry: Entry) -> dict[str, Any]:
 
 def write_buses(conn: Connection, entries: Sequence[Entry]) -> None:
     """Insert or update these buses (validated entries)."""
-    held = {str(n): int(i) for n, i in conn.execute(select(BusRow.name, BusRow.id))}
+    held = {str(n): int(i) for n, i in conn.execute(select(buses_table.c.name, buses_table.c.id))}
     rows = [_bus_row(e) for e in entries]
     new = [r for r in rows if r["name"] not in held]
     old = [{"k_id": held[r["name"]], **{f"v_{k}": v for k, v in r.items()}} for r in rows if r["name"] in held]
     if new:
-        conn.execute(insert(BusRow), new)
+        conn.execute(insert(buses_table), new)
     if old:
         columns = [k for k in rows[0] if k != "name"]
         conn.execute(
-            update(BusRow).where(BusRow.id == bindparam("k_id")).values({k: bindparam(f"v_{k}") for k in columns}),
+            update(buses_table)
+            .where(buses_table.c.id == bindparam("k_id"))
+            .values({k: bindparam(f"v_{k}") for k in columns}),
             [{k: v for k, v in r.items() if k == "k_id" or k[2:] in columns} for r in old],
         )
 
@@ -270,7 +278,7 @@ def write_meters(conn: Connection, meters: Sequence[Meter], entries: Sequence[En
     their ids by serial."""
     points = point_ids(conn, meters, object_ids(conn, meters))
     held = meter_ids(conn, [m.serial for m in meters])
-    buses = {str(n): int(i) for n, i in conn.execute(select(BusRow.name, BusRow.id))}
+    buses = {str(n): int(i) for n, i in conn.execute(select(buses_table.c.name, buses_table.c.id))}
     field = {
         str(entry["serial"]): {
             "bus_id": buses[entry["bus"]] if entry.get("bus") is not None else None,
@@ -286,7 +294,7 @@ def write_meters(conn: Connection, meters: Sequence[Meter], entries: Sequence[En
     new = [{"serial": m.serial, **meter_fields(m, points[m.point]), **field[m.serial]}
            for m in meters if m.serial not in held]
     if new:
-        insert_new(conn, MeterRow.__table__, new)  # type: ignore[arg-type]
+        insert_new(conn, meters_table, new)
         analyze_after_many(conn, "meters", len(new))
     changed = [
         {"k_id": held[m.serial], **{f"v_{k}": v for k, v in both.items()}}
@@ -296,7 +304,7 @@ def write_meters(conn: Connection, meters: Sequence[Meter], entries: Sequence[En
     ]
     if changed:
         columns = [k[2:] for k in changed[0] if k != "k_id"]
-        statement = update(MeterRow).where(MeterRow.id == bindparam("k_id")).values(
+        statement = update(meters_table).where(meters_table.c.id == bindparam("k_id")).values(
             {c: bindparam(f"v_{c}") for c in columns})
         for offset in range(0, len(changed), CHUNK):
             conn.execute(statement, changed[offset : offset + CHUNK])
@@ -311,15 +319,15 @@ def retire_meters(conn: Connection, serials: Sequence[str], at: datetime) -> Non
     """Take these meters out of the registry (their rows and readings stay)."""
     for offset in range(0, len(serials), CHUNK):
         part = list(serials[offset : offset + CHUNK])
-        conn.execute(update(MeterRow).where(MeterRow.serial.in_(part)).values(retired_at=at, bus_id=None))
+        conn.execute(update(meters_table).where(meters_table.c.serial.in_(part)).values(retired_at=at, bus_id=None))
 
 
 def delete_buses(conn: Connection, bus_names: Sequence[str]) -> None:
     """Remove these buses (no meter in the registry may be on them)."""
     if bus_names:
-        ids = select(BusRow.id).where(BusRow.name.in_(list(bus_names))).scalar_subquery()
-        conn.execute(update(MeterRow).where(MeterRow.bus_id.in_(ids)).values(bus_id=None))
-        conn.execute(delete(BusRow).where(BusRow.name.in_(list(bus_names))))
+        ids = select(buses_table.c.id).where(buses_table.c.name.in_(list(bus_names))).scalar_subquery()
+        conn.execute(update(meters_table).where(meters_table.c.bus_id.in_(ids)).values(bus_id=None))
+        conn.execute(delete(buses_table).where(buses_table.c.name.in_(list(bus_names))))
 
 
 def base_without_meters(config: Config) -> Config:

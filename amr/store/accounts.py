@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from amr.store.audit_trail import audit
-from amr.store.auth_models import AccountSettingRow
+from amr.store.auth_models import account_settings_table
 from amr.store.store import Store, translate_errors
 
 
@@ -24,7 +24,7 @@ class AccountSettings:
         """The holder's choice, or the configured default (``[api] public_submission``)."""
         with translate_errors(), self.store.engine.connect() as conn:
             found = conn.execute(
-                select(AccountSettingRow.public_submission).where(AccountSettingRow.account == account)
+                select(account_settings_table.c.public_submission).where(account_settings_table.c.account == account)
             ).scalar_one_or_none()
         return self.default_public if found is None else bool(found)
 
@@ -33,9 +33,13 @@ class AccountSettings:
         values = {"account": account, "public_submission": allowed, "updated_by": actor, "updated_at": now}
         with translate_errors(), self.store.engine.begin() as conn:
             maker = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            statement = maker(AccountSettingRow).values(**values).on_conflict_do_nothing(index_elements=["account"])
+            statement = (
+                maker(account_settings_table).values(**values).on_conflict_do_nothing(index_elements=["account"])
+            )
             if not conn.execute(statement).rowcount:
-                conn.execute(update(AccountSettingRow).where(AccountSettingRow.account == account).values(**values))
+                conn.execute(
+                    update(account_settings_table).where(account_settings_table.c.account == account).values(**values)
+                )
             audit(
                 conn,
                 now,

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert
 
-from amr.store.models import AuditRow
+from amr.store.models import audit_log_table
 
 
 def audit(
@@ -22,7 +22,7 @@ def audit(
 ) -> None:
     """Add one audit record in the caller's transaction."""
     conn.execute(
-        insert(AuditRow).values(
+        insert(audit_log_table).values(
             at=at,
             actor=actor[:100],
             action=action[:50],

@@ -15,9 +15,9 @@ from sqlalchemy import Connection, and_, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from amr.core.domain import Channel
-from amr.store.backfill_models import BackfillRow
+from amr.store.backfill_models import backfill_state_table
 from amr.store.intervals import CHANNEL_CODE, CHANNEL_OF, meter_ids
-from amr.store.models import MeterRow
+from amr.store.models import meters_table
 from amr.store.store import Store, translate_errors
 
 
@@ -45,10 +45,12 @@ class BackfillState:
 
     def load(self, serials: Iterable[str] | None = None) -> dict[str, dict[Channel, ChannelProgress]]:
         """serial → channel → progress (meters never back-filled are absent); all meters when `serials` is None."""
-        table = BackfillRow.__table__
-        statement = select(MeterRow.serial, *table.columns).join(MeterRow, MeterRow.id == table.c.meter_id)
+        table = backfill_state_table
+        statement = select(meters_table.c.serial, *table.columns).join(
+            meters_table, meters_table.c.id == table.c.meter_id
+        )
         if serials is not None:
-            statement = statement.where(MeterRow.serial.in_(list(serials)))
+            statement = statement.where(meters_table.c.serial.in_(list(serials)))
         found: dict[str, dict[Channel, ChannelProgress]] = {}
         with translate_errors(), self.store.engine.connect() as conn:
             for row in conn.execute(statement).mappings():
@@ -64,7 +66,9 @@ class BackfillState:
         with translate_errors(), self.store.engine.begin() as conn:
             meter_id = self._meter_id(conn, serial)
             have = set(
-                conn.execute(select(BackfillRow.channel).where(BackfillRow.meter_id == meter_id)).scalars()
+                conn.execute(
+                    select(backfill_state_table.c.channel).where(backfill_state_table.c.meter_id == meter_id)
+                ).scalars()
             )
             for channel in channels:
                 code = CHANNEL_CODE[channel]
@@ -73,7 +77,7 @@ class BackfillState:
                 try:
                     with conn.begin_nested():
                         conn.execute(
-                            insert(BackfillRow).values(
+                            insert(backfill_state_table).values(
                                 meter_id=meter_id, channel=code, read_until=start, lost_total_s=0, updated_at=now
                             )
                         )
@@ -91,7 +95,7 @@ class BackfillState:
         lost = int((end - start).total_seconds())
         self._update(
             serial, channels, start, end, now,
-            {"lost_from": start, "lost_until": end, "lost_total_s": BackfillRow.lost_total_s + lost},
+            {"lost_from": start, "lost_until": end, "lost_total_s": backfill_state_table.c.lost_total_s + lost},
         )  # fmt: skip
 
     def fail(self, serial: str, error: str, now: datetime) -> None:
@@ -99,8 +103,8 @@ class BackfillState:
         with translate_errors(), self.store.engine.begin() as conn:
             meter_id = self._meter_id(conn, serial)
             conn.execute(
-                update(BackfillRow)
-                .where(BackfillRow.meter_id == meter_id)
+                update(backfill_state_table)
+                .where(backfill_state_table.c.meter_id == meter_id)
                 .values(last_error=error[:2000], last_attempt=now, updated_at=now)
             )
 
@@ -116,15 +120,15 @@ class BackfillState:
         codes = [CHANNEL_CODE[c] for c in channels]
         with translate_errors(), self.store.engine.begin() as conn:
             meter_id = self._meter_id(conn, serial)
-            moves = and_(BackfillRow.read_until >= start, BackfillRow.read_until < end)
+            moves = and_(backfill_state_table.c.read_until >= start, backfill_state_table.c.read_until < end)
             conn.execute(
-                update(BackfillRow)
-                .where(BackfillRow.meter_id == meter_id, BackfillRow.channel.in_(codes))
+                update(backfill_state_table)
+                .where(backfill_state_table.c.meter_id == meter_id, backfill_state_table.c.channel.in_(codes))
                 .values(
-                    read_until=case((moves, end), else_=BackfillRow.read_until),
+                    read_until=case((moves, end), else_=backfill_state_table.c.read_until),
                     last_attempt=now,
                     updated_at=now,
-                    **{k: case((moves, v), else_=getattr(BackfillRow, k)) for k, v in extra.items()},
+                    **{k: case((moves, v), else_=backfill_state_table.c[k]) for k, v in extra.items()},
                 )
             )
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from amr.config import Config, ScheduleConfig
-from amr.store.models import RejectedRow
+from amr.store.models import rejected_readings_table
 from amr.store.store import Store, translate_errors
 
 
@@ -25,13 +25,13 @@ def refused_count(
 ) -> int:
     """Refused readings (of the serials, or of every serial when None), with `status` and received
     at or after `received_since` when given."""
-    statement = select(func.count()).select_from(RejectedRow)
+    statement = select(func.count()).select_from(rejected_readings_table)
     if status is not None:
-        statement = statement.where(RejectedRow.status == status)
+        statement = statement.where(rejected_readings_table.c.status == status)
     if received_since is not None:
-        statement = statement.where(RejectedRow.received_at >= received_since)
+        statement = statement.where(rejected_readings_table.c.received_at >= received_since)
     if serials is not None:
-        statement = statement.where(RejectedRow.meter_serial.in_(list(serials)))
+        statement = statement.where(rejected_readings_table.c.meter_serial.in_(list(serials)))
     with translate_errors(), store.engine.connect() as conn:
         return int(conn.execute(statement).scalar_one())
 

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from amr.core.events import MeterEvent
-from amr.store.models import ClockRequestRow, MeterClockRow, MeterEventRow
+from amr.store.models import clock_requests_table, meter_clock_table, meter_events_table
 from amr.store.rows import listed_ids
 from amr.store.store import Store, translate_errors
 
@@ -57,7 +57,7 @@ class StoredEvent:
 
 def _insert(conn: Connection) -> Any:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(MeterEventRow)
+    return dialect.insert(meter_events_table)
 
 
 def save_events(
@@ -79,7 +79,7 @@ def save_events(
                     recorded_at=now, alarm="pending" if alarms and event.alarming else None, alarm_attempts=0,
                 )
                 .on_conflict_do_nothing(index_elements=["meter_id", "ts", "code", "detail"])
-                .returning(MeterEventRow.id)
+                .returning(meter_events_table.c.id)
             )
             if conn.execute(statement).first() is not None:
                 new.append(event)
@@ -103,22 +103,24 @@ def events_of(
     offset: int = 0,
 ) -> list[StoredEvent]:
     """Events of the meters `serials` (meter id → serial), newest first, in [start, end)."""
-    statement = select(MeterEventRow).where(MeterEventRow.meter_id.in_(list(serials)))
+    statement = select(meter_events_table).where(meter_events_table.c.meter_id.in_(list(serials)))
     if start is not None:
-        statement = statement.where(MeterEventRow.ts >= start)
+        statement = statement.where(meter_events_table.c.ts >= start)
     if end is not None:
-        statement = statement.where(MeterEventRow.ts < end)
+        statement = statement.where(meter_events_table.c.ts < end)
     if codes:
-        statement = statement.where(MeterEventRow.code.in_(list(codes)))
-    statement = statement.order_by(MeterEventRow.ts.desc(), MeterEventRow.id.desc()).limit(limit).offset(offset)
+        statement = statement.where(meter_events_table.c.code.in_(list(codes)))
+    statement = (
+        statement.order_by(meter_events_table.c.ts.desc(), meter_events_table.c.id.desc()).limit(limit).offset(offset)
+    )
     with translate_errors(), store.engine.connect() as conn:
         return [_stored(row, serials) for row in conn.execute(statement)]
 
 
 def event_counts(store: Store) -> dict[tuple[str, str], int]:
     """Stored events by (code, severity), for ``/metrics``."""
-    statement = select(MeterEventRow.code, MeterEventRow.severity, func.count()).group_by(
-        MeterEventRow.code, MeterEventRow.severity
+    statement = select(meter_events_table.c.code, meter_events_table.c.severity, func.count()).group_by(
+        meter_events_table.c.code, meter_events_table.c.severity
     )
     with translate_errors(), store.engine.connect() as conn:
         return {(code, severity): int(n) for code, severity, n in conn.execute(statement)}
@@ -127,7 +129,10 @@ def event_counts(store: Store) -> dict[tuple[str, str], int]:
 def pending_alarms(store: Store, serials: Mapping[int, str], limit: int = 100) -> list[StoredEvent]:
     """Events whose alarm is still to be sent, oldest first."""
     statement = (
-        select(MeterEventRow).where(MeterEventRow.alarm == "pending").order_by(MeterEventRow.id).limit(limit)
+        select(meter_events_table)
+        .where(meter_events_table.c.alarm == "pending")
+        .order_by(meter_events_table.c.id)
+        .limit(limit)
     )
     with translate_errors(), store.engine.connect() as conn:
         return [_stored(row, serials) for row in conn.execute(statement)]
@@ -135,11 +140,11 @@ def pending_alarms(store: Store, serials: Mapping[int, str], limit: int = 100) -
 
 def mark_alarm(store: Store, event_id: int, *, sent: bool) -> None:
     """Record a delivery attempt: ``sent``, or one more failed attempt (the alarm stays pending)."""
-    values: dict[str, Any] = {"alarm_attempts": MeterEventRow.alarm_attempts + 1}
+    values: dict[str, Any] = {"alarm_attempts": meter_events_table.c.alarm_attempts + 1}
     if sent:
         values["alarm"] = "sent"
     with translate_errors(), store.engine.begin() as conn:
-        conn.execute(update(MeterEventRow).where(MeterEventRow.id == event_id).values(**values))
+        conn.execute(update(meter_events_table).where(meter_events_table.c.id == event_id).values(**values))
 
 
 # --- clock checks -------------------------------------------------------------------------
@@ -169,7 +174,7 @@ def save_clock(store: Store, check: ClockCheck) -> None:
     keep = check.corrected_at is None
     with translate_errors(), store.engine.begin() as conn:
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(MeterClockRow).values(**values)
+        statement = dialect.insert(meter_clock_table).values(**values)
         changed = {k: v for k, v in values.items() if k != "meter_id" and not (keep and k.startswith("correct"))}
         conn.execute(statement.on_conflict_do_update(index_elements=["meter_id"], set_=changed))
 
@@ -179,7 +184,7 @@ def request_clock(store: Store, meter_id: int, actor: str, reason: str, now: dat
     values = {"meter_id": meter_id, "requested_at": now, "actor": actor[:100], "reason": reason}
     with translate_errors(), store.engine.begin() as conn:
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(ClockRequestRow).values(**values)
+        statement = dialect.insert(clock_requests_table).values(**values)
         conn.execute(statement.on_conflict_do_update(index_elements=["meter_id"], set_=values))
 
 
@@ -196,7 +201,7 @@ class ClockRequest:
 def clock_requests(store: Store) -> list[ClockRequest]:
     """The pending requests, oldest first."""
     with translate_errors(), store.engine.connect() as conn:
-        rows = conn.execute(select(ClockRequestRow).order_by(ClockRequestRow.requested_at)).mappings().all()
+        rows = conn.execute(select(clock_requests_table).order_by(clock_requests_table.c.requested_at)).mappings().all()
     return [ClockRequest(**dict(row)) for row in rows]
 
 
@@ -204,8 +209,9 @@ def drop_clock_request(store: Store, request: ClockRequest) -> None:
     """Remove a request once done (not a newer one made meanwhile)."""
     with translate_errors(), store.engine.begin() as conn:
         conn.execute(
-            delete(ClockRequestRow).where(
-                ClockRequestRow.meter_id == request.meter_id, ClockRequestRow.requested_at == request.requested_at
+            delete(clock_requests_table).where(
+                clock_requests_table.c.meter_id == request.meter_id,
+                clock_requests_table.c.requested_at == request.requested_at,
             )
         )
 
@@ -221,18 +227,18 @@ def claim_correction(store: Store, meter_id: int, now: datetime, not_since: date
     with translate_errors(), store.engine.begin() as conn:
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         conn.execute(
-            dialect.insert(MeterClockRow)
+            dialect.insert(meter_clock_table)
             .values(meter_id=meter_id, checked_at=now, state="unread", message="")
             .on_conflict_do_nothing(index_elements=["meter_id"])
         )
         previous = conn.execute(
-            select(MeterClockRow.corrected_at).where(MeterClockRow.meter_id == meter_id)
+            select(meter_clock_table.c.corrected_at).where(meter_clock_table.c.meter_id == meter_id)
         ).scalar_one_or_none()
         claimed = conn.execute(
-            update(MeterClockRow)
+            update(meter_clock_table)
             .where(
-                MeterClockRow.meter_id == meter_id,
-                or_(MeterClockRow.corrected_at.is_(None), MeterClockRow.corrected_at < not_since),
+                meter_clock_table.c.meter_id == meter_id,
+                or_(meter_clock_table.c.corrected_at.is_(None), meter_clock_table.c.corrected_at < not_since),
             )
             .values(corrected_at=now)
         ).rowcount
@@ -243,8 +249,8 @@ def release_correction(store: Store, meter_id: int, claimed_at: datetime, previo
     """Undo `claim_correction` (the correction was not made): the previous time comes back."""
     with translate_errors(), store.engine.begin() as conn:
         conn.execute(
-            update(MeterClockRow)
-            .where(MeterClockRow.meter_id == meter_id, MeterClockRow.corrected_at == claimed_at)
+            update(meter_clock_table)
+            .where(meter_clock_table.c.meter_id == meter_id, meter_clock_table.c.corrected_at == claimed_at)
             .values(corrected_at=previous)
         )
 
@@ -252,9 +258,9 @@ def release_correction(store: Store, meter_id: int, claimed_at: datetime, previo
 def load_clock(store: Store, meter_ids: Iterable[int] | None = None) -> dict[int, ClockCheck]:
     """The last clock check per meter id (of `meter_ids`, any number of them; all when None)."""
     listed, wanted = listed_ids(meter_ids)
-    statement = select(MeterClockRow)
+    statement = select(meter_clock_table)
     if listed is not None:
-        statement = statement.where(MeterClockRow.meter_id.in_(listed))
+        statement = statement.where(meter_clock_table.c.meter_id.in_(listed))
     with translate_errors(), store.engine.connect() as conn:
         rows = conn.execute(statement).mappings().all()
     return {row["meter_id"]: ClockCheck(**dict(row)) for row in rows if wanted is None or row["meter_id"] in wanted}

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from amr.config import ScheduleConfig
 from amr.core.meters import Meter
 from amr.store.intervals import IntervalCompleteness, interval_completeness
-from amr.store.models import MeterHealthRow, ReadingRow, UTCDateTime
+from amr.store.models import UTCDateTime, meter_health_table, readings_table
 from amr.store.rows import listed_ids
 from amr.store.store import Store, translate_errors
 
@@ -61,9 +61,9 @@ def load_health(store: Store, meter_ids: Iterable[int] | None = None) -> dict[in
     """The stored health of the meters (all when `meter_ids` is None), by meter id; a meter without
     a row has not been polled ("unknown")."""
     listed, wanted = listed_ids(meter_ids)
-    statement = select(MeterHealthRow)
+    statement = select(meter_health_table)
     if listed is not None:
-        statement = statement.where(MeterHealthRow.meter_id.in_(listed))
+        statement = statement.where(meter_health_table.c.meter_id.in_(listed))
     try:
         with store.engine.connect() as conn:
             rows = conn.execute(statement).mappings().all()
@@ -86,7 +86,7 @@ def save_health(store: Store, records: Sequence[HealthRecord]) -> None:
 def upsert_health(conn: Connection, records: Sequence[HealthRecord]) -> None:
     """Insert or replace health rows on an open connection (SQLite and PostgreSQL)."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(MeterHealthRow)
+    statement = dialect.insert(meter_health_table)
     updates = {name: statement.excluded[name] for name in _COLUMNS if name != "meter_id"}
     statement = statement.on_conflict_do_update(index_elements=["meter_id"], set_=updates)
     conn.execute(statement, [asdict(r) for r in records])
@@ -117,9 +117,9 @@ def stored_times(store: Store, meter_ids: Sequence[int], start: datetime, end: d
     if not meter_ids:
         return {}
     statement = (
-        select(ReadingRow.meter_id, func.count(distinct(ReadingRow.ts)), func.max(ReadingRow.ts))
-        .where(ReadingRow.meter_id.in_(list(meter_ids)), ReadingRow.ts >= start, ReadingRow.ts < end)
-        .group_by(ReadingRow.meter_id)
+        select(readings_table.c.meter_id, func.count(distinct(readings_table.c.ts)), func.max(readings_table.c.ts))
+        .where(readings_table.c.meter_id.in_(list(meter_ids)), readings_table.c.ts >= start, readings_table.c.ts < end)
+        .group_by(readings_table.c.meter_id)
     )
     with translate_errors(), store.engine.connect() as conn:
         rows = conn.execute(statement).all()

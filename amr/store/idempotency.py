@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
 
-from amr.store.auth_models import IdempotencyRow
+from amr.store.auth_models import api_idempotency_table
 from amr.store.store import Store, StoreConflict, translate_errors
 
 
@@ -33,11 +33,11 @@ class Idempotency:
     def reserve(self, user_id: int, key: str, request_hash: str, now: datetime, ttl: timedelta) -> Kept | None:
         """Reserve `key` for a new request and return None, or return what is already kept under it."""
         with translate_errors(), self.store.engine.begin() as conn:
-            conn.execute(delete(IdempotencyRow).where(IdempotencyRow.created_at < now - ttl))
+            conn.execute(delete(api_idempotency_table).where(api_idempotency_table.c.created_at < now - ttl))
         try:
             with translate_errors(), self.store.engine.begin() as conn:
                 conn.execute(
-                    insert(IdempotencyRow).values(
+                    insert(api_idempotency_table).values(
                         user_id=user_id, key=key, request_hash=request_hash, status_code=0, body="", created_at=now
                     )
                 )
@@ -46,7 +46,11 @@ class Idempotency:
             pass
         with translate_errors(), self.store.engine.connect() as conn:
             row = (
-                conn.execute(select(IdempotencyRow).where(IdempotencyRow.user_id == user_id, IdempotencyRow.key == key))
+                conn.execute(
+                    select(api_idempotency_table).where(
+                        api_idempotency_table.c.user_id == user_id, api_idempotency_table.c.key == key
+                    )
+                )
                 .mappings()
                 .first()
             )
@@ -58,8 +62,8 @@ class Idempotency:
         """Keep the answer of the request that reserved `key`."""
         with translate_errors(), self.store.engine.begin() as conn:
             conn.execute(
-                update(IdempotencyRow)
-                .where(IdempotencyRow.user_id == user_id, IdempotencyRow.key == key)
+                update(api_idempotency_table)
+                .where(api_idempotency_table.c.user_id == user_id, api_idempotency_table.c.key == key)
                 .values(status_code=status_code, body=body)
             )
 
@@ -67,7 +71,9 @@ class Idempotency:
         """Forget a reservation whose request failed unexpectedly (so a retry runs again)."""
         with translate_errors(), self.store.engine.begin() as conn:
             conn.execute(
-                delete(IdempotencyRow).where(
-                    IdempotencyRow.user_id == user_id, IdempotencyRow.key == key, IdempotencyRow.status_code == 0
+                delete(api_idempotency_table).where(
+                    api_idempotency_table.c.user_id == user_id,
+                    api_idempotency_table.c.key == key,
+                    api_idempotency_table.c.status_code == 0,
                 )
             )

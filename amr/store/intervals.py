@@ -35,8 +35,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from amr.core.domain import Channel
 from amr.core.intervals import INTERVAL_LENGTHS, IntervalSource, IntervalStatus, IntervalValue, ProfileFlag
-from amr.store.interval_models import IntervalRevisionRow, IntervalRow
-from amr.store.models import MeterRow
+from amr.store.interval_models import interval_revisions_table, intervals_table
+from amr.store.models import meters_table
 from amr.store.series_lock import SeriesLocks
 from amr.validation.reasons import Reason
 
@@ -147,7 +147,9 @@ def meter_ids(conn: Connection, serials: Iterable[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for offset in range(0, len(wanted), 1000):
         rows = conn.execute(
-            select(MeterRow.serial, MeterRow.id).where(MeterRow.serial.in_(wanted[offset : offset + 1000]))
+            select(meters_table.c.serial, meters_table.c.id).where(
+                meters_table.c.serial.in_(wanted[offset : offset + 1000])
+            )
         )
         found.update((str(serial), int(meter_id)) for serial, meter_id in rows)
     return found
@@ -388,8 +390,8 @@ class IntervalWriter:
         lo = min(item[2] for item in part)
         hi = max(item[2] for item in part)
         rows = self.conn.execute(
-            select(IntervalRow).where(
-                IntervalRow.meter_id.in_(meters), IntervalRow.start >= lo, IntervalRow.start <= hi
+            select(intervals_table).where(
+                intervals_table.c.meter_id.in_(meters), intervals_table.c.start >= lo, intervals_table.c.start <= hi
             )
         )
         return {(row.meter_id, row.channel, _utc(row.start)): _stored(row, serial_of[row.meter_id]) for row in rows}
@@ -397,10 +399,10 @@ class IntervalWriter:
     def _delete(self, keys: Sequence[Key]) -> None:
         if not keys:
             return
-        statement = delete(IntervalRow).where(
-            IntervalRow.meter_id == bindparam("k_meter"),
-            IntervalRow.channel == bindparam("k_channel"),
-            IntervalRow.start == bindparam("k_start"),
+        statement = delete(intervals_table).where(
+            intervals_table.c.meter_id == bindparam("k_meter"),
+            intervals_table.c.channel == bindparam("k_channel"),
+            intervals_table.c.start == bindparam("k_start"),
         )
         rows = [{"k_meter": m, "k_channel": c, "k_start": s} for m, c, s in keys]
         for offset in range(0, len(rows), INSERT_CHUNK):
@@ -414,13 +416,13 @@ class IntervalWriter:
             return
         dicts = [{**dict(zip(INTERVAL_COLUMNS, row, strict=True)), "flags": int(row[8])} for row in rows]
         for offset in range(0, len(dicts), INSERT_CHUNK):
-            self.conn.execute(insert(IntervalRow), dicts[offset : offset + INSERT_CHUNK])
+            self.conn.execute(insert(intervals_table), dicts[offset : offset + INSERT_CHUNK])
 
     def _keep(self, revisions: list[dict[str, Any]]) -> None:
         if not revisions:
             return
         maker = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
-        statement = maker(IntervalRevisionRow).on_conflict_do_nothing(index_elements=["fingerprint"])
+        statement = maker(interval_revisions_table).on_conflict_do_nothing(index_elements=["fingerprint"])
         for offset in range(0, len(revisions), INSERT_CHUNK):
             self.conn.execute(statement, revisions[offset : offset + INSERT_CHUNK])
 
@@ -462,14 +464,14 @@ def read_intervals(
     ids = meter_ids(conn, [serial])
     if serial not in ids:
         return []
-    statement = select(IntervalRow).where(IntervalRow.meter_id == ids[serial])
+    statement = select(intervals_table).where(intervals_table.c.meter_id == ids[serial])
     if start is not None:
-        statement = statement.where(IntervalRow.start >= start)
+        statement = statement.where(intervals_table.c.start >= start)
     if end is not None:
-        statement = statement.where(IntervalRow.start < end)
+        statement = statement.where(intervals_table.c.start < end)
     if channels is not None:
-        statement = statement.where(IntervalRow.channel.in_([CHANNEL_CODE[c] for c in channels]))
-    statement = statement.order_by(IntervalRow.channel, IntervalRow.start)
+        statement = statement.where(intervals_table.c.channel.in_([CHANNEL_CODE[c] for c in channels]))
+    statement = statement.order_by(intervals_table.c.channel, intervals_table.c.start)
     return [_stored(row, serial) for row in conn.execute(statement)]
 
 
@@ -481,14 +483,14 @@ def read_revisions(
     kind: str | None = None,
 ) -> list[IntervalRevision]:
     """Replaced and refused values of the meter `serial` (by interval start), oldest record first."""
-    statement = select(IntervalRevisionRow).where(IntervalRevisionRow.serial == serial)
+    statement = select(interval_revisions_table).where(interval_revisions_table.c.serial == serial)
     if start is not None:
-        statement = statement.where(IntervalRevisionRow.start >= start)
+        statement = statement.where(interval_revisions_table.c.start >= start)
     if end is not None:
-        statement = statement.where(IntervalRevisionRow.start < end)
+        statement = statement.where(interval_revisions_table.c.start < end)
     if kind is not None:
-        statement = statement.where(IntervalRevisionRow.kind == kind)
-    statement = statement.order_by(IntervalRevisionRow.id)
+        statement = statement.where(interval_revisions_table.c.kind == kind)
+    statement = statement.order_by(interval_revisions_table.c.id)
     return [
         IntervalRevision(
             id=row.id,
@@ -529,9 +531,11 @@ def interval_completeness(
     lengths: dict[int, dict[int, int]] = {}
     for (since, until), ids in by_span.items():  # usually one: the period, for every meter in service
         rows = conn.execute(
-            select(IntervalRow.meter_id, IntervalRow.channel, IntervalRow.length_s, func.count())
-            .where(IntervalRow.meter_id.in_(ids), IntervalRow.start >= since, IntervalRow.start < until)
-            .group_by(IntervalRow.meter_id, IntervalRow.channel, IntervalRow.length_s)
+            select(intervals_table.c.meter_id, intervals_table.c.channel, intervals_table.c.length_s, func.count())
+            .where(
+                intervals_table.c.meter_id.in_(ids), intervals_table.c.start >= since, intervals_table.c.start < until
+            )
+            .group_by(intervals_table.c.meter_id, intervals_table.c.channel, intervals_table.c.length_s)
         )
         for meter_id, channel, length_s, count in rows:
             per_channel = counts.setdefault(meter_id, {})

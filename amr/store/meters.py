@@ -26,7 +26,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from amr.core.meters import Meter, RatioVersion
-from amr.store.models import MeterAccountRow, MeterRatioRow, MeterRow, ObjectRow, PointRow
+from amr.store.models import (
+    meter_accounts_table,
+    meter_ratios_table,
+    metering_points_table,
+    meters_table,
+    objects_table,
+)
 
 SYNC_LOCK = 0x616D_725F_6D65_7472  # "amr_metr": the advisory lock key of the meter sync
 CHUNK = 1000
@@ -60,27 +66,29 @@ def _insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
 
 def _objects(conn: Connection, meters: Sequence[Meter]) -> dict[str, int]:
     wanted = dict.fromkeys(m.object or NO_OBJECT for m in meters)
-    found = {str(n): int(i) for n, i in conn.execute(select(ObjectRow.name, ObjectRow.id))}
+    found = {str(n): int(i) for n, i in conn.execute(select(objects_table.c.name, objects_table.c.id))}
     new = [{"name": n} for n in wanted if n not in found]
     if new:
-        _insert_new(conn, ObjectRow.__table__, new)  # type: ignore[arg-type]
-        found = {str(n): int(i) for n, i in conn.execute(select(ObjectRow.name, ObjectRow.id))}
+        _insert_new(conn, objects_table, new)
+        found = {str(n): int(i) for n, i in conn.execute(select(objects_table.c.name, objects_table.c.id))}
     return found
 
 
 def _points(conn: Connection, meters: Sequence[Meter], objects: dict[str, int]) -> dict[str, int]:
     wanted = {m.point: objects[m.object or NO_OBJECT] for m in meters}  # the last meter of a point decides
-    query = select(PointRow.code, PointRow.id, PointRow.object_id)
+    query = select(metering_points_table.c.code, metering_points_table.c.id, metering_points_table.c.object_id)
     found = {str(c): (int(i), int(o)) for c, i, o in conn.execute(query)}
     new = [{"code": c, "object_id": o} for c, o in wanted.items() if c not in found]
     moved = [{"k_id": found[c][0], "k_object": o} for c, o in wanted.items() if c in found and found[c][1] != o]
     if moved:
         conn.execute(
-            update(PointRow).where(PointRow.id == bindparam("k_id")).values(object_id=bindparam("k_object")),
+            update(metering_points_table)
+            .where(metering_points_table.c.id == bindparam("k_id"))
+            .values(object_id=bindparam("k_object")),
             moved,
         )
     if new:
-        _insert_new(conn, PointRow.__table__, new)  # type: ignore[arg-type]
+        _insert_new(conn, metering_points_table, new)
         found = {str(c): (int(i), int(o)) for c, i, o in conn.execute(query)}
     return {c: i for c, (i, _) in found.items()}
 
@@ -103,9 +111,9 @@ def _meter_fields(meter: Meter, point_id: int) -> dict[str, Any]:
 
 
 def _stored_meters(conn: Connection) -> dict[str, tuple[int, dict[str, Any]]]:
-    columns = [getattr(MeterRow, f) for f in _METER_FIELDS]
+    columns = [meters_table.c[f] for f in _METER_FIELDS]
     found = {}
-    for row in conn.execute(select(MeterRow.serial, MeterRow.id, *columns)):
+    for row in conn.execute(select(meters_table.c.serial, meters_table.c.id, *columns)):
         fields = dict(zip(_METER_FIELDS, row[2:], strict=True))
         fields["max_power_kw"] = _stored_decimal(fields["max_power_kw"], _THREE)
         found[str(row[0])] = (int(row[1]), fields)
@@ -130,22 +138,26 @@ def _sync_accounts(conn: Connection, meters: Sequence[Meter], ids: dict[str, int
     configured = set(ids.values())
     stored = {
         (int(i), str(a))
-        for i, a in conn.execute(select(MeterAccountRow.meter_id, MeterAccountRow.account))
+        for i, a in conn.execute(select(meter_accounts_table.c.meter_id, meter_accounts_table.c.account))
         if int(i) in configured
     }
     gone = sorted(stored - wanted)
     for offset in range(0, len(gone), CHUNK):
         part = gone[offset : offset + CHUNK]
-        conn.execute(delete(MeterAccountRow).where(tuple_(MeterAccountRow.meter_id, MeterAccountRow.account).in_(part)))
+        conn.execute(
+            delete(meter_accounts_table).where(
+                tuple_(meter_accounts_table.c.meter_id, meter_accounts_table.c.account).in_(part)
+            )
+        )
     new = [{"meter_id": i, "account": a} for i, a in sorted(wanted - stored)]
     if new:
-        _insert_new(conn, MeterAccountRow.__table__, new)  # type: ignore[arg-type]
+        _insert_new(conn, meter_accounts_table, new)
 
 
 def _sync_ratios(conn: Connection, meters: Sequence[Meter], ids: dict[str, int]) -> None:
     stored: dict[int, list[tuple[int, datetime | None, Decimal | None, Decimal | None]]] = {}
-    r = MeterRatioRow
-    query = select(r.meter_id, r.version, r.since, r.ct, r.vt).order_by(r.meter_id, r.version)
+    r = meter_ratios_table
+    query = select(r.c.meter_id, r.c.version, r.c.since, r.c.ct, r.c.vt).order_by(r.c.meter_id, r.c.version)
     for meter_id, version, since, ct, vt in conn.execute(query):
         stored.setdefault(int(meter_id), []).append(
             (int(version), since, _stored_decimal(ct, _SIX), _stored_decimal(vt, _SIX))
@@ -160,9 +172,11 @@ def _sync_ratios(conn: Connection, meters: Sequence[Meter], ids: dict[str, int])
                 changed.append(meter_id)
             rows.extend(wanted)
     for offset in range(0, len(changed), CHUNK):
-        conn.execute(delete(MeterRatioRow).where(MeterRatioRow.meter_id.in_(changed[offset : offset + CHUNK])))
+        conn.execute(
+            delete(meter_ratios_table).where(meter_ratios_table.c.meter_id.in_(changed[offset : offset + CHUNK]))
+        )
     if rows:
-        _insert_new(conn, MeterRatioRow.__table__, rows)  # type: ignore[arg-type]
+        _insert_new(conn, meter_ratios_table, rows)
 
 
 FINGERPRINT_FORM = "amr meter registry 1"  # changes when the canonical form below does
@@ -307,13 +321,13 @@ def _sync_compared(conn: Connection, meters: Sequence[Meter]) -> dict[str, int]:
             changed.append({"k_id": held[0], **fields})
     if changed:
         conn.execute(
-            update(MeterRow)
-            .where(MeterRow.id == bindparam("k_id"))
+            update(meters_table)
+            .where(meters_table.c.id == bindparam("k_id"))
             .values({f: bindparam(f"v_{f}") for f in _METER_FIELDS}),
             [{"k_id": c.pop("k_id"), **{f"v_{f}": v for f, v in c.items()}} for c in changed],
         )
     if new:
-        _insert_new(conn, MeterRow.__table__, new)  # type: ignore[arg-type]
+        _insert_new(conn, meters_table, new)
         stored = _stored_meters(conn)
     ids = {serial: held[0] for serial, held in stored.items()}
     _sync_accounts(conn, meters, ids)

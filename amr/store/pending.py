@@ -21,7 +21,7 @@ from sqlalchemy import Connection, insert, select, update
 from amr.core.domain import CHANNELS, Channel
 from amr.errors import NotFound
 from amr.store.audit_trail import audit
-from amr.store.auth_models import PendingReadingRow
+from amr.store.auth_models import pending_readings_table
 from amr.store.store import Store, translate_errors
 
 
@@ -72,7 +72,7 @@ class PendingReadings:
                 ids.append(
                     int(
                         conn.execute(
-                            insert(PendingReadingRow)
+                            insert(pending_readings_table)
                             .values(
                                 meter_serial=item.meter_serial,
                                 meter_id=item.meter_id,
@@ -85,7 +85,7 @@ class PendingReadings:
                                 submitted_at=now,
                                 status="pending",
                             )
-                            .returning(PendingReadingRow.id)
+                            .returning(pending_readings_table.c.id)
                         ).scalar_one()
                     )
                 )
@@ -93,19 +93,23 @@ class PendingReadings:
 
     def find(self, status: str | None, serials: Collection[str] | None, limit: int, offset: int) -> list[PendingRecord]:
         """Readings by status (None: all), oldest first; `serials` limits the meters (None: all)."""
-        statement = select(PendingReadingRow)
+        statement = select(pending_readings_table)
         if status is not None:
-            statement = statement.where(PendingReadingRow.status == status)
+            statement = statement.where(pending_readings_table.c.status == status)
         if serials is not None:
-            statement = statement.where(PendingReadingRow.meter_serial.in_(list(serials)))
-        statement = statement.order_by(PendingReadingRow.id).limit(limit).offset(offset)
+            statement = statement.where(pending_readings_table.c.meter_serial.in_(list(serials)))
+        statement = statement.order_by(pending_readings_table.c.id).limit(limit).offset(offset)
         with translate_errors(), self.store.engine.connect() as conn:
             return [_record(row) for row in conn.execute(statement).mappings()]
 
     def get(self, pending_id: int) -> PendingRecord:
         """One reading; `NotFound` if there is none."""
         with translate_errors(), self.store.engine.connect() as conn:
-            row = conn.execute(select(PendingReadingRow).where(PendingReadingRow.id == pending_id)).mappings().first()
+            row = (
+                conn.execute(select(pending_readings_table).where(pending_readings_table.c.id == pending_id))
+                .mappings()
+                .first()
+            )
         if row is None:
             raise NotFound(f"no pending reading with id {pending_id}")
         return _record(row)
@@ -132,8 +136,8 @@ def resolve_in(
 
 def _set_status(conn: Connection, pending_id: int, expect: str, **values: Any) -> int:
     statement = (
-        update(PendingReadingRow)
-        .where(PendingReadingRow.id == pending_id, PendingReadingRow.status == expect)
+        update(pending_readings_table)
+        .where(pending_readings_table.c.id == pending_id, pending_readings_table.c.status == expect)
         .values(**values)
     )
     return int(conn.execute(statement).rowcount)

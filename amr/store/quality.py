@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from amr.core.quantities import QUANTITIES
 from amr.drivers.quality import QualitySample
-from amr.store.operations_models import QualityEventRow, QualitySampleRow
+from amr.store.operations_models import quality_events_table, quality_samples_table
 from amr.store.store import Store, translate_errors
 
 
@@ -63,12 +63,6 @@ def events_of(meter_id: int, sample: QualitySample, limits: Mapping[str, Limit])
     return found
 
 
-def _table(model: type[QualitySampleRow] | type[QualityEventRow]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
 def _insert_ignoring(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
@@ -84,9 +78,9 @@ def save_sample(store: Store, meter_id: int, sample: QualitySample, received_at:
     row.update({q: sample.values.get(q) for q in QUANTITIES})
     events = events_of(meter_id, sample, limits)
     with translate_errors(), store.engine.begin() as conn:
-        if not _insert_ignoring(conn, _table(QualitySampleRow), [row]):
+        if not _insert_ignoring(conn, quality_samples_table, [row]):
             return []  # this moment is stored already, and its events with it
-        _insert_ignoring(conn, _table(QualityEventRow), [
+        _insert_ignoring(conn, quality_events_table, [
             {"meter_id": e.meter_id, "ts": e.ts, "quantity": e.quantity, "value": e.value,
              "threshold": e.threshold, "kind": e.kind, "received_at": received_at} for e in events
         ])
@@ -95,7 +89,7 @@ def save_sample(store: Store, meter_id: int, sample: QualitySample, received_at:
 
 def samples(store: Store, meter_id: int, start: datetime, end: datetime, limit: int = 10_000) -> list[dict[str, Any]]:
     """A meter's samples in [start, end), oldest first: ``ts`` and a value (or None) per quantity."""
-    table = QualitySampleRow.__table__
+    table = quality_samples_table
     statement = (select(table).where(table.c.meter_id == meter_id, table.c.ts >= start, table.c.ts < end)
                  .order_by(table.c.ts).limit(limit))
     with translate_errors(), store.engine.connect() as conn:
@@ -104,7 +98,7 @@ def samples(store: Store, meter_id: int, start: datetime, end: datetime, limit: 
 
 def events(store: Store, meter_id: int, start: datetime, end: datetime, limit: int = 1000) -> list[QualityEvent]:
     """A meter's quality events in [start, end), oldest first."""
-    table = QualityEventRow.__table__
+    table = quality_events_table
     statement = (select(table).where(table.c.meter_id == meter_id, table.c.ts >= start, table.c.ts < end)
                  .order_by(table.c.ts, table.c.quantity).limit(limit))
     with translate_errors(), store.engine.connect() as conn:

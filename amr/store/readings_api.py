@@ -19,7 +19,7 @@ from sqlalchemy import and_, delete, or_, select, text
 from amr.core.domain import CHANNELS, Channel, StoredReading
 from amr.errors import NotFound, StoreError
 from amr.store.audit_trail import audit
-from amr.store.models import ReadingRow, RejectedRow
+from amr.store.models import readings_table, rejected_readings_table
 from amr.store.rows import READING_COLUMNS, reading_from_row
 from amr.store.store import RejectedRecord, Session, Store, rejected_from_row, translate_errors
 
@@ -94,30 +94,37 @@ def history(
 ) -> list[StoredReading]:
     """A page of a meter's accepted readings, newest first (then by tariff); `after` is the
     (ts, tariff) of the last reading of the previous page."""
-    statement = select(ReadingRow).where(ReadingRow.meter_id == meter_id)
+    statement = select(readings_table).where(readings_table.c.meter_id == meter_id)
     if start is not None:
-        statement = statement.where(ReadingRow.ts >= start)
+        statement = statement.where(readings_table.c.ts >= start)
     if end is not None:
-        statement = statement.where(ReadingRow.ts < end)
+        statement = statement.where(readings_table.c.ts < end)
     if sources is not None:
-        statement = statement.where(ReadingRow.source.in_(list(sources)))
+        statement = statement.where(readings_table.c.source.in_(list(sources)))
     if tariff is not None:
-        statement = statement.where(ReadingRow.tariff == tariff)
+        statement = statement.where(readings_table.c.tariff == tariff)
     if after is not None:
         ts, last_tariff = after
-        statement = statement.where(or_(ReadingRow.ts < ts, and_(ReadingRow.ts == ts, ReadingRow.tariff > last_tariff)))
-    statement = statement.order_by(ReadingRow.ts.desc(), ReadingRow.tariff).limit(limit)
+        statement = statement.where(
+            or_(readings_table.c.ts < ts, and_(readings_table.c.ts == ts, readings_table.c.tariff > last_tariff))
+        )
+    statement = statement.order_by(readings_table.c.ts.desc(), readings_table.c.tariff).limit(limit)
     with translate_errors(), store.engine.connect() as conn:
         return [reading_from_row(row) for row in conn.execute(statement).mappings()]
 
 
 def previous_reading(store: Store, meter_id: int, tariff: int, ts: datetime, channel: Channel) -> StoredReading | None:
     """The last accepted reading of a series before `ts` that has `channel`."""
-    column = getattr(ReadingRow, channel.value)
+    column = readings_table.c[channel.value]
     statement = (
-        select(ReadingRow)
-        .where(ReadingRow.meter_id == meter_id, ReadingRow.tariff == tariff, ReadingRow.ts < ts, column.is_not(None))
-        .order_by(ReadingRow.ts.desc())
+        select(readings_table)
+        .where(
+            readings_table.c.meter_id == meter_id,
+            readings_table.c.tariff == tariff,
+            readings_table.c.ts < ts,
+            column.is_not(None),
+        )
+        .order_by(readings_table.c.ts.desc())
         .limit(1)
     )
     with translate_errors(), store.engine.connect() as conn:
@@ -127,8 +134,8 @@ def previous_reading(store: Store, meter_id: int, tariff: int, ts: datetime, cha
 
 def get_reading(store: Store, meter_id: int, tariff: int, ts: datetime) -> StoredReading:
     """One accepted reading by its key; `NotFound` otherwise."""
-    statement = select(ReadingRow).where(
-        ReadingRow.meter_id == meter_id, ReadingRow.tariff == tariff, ReadingRow.ts == ts
+    statement = select(readings_table).where(
+        readings_table.c.meter_id == meter_id, readings_table.c.tariff == tariff, readings_table.c.ts == ts
     )
     with translate_errors(), store.engine.connect() as conn:
         row = conn.execute(statement).mappings().first()
@@ -152,21 +159,21 @@ def delete_latest(
 
     Raises `NotFound`, `NotManual` or `NotLatest`.
     """
-    key = (ReadingRow.meter_id == meter_id, ReadingRow.tariff == tariff)
+    key = (readings_table.c.meter_id == meter_id, readings_table.c.tariff == tariff)
 
     def work(session: Session) -> StoredReading:
         session.lock([(meter_id, tariff)])  # no reading of the series is judged or written meanwhile
         conn = session.conn
-        row = conn.execute(select(ReadingRow).where(*key, ReadingRow.ts == ts)).mappings().first()
+        row = conn.execute(select(readings_table).where(*key, readings_table.c.ts == ts)).mappings().first()
         if row is None:
             raise NotFound("no such reading")
         reading = reading_from_row(row)
         if reading.source not in sources:
             raise NotManual(reading.source)
-        later = conn.execute(select(ReadingRow.ts).where(*key, ReadingRow.ts > ts).limit(1)).first()
+        later = conn.execute(select(readings_table.c.ts).where(*key, readings_table.c.ts > ts).limit(1)).first()
         if later is not None:
             raise NotLatest(later[0])
-        conn.execute(delete(ReadingRow).where(*key, ReadingRow.ts == ts))
+        conn.execute(delete(readings_table).where(*key, readings_table.c.ts == ts))
         audit(
             conn,
             now,
@@ -194,14 +201,17 @@ def stream_readings(
     for meter_id in meter_ids:
         after: tuple[datetime, int] | None = None
         while True:
-            statement = select(ReadingRow).where(
-                ReadingRow.meter_id == meter_id, ReadingRow.ts >= start, ReadingRow.ts < end
+            statement = select(readings_table).where(
+                readings_table.c.meter_id == meter_id, readings_table.c.ts >= start, readings_table.c.ts < end
             )
             if after is not None:
                 statement = statement.where(
-                    or_(ReadingRow.ts > after[0], and_(ReadingRow.ts == after[0], ReadingRow.tariff > after[1]))
+                    or_(
+                        readings_table.c.ts > after[0],
+                        and_(readings_table.c.ts == after[0], readings_table.c.tariff > after[1]),
+                    )
                 )
-            statement = statement.order_by(ReadingRow.ts, ReadingRow.tariff).limit(batch)
+            statement = statement.order_by(readings_table.c.ts, readings_table.c.tariff).limit(batch)
             with translate_errors(), store.engine.connect() as conn:
                 rows = [reading_from_row(row) for row in conn.execute(statement).mappings()]
             yield from rows
@@ -214,12 +224,12 @@ def rejected_of(
     store: Store, status: str | None, serials: Collection[str] | None, limit: int, offset: int
 ) -> list[RejectedRecord]:
     """Refused readings, newest first; `serials` limits the meters (None: every one, unknown serials too)."""
-    statement = select(RejectedRow)
+    statement = select(rejected_readings_table)
     if status is not None:
-        statement = statement.where(RejectedRow.status == status)
+        statement = statement.where(rejected_readings_table.c.status == status)
     if serials is not None:
-        statement = statement.where(RejectedRow.meter_serial.in_(list(serials)))
-    statement = statement.order_by(RejectedRow.id.desc()).limit(limit).offset(offset)
+        statement = statement.where(rejected_readings_table.c.meter_serial.in_(list(serials)))
+    statement = statement.order_by(rejected_readings_table.c.id.desc()).limit(limit).offset(offset)
     with translate_errors(), store.engine.connect() as conn:
         return [rejected_from_row(row) for row in conn.execute(statement).mappings()]
 

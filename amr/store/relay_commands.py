@@ -26,7 +26,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from amr.store.audit_trail import audit
-from amr.store.operations_models import RelayCommandRow
+from amr.store.operations_models import relay_commands_table
 from amr.store.store import Store, translate_errors
 
 Status = Literal["queued", "running", "done", "failed", "expired"]
@@ -87,10 +87,10 @@ def enqueue(store: Store, meter_id: int, serial: str, action: str, reason: str, 
     with store.session() as session:
         conn = session.conn
         new_id = conn.execute(
-            insert(RelayCommandRow).values(
+            insert(relay_commands_table).values(
                 meter_id=meter_id, serial=serial, action=action, reason=reason, requested_by=actor,
                 requested_at=now, deadline=deadline, status="queued", attempts=0, next_try_at=now,
-            ).returning(RelayCommandRow.id)
+            ).returning(relay_commands_table.c.id)
         ).scalar_one()
         audit(conn, now, actor, f"relay_{action}_requested", _subject(serial), reason,
               {"command": new_id, "deadline": deadline.isoformat()})
@@ -98,7 +98,7 @@ def enqueue(store: Store, meter_id: int, serial: str, action: str, reason: str, 
 
 
 def _load(conn: Connection, command_id: int) -> RelayCommand:
-    row = conn.execute(select(RelayCommandRow.__table__).where(RelayCommandRow.id == command_id)).mappings().one()
+    row = conn.execute(select(relay_commands_table).where(relay_commands_table.c.id == command_id)).mappings().one()
     return _command(row)
 
 
@@ -106,24 +106,24 @@ def get(store: Store, command_id: int) -> RelayCommand | None:
     """One command, None when there is no such id."""
     with translate_errors(), store.engine.connect() as conn:
         row = conn.execute(
-            select(RelayCommandRow.__table__).where(RelayCommandRow.id == command_id)
+            select(relay_commands_table).where(relay_commands_table.c.id == command_id)
         ).mappings().one_or_none()
     return None if row is None else _command(row)
 
 
 def of_meter(store: Store, meter_id: int, limit: int = 20) -> list[RelayCommand]:
     """A meter's newest commands first."""
-    statement = (select(RelayCommandRow.__table__).where(RelayCommandRow.meter_id == meter_id)
-                 .order_by(RelayCommandRow.id.desc()).limit(limit))
+    statement = (select(relay_commands_table).where(relay_commands_table.c.meter_id == meter_id)
+                 .order_by(relay_commands_table.c.id.desc()).limit(limit))
     with translate_errors(), store.engine.connect() as conn:
         return [_command(row) for row in conn.execute(statement).mappings()]
 
 
 def last_known_state(store: Store, meter_id: int) -> RelayCommand | None:
     """The newest command that read the switch back (its state is the meter's last known one)."""
-    statement = (select(RelayCommandRow.__table__)
-                 .where(RelayCommandRow.meter_id == meter_id, RelayCommandRow.status == "done")
-                 .order_by(RelayCommandRow.finished_at.desc(), RelayCommandRow.id.desc()).limit(1))
+    statement = (select(relay_commands_table)
+                 .where(relay_commands_table.c.meter_id == meter_id, relay_commands_table.c.status == "done")
+                 .order_by(relay_commands_table.c.finished_at.desc(), relay_commands_table.c.id.desc()).limit(1))
     with translate_errors(), store.engine.connect() as conn:
         row = conn.execute(statement).mappings().one_or_none()
     return None if row is None else _command(row)
@@ -138,7 +138,7 @@ def _expire(conn: Connection, rows: Sequence[Any], now: datetime, actor: str) ->
                if row["attempts"] else
                f"the deadline {row['deadline'].isoformat()} passed before any collector reached the meter")
         conn.execute(
-            update(RelayCommandRow).where(RelayCommandRow.id == row["id"])
+            update(relay_commands_table).where(relay_commands_table.c.id == row["id"])
             .values(status="expired", finished_at=now, claimed_by=None, claimed_until=None, error=why,
                     error_code=row["error_code"] or "relay.deadline")
         )
@@ -151,7 +151,10 @@ def expire_overdue(store: Store, now: datetime, actor: str = "system") -> int:
 
     A read comes first: with nothing overdue (the usual case) no write transaction is opened."""
     with translate_errors(), store.engine.connect() as conn:
-        if conn.execute(_overdue(conn, now, lock=False).with_only_columns(RelayCommandRow.id).limit(1)).first() is None:
+        if (
+            conn.execute(_overdue(conn, now, lock=False).with_only_columns(relay_commands_table.c.id).limit(1)).first()
+            is None
+        ):
             return 0
     with store.session() as session:
         return _expire_overdue(session.conn, now, actor)
@@ -159,21 +162,21 @@ def expire_overdue(store: Store, now: datetime, actor: str = "system") -> int:
 
 def anything_due(store: Store, meter_ids: Sequence[int], now: datetime) -> bool:
     """True when a command of `meter_ids` is due or overdue (a read, without locks: `claim` decides)."""
-    table = RelayCommandRow
-    statement = select(table.id).where(
-        table.meter_id.in_(list(meter_ids)),
-        or_(and_(table.status == "queued", or_(table.next_try_at <= now, table.deadline <= now)),
-            and_(table.status == "running", table.claimed_until <= now)),
+    table = relay_commands_table
+    statement = select(table.c.id).where(
+        table.c.meter_id.in_(list(meter_ids)),
+        or_(and_(table.c.status == "queued", or_(table.c.next_try_at <= now, table.c.deadline <= now)),
+            and_(table.c.status == "running", table.c.claimed_until <= now)),
     ).limit(1)
     with translate_errors(), store.engine.connect() as conn:
         return conn.execute(statement).first() is not None
 
 
 def _overdue(conn: Connection, now: datetime, lock: bool = True) -> Any:
-    table = RelayCommandRow
-    statement = select(table.__table__).where(
-        table.deadline <= now,
-        or_(table.status == "queued", and_(table.status == "running", table.claimed_until <= now)),
+    table = relay_commands_table
+    statement = select(table).where(
+        table.c.deadline <= now,
+        or_(table.c.status == "queued", and_(table.c.status == "running", table.c.claimed_until <= now)),
     )
     if lock and conn.dialect.name == "postgresql":
         statement = statement.with_for_update(skip_locked=True)
@@ -196,27 +199,27 @@ def claim(store: Store, meter_ids: Sequence[int], worker: str, now: datetime, le
     """
     if not meter_ids:
         return []
-    table = RelayCommandRow
+    table = relay_commands_table
     with store.session() as session:
         conn = session.conn
         _expire_overdue(conn, now, worker)
         statement = (
-            select(table.__table__)
+            select(table)
             .where(
-                table.meter_id.in_(list(meter_ids)),
-                table.deadline > now,
-                or_(and_(table.status == "queued", table.next_try_at <= now),
-                    and_(table.status == "running", table.claimed_until <= now)),
+                table.c.meter_id.in_(list(meter_ids)),
+                table.c.deadline > now,
+                or_(and_(table.c.status == "queued", table.c.next_try_at <= now),
+                    and_(table.c.status == "running", table.c.claimed_until <= now)),
             )
-            .order_by(table.id)
+            .order_by(table.c.id)
             .limit(limit)
         )
         if conn.dialect.name == "postgresql":
             statement = statement.with_for_update(skip_locked=True)
         rows = conn.execute(statement).mappings().all()
         busy = set(conn.execute(
-            select(table.meter_id).where(table.status == "running", table.claimed_until > now,
-                                         table.meter_id.in_(list(meter_ids)))
+            select(table.c.meter_id).where(table.c.status == "running", table.c.claimed_until > now,
+                                         table.c.meter_id.in_(list(meter_ids)))
         ).scalars())
         taken: list[int] = []
         for row in rows:
@@ -224,15 +227,15 @@ def claim(store: Store, meter_ids: Sequence[int], worker: str, now: datetime, le
                 continue
             busy.add(row["meter_id"])
             earlier = conn.execute(  # an older command of the meter still waiting goes first
-                select(table.id).where(table.meter_id == row["meter_id"], table.id < row["id"],
-                                       table.status.in_(("queued", "running"))).limit(1)
+                select(table.c.id).where(table.c.meter_id == row["meter_id"], table.c.id < row["id"],
+                                       table.c.status.in_(("queued", "running"))).limit(1)
             ).first()
             if earlier is not None:
                 continue
             conn.execute(
-                update(table).where(table.id == row["id"])
+                update(table).where(table.c.id == row["id"])
                 .values(status="running", claimed_by=worker, claimed_until=now + lease,
-                        attempts=table.attempts + 1)
+                        attempts=table.c.attempts + 1)
             )
             taken.append(row["id"])
         return [_load(conn, command_id) for command_id in taken]
@@ -245,27 +248,27 @@ def finish(store: Store, command: RelayCommand, worker: str, outcome: Outcome, n
     A ``retry`` outcome queues the command again for `retry_at`, or expires it when that is past its
     deadline. None when `worker` no longer holds the claim (its lease ended and another took it).
     """
-    table = RelayCommandRow
+    table = relay_commands_table
     with store.session() as session:
         conn = session.conn
         row = conn.execute(
-            select(table.__table__).where(table.id == command.id, table.status == "running",
-                                          table.claimed_by == worker)
+            select(table).where(table.c.id == command.id, table.c.status == "running",
+                                          table.c.claimed_by == worker)
         ).mappings().one_or_none()
         if row is None:
             return None
         values: dict[str, Any] = {"error": outcome.error, "error_code": outcome.error_code}
         if outcome.kind == "retry":
             if retry_at is None or retry_at >= row["deadline"]:
-                conn.execute(update(table).where(table.id == command.id).values(**values))
+                conn.execute(update(table).where(table.c.id == command.id).values(**values))
                 _expire(conn, [{**row, **values}], now, worker)
                 return _load(conn, command.id)
             values.update(status="queued", next_try_at=retry_at, claimed_by=None, claimed_until=None)
-            conn.execute(update(table).where(table.id == command.id).values(**values))
+            conn.execute(update(table).where(table.c.id == command.id).values(**values))
             return _load(conn, command.id)
         values.update(status=outcome.kind, finished_at=now, claimed_until=None, state=outcome.state,
                       supplied=outcome.supplied, acted=outcome.acted)
-        conn.execute(update(table).where(table.id == command.id).values(**values))
+        conn.execute(update(table).where(table.c.id == command.id).values(**values))
         details: dict[str, Any] = {"command": command.id, "requested_by": row["requested_by"],
                                    "attempts": row["attempts"], "collector": worker}
         if outcome.kind == "done":

@@ -42,7 +42,7 @@ from amr.store.intervals import (
     read_revisions,
 )
 from amr.store.meters import sync_meters
-from amr.store.models import AuditRow, ReadingRow, RejectedRow
+from amr.store.models import audit_log_table, readings_table, rejected_readings_table
 from amr.store.rows import reading_from_row, reading_to_row
 from amr.store.series_lock import SeriesLocks
 from amr.store.writer import write_batch
@@ -216,15 +216,15 @@ class Store:
         descending: bool = False,
     ) -> list[StoredReading]:
         """Accepted readings of the meters with start <= ts <= end, in time order."""
-        statement = select(ReadingRow).where(ReadingRow.meter_id.in_(meter_ids))
+        statement = select(readings_table).where(readings_table.c.meter_id.in_(meter_ids))
         if start is not None:
-            statement = statement.where(ReadingRow.ts >= start)
+            statement = statement.where(readings_table.c.ts >= start)
         if end is not None:
-            statement = statement.where(ReadingRow.ts <= end)
+            statement = statement.where(readings_table.c.ts <= end)
         if tariff is not None:
-            statement = statement.where(ReadingRow.tariff == tariff)
-        order = ReadingRow.ts.desc() if descending else ReadingRow.ts
-        statement = statement.order_by(order, ReadingRow.meter_id, ReadingRow.tariff).limit(limit)
+            statement = statement.where(readings_table.c.tariff == tariff)
+        order = readings_table.c.ts.desc() if descending else readings_table.c.ts
+        statement = statement.order_by(order, readings_table.c.meter_id, readings_table.c.tariff).limit(limit)
         with translate_errors(), self.engine.connect() as conn:
             rows = conn.execute(statement).mappings().all()
         return [reading_from_row(row) for row in rows]
@@ -245,19 +245,23 @@ class Store:
         self, status: str | None = "open", meter_serial: str | None = None, limit: int = 1000, offset: int = 0
     ) -> list[RejectedRecord]:
         """Refused readings, newest first."""
-        statement = select(RejectedRow)
+        statement = select(rejected_readings_table)
         if status is not None:
-            statement = statement.where(RejectedRow.status == status)
+            statement = statement.where(rejected_readings_table.c.status == status)
         if meter_serial is not None:
-            statement = statement.where(RejectedRow.meter_serial == meter_serial)
-        statement = statement.order_by(RejectedRow.id.desc()).limit(limit).offset(offset)
+            statement = statement.where(rejected_readings_table.c.meter_serial == meter_serial)
+        statement = statement.order_by(rejected_readings_table.c.id.desc()).limit(limit).offset(offset)
         with translate_errors(), self.engine.connect() as conn:
             return [rejected_from_row(row) for row in conn.execute(statement).mappings()]
 
     def get_rejected(self, rejected_id: int) -> RejectedRecord:
         """One refused reading; `NotFound` if there is none with that id."""
         with translate_errors(), self.engine.connect() as conn:
-            row = conn.execute(select(RejectedRow).where(RejectedRow.id == rejected_id)).mappings().first()
+            row = (
+                conn.execute(select(rejected_readings_table).where(rejected_readings_table.c.id == rejected_id))
+                .mappings()
+                .first()
+            )
         if row is None:
             raise NotFound(f"no refused reading with id {rejected_id}")
         return rejected_from_row(row)
@@ -286,25 +290,25 @@ class Store:
             received_at=now,
         )
         key = (
-            ReadingRow.meter_id == meter.id,
-            ReadingRow.tariff == record.tariff,
-            ReadingRow.ts == record.ts,
+            readings_table.c.meter_id == meter.id,
+            readings_table.c.tariff == record.tariff,
+            readings_table.c.ts == record.ts,
         )
 
         def work(session: Session) -> StoredReading:
             conn = session.conn
             session.lock([(meter.id, reading.tariff)])
             claimed = conn.execute(
-                update(RejectedRow)
-                .where(RejectedRow.id == rejected_id, RejectedRow.status == "open")
+                update(rejected_readings_table)
+                .where(rejected_readings_table.c.id == rejected_id, rejected_readings_table.c.status == "open")
                 .values(status="accepted", resolved_by=actor, resolved_at=now, resolution=reason)
             ).rowcount
             if not claimed:
                 raise StoreError(f"refused reading {rejected_id} is already {self.get_rejected(rejected_id).status}")
-            replaced = conn.execute(select(ReadingRow).where(*key)).mappings().first()
+            replaced = conn.execute(select(readings_table).where(*key)).mappings().first()
             if replaced is not None:
-                conn.execute(delete(ReadingRow).where(*key))
-            conn.execute(insert(ReadingRow).values(**reading_to_row(reading)))
+                conn.execute(delete(readings_table).where(*key))
+            conn.execute(insert(readings_table).values(**reading_to_row(reading)))
             details: dict[str, Any] = {"reasons": list(record.reasons), "values": _wh(record.values)}
             if replaced is not None:
                 details["replaced"] = _wh(reading_from_row(replaced).values)
@@ -388,9 +392,9 @@ class Store:
 
     def audit_log(self, limit: int = 100, actor: str | None = None) -> list[dict[str, Any]]:
         """The newest audit records (only `actor`'s when given)."""
-        statement = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+        statement = select(audit_log_table).order_by(audit_log_table.c.id.desc()).limit(limit)
         if actor is not None:
-            statement = statement.where(AuditRow.actor == actor)
+            statement = statement.where(audit_log_table.c.actor == actor)
         with translate_errors(), self.engine.connect() as conn:
             rows = conn.execute(statement).mappings()
             return [{**r, "details": json.loads(r["details"] or "{}")} for r in rows]
@@ -410,7 +414,7 @@ def _audit(
     details: dict[str, Any],
 ) -> None:
     conn.execute(
-        insert(AuditRow).values(
+        insert(audit_log_table).values(
             at=at,
             actor=actor,
             action=action,

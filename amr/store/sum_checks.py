@@ -19,9 +19,9 @@ from sqlalchemy import delete, func, insert, select
 
 from amr.core.domain import CHANNELS
 from amr.core.meters import Meter
-from amr.store.interval_models import IntervalMismatchRow
+from amr.store.interval_models import interval_mismatches_table
 from amr.store.intervals import CHANNEL_CODE, CHANNEL_OF, _utc, read_intervals
-from amr.store.models import MeterRow, ReadingRow
+from amr.store.models import meters_table, readings_table
 from amr.store.rows import reading_from_row
 from amr.store.store import Session, Store, translate_errors
 from amr.validation.intervals import SumMismatch, sum_check
@@ -50,10 +50,10 @@ def record_sum_check(store: Store, meter: Meter, start: datetime, end: datetime,
         conn = session.conn
         intervals = read_intervals(conn, meter.serial, start - REACH, end)
         rows = conn.execute(
-            select(ReadingRow)
-            .where(ReadingRow.meter_id == meter.id, ReadingRow.tariff == 0, ReadingRow.ts >= start,
-                   ReadingRow.ts <= end)
-            .order_by(ReadingRow.ts)
+            select(readings_table)
+            .where(readings_table.c.meter_id == meter.id, readings_table.c.tariff == 0, readings_table.c.ts >= start,
+                   readings_table.c.ts <= end)
+            .order_by(readings_table.c.ts)
         ).mappings()  # fmt: skip
         readings = [reading_from_row(row) for row in rows]
         found: list[SumMismatch] = []
@@ -62,15 +62,15 @@ def record_sum_check(store: Store, meter: Meter, start: datetime, end: datetime,
             if own:
                 found.extend(sum_check(meter, channel, own, readings))
         conn.execute(
-            delete(IntervalMismatchRow).where(
-                IntervalMismatchRow.meter_id == meter.id,
-                IntervalMismatchRow.start >= start,
-                IntervalMismatchRow.start < end,
+            delete(interval_mismatches_table).where(
+                interval_mismatches_table.c.meter_id == meter.id,
+                interval_mismatches_table.c.start >= start,
+                interval_mismatches_table.c.start < end,
             )
         )
         if found:
             conn.execute(
-                insert(IntervalMismatchRow),
+                insert(interval_mismatches_table),
                 [
                     {
                         "meter_id": meter.id,
@@ -99,18 +99,18 @@ def kept_mismatches(
 ) -> list[KeptMismatch]:
     """Kept mismatches of the meters `serials` (every meter when None) whose earlier reading lies in
     [start, end), newest first."""
-    table = IntervalMismatchRow.__table__
-    statement = select(MeterRow.serial, *table.columns).join(MeterRow, MeterRow.id == table.c.meter_id)
+    table = interval_mismatches_table
+    statement = select(meters_table.c.serial, *table.columns).join(meters_table, meters_table.c.id == table.c.meter_id)
     if serials is not None:
         wanted = sorted(set(serials))
         if not wanted:
             return []
-        statement = statement.where(MeterRow.serial.in_(wanted))
+        statement = statement.where(meters_table.c.serial.in_(wanted))
     if start is not None:
-        statement = statement.where(IntervalMismatchRow.start >= start)
+        statement = statement.where(interval_mismatches_table.c.start >= start)
     if end is not None:
-        statement = statement.where(IntervalMismatchRow.start < end)
-    statement = statement.order_by(IntervalMismatchRow.start.desc(), MeterRow.serial).limit(limit)
+        statement = statement.where(interval_mismatches_table.c.start < end)
+    statement = statement.order_by(interval_mismatches_table.c.start.desc(), meters_table.c.serial).limit(limit)
     with translate_errors(), store.engine.connect() as conn:
         return [
             KeptMismatch(
@@ -127,6 +127,6 @@ def kept_mismatches(
 
 def mismatch_counts(store: Store) -> dict[str, int]:
     """Kept mismatches by channel name (``/metrics``)."""
-    statement = select(IntervalMismatchRow.channel, func.count()).group_by(IntervalMismatchRow.channel)
+    statement = select(interval_mismatches_table.c.channel, func.count()).group_by(interval_mismatches_table.c.channel)
     with translate_errors(), store.engine.connect() as conn:
         return {CHANNEL_OF[int(code)].value: int(count) for code, count in conn.execute(statement)}

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, insert, select, text
 
-from amr.store.auth_models import ThrottleEventRow
+from amr.store.auth_models import api_throttle_events_table
 from amr.store.store import Store, translate_errors
 
 KEY_LENGTH = 200  # the width of api_throttle_events.key
@@ -68,14 +68,16 @@ class Throttle:
             ids = []
             for scope, key in wanted:
                 conn.execute(
-                    delete(ThrottleEventRow).where(
-                        ThrottleEventRow.scope == scope,
-                        ThrottleEventRow.key == key,
-                        ThrottleEventRow.at <= now - window,
+                    delete(api_throttle_events_table).where(
+                        api_throttle_events_table.c.scope == scope,
+                        api_throttle_events_table.c.key == key,
+                        api_throttle_events_table.c.at <= now - window,
                     )
                 )
                 found = conn.execute(
-                    insert(ThrottleEventRow).values(scope=scope, key=key, at=now).returning(ThrottleEventRow.id)
+                    insert(api_throttle_events_table)
+                    .values(scope=scope, key=key, at=now)
+                    .returning(api_throttle_events_table.c.id)
                 )
                 ids.append(int(found.scalar_one()))
             conn.commit()
@@ -86,14 +88,14 @@ class Throttle:
         if not slot.ids:
             return
         with translate_errors(), self.store.engine.begin() as conn:
-            conn.execute(delete(ThrottleEventRow).where(ThrottleEventRow.id.in_(slot.ids)))
+            conn.execute(delete(api_throttle_events_table).where(api_throttle_events_table.c.id.in_(slot.ids)))
 
     def clear(self, scope: str, key: str) -> None:
         """Forget the attempts of a key (e.g. after a successful login)."""
         with translate_errors(), self.store.engine.begin() as conn:
             conn.execute(
-                delete(ThrottleEventRow).where(
-                    ThrottleEventRow.scope == scope, ThrottleEventRow.key == key[:KEY_LENGTH]
+                delete(api_throttle_events_table).where(
+                    api_throttle_events_table.c.scope == scope, api_throttle_events_table.c.key == key[:KEY_LENGTH]
                 )
             )
 
@@ -108,15 +110,15 @@ class Throttle:
 
     @staticmethod
     def _wait(conn: Connection, scope: str, key: str, limit: int, window: timedelta, now: datetime) -> int | None:
-        recent = (
+        recent: Sequence[datetime] = (
             conn.execute(
-                select(ThrottleEventRow.at)
+                select(api_throttle_events_table.c.at)
                 .where(
-                    ThrottleEventRow.scope == scope,
-                    ThrottleEventRow.key == key,
-                    ThrottleEventRow.at > now - window,
+                    api_throttle_events_table.c.scope == scope,
+                    api_throttle_events_table.c.key == key,
+                    api_throttle_events_table.c.at > now - window,
                 )
-                .order_by(ThrottleEventRow.at.desc())
+                .order_by(api_throttle_events_table.c.at.desc())
                 .limit(limit)
             )
             .scalars()

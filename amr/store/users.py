@@ -13,7 +13,14 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, select, update
 
 from amr.errors import InputError, NotFound
-from amr.store.auth_models import LINK_KINDS, ROLES, ApiKeyRow, TokenRow, UserLinkRow, UserRow
+from amr.store.auth_models import (
+    LINK_KINDS,
+    ROLES,
+    api_keys_table,
+    api_tokens_table,
+    api_user_links_table,
+    api_users_table,
+)
 from amr.store.store import Store, StoreConflict, translate_errors
 
 
@@ -52,7 +59,7 @@ class Users:
         try:
             with translate_errors(), self.store.engine.begin() as conn:
                 conn.execute(
-                    insert(UserRow).values(
+                    insert(api_users_table).values(
                         login=login, name=name, role=role, password_hash=password_hash, disabled=False, created_at=now
                     )
                 )
@@ -63,8 +70,8 @@ class Users:
     def all(self) -> list[User]:
         """Every user with links, by login."""
         with translate_errors(), self.store.engine.connect() as conn:
-            rows = conn.execute(select(UserRow).order_by(UserRow.login)).mappings().all()
-            links = conn.execute(select(UserLinkRow)).mappings().all()
+            rows = conn.execute(select(api_users_table).order_by(api_users_table.c.login)).mappings().all()
+            links = conn.execute(select(api_user_links_table)).mappings().all()
         by_user: dict[int, list[tuple[str, str]]] = {}
         for link in links:
             by_user.setdefault(link["user_id"], []).append((link["kind"], link["value"]))
@@ -73,22 +80,26 @@ class Users:
     def get(self, login: str) -> User:
         """A user by login; `NotFound` otherwise."""
         with translate_errors(), self.store.engine.connect() as conn:
-            row = conn.execute(select(UserRow).where(UserRow.login == login)).mappings().first()
+            row = conn.execute(select(api_users_table).where(api_users_table.c.login == login)).mappings().first()
             if row is None:
                 raise NotFound(f"no user {login!r}")
             links = conn.execute(
-                select(UserLinkRow.kind, UserLinkRow.value).where(UserLinkRow.user_id == row["id"])
+                select(api_user_links_table.c.kind, api_user_links_table.c.value).where(
+                    api_user_links_table.c.user_id == row["id"]
+                )
             ).all()
         return _user(row, [(k, v) for k, v in links])
 
     def by_id(self, user_id: int) -> User:
         """A user by id with links; `NotFound` otherwise."""
         with translate_errors(), self.store.engine.connect() as conn:
-            row = conn.execute(select(UserRow).where(UserRow.id == user_id)).mappings().first()
+            row = conn.execute(select(api_users_table).where(api_users_table.c.id == user_id)).mappings().first()
             if row is None:
                 raise NotFound(f"no user with id {user_id}")
             links = conn.execute(
-                select(UserLinkRow.kind, UserLinkRow.value).where(UserLinkRow.user_id == user_id)
+                select(api_user_links_table.c.kind, api_user_links_table.c.value).where(
+                    api_user_links_table.c.user_id == user_id
+                )
             ).all()
         return _user(row, [(k, v) for k, v in links])
 
@@ -98,18 +109,20 @@ class Users:
         if disabled:
             user = self.get(login)
             with translate_errors(), self.store.engine.begin() as conn:
-                conn.execute(delete(TokenRow).where(TokenRow.user_id == user.id))
+                conn.execute(delete(api_tokens_table).where(api_tokens_table.c.user_id == user.id))
 
     def set_password(self, login: str, password_hash: str | None) -> None:
         """Replace the password hash; existing tokens are revoked."""
         self._update(login, password_hash=password_hash)
         user = self.get(login)
         with translate_errors(), self.store.engine.begin() as conn:
-            conn.execute(delete(TokenRow).where(TokenRow.user_id == user.id))
+            conn.execute(delete(api_tokens_table).where(api_tokens_table.c.user_id == user.id))
 
     def _update(self, login: str, **values: object) -> None:
         with translate_errors(), self.store.engine.begin() as conn:
-            done = conn.execute(update(UserRow).where(UserRow.login == login).values(**values)).rowcount
+            done = conn.execute(
+                update(api_users_table).where(api_users_table.c.login == login).values(**values)
+            ).rowcount
         if not done:
             raise NotFound(f"no user {login!r}")
 
@@ -123,27 +136,31 @@ class Users:
             for value in dict.fromkeys(v.strip() for v in values if v.strip()):
                 if unlink:
                     conn.execute(
-                        delete(UserLinkRow).where(
-                            UserLinkRow.user_id == user.id, UserLinkRow.kind == kind, UserLinkRow.value == value
+                        delete(api_user_links_table).where(
+                            api_user_links_table.c.user_id == user.id,
+                            api_user_links_table.c.kind == kind,
+                            api_user_links_table.c.value == value,
                         )
                     )
                 elif value not in current:
-                    conn.execute(insert(UserLinkRow).values(user_id=user.id, kind=kind, value=value))
+                    conn.execute(insert(api_user_links_table).values(user_id=user.id, kind=kind, value=value))
 
     # --- tokens -------------------------------------------------------------------------
 
     def add_token(self, user_id: int, token_hash: str, now: datetime, expires_at: datetime) -> None:
         """Keep a new bearer token (its hash); expired tokens of every user are purged."""
         with translate_errors(), self.store.engine.begin() as conn:
-            conn.execute(delete(TokenRow).where(TokenRow.expires_at <= now))
+            conn.execute(delete(api_tokens_table).where(api_tokens_table.c.expires_at <= now))
             conn.execute(
-                insert(TokenRow).values(token_hash=token_hash, user_id=user_id, created_at=now, expires_at=expires_at)
+                insert(api_tokens_table).values(
+                    token_hash=token_hash, user_id=user_id, created_at=now, expires_at=expires_at
+                )
             )
 
     def revoke_token(self, token_hash: str) -> None:
         """Forget a bearer token."""
         with translate_errors(), self.store.engine.begin() as conn:
-            conn.execute(delete(TokenRow).where(TokenRow.token_hash == token_hash))
+            conn.execute(delete(api_tokens_table).where(api_tokens_table.c.token_hash == token_hash))
 
     def by_token(self, token_hash: str) -> tuple[User, datetime] | None:
         """The user a token belongs to and when it expires, or None for an unknown token (one round trip
@@ -151,9 +168,9 @@ class Users:
         with translate_errors(), self.store.engine.connect() as conn:
             row = (
                 conn.execute(
-                    select(UserRow, TokenRow.expires_at)
-                    .join(TokenRow, TokenRow.user_id == UserRow.id)
-                    .where(TokenRow.token_hash == token_hash)
+                    select(api_users_table, api_tokens_table.c.expires_at)
+                    .join(api_tokens_table, api_tokens_table.c.user_id == api_users_table.c.id)
+                    .where(api_tokens_table.c.token_hash == token_hash)
                 )
                 .mappings()
                 .first()
@@ -161,7 +178,9 @@ class Users:
             if row is None:
                 return None
             links = conn.execute(
-                select(UserLinkRow.kind, UserLinkRow.value).where(UserLinkRow.user_id == row["id"])
+                select(api_user_links_table.c.kind, api_user_links_table.c.value).where(
+                    api_user_links_table.c.user_id == row["id"]
+                )
             ).all()
         return _user(row, [(k, v) for k, v in links]), row["expires_at"]
 
@@ -173,7 +192,9 @@ class Users:
         if user.role != "cabinet":
             raise InputError(f"API keys are for service accounts (role cabinet); {login!r} is {user.role}")
         with translate_errors(), self.store.engine.begin() as conn:
-            conn.execute(insert(ApiKeyRow).values(user_id=user.id, key_hash=key_hash, prefix=prefix, created_at=now))
+            conn.execute(
+                insert(api_keys_table).values(user_id=user.id, key_hash=key_hash, prefix=prefix, created_at=now)
+            )
 
     def revoke_api_keys(self, login: str, now: datetime) -> int:
         """Revoke every key of a user; the number revoked."""
@@ -181,8 +202,8 @@ class Users:
         with translate_errors(), self.store.engine.begin() as conn:
             return int(
                 conn.execute(
-                    update(ApiKeyRow)
-                    .where(ApiKeyRow.user_id == user.id, ApiKeyRow.revoked_at.is_(None))
+                    update(api_keys_table)
+                    .where(api_keys_table.c.user_id == user.id, api_keys_table.c.revoked_at.is_(None))
                     .values(revoked_at=now)
                 ).rowcount
             )
@@ -191,7 +212,9 @@ class Users:
         """The user of a live API key, or None."""
         with translate_errors(), self.store.engine.connect() as conn:
             user_id = conn.execute(
-                select(ApiKeyRow.user_id).where(ApiKeyRow.key_hash == key_hash, ApiKeyRow.revoked_at.is_(None))
+                select(api_keys_table.c.user_id).where(
+                    api_keys_table.c.key_hash == key_hash, api_keys_table.c.revoked_at.is_(None)
+                )
             ).scalar_one_or_none()
         return None if user_id is None else self.by_id(int(user_id))
 
@@ -202,8 +225,8 @@ class Users:
             return int(
                 conn.execute(
                     select(func.count())
-                    .select_from(ApiKeyRow)
-                    .where(ApiKeyRow.user_id == user.id, ApiKeyRow.revoked_at.is_(None))
+                    .select_from(api_keys_table)
+                    .where(api_keys_table.c.user_id == user.id, api_keys_table.c.revoked_at.is_(None))
                 ).scalar_one()
             )
 

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from amr.core.domain import CHANNELS, StoredReading
-from amr.store.models import ReadingRow, RejectedRow
+from amr.store.models import readings_table, rejected_readings_table
 from amr.store.rows import READING_COLUMNS, reading_to_row
 from amr.validation.pipeline import BatchResult, Rejection
 
@@ -32,7 +32,7 @@ def write_accepted(conn: Connection, readings: Sequence[StoredReading], use_copy
         return
     rows = [reading_to_row(r) for r in readings]
     for offset in range(0, len(rows), INSERT_CHUNK):
-        conn.execute(insert(ReadingRow), rows[offset : offset + INSERT_CHUNK])
+        conn.execute(insert(readings_table), rows[offset : offset + INSERT_CHUNK])
 
 
 def _copy(conn: Connection, readings: Sequence[StoredReading]) -> None:
@@ -64,11 +64,11 @@ def update_flags(conn: Connection, readings: Sequence[StoredReading]) -> None:
     if not readings:
         return
     statement = (
-        update(ReadingRow)
+        update(readings_table)
         .where(
-            ReadingRow.meter_id == bindparam("k_meter"),
-            ReadingRow.tariff == bindparam("k_tariff"),
-            ReadingRow.ts == bindparam("k_ts"),
+            readings_table.c.meter_id == bindparam("k_meter"),
+            readings_table.c.tariff == bindparam("k_tariff"),
+            readings_table.c.ts == bindparam("k_ts"),
         )
         .values(flags=bindparam("k_flags"))
     )
@@ -124,7 +124,7 @@ def write_rejected(conn: Connection, rejected: Sequence[Rejection]) -> None:
     rows = sorted({row["fingerprint"]: row for row in map(rejection_row, rejected)}.values(),
                   key=lambda row: str(row["fingerprint"]))
     maker = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = maker(RejectedRow).on_conflict_do_nothing(index_elements=["fingerprint"])
+    statement = maker(rejected_readings_table).on_conflict_do_nothing(index_elements=["fingerprint"])
     for offset in range(0, len(rows), INSERT_CHUNK):
         conn.execute(statement, rows[offset : offset + INSERT_CHUNK])
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from amr.store.auth_models import UserRow
+from amr.store.auth_models import api_users_table
 from tests.api.conftest import NOW, PASSWORD, Env, moderated
 
 DAY = timedelta(days=1)
@@ -123,7 +123,7 @@ def test_no_credentials_bad_token_expired_token(env: Env) -> None:
 def test_disabled_user_loses_access_at_once(env: Env) -> None:
     assert env.client.get("/api/v1/askue/meters", headers=env.h("ivan")).status_code == 200
     with env.app.store.engine.begin() as conn:  # the flag alone: checked on every request
-        conn.execute(update(UserRow).where(UserRow.login.in_(["ivan", "cab"])).values(disabled=True))
+        conn.execute(update(api_users_table).where(api_users_table.c.login.in_(["ivan", "cab"])).values(disabled=True))
     answer = env.client.get("/api/v1/askue/meters", headers=env.h("ivan"))
     assert answer.status_code == 401 and answer.json()["code"] == "user_disabled"
     assert env.client.get("/api/v1/askue/meters", headers={"X-API-Key": env.api_keys["cab"]}).status_code == 401

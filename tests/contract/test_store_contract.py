@@ -14,7 +14,7 @@ from amr.ingest.bulk import BulkIngest
 from amr.ingest.ingestor import Ingestor
 from amr.outputs.consumption import Step, boundaries, consumption
 from amr.store import Session, Store
-from amr.store.models import ReadingRow
+from amr.store.models import readings_table
 from amr.validation import ContextRequest, Pipeline, Reason, Summary
 from tests.support.builders import NOW, T0, meters, reading
 from tests.support.memory import MemoryLoader
@@ -118,8 +118,8 @@ def test_context_check_finds_each_change_of_a_batch_context_and_nothing_else(sto
     assert changed() == {key}
     seen = store.load_context(requests)
     with store.engine.begin() as conn:  # another writer deletes the nearest reading after the batch
-        conn.execute(delete(ReadingRow).where(ReadingRow.meter_id == meter.id,
-                                              ReadingRow.ts == T0 + timedelta(hours=6)))
+        conn.execute(delete(readings_table).where(readings_table.c.meter_id == meter.id,
+                                              readings_table.c.ts == T0 + timedelta(hours=6)))
     assert changed() == {key}
     seen = store.load_context(requests)
     assert changed() == set()

@@ -23,7 +23,7 @@ from amr.collector.result import PollResult
 from amr.config import config_from_dict
 from amr.store import Store
 from amr.store.health import load_health
-from amr.store.models import MeterRow
+from amr.store.models import meters_table
 from simulators.modbus import ModbusTcpSimulator
 from simulators.model import VirtualMeter
 from simulators.serving import Connections
@@ -138,7 +138,7 @@ def test_postgres_away_readings_buffered_then_forwarded_none_lost_none_doubled(
     results, held, left = run(scenario(), timeout=45)
     assert held == 6 and left == 0
     with postgres_store.engine.connect() as conn:
-        ids = {serial: meter_id for meter_id, serial in conn.execute(select(MeterRow.id, MeterRow.serial))}
+        ids = {serial: meter_id for meter_id, serial in conn.execute(select(meters_table.c.id, meters_table.c.serial))}
     for meter in meters:
         polled = {r.ts: r.values for result in results if result.serial == meter.serial for r in result.readings}
         stored = postgres_store.readings([ids[meter.serial]])

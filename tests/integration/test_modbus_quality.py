@@ -20,7 +20,7 @@ from amr.drivers.quality import QualitySample
 from amr.errors import DeviceError
 from amr.store import Store
 from amr.store import quality as quality_store
-from amr.store.models import MeterRow
+from amr.store.models import meters_table
 from simulators.modbus import ModbusRtuSimulator, ModbusTcpSimulator
 from simulators.model import Faults, VirtualMeter
 from simulators.quality import instant
@@ -108,7 +108,7 @@ def test_the_collector_stores_samples_apart_and_an_event_per_quantity_outside_it
     store = Store.open(DatabaseConfig(url=f"sqlite:///{tmp_path / 'q.sqlite'}"), "Europe/Moscow")
     try:
         with store.engine.connect() as conn:
-            meter_id = conn.execute(select(MeterRow.id).where(MeterRow.serial == "E4")).scalar_one()
+            meter_id = conn.execute(select(meters_table.c.id).where(meters_table.c.serial == "E4")).scalar_one()
         span = (datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(minutes=1))
         rows = quality_store.samples(store, meter_id, *span)
         stored = quality_store.events(store, meter_id, *span)

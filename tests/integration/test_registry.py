@@ -18,7 +18,7 @@ from amr.registry.changes import apply, stored_config
 from amr.registry.entries import config_entries
 from amr.registry.load import current_version
 from amr.store import Store
-from amr.store.models import AuditRow, MeterRow
+from amr.store.models import audit_log_table, meters_table
 from tests.support.registry_config import every_kind, write
 
 
@@ -66,7 +66,7 @@ def test_apply_prints_changes_writes_them_once_and_reads_back_equal(
         config = load_config(file)
         with store.engine.connect() as conn:
             back, ids = stored_config(conn, config)
-            audit = conn.execute(select(AuditRow.action, AuditRow.actor)).all()
+            audit = conn.execute(select(audit_log_table.c.action, audit_log_table.c.actor)).all()
         assert config_entries(back) == config_entries(config)  # every key of every kind, secrets included
         assert len(ids) == meters and audit == [("registry.apply", "amr registry apply")]
     finally:
@@ -105,7 +105,9 @@ def test_apply_changes_retires_removed_meters_and_hides_secrets(database: str, t
         assert "n3w-secret" not in lines and "s3cret-pass" not in lines
         with store.engine.connect() as conn:
             back, ids = stored_config(conn, second)
-            retired = conn.execute(select(MeterRow.id, MeterRow.retired_at).where(MeterRow.serial == "ME-303")).one()
+            retired = conn.execute(
+                select(meters_table.c.id, meters_table.c.retired_at).where(meters_table.c.serial == "ME-303")
+            ).one()
         assert "ME-303" not in ids and retired.id == meter.id and retired.retired_at is not None
         assert store.readings([meter.id])  # its readings stay
         assert config_entries(back) == config_entries(second)

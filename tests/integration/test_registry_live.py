@@ -21,7 +21,7 @@ from sqlalchemy import select
 from amr.config import load_config
 from amr.registry.changes import apply
 from amr.store import Store
-from amr.store.models import MeterRow
+from amr.store.models import meters_table
 
 AMR = [sys.executable, "-m", "amr"]
 PASSWORD = "registry-live-pass"
@@ -128,7 +128,7 @@ def test_collector_and_api_workers_take_a_registry_change_without_restart(
 
         def readings_of(serial: str) -> bool:
             with store.engine.connect() as conn:
-                ids = list(conn.execute(select(MeterRow.id).where(MeterRow.serial == serial)).scalars())
+                ids = list(conn.execute(select(meters_table.c.id).where(meters_table.c.serial == serial)).scalars())
             return bool(ids) and bool(store.readings(ids))
 
         _until("readings of SIM0001", lambda: readings_of("SIM0001"), 40)

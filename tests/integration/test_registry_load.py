@@ -15,7 +15,7 @@ from amr.registry.changes import apply, stored_config
 from amr.registry.entries import config_entries
 from amr.registry.load import load
 from amr.store import Store
-from amr.store.models import MeterRow
+from amr.store.models import meters_table
 from tests.support.registry_config import every_kind, write
 
 
@@ -65,13 +65,13 @@ def test_an_address_taken_twice_in_the_store_is_refused_naming_both_meters(empty
     try:
         apply(store, load_config(write(tmp_path / "amr.toml", data)))
         with store.engine.begin() as conn:  # as a hand edit of the table would leave it
-            conn.execute(update(MeterRow).where(MeterRow.serial == "700007").values(address="106"))
+            conn.execute(update(meters_table).where(meters_table.c.serial == "700007").values(address="106"))
         runtime = load_config(write(tmp_path / "run.toml", {"database": {"url": empty_database},
                                                             "registry": {"source": "database"}}))
         with pytest.raises(ConfigError, match=r"meter 700007: address 106 on bus 'modbus-tcp' is already meter 700006"):
             load(store, runtime)
         with store.engine.begin() as conn:  # a stored setting no version accepts: the meter and the key are named
-            conn.execute(update(MeterRow).where(MeterRow.serial == "700007")
+            conn.execute(update(meters_table).where(meters_table.c.serial == "700007")
                          .values(address="107", settings='{"profile": "nope"}'))
         with pytest.raises(ConfigError, match=r"meter registry: meter 700007.profile: unknown profile .nope."):
             load(store, runtime)
