@@ -278,6 +278,7 @@ def test_schedule_fires_polls_never_overlap_and_poll_now_joins(tmp_path: Path) -
                 try:
                     while "MB2" not in collector.busy():
                         await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.05)  # a poll is busy from when it is queued; let it start (it lasts 0.5 s)
                     asked = datetime.now(UTC)
                     joined = await collector.poll_now("MB2")  # a scheduled poll is running: join it
                     both = await asyncio.gather(collector.poll_now("ME17"), collector.poll_now("ME17"))
