@@ -11,18 +11,20 @@ from sqlalchemy import text
 from amr.store import Store
 from amr.store.store import translate_errors
 
-# the point's meter: the one not removed from it (by a replacement) nor taken out of the registry
+# the page of points first, then their meters: no aggregate over every point of the registry;
+# the point's meter is the one not removed from it (by a replacement) nor taken out of the registry
 _PAGE = """
-SELECT p.code, o.name,
+WITH page AS (
+    SELECT p.id, p.code, o.name FROM metering_points p JOIN objects o ON o.id = p.object_id
+    {where}
+    ORDER BY p.code LIMIT :limit
+)
+SELECT page.code, page.name,
        MAX(CASE WHEN m.removed IS NULL AND m.retired_at IS NULL THEN m.serial END),
        COUNT(m.id)
-FROM metering_points p
-JOIN objects o ON o.id = p.object_id
-LEFT JOIN meters m ON m.point_id = p.id
-{where}
-GROUP BY p.code, o.name
-ORDER BY p.code
-LIMIT :limit
+FROM page LEFT JOIN meters m ON m.point_id = page.id
+GROUP BY page.code, page.name
+ORDER BY page.code
 """
 
 
