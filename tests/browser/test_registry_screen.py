@@ -129,9 +129,14 @@ def test_an_admin_finds_edits_and_rerates_a_meter(tab: Any, registry_url: tuple[
     assert (tab.input_value("#ratio-ct"), tab.input_value("#ratio-vt")) == ("40", "1")
     shot(tab, "registry-edited")
 
-    wait_refreshed(app, lambda: app.meters["M1"].ratio_at(datetime(2026, 3, 31, 21, tzinfo=UTC)) == 40)
+    # the entry saved back as shown (dates as the site's) keeps the ratio's start where it was
+    tab.fill("#registry-entry", tab.input_value("#registry-entry").replace("(новый)", "(новый, 2)"))
+    tab.click("#registry-save")
+    tab.wait_for_selector("#registry-table tbody tr[data-key=M1] >> text=Ввод Т-1 (новый, 2)")
+    assert "1 → 40 (01.04.2026)" in tab.text_content("#registry-table tbody tr[data-key=M1]")
+    wait_refreshed(app, lambda: app.meters["M1"].name == "Ввод Т-1 (новый, 2)")
+    assert app.meters["M1"].ratio_at(datetime(2026, 3, 31, 21, tzinfo=UTC)) == 40
     assert app.meters["M1"].ratio_at(datetime(2026, 3, 31, 20, 59, tzinfo=UTC)) == 1
-    assert app.meters["M1"].name == "Ввод Т-1 (новый)"
 
 
 def test_a_refusal_is_shown_in_the_chosen_language(tab: Any, registry_url: tuple[str, App]) -> None:
