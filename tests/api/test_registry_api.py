@@ -135,3 +135,25 @@ def test_objects_and_points_created_renamed_moved_and_removed(env: Env) -> None:
     assert env.client.delete(f"{BASE}/objects/ТП-8", headers=root).status_code == 404
     blank = env.client.put(f"{BASE}/objects/ТП-9", json={"name": "  "}, headers=root)
     assert blank.status_code == 422 and blank.json()["code"] == "invalid_entry"
+
+
+def test_points_listed_a_page_at_a_time_searched_and_by_object(env: Env) -> None:
+    _on_registry(env)
+    root = env.h("root")
+    assert env.client.get(f"{BASE}/points", headers=env.h("disp")).status_code == 403
+    for code in ("new-1", "new-2"):
+        assert env.client.put(f"{BASE}/points/{code}", json={"object": "ТП-8"}, headers=root).status_code == 201
+    first = env.client.get(f"{BASE}/points", params={"limit": 2}, headers=root).json()
+    assert first["points"] == [
+        {"code": "dom1-kv1", "object": "Дом 1", "meter": "M1", "meters": 1},
+        {"code": "dom1-kv2", "object": "Дом 1", "meter": "M2", "meters": 1},
+    ] and first["next"] == "dom1-kv2"
+    rest = env.client.get(f"{BASE}/points", params={"after": first["next"]}, headers=root).json()
+    assert [p["code"] for p in rest["points"]] == ["new-1", "new-2", "north-t1"] and rest["next"] is None
+    assert rest["points"][0] == {"code": "new-1", "object": "ТП-8", "meter": None, "meters": 0}
+    found = env.client.get(f"{BASE}/points", params={"search": "тп-"}, headers=root).json()["points"]
+    assert [p["code"] for p in found] == ["new-1", "new-2"]
+    found = env.client.get(f"{BASE}/points", params={"search": "_"}, headers=root).json()["points"]
+    assert found == []  # a LIKE wildcard is taken as the character itself
+    of_one = env.client.get(f"{BASE}/points", params={"object": "ПС Северная"}, headers=root).json()["points"]
+    assert [p["code"] for p in of_one] == ["north-t1"]

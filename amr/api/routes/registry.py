@@ -29,6 +29,7 @@ from amr.api.schemas import DAY_OR_MOMENT, PLAIN_TEXT_PATTERN, _number_text, has
 from amr.errors import ConfigError, InputError
 from amr.registry import edits
 from amr.registry.entries import Entry
+from amr.registry.points import page_of_points
 
 router = APIRouter(prefix="/api/v1/registry", tags=["registry"], dependencies=[Depends(refuse_control_characters)])
 Admin = Annotated[Principal, Depends(require_roles("admin"))]
@@ -269,6 +270,22 @@ def remove_object(name: ObjectName, principal: Admin, ctx: Ctx, reason: Reason =
         return {"version": edits.remove_object(ctx.store, name, principal.login, reason)}
     except edits.Conflict as exc:
         raise _refused(exc) from None
+
+
+@router.get("/points", responses=responses(401, 403, 422))
+def list_points(
+    principal: Admin,
+    ctx: Ctx,
+    search: Annotated[str | None, Query(max_length=100, description="part of the code or the object's name")] = None,
+    object: Annotated[str | None, Query(max_length=200, description="only this object's points")] = None,
+    after: Annotated[str | None, Query(max_length=100, description="the `next` of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Metering points by code, a page at a time (keyset paging: `next` is the code to continue
+    after; null on the last page), each with its object, its meter (null when none) and how many
+    meters it has had (a point with none can be removed)."""
+    points, following = page_of_points(ctx.store, search, after, limit, object)
+    return {"points": points, "next": following}
 
 
 @router.put("/points/{point}", responses=responses(401, 403, 409, 422))

@@ -1,7 +1,7 @@
 /* The АСКУЭ dispatcher's dashboard: a small single-page app over the amr HTTP API.
 
    Screens (hash routes): #/login, #/ (overview), #/meter/<serial>, #/rejected, #/exports,
-   #/registry (admins; registry.js).
+   #/registry/<tab> (admins; registry.js, registry_lists.js).
    The bearer token lives in sessionStorage (this tab only); the language in localStorage.
    Every few seconds the current screen asks the API again (REFRESH_MS).
 */
@@ -258,7 +258,8 @@
     else if (parts[0] === "rejected" && state.info.staff) view = rejectedView();
     else if (parts[0] === "exports") view = exportsView();
     else if (parts[0] === "registry" && state.info.role === "admin" && window.AMR_REGISTRY) {
-      view = window.AMR_REGISTRY.view({ h, api, toast, lang: () => state.lang });  // registry.js
+      view = window.AMR_REGISTRY.view({  // registry.js
+        h, api, toast, fmtTime, tz, lang: () => state.lang, protocols: () => state.info.protocols, tab: parts[1], params });
     }
     else view = overviewView();
     state.view = view;
