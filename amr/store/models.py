@@ -85,7 +85,7 @@ meters_table = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("serial", String(64), nullable=False, unique=True),
-    Column("point_id", Integer, ForeignKey("metering_points.id"), nullable=False),
+    Column("point_id", Integer, ForeignKey("metering_points.id"), nullable=False, index=True),  # 0014
     Column("name", String(200), nullable=False, index=True),
     Column("model", String(100), nullable=False, default=""),
     Column("digits", SmallInteger, nullable=False),
