@@ -11,6 +11,7 @@ BENCHMARKS = {
     "import": "benchmarks.import_file",
     "startup": "benchmarks.startup",
     "registry_startup": "benchmarks.registry_startup",
+    "registry_pages": "benchmarks.registry_pages",
     "api": "benchmarks.api",
     "poll_sweep": "benchmarks.poll_sweep",
     "serial_line": "benchmarks.serial_line",
