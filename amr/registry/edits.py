@@ -75,7 +75,7 @@ def _bus(conn: Connection, name: str) -> Entry | None:
 
 
 def _read_some_buses(conn: Connection, names: list[str]) -> list[Entry]:
-    return [b for b in read_buses(conn) if b["name"] in names]
+    return read_buses(conn, names)
 
 
 def _meters_where(conn: Connection, *conditions: Any) -> list[Entry]:
@@ -305,10 +305,13 @@ def one_meter(store: Store, serial: str) -> Entry:
     return hidden(entry, _meter_secrets(entry, kinds))
 
 
-def buses(store: Store) -> list[Entry]:
-    """The registry's buses (secrets hidden)."""
-    with translate_errors(), store.engine.connect() as conn:
-        entries = read_buses(conn)
+def bus_entries(conn: Connection, names: list[str]) -> list[Entry]:
+    """The entries of the buses named, by name (secrets hidden)."""
+    return shown_buses(read_buses(conn, names))
+
+
+def shown_buses(entries: list[Entry]) -> list[Entry]:
+    """`entries` of buses with their secrets hidden."""
     out = []
     for entry in entries:
         try:
@@ -317,23 +320,6 @@ def buses(store: Store) -> list[Entry]:
             secrets = {v for k, v in entry.items() if isinstance(v, str) and k not in ("name", "kind", "url")}
         out.append(hidden(entry, secrets))
     return out
-
-
-def objects(store: Store) -> list[dict[str, Any]]:
-    """The objects with how many metering points and meters in the registry each has, by name."""
-    from amr.store.models import objects_table
-
-    o, p, m = objects_table, metering_points_table, meters_table
-    query = (
-        select(o.c.name, func.count(func.distinct(p.c.id)), func.count(m.c.id))
-        .select_from(o)
-        .outerjoin(p, p.c.object_id == o.c.id)
-        .outerjoin(m, and_(m.c.point_id == p.c.id, m.c.retired_at.is_(None)))
-        .group_by(o.c.name)
-        .order_by(o.c.name)
-    )
-    with translate_errors(), store.engine.connect() as conn:
-        return [{"name": n, "points": int(pc), "meters": int(mc)} for n, pc, mc in conn.execute(query)]
 
 
 def _object_id(conn: Connection, name: str) -> int | None:

@@ -129,10 +129,13 @@ def _json_default(value: Any) -> Any:
 # --- reading ----------------------------------------------------------------------------
 
 
-def read_buses(conn: Connection) -> list[Entry]:
-    """Every bus of the registry as a (not yet validated) entry, by name."""
+def read_buses(conn: Connection, names: list[str] | None = None) -> list[Entry]:
+    """Every bus of the registry (those of `names` if given) as a (not yet validated) entry, by name."""
     entries = []
-    for row in conn.execute(select(buses_table).order_by(buses_table.c.name)).mappings():
+    query = select(buses_table).order_by(buses_table.c.name)
+    if names is not None:
+        query = query.where(buses_table.c.name.in_(names))
+    for row in conn.execute(query).mappings():
         entry: Entry = {"name": row["name"], "kind": row["kind"], "url": row["url"]}
         if row["timeout_ms"] is not None:
             entry["timeout"] = _duration(row["timeout_ms"])

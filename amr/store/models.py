@@ -76,7 +76,7 @@ metering_points_table = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("code", String(100), nullable=False, unique=True),
-    Column("object_id", Integer, ForeignKey("objects.id"), nullable=False),
+    Column("object_id", Integer, ForeignKey("objects.id"), nullable=False, index=True),  # 0014
 )
 """A metering point; successive meters on it form separate series."""
 

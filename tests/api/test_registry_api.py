@@ -157,3 +157,35 @@ def test_points_listed_a_page_at_a_time_searched_and_by_object(env: Env) -> None
     assert found == []  # a LIKE wildcard is taken as the character itself
     of_one = env.client.get(f"{BASE}/points", params={"object": "ПС Северная"}, headers=root).json()["points"]
     assert [p["code"] for p in of_one] == ["north-t1"]
+
+
+def test_objects_and_buses_listed_a_page_at_a_time_and_searched(env: Env) -> None:
+    _on_registry(env)
+    root = env.h("root")
+    assert env.client.get(f"{BASE}/objects", headers=env.h("disp")).status_code == 403
+    for name in ("ТП-7", "ТП-8", "Склад"):
+        assert env.client.put(f"{BASE}/objects/{name}", json={"name": name}, headers=root).status_code == 201
+    first = env.client.get(f"{BASE}/objects", params={"limit": 2}, headers=root).json()
+    assert first["objects"] == [
+        {"name": "Дом 1", "points": 2, "meters": 2},
+        {"name": "ПС Северная", "points": 1, "meters": 1},
+    ] and first["next"] == "ПС Северная"
+    rest = env.client.get(f"{BASE}/objects", params={"limit": 2, "after": first["next"]}, headers=root).json()
+    assert [o["name"] for o in rest["objects"]] == ["Склад", "ТП-7"] and rest["next"] == "ТП-7"
+    last = env.client.get(f"{BASE}/objects", params={"limit": 2, "after": rest["next"]}, headers=root).json()
+    assert last == {"objects": [{"name": "ТП-8", "points": 0, "meters": 0}], "next": None}
+    found = env.client.get(f"{BASE}/objects", params={"search": "тп"}, headers=root).json()
+    assert [o["name"] for o in found["objects"]] == ["ТП-7", "ТП-8"]  # any case, Cyrillic too
+    assert env.client.get(f"{BASE}/objects", params={"search": "%"}, headers=root).json()["objects"] == []
+
+    secret = {"kind": "dlms-tcp", "url": "tcp://127.0.0.1:4059", "dlms": {"password": "top-secret-9"}}
+    for name in ("line-b", "line-a", "line-c"):
+        bus = {"kind": "modbus-tcp", "url": f"tcp://127.0.0.1:50{ord(name[-1]) - 90}"}
+        assert env.client.put(f"{BASE}/buses/{name}", json=bus, headers=root).status_code == 201
+    assert env.client.put(f"{BASE}/buses/meters-dlms", json=secret, headers=root).status_code == 201
+    page = env.client.get(f"{BASE}/buses", params={"limit": 2, "search": "LINE"}, headers=root).json()
+    assert [b["name"] for b in page["buses"]] == ["line-a", "line-b"] and page["next"] == "line-b"
+    page = env.client.get(f"{BASE}/buses", params={"limit": 2, "search": "line", "after": "line-b"}, headers=root)
+    assert [b["name"] for b in page.json()["buses"]] == ["line-c"] and page.json()["next"] is None
+    by_url = env.client.get(f"{BASE}/buses", params={"search": ":4059"}, headers=root).json()["buses"]
+    assert [b["name"] for b in by_url] == ["meters-dlms"] and by_url[0]["dlms"]["password"] == "********"

@@ -29,7 +29,7 @@ from amr.api.schemas import DAY_OR_MOMENT, PLAIN_TEXT_PATTERN, _number_text, has
 from amr.errors import ConfigError, InputError
 from amr.registry import edits
 from amr.registry.entries import Entry
-from amr.registry.points import page_of_points
+from amr.registry.pages import page_of_buses, page_of_objects, page_of_points
 
 router = APIRouter(prefix="/api/v1/registry", tags=["registry"], dependencies=[Depends(refuse_control_characters)])
 Admin = Annotated[Principal, Depends(require_roles("admin"))]
@@ -196,10 +196,18 @@ def replace_meter(
     return {"version": edited.version, "removed": _plain(edited.entries[0]), "installed": _plain(edited.entries[1])}
 
 
-@router.get("/buses", responses=responses(401, 403))
-def list_buses(principal: Admin, ctx: Ctx) -> dict[str, Any]:
-    """The registry's buses."""
-    return {"buses": [_plain(b) for b in edits.buses(ctx.store)]}
+Search = Annotated[str | None, Query(max_length=100, description="part of the name (any case)")]
+After = Annotated[str | None, Query(max_length=200, description="the `next` of the previous page")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="at most this many on the page")]
+
+
+@router.get("/buses", responses=responses(401, 403, 422))
+def list_buses(principal: Admin, ctx: Ctx, search: Search = None, after: After = None, limit: Limit = 100
+               ) -> dict[str, Any]:
+    """The registry's buses by name, a page at a time (keyset paging: `next` is the name to continue after; null on
+    the last page), those whose name or line address holds `search`; secrets come back as ``"********"``."""
+    buses, following = page_of_buses(ctx.store, search, after, limit, edits.bus_entries)
+    return {"buses": [_plain(b) for b in buses], "next": following}
 
 
 @router.put("/buses/{name}", responses=responses(401, 403, 409, 422))
@@ -245,10 +253,13 @@ ObjectName = Annotated[str, Path(min_length=1, max_length=200, description="obje
 PointCode = Annotated[str, Path(min_length=1, max_length=100, description="metering point code")]
 
 
-@router.get("/objects", responses=responses(401, 403))
-def list_objects(principal: Admin, ctx: Ctx) -> dict[str, Any]:
-    """The objects with their numbers of metering points and meters."""
-    return {"objects": edits.objects(ctx.store)}
+@router.get("/objects", responses=responses(401, 403, 422))
+def list_objects(principal: Admin, ctx: Ctx, search: Search = None, after: After = None, limit: Limit = 100
+                 ) -> dict[str, Any]:
+    """Objects by name, a page at a time (keyset paging: `next` is the name to continue after; null on the last
+    page), each with its numbers of metering points and meters."""
+    objects, following = page_of_objects(ctx.store, search, after, limit)
+    return {"objects": objects, "next": following}
 
 
 @router.put("/objects/{name}", responses=responses(401, 403, 404, 409, 422))
@@ -278,8 +289,8 @@ def list_points(
     ctx: Ctx,
     search: Annotated[str | None, Query(max_length=100, description="part of the code or the object's name")] = None,
     object: Annotated[str | None, Query(max_length=200, description="only this object's points")] = None,
-    after: Annotated[str | None, Query(max_length=100, description="the `next` of the previous page")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: After = None,
+    limit: Limit = 100,
 ) -> dict[str, Any]:
     """Metering points by code, a page at a time (keyset paging: `next` is the code to continue
     after; null on the last page), each with its object, its meter (null when none) and how many

@@ -1,6 +1,6 @@
-/* Tabs of the registry screen (registry.js) for metering points (paged and searched on the server),
-   objects and buses (the API lists them whole: filtered here): each listed, created, edited and
-   removed, with the API's refusal shown in the chosen language. `kit`: registry.js's helpers. */
+/* Tabs of the registry screen (registry.js) for metering points, objects and buses, each paged and
+   searched on the server: listed, created, edited and removed, with the API's refusal shown in the
+   chosen language. `kit`: registry.js's helpers. */
 "use strict";
 
 (function () {
@@ -9,20 +9,22 @@
   /** A hash route's parameter, encoded to survive app.js decoding the whole hash once. */
   const param = (value) => encodeURIComponent(encodeURIComponent(value));
 
-  /** A whole list shown filtered by a box (the API does not page it). */
-  function wholeList(kit, id, headers, placeholder, load, row, open) {
-    const { h } = kit;
-    let items = [];
-    const filter = h("input", { type: "search", id: `${id}-filter`, placeholder, "aria-label": placeholder, maxlength: 100 });
-    const list = kit.pagedList(id, headers, async () => {
-      const needle = filter.value.trim().toLowerCase();
-      return { items: items.filter((item) => !needle || row(item)[0].toLowerCase().includes(needle)), next: null };
+  /** A list of `/registry/<path>` paged and searched by the API (its page in `answer[path]`, `answer.next`);
+      the box searches as one types (after a pause) or on Enter. */
+  function serverList(kit, path, headers, placeholder, row, open) {
+    const { h, api } = kit;
+    const box = h("input", { type: "search", id: `${path}-filter`, placeholder, "aria-label": placeholder, maxlength: 100 });
+    const list = kit.pagedList(path, headers, async (after) => {
+      const q = new URLSearchParams({ limit: String(PAGE) });
+      if (box.value.trim()) q.set("search", box.value.trim());
+      if (after) q.set("after", after);
+      const page = await api(`/registry/${path}?${q}`);
+      return { items: page[path], next: page.next };
     }, row, open);
-    filter.addEventListener("input", () => list.restart());
-    return {
-      filter, list,
-      async reload() { items = await load(); await list.load(); },
-    };
+    let pause = null;
+    box.addEventListener("input", () => { clearTimeout(pause); pause = setTimeout(() => list.restart(), 250); });
+    box.addEventListener("keydown", (e) => { if (e.key === "Enter") { clearTimeout(pause); list.restart(); } });
+    return { filter: box, list, reload: () => list.load() };
   }
 
   function pointsTab(kit, params) {
@@ -98,9 +100,8 @@
   function objectsTab(kit) {
     const { h, api, toast, t } = kit;
     let chosen = null;
-    const list = wholeList(kit, "objects", [h("th", {}, t("object_name")), h("th", { class: "num" }, t("col_points")),
+    const list = serverList(kit, "objects", [h("th", {}, t("object_name")), h("th", { class: "num" }, t("col_points")),
       h("th", { class: "num" }, t("col_meters_now"))], t("objects_filter"),
-    async () => (await api("/registry/objects")).objects,
     (o) => [o.name, [h("td", {}, o.name), h("td", { class: "num" }, String(o.points)), h("td", { class: "num" }, String(o.meters))]],
     open);
     list.list.empty.textContent = t("objects_none");
@@ -156,8 +157,8 @@
       const known = (kit.protocols() || []).find((p) => p.kind === kind);
       return known ? known.labels[kit.lang()] || known.labels.en || kind : kind;
     };
-    const list = wholeList(kit, "buses", [h("th", {}, t("col_bus")), h("th", {}, t("col_kind")), h("th", {}, t("col_url"))],
-      t("buses_filter"), async () => (await api("/registry/buses")).buses,
+    const list = serverList(kit, "buses", [h("th", {}, t("col_bus")), h("th", {}, t("col_kind")), h("th", {}, t("col_url"))],
+      t("buses_filter"),
       (b) => [b.name, [h("td", { class: "mono" }, b.name), h("td", {}, protocol(b.kind)), h("td", { class: "mono" }, b.url || "—")]],
       open);
     list.list.empty.textContent = t("buses_none");
