@@ -100,6 +100,41 @@ def test_new_ratio_from_a_date_and_a_meter_replaced_on_its_point(env: Env) -> No
     assert env.app.meters["T1"].removed == datetime(2026, 5, 10, 9, tzinfo=UTC)
 
 
+def test_a_new_ratio_of_one_transformer_keeps_the_other(env: Env) -> None:
+    _on_registry(env)
+    root = env.h("root")
+    env.client.put(f"{BASE}/buses/tcp", json={"kind": "modbus-tcp", "url": "tcp://127.0.0.1:5020"}, headers=root)
+    made = env.client.put(f"{BASE}/meters/T1", json={**SDM, "address": 1, "ct_ratio": 40, "vt_ratio": 100},
+                          headers=root)
+    assert made.status_code == 201, made.text
+    ct = env.client.post(f"{BASE}/meters/T1/ratios", json={"since": "2026-04-01", "ct_ratio": "80"}, headers=root)
+    assert ct.status_code == 200, ct.text
+    april = "2026-03-31T21:00:00+00:00"
+    assert ct.json()["meter"]["ct_ratio"] == [{"ratio": "40"}, {"since": april, "ratio": "80"}]
+    assert ct.json()["meter"]["vt_ratio"] == [{"ratio": "100"}, {"since": april, "ratio": "100"}]
+    vt = env.client.post(f"{BASE}/meters/T1/ratios", json={"since": "2026-05-01", "vt_ratio": 110}, headers=root)
+    assert vt.status_code == 200, vt.text
+    assert [s["ratio"] for s in vt.json()["meter"]["ct_ratio"]] == ["40", "80", "80"]
+    assert [s["ratio"] for s in vt.json()["meter"]["vt_ratio"]] == ["100", "100", "110"]
+    env.app.refresh()
+    meter = env.app.meters["T1"]
+    assert meter.ratio_at(datetime(2026, 3, 31, 20, tzinfo=UTC)) == 4000
+    assert meter.ratio_at(datetime(2026, 4, 15, tzinfo=UTC)) == 8000
+    assert meter.ratio_at(datetime(2026, 5, 15, tzinfo=UTC)) == 8800
+
+    neither = env.client.post(f"{BASE}/meters/T1/ratios", json={"since": "2026-06-01"}, headers=root)
+    assert neither.status_code == 422 and neither.json()["code"] == "invalid_input"
+    assert "give ct_ratio, vt_ratio or both" in env.client.post(
+        f"{BASE}/meters/T1/ratios", json={"since": "2026-06-01"}, headers=env.h("root", "en")).json()["message"]
+    null = env.client.post(f"{BASE}/meters/T1/ratios", json={"since": "2026-06-01", "ct_ratio": None, "vt_ratio": 2},
+                           headers=root)
+    assert null.status_code == 422 and null.json()["field"] == "ct_ratio"  # left out is not the same as null
+    schema = env.client.get("/openapi.json").json()["components"]["schemas"]["RatioInput"]
+    assert schema["anyOf"] == [{"required": ["ct_ratio"]}, {"required": ["vt_ratio"]}]
+    assert schema["required"] == ["since"] and schema["properties"]["vt_ratio"]["type"] == "string"
+    assert "stays" in schema["properties"]["vt_ratio"]["description"]
+
+
 def test_secrets_never_come_back(env: Env) -> None:
     _on_registry(env)
     root = env.h("root")
