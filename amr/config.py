@@ -722,6 +722,7 @@ def field_setting_errors(
     serials: set[str] = set()
     addresses: dict[tuple[str, str], str] = {}
     checked: set[tuple[int, timedelta]] = set()  # (schedule, timeout) pairs found good: thousands of meters share few
+    good: set[tuple[str, type, int | str, int]] = set()  # (kind, address, settings) found good: unit ids repeat by bus
     for index, meter in enumerate(meters):
         if meter is None:
             continue
@@ -738,8 +739,16 @@ def field_setting_errors(
             continue
         from amr.drivers.registry import PROTOCOLS  # imported once there is a meter on a bus
 
-        pushed = PROTOCOLS[bus.kind].push
-        if not pushed:
+        spec = PROTOCOLS[bus.kind]
+        pushed = spec.push
+        address, refused = meter.address, False
+        if address is not None and (seen := (bus.kind, type(address), address, id(meter.settings))) not in good:
+            if problem := address_problem(meter, spec.check_address):
+                errors.append(f"{where}.address: {problem}")
+                refused = True
+            else:
+                good.add(seen)
+        if not pushed and not refused:
             if meter.address is None:
                 errors.append(f"{where}.address: a meter on bus {bus.name!r} needs its address")
             else:
@@ -760,6 +769,16 @@ def field_setting_errors(
             except ValueError as exc:
                 errors.append(str(exc))
     return errors
+
+
+def address_problem(meter: MeterConfig, check: Callable[[MeterConfig], None]) -> str | None:
+    """What `check`, the address check of the meter's bus kind (`DriverSpec.check_address`), finds wrong
+    with `meter`'s address, with the fix (None: nothing)."""
+    try:
+        check(meter)
+    except (ValueError, ConfigError) as exc:
+        return str(exc)
+    return None
 
 
 def _lenient_cross_errors(data: dict[str, Any]) -> list[str]:

@@ -70,6 +70,24 @@ def test_buses_and_meters_created_checked_paged_and_removed(env: Env) -> None:
     assert all(a["actor"] == "root" for a in audit if a["action"].startswith("registry."))
 
 
+def test_an_address_the_driver_cannot_use_is_refused(env: Env) -> None:
+    _on_registry(env)
+    root = env.h("root", "en")
+    env.client.put(f"{BASE}/buses/tcp", json={"kind": "modbus-tcp", "url": "tcp://127.0.0.1:5020"}, headers=root)
+    for address in ("abc", "99999999999999999999", 99999999999999999999, 256):
+        refused = env.client.put(f"{BASE}/meters/T1", json={**SDM, "address": address}, headers=root)
+        assert refused.status_code == 422 and refused.json()["code"] == "invalid_entry", (address, refused.text)
+        assert f"(T1).address: {address!r} is not a Modbus unit id; write a whole number 0..255" in (
+            refused.json()["message"])
+    assert env.client.get(f"{BASE}/meters/T1", headers=root).status_code == 404
+    gateway = env.client.put(f"{BASE}/meters/T1", json={**SDM, "address": "10.0.0.7:502/3"}, headers=root)
+    assert gateway.status_code == 201, gateway.text
+    env.client.put(f"{BASE}/meters/T2", json={**SDM, "address": 2, "point": "p2"}, headers=root)
+    swapped = env.client.post(f"{BASE}/points/p2/replace", headers=root, json={
+        "at": "2026-05-10T12:00:00+03:00", "meter": {"serial": "T3", **SDM, "address": "x"}})
+    assert swapped.status_code == 422 and "'x' is not a Modbus unit id" in swapped.json()["message"]
+
+
 def test_new_ratio_from_a_date_and_a_meter_replaced_on_its_point(env: Env) -> None:
     _on_registry(env)
     root = env.h("root")
