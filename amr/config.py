@@ -722,7 +722,6 @@ def field_setting_errors(
     serials: set[str] = set()
     addresses: dict[tuple[str, str], str] = {}
     checked: set[tuple[int, timedelta]] = set()  # (schedule, timeout) pairs found good: thousands of meters share few
-    good: set[tuple[str, type, int | str, int]] = set()  # (kind, address, settings) found good: unit ids repeat by bus
     for index, meter in enumerate(meters):
         if meter is None:
             continue
@@ -741,14 +740,10 @@ def field_setting_errors(
 
         spec = PROTOCOLS[bus.kind]
         pushed = spec.push
-        address, refused = meter.address, False
-        if address is not None and (seen := (bus.kind, type(address), address, id(meter.settings))) not in good:
-            if problem := address_problem(meter, spec.check_address):
-                errors.append(f"{where}.address: {problem}")
-                refused = True
-            else:
-                good.add(seen)
-        if not pushed and not refused:
+        refused = meter.address is not None and (problem := address_problem(meter, spec.check_address)) is not None
+        if refused:
+            errors.append(f"{where}.address: {problem}")
+        elif not pushed:
             if meter.address is None:
                 errors.append(f"{where}.address: a meter on bus {bus.name!r} needs its address")
             else:

@@ -8,9 +8,9 @@ meter of each shape is made an entry (`meter_row_entry`, as `read_meters` makes 
 validated with the buses by the configuration's rules (`registry_config`); every other meter of
 its shape is a copy of it with its own values (`amr.config_alike.model_maker`), and its domain
 meter a copy of the first one's (`Meter.kind_maker`). What is a meter's own or spans meters is
-checked for all of them: each address by its bus kind's check (once per shape and address), no
-address twice on a bus (serials are unique in the table). The result equals what `stored_config`
-and `Config.meter_objects` give, at a fraction of the cost.
+checked for all of them: each address by its bus kind's check, no address twice on a bus (serials
+are unique in the table). The result equals what `stored_config` and `Config.meter_objects` give,
+at a fraction of the cost.
 """
 
 from __future__ import annotations
@@ -62,7 +62,6 @@ def shaped_registry(conn: Connection, base: Config) -> tuple[Config, list[Meter]
     configs: list[MeterConfig] = []
     meters: list[Meter] = []
     addresses: dict[tuple[str | None, str], str] = {}
-    good: set[tuple[int, type, object]] = set()  # (shape, address) found good by the bus kind's check
     no_accounts: list[str] = []
     for row, kind in zip(rows, kinds, strict=True):
         meter_id, serial, name, obj, point = row[0], row[1], row[2], row[3], row[4]
@@ -81,10 +80,8 @@ def shaped_registry(conn: Connection, base: Config) -> tuple[Config, list[Meter]
             "accounts": own_accounts,
         })
         check = checks[kind]
-        if check is not None and address is not None and (kind, type(address), address) not in good:
-            if problem := address_problem(config, check):
-                raise ConfigError(f"{REGISTRY}: meter {serial}.address: {problem}")
-            good.add((kind, type(address), address))
+        if check is not None and address is not None and (problem := address_problem(config, check)) is not None:
+            raise ConfigError(f"{REGISTRY}: meter {serial}.address: {problem}")
         configs.append(config)
         meters.append(makers[kind](serial, name or serial, obj, point or serial, tuple(own_accounts), meter_id))
     return checked.model_copy(update={"meters": configs}), meters

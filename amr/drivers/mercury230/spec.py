@@ -15,6 +15,8 @@ MAX_ADDRESS = 240  # 0 is the universal address every meter answers; 241..255 ar
 
 def bus_address(address: int | str | None) -> int:
     """The bus address `address` gives (1..240); `ValueError` naming the value and the fix."""
+    if type(address) is int and MIN_ADDRESS <= address <= MAX_ADDRESS:  # the usual case, at once
+        return address
     text = "" if address is None else str(address).strip()
     if not (text.isascii() and text.isdigit() and MIN_ADDRESS <= int(text) <= MAX_ADDRESS):
         raise ValueError(

@@ -15,6 +15,8 @@ RTU_UNITS = (1, 247)  # Modbus over serial line 2.2: 0 is the broadcast no devic
 
 def unit_id(address: int | str | None, units: tuple[int, int]) -> int:
     """The unit id `address` gives (a whole number within `units`); `ValueError` naming the value and the fix."""
+    if type(address) is int and units[0] <= address <= units[1]:  # the usual case, at once
+        return address
     text = "" if address is None else str(address).strip()
     if not (text.isascii() and text.isdigit() and units[0] <= int(text) <= units[1]):
         why = " (0 is the broadcast address, which no meter answers; 248..255 are reserved)" if units[0] else ""
