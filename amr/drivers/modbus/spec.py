@@ -10,7 +10,7 @@ from amr.drivers.modbus.settings import ModbusMeterSettings, ModbusRtuBusSetting
 from amr.drivers.spec import SERIAL_SCHEMES, DriverSpec, check_serial_url
 
 TCP_UNITS = (0, 255)  # the MBAP header's unit identifier is one byte; a gateway passes it on to its line
-RTU_UNITS = (1, 247)  # Modbus over serial line 2.2: 0 is the broadcast no device answers, 248..255 are reserved
+RTU_UNITS = (1, 247)  # Modbus over serial line 2.2: 0 is the broadcast, which no device answers; 248..255 reserved
 
 
 def unit_id(address: int | str | None, units: tuple[int, int]) -> int:
