@@ -738,8 +738,12 @@ def field_setting_errors(
             continue
         from amr.drivers.registry import PROTOCOLS  # imported once there is a meter on a bus
 
-        pushed = PROTOCOLS[bus.kind].push
-        if not pushed:
+        spec = PROTOCOLS[bus.kind]
+        pushed = spec.push
+        refused = meter.address is not None and (problem := address_problem(meter, spec.check_address)) is not None
+        if refused:
+            errors.append(f"{where}.address: {problem}")
+        elif not pushed:
             if meter.address is None:
                 errors.append(f"{where}.address: a meter on bus {bus.name!r} needs its address")
             else:
@@ -760,6 +764,16 @@ def field_setting_errors(
             except ValueError as exc:
                 errors.append(str(exc))
     return errors
+
+
+def address_problem(meter: MeterConfig, check: Callable[[MeterConfig], None]) -> str | None:
+    """What `check`, the address check of the meter's bus kind (`DriverSpec.check_address`), finds wrong
+    with `meter`'s address, with the fix (None: nothing)."""
+    try:
+        check(meter)
+    except (ValueError, ConfigError) as exc:
+        return str(exc)
+    return None
 
 
 def _lenient_cross_errors(data: dict[str, Any]) -> list[str]:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from amr.config import BusSettings, MeterSettings
+from amr.config import BusSettings, MeterConfig, MeterSettings
 from amr.core.domain import Source
 
 Capability = Literal["registers", "profiles", "clock", "journal", "relay", "quality"]
@@ -59,6 +59,7 @@ class DriverSpec:
     driver: str  # "module:Class" of its `PollDriver` / `PushDriver`
     simulator: str  # "module:NAME" of its `SimulatorHook`
     check_url: Callable[[str], None]  # raises ValueError naming the form this kind takes
+    check_address: Callable[[MeterConfig], None]  # raises ValueError naming the meter's address and the form it takes
     bus_settings: type[BusSettings]  # the model of its bus keys beside the common ones (light module)
     meter_settings: type[MeterSettings]  # the model of its meters' keys beside the common ones
 
@@ -78,6 +79,10 @@ class DriverSpec:
 
 
 SERIAL_SCHEMES = ("", "socket://", "rfc2217://")
+
+
+def any_address(meter: MeterConfig) -> None:
+    """The address check of a kind that takes any address (none is refused)."""
 
 
 def check_serial_url(kind: str, url: str) -> None:

@@ -144,7 +144,9 @@ def apply(store: Store, wanted: Config, *, dry_run: bool = False, remove: bool =
         current, _ = stored_config(conn, wanted)
         if not remove:
             kept_buses = {b.name: b for b in current.buses} | {b.name: b for b in wanted.buses}
-            kept_meters = {m.serial: m for m in current.meters} | {m.serial: m for m in wanted.meters}
+            given = {m.serial for m in wanted.meters}  # after the kept ones: a clash names the meter given
+            kept_meters = {m.serial: m for m in current.meters if m.serial not in given} | {
+                m.serial: m for m in wanted.meters}
             wanted = wanted.model_copy(
                 update={"buses": list(kept_buses.values()), "meters": list(kept_meters.values())}
             )

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from amr.config import Config, load_config
-from amr.errors import ConfigError
+from amr.errors import AmrError, ConfigError, InputError
 from amr.registry.changes import Changes, apply, stored_config
 from amr.registry.csvfile import entries_in_order, read_meters, write_meters
 from amr.registry.entries import config_entries, registry_config
@@ -101,26 +102,33 @@ def cmd_import(args: argparse.Namespace) -> int:
         entries, lines = read_meters(path, kinds)
         try:
             wanted = registry_config(base_without_meters(config), buses, entries, str(path))
-        except ConfigError as exc:
-            raise ConfigError(_by_line(str(exc), entries, lines)) from None
-        try:
             changes = apply(store, wanted, dry_run=args.dry_run, remove=args.replace, actor="amr registry import",
                             reason=str(path))
         except ConfigError as exc:
-            raise ConfigError(_by_line(str(exc), entries, lines)) from None
+            raise _by_line(str(exc), path, lines) from None
     finally:
         store.close()
     _report(changes, args.dry_run, args.json)
     return 0
 
 
-def _by_line(message: str, entries: list[dict[str, Any]], lines: dict[str, int]) -> str:
-    """A configuration error about ``meters[i] (SERIAL)`` retold by the CSV's line of that serial."""
-    for index, entry in enumerate(entries):
-        serial = str(entry["serial"])
-        line = f"line {lines[serial]} ({serial})"
-        message = message.replace(f"meters[{index}] ({serial})", line).replace(f"meters[{index}].", f"{line}: ")
-    return message
+def _by_line(message: str, path: Path, lines: dict[str, int]) -> AmrError:
+    """A cross-reference error of the CSV's meters (an address taken on a bus or unusable, an unknown bus),
+    each line about ``meters[i] (SERIAL).key`` (as the file's meters, or with the registry's, were
+    validated) retold as the CSV's ``FILE:LINE: column key:``: an `InputError` (a bad row) when one is
+    about a row of the file, else the `ConfigError` as it was (e.g. the registry no longer validates)."""
+    about = re.compile(rf"^(?:{re.escape(str(path))}: )?meters\[\d+\] \((?P<serial>[^)]*)\)(?:\.(?P<key>[\w.]+))?: ",
+                       re.MULTILINE)
+
+    def retold(found: re.Match[str]) -> str:
+        line = lines.get(found["serial"])
+        if line is None:  # a meter of the registry, not of the file
+            return found[0]
+        key = found["key"]
+        return f"{path}:{line}: column {key.split('.')[0]}: " if key else f"{path}:{line}: "
+
+    text = about.sub(retold, message)
+    return InputError(text) if text != message else ConfigError(message)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -158,16 +158,19 @@ def remove_meter(store: Store, serial: str, actor: str, reason: str = "") -> Edi
     return Edited(version, [{"serial": before["serial"]}])
 
 
-def new_ratio(store: Store, base: Config, serial: str, since: datetime, ct: Decimal, vt: Decimal, actor: str,
-              reason: str = "") -> Edited:
-    """A new CT and VT ratio of meter `serial` in force from `since` (later than every version it has)."""
+def new_ratio(store: Store, base: Config, serial: str, since: datetime, ct: Decimal | None, vt: Decimal | None,
+              actor: str, reason: str = "") -> Edited:
+    """A new CT ratio, VT ratio or both of meter `serial` in force from `since` (later than every version
+    it has); the one given as None keeps the value in force at `since`."""
     with transaction(store) as conn:
         entry = meter_of(conn, serial)
         steps = _steps(entry)
-        last = max((s["since"] for s in steps["ct_ratio"] if "since" in s), default=None)
+        last = max((s["since"] for key in steps for s in steps[key] if "since" in s), default=None)
         if last is not None and since <= last:
             raise Conflict(f"meter {serial}: a ratio is in force from {last.isoformat()}; "
                            "a new ratio starts later than every version the meter has")
+        ct = _latest(steps["ct_ratio"]) if ct is None else ct
+        vt = _latest(steps["vt_ratio"]) if vt is None else vt
         entry = {**entry, "ct_ratio": [*steps["ct_ratio"], {"since": since, "ratio": ct}],
                  "vt_ratio": [*steps["vt_ratio"], {"since": since, "ratio": vt}]}
         config, _ = _checked_meter(conn, base_without_meters(base), entry)
@@ -176,6 +179,11 @@ def new_ratio(store: Store, base: Config, serial: str, since: datetime, ct: Deci
         _audit(conn, actor, "registry.meter.ratio", f"meter {serial}", reason,
                {"since": since.isoformat(), "ct": format(ct, "f"), "vt": format(vt, "f")})
     return Edited(version, [hidden(written, _secrets_of(*config.meters, *config.buses))])
+
+
+def _latest(steps: list[Entry]) -> Decimal:
+    """The ratio of the latest of `steps` (a step without `since` is in force since always)."""
+    return Decimal(max(steps, key=lambda s: (s.get("since") is not None, s.get("since") or datetime.min))["ratio"])
 
 
 def _steps(entry: Entry) -> dict[str, list[Entry]]:

@@ -7,9 +7,10 @@ conversion per value); meters are grouped by the raw values of their shape colum
 meter of each shape is made an entry (`meter_row_entry`, as `read_meters` makes every one) and
 validated with the buses by the configuration's rules (`registry_config`); every other meter of
 its shape is a copy of it with its own values (`amr.config_alike.model_maker`), and its domain
-meter a copy of the first one's (`Meter.kind_maker`). What spans meters is checked for all of them:
-no address twice on a bus (serials are unique in the table). The result equals what
-`stored_config` and `Config.meter_objects` give, at a fraction of the cost.
+meter a copy of the first one's (`Meter.kind_maker`). What is a meter's own or spans meters is
+checked for all of them: each address by its bus kind's check, no address twice on a bus (serials
+are unique in the table). The result equals what `stored_config` and `Config.meter_objects` give,
+at a fraction of the cost.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Dialect
 
-from amr.config import Config, MeterConfig, meter_object
+from amr.config import Config, MeterConfig, address_problem, meter_object
 from amr.config_alike import model_maker
 from amr.core.meters import Meter
+from amr.drivers.registry import PROTOCOLS
 from amr.errors import ConfigError
 from amr.registry.entries import REGISTRY, Entry, registry_config
 from amr.registry.rows import NO_OBJECT
@@ -55,6 +57,8 @@ def shaped_registry(conn: Connection, base: Config) -> tuple[Config, list[Meter]
     templates = checked.meters
     makers = [meter_object(cfg, base.site.tz).kind_maker() for cfg in templates]
     copies = [model_maker(cfg) for cfg in templates]
+    kinds_of = {bus.name: bus.kind for bus in checked.buses}
+    checks = [None if cfg.bus is None else PROTOCOLS[kinds_of[cfg.bus]].check_address for cfg in templates]
     configs: list[MeterConfig] = []
     meters: list[Meter] = []
     addresses: dict[tuple[str | None, str], str] = {}
@@ -71,10 +75,14 @@ def shaped_registry(conn: Connection, base: Config) -> tuple[Config, list[Meter]
         if address is not None and type(address) is not int and type(address) is not str:
             raise ConfigError(f"{REGISTRY}: meter {serial}: address {address!r} is not a number or text; "
                               "set it again with amr registry apply or the admin API")
-        configs.append(copies[kind]({
+        config = copies[kind]({
             "serial": serial, "name": name, "object": obj, "point": point, "address": address,
             "accounts": own_accounts,
-        }))
+        })
+        check = checks[kind]
+        if check is not None and address is not None and (problem := address_problem(config, check)) is not None:
+            raise ConfigError(f"{REGISTRY}: meter {serial}.address: {problem}")
+        configs.append(config)
         meters.append(makers[kind](serial, name or serial, obj, point or serial, tuple(own_accounts), meter_id))
     return checked.model_copy(update={"meters": configs}), meters
 

@@ -70,6 +70,24 @@ def test_buses_and_meters_created_checked_paged_and_removed(env: Env) -> None:
     assert all(a["actor"] == "root" for a in audit if a["action"].startswith("registry."))
 
 
+def test_an_address_the_driver_cannot_use_is_refused(env: Env) -> None:
+    _on_registry(env)
+    root = env.h("root", "en")
+    env.client.put(f"{BASE}/buses/tcp", json={"kind": "modbus-tcp", "url": "tcp://127.0.0.1:5020"}, headers=root)
+    for address in ("abc", "99999999999999999999", 99999999999999999999, 256):
+        refused = env.client.put(f"{BASE}/meters/T1", json={**SDM, "address": address}, headers=root)
+        assert refused.status_code == 422 and refused.json()["code"] == "invalid_entry", (address, refused.text)
+        assert f"(T1).address: {address!r} is not a Modbus unit id; write a whole number 0..255" in (
+            refused.json()["message"])
+    assert env.client.get(f"{BASE}/meters/T1", headers=root).status_code == 404
+    gateway = env.client.put(f"{BASE}/meters/T1", json={**SDM, "address": "10.0.0.7:502/3"}, headers=root)
+    assert gateway.status_code == 201, gateway.text
+    env.client.put(f"{BASE}/meters/T2", json={**SDM, "address": 2, "point": "p2"}, headers=root)
+    swapped = env.client.post(f"{BASE}/points/p2/replace", headers=root, json={
+        "at": "2026-05-10T12:00:00+03:00", "meter": {"serial": "T3", **SDM, "address": "x"}})
+    assert swapped.status_code == 422 and "'x' is not a Modbus unit id" in swapped.json()["message"]
+
+
 def test_new_ratio_from_a_date_and_a_meter_replaced_on_its_point(env: Env) -> None:
     _on_registry(env)
     root = env.h("root")
@@ -98,6 +116,41 @@ def test_new_ratio_from_a_date_and_a_meter_replaced_on_its_point(env: Env) -> No
     env.app.refresh()
     assert [m.serial for m in env.app.point_meters("p1")] == ["T1", "T2"]
     assert env.app.meters["T1"].removed == datetime(2026, 5, 10, 9, tzinfo=UTC)
+
+
+def test_a_new_ratio_of_one_transformer_keeps_the_other(env: Env) -> None:
+    _on_registry(env)
+    root = env.h("root")
+    env.client.put(f"{BASE}/buses/tcp", json={"kind": "modbus-tcp", "url": "tcp://127.0.0.1:5020"}, headers=root)
+    made = env.client.put(f"{BASE}/meters/T1", json={**SDM, "address": 1, "ct_ratio": 40, "vt_ratio": 100},
+                          headers=root)
+    assert made.status_code == 201, made.text
+    ct = env.client.post(f"{BASE}/meters/T1/ratios", json={"since": "2026-04-01", "ct_ratio": "80"}, headers=root)
+    assert ct.status_code == 200, ct.text
+    april = "2026-03-31T21:00:00+00:00"
+    assert ct.json()["meter"]["ct_ratio"] == [{"ratio": "40"}, {"since": april, "ratio": "80"}]
+    assert ct.json()["meter"]["vt_ratio"] == [{"ratio": "100"}, {"since": april, "ratio": "100"}]
+    vt = env.client.post(f"{BASE}/meters/T1/ratios", json={"since": "2026-05-01", "vt_ratio": 110}, headers=root)
+    assert vt.status_code == 200, vt.text
+    assert [s["ratio"] for s in vt.json()["meter"]["ct_ratio"]] == ["40", "80", "80"]
+    assert [s["ratio"] for s in vt.json()["meter"]["vt_ratio"]] == ["100", "100", "110"]
+    env.app.refresh()
+    meter = env.app.meters["T1"]
+    assert meter.ratio_at(datetime(2026, 3, 31, 20, tzinfo=UTC)) == 4000
+    assert meter.ratio_at(datetime(2026, 4, 15, tzinfo=UTC)) == 8000
+    assert meter.ratio_at(datetime(2026, 5, 15, tzinfo=UTC)) == 8800
+
+    neither = env.client.post(f"{BASE}/meters/T1/ratios", json={"since": "2026-06-01"}, headers=root)
+    assert neither.status_code == 422 and neither.json()["code"] == "invalid_input"
+    assert "give ct_ratio, vt_ratio or both" in env.client.post(
+        f"{BASE}/meters/T1/ratios", json={"since": "2026-06-01"}, headers=env.h("root", "en")).json()["message"]
+    null = env.client.post(f"{BASE}/meters/T1/ratios", json={"since": "2026-06-01", "ct_ratio": None, "vt_ratio": 2},
+                           headers=root)
+    assert null.status_code == 422 and null.json()["field"] == "ct_ratio"  # left out is not the same as null
+    schema = env.client.get("/openapi.json").json()["components"]["schemas"]["RatioInput"]
+    assert schema["anyOf"] == [{"required": ["ct_ratio"]}, {"required": ["vt_ratio"]}]
+    assert schema["required"] == ["since"] and schema["properties"]["vt_ratio"]["type"] == "string"
+    assert "stays" in schema["properties"]["vt_ratio"]["description"]
 
 
 def test_secrets_never_come_back(env: Env) -> None:

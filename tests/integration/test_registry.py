@@ -160,7 +160,26 @@ def test_import_checks_every_row_first_and_names_line_and_column(
     del lines[-2]  # the row with errors of its own: left is an address taken twice on one bus
     (tmp_path / "bad.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     code, _, err = run(capsys, "registry", "import", "-c", str(file), str(tmp_path / "bad.csv"))
-    assert code == 2 and "line 17 (MB-108).address: 10 on bus 'modbus-tcp' is already meter MB-106" in err
+    assert code == 1  # a bad row, as the README says, not a configuration error
+    assert f"{tmp_path / 'bad.csv'}:17: column address: 10 on bus 'modbus-tcp' is already meter MB-106" in err
+
+    clash = [*lines[:-2], f"MB-109,Ещё один,ТП-12,mb-109,,,6,2,1,1,1,,,,modbus-tcp,2,,,,{sdm}",
+             f"MB-110,Пятый,ТП-12,mb-110,,,6,2,1,1,1,,,,modbus-tcp,abc,,,,{sdm}"]
+    (tmp_path / "clash.csv").write_text("\n".join(clash) + "\n", encoding="utf-8")
+    code, _, err = run(capsys, "registry", "import", "-c", str(file), str(tmp_path / "clash.csv"))
+    assert code == 1 and "meters[" not in err
+    assert "clash.csv:16: column address: 2 on bus 'modbus-tcp' is already meter MB-102" in err  # on line 3
+    assert "clash.csv:17: column address: 'abc' is not a Modbus unit id; write a whole number 0..255" in err
+    del clash[-1]  # left: an address held by a meter already in the registry (and not in the file)
+    clash = [row for row in clash if not row.startswith("MB-102,")]
+    (tmp_path / "clash.csv").write_text("\n".join(clash) + "\n", encoding="utf-8")
+    code, _, err = run(capsys, "registry", "import", "-c", str(file), str(tmp_path / "clash.csv"))
+    assert code == 1 and "meters[" not in err
+    assert f"{tmp_path / 'clash.csv'}:15: column address: 2 on bus 'modbus-tcp' is already meter MB-102" in err
+    moved = [row.replace(",modbus-tcp,1,", ",modbus-tcp,2,") if row.startswith("MB-101,") else row for row in clash]
+    (tmp_path / "clash.csv").write_text("\n".join(moved[:-1]) + "\n", encoding="utf-8")  # MB-101 moved to 2
+    code, _, err = run(capsys, "registry", "import", "-c", str(file), str(tmp_path / "clash.csv"))
+    assert code == 1 and "clash.csv:5: column address: 2 on bus 'modbus-tcp' is already meter MB-102" in err
     store = _open(database)
     try:
         assert current_version(store) == 1  # nothing of either file was written

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from amr.config import config_from_dict, load_config
 from amr.errors import ConfigError
@@ -75,6 +75,27 @@ def test_an_address_taken_twice_in_the_store_is_refused_naming_both_meters(empty
                          .values(address="107", settings='{"profile": "nope"}'))
         with pytest.raises(ConfigError, match=r"meter registry: meter 700007.profile: unknown profile .nope."):
             load(store, runtime)
+    finally:
+        store.close()
+
+
+def test_an_address_its_driver_refuses_is_refused_for_every_meter_of_a_shape(
+    empty_database: str, tmp_path: Path
+) -> None:
+    data = _many(every_kind(empty_database))
+    store = Store.open(config_from_dict({"database": {"url": empty_database}}, {}).database, "Europe/Moscow")
+    try:
+        apply(store, load_config(write(tmp_path / "amr.toml", data)))
+        runtime = load_config(write(tmp_path / "run.toml", {"database": {"url": empty_database},
+                                                            "registry": {"source": "database"}}))
+        for stored, shown in (('"abc"', "'abc'"), ("99999999999999999999", "99999999999999999999")):
+            with store.engine.begin() as conn:  # as a hand edit, or a version that did not check, would leave it
+                conn.execute(text("UPDATE meters SET address = :address WHERE serial = '700008'"), {"address": stored})
+            with pytest.raises(ConfigError) as refused:
+                load(store, runtime)
+            assert str(refused.value) == (f"meter registry: meter 700008.address: {shown} is not a Modbus unit id; "
+                                          'write a whole number 0..255, or "host:port/unit" for a meter behind its '
+                                          "own gateway")
     finally:
         store.close()
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from amr.api.access import Principal
 from amr.api.context import ApiContext
@@ -41,24 +41,33 @@ EntryBody = Annotated[dict[str, Any], Body(description="the entry as in the TOML
 
 RATIO_PATTERN = r"^(?:0*[1-9][0-9]{0,8}(?:[.][0-9]{1,6})?|0?[.][0-9]{0,5}[1-9])$"
 """A transformer ratio: positive, at most 9 digits before the point and 6 after (as the store keeps it)."""
-Ratio = Annotated[
-    str,
-    BeforeValidator(_number_text),
-    Field(max_length=20),
-    WithJsonSchema({"type": "string", "pattern": RATIO_PATTERN, "maxLength": 20, "examples": ["40"],
-                    "description": "a positive ratio as a decimal string (a JSON number is taken too)"}),
-]
+_RATIO_SCHEMA = {"type": "string", "pattern": RATIO_PATTERN, "maxLength": 20, "examples": ["40"],
+                 "description": "a positive ratio as a decimal string (a JSON number is taken too)"}
+Ratio = Annotated[str, BeforeValidator(_number_text), Field(max_length=20), WithJsonSchema(_RATIO_SCHEMA)]
+LeftOutRatio = Annotated[Ratio | None, WithJsonSchema(_RATIO_SCHEMA)]
+"""A ratio that may be left out (None), never given as null."""
 Moment = Annotated[str, DAY_OR_MOMENT, Field(max_length=40)]
 
 
 class RatioInput(BaseModel):
-    """A new CT and VT ratio in force from `since` (a date in the site's zone or an ISO time)."""
+    """A new CT ratio, VT ratio or both in force from `since` (a date in the site's zone or an ISO time);
+    the one left out keeps the value in force at `since`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"anyOf": [{"required": ["ct_ratio"]}, {"required": ["vt_ratio"]}]},
+    )
     since: Moment
-    ct_ratio: Ratio
-    vt_ratio: Ratio = "1"
+    ct_ratio: LeftOutRatio = Field(None, description="the new CT ratio; left out: the one in force at `since` stays")
+    vt_ratio: LeftOutRatio = Field(None, description="the new VT ratio; left out: the one in force at `since` stays")
     reason: str = Field("", max_length=1000)
+
+    @field_validator("ct_ratio", "vt_ratio", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("give a ratio, or leave the key out to keep the one in force")
+        return value
 
 
 class ReplaceInput(BaseModel):
@@ -169,13 +178,18 @@ def remove_meter(serial: Serial, principal: Admin, ctx: Ctx, reason: Reason = ""
 
 @router.post("/meters/{serial}/ratios", responses=responses(401, 403, 404, 409, 422))
 def new_ratio(serial: Serial, body: RatioInput, principal: Admin, ctx: Ctx) -> dict[str, Any]:
-    """A new CT/VT ratio in force from a date (later than the meter's last one): readings before keep
-    the old ratio, energy across the change is computed with the ratio of each interval."""
+    """A new CT ratio, VT ratio or both in force from a date (later than the meter's last one); the one
+    left out keeps its value. Readings before keep the old ratio, energy across the change is computed
+    with the ratio of each interval."""
     _writable(ctx)
+    if body.ct_ratio is None and body.vt_ratio is None:
+        raise invalid("ct_ratio", "give ct_ratio, vt_ratio or both (the one left out stays as it is)",
+                      "укажите ct_ratio, vt_ratio или оба (неуказанный остаётся прежним)")
+    ct = None if body.ct_ratio is None else _ratio(body.ct_ratio, "ct_ratio")
+    vt = None if body.vt_ratio is None else _ratio(body.vt_ratio, "vt_ratio")
     try:
         edited = edits.new_ratio(ctx.store, ctx.app.config, serial, parse_moment(body.since, "since", ctx.tz),
-                                 _ratio(body.ct_ratio, "ct_ratio"), _ratio(body.vt_ratio, "vt_ratio"),
-                                 principal.login, body.reason)
+                                 ct, vt, principal.login, body.reason)
     except (ConfigError, edits.Conflict) as exc:
         raise _refused(exc) from None
     return {"version": edited.version, "meter": _plain(edited.entries[0])}

@@ -226,12 +226,7 @@ def meter_link(bus: DlmsBusTable, meter: MeterConfig) -> MeterLink:
     """
     own = DlmsMeterSettings.of(meter)
     try:
-        settings = own.dlms
-        if settings.physical_address is None and meter.address not in (None, ""):
-            text = str(meter.address).strip()
-            if not text.isdigit():
-                raise ValueError(f"address = {meter.address!r}: a DLMS meter's address is its HDLC physical address")
-            settings = DlmsMeterTable.model_validate({**settings.model_dump(), "physical_address": int(text)})
+        settings = meter_table(meter)
         merged: dict[str, Any] = bus.model_dump(include=set(DlmsSecurity.model_fields))
         merged.update(settings.model_dump(include=set(DlmsSecurity.model_fields), exclude_none=True))
         if settings.password is None and own.password is not None:
@@ -241,6 +236,22 @@ def meter_link(bus: DlmsBusTable, meter: MeterConfig) -> MeterLink:
         raise ConfigError(f"meter {meter.serial}: dlms: {_first(exc)}") from None
     except ValueError as exc:
         raise ConfigError(f"meter {meter.serial}: dlms: {exc}") from None
+
+
+def meter_table(meter: MeterConfig) -> DlmsMeterTable:
+    """The meter's ``[meters.dlms]`` table, with its ``address`` as the HDLC physical address when the
+    table gives none; `ValueError` naming the address and the fix."""
+    settings = DlmsMeterSettings.of(meter).dlms
+    if settings.physical_address is not None or meter.address in (None, ""):
+        return settings
+    text = str(meter.address).strip()
+    if not (text.isascii() and text.isdigit() and int(text) <= 0x3FFF):
+        raise ValueError(f"{meter.address!r} is not an HDLC physical address; write a whole number 0..16383 "
+                         "(e.g. address = 145), or give dlms.physical_address")
+    try:
+        return DlmsMeterTable.model_validate({**settings.model_dump(), "physical_address": int(text)})
+    except ValidationError as exc:  # it does not fit the server address's size
+        raise ValueError(f"{meter.address!r}: {_first(exc).removeprefix('Value error, ')}") from None
 
 
 def _first(exc: ValidationError) -> str:

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from functools import partial
+import re
+from functools import cache, partial
 
+from amr.config import MeterConfig
 from amr.core.domain import Source
 from amr.drivers.iec62056_21.settings import IecBusSettings, IecMeterSettings
 from amr.drivers.spec import SERIAL_SCHEMES, DriverSpec, check_serial_url
+
+
+@cache
+def _device_address() -> re.Pattern[str]:
+    from amr.protocols.iec62056_21.messages import DEVICE_ADDRESS  # the protocol's package, once there is a meter
+
+    return DEVICE_ADDRESS
+
+
+def _address(meter: MeterConfig) -> None:
+    if _device_address().fullmatch(str(meter.address)) is None:
+        raise ValueError(
+            f"{meter.address!r} is not an IEC 62056-21 device address; write up to 32 letters, digits or spaces "
+            '(the meter\'s own, often its serial number, e.g. "45678903"), no other signs such as / ! ?'
+        )
+
 
 IEC62056_21 = DriverSpec(
     kind="iec62056-21",
@@ -19,6 +37,7 @@ IEC62056_21 = DriverSpec(
     driver="amr.drivers.iec62056_21.driver:Iec62056Driver",
     simulator="amr.drivers.iec62056_21.simulate:IEC62056_21",
     check_url=partial(check_serial_url, "iec62056-21"),
+    check_address=_address,
     bus_settings=IecBusSettings,
     meter_settings=IecMeterSettings,
 )

@@ -39,30 +39,22 @@ from amr.drivers.clock import ClockReading
 from amr.drivers.mercury230 import clock, journal
 from amr.drivers.mercury230.profile import MercuryProfiles
 from amr.drivers.mercury230.settings import MercuryMeterSettings
+from amr.drivers.mercury230.spec import bus_address
 from amr.drivers.quality import QualitySample
 from amr.drivers.serial_line import LineSettings, SerialLineDriver
 from amr.errors import ConfigError, ConnectError, DeviceError, DriverError, ProtocolError, ReadTimeout
 from amr.protocols import mercury230 as merc
 from amr.protocols.crc import crc_ok
 
-MIN_ADDRESS = 1
-MAX_ADDRESS = 240  # 0 is the universal address; 241..255 are reserved by the protocol
 DEFAULT_PASSWORD = merc.DEFAULT_PASSWORDS[merc.AccessLevel.USER]
 
 
 def meter_address(meter: MeterConfig) -> int:
     """The meter's bus address 1..240; raises `ConfigError` naming the meter and the fix."""
-    raw = meter.address
     try:
-        address = int(raw) if raw is not None else -1
-    except ValueError:
-        address = -1
-    if not MIN_ADDRESS <= address <= MAX_ADDRESS:
-        raise ConfigError(
-            f"meter {meter.serial}: a Mercury 230 address is a number {MIN_ADDRESS}..{MAX_ADDRESS} "
-            f"(usually the last three digits of the serial number); got {raw!r}"
-        )
-    return address
+        return bus_address(meter.address)
+    except ValueError as exc:
+        raise ConfigError(f"meter {meter.serial}: address: {exc}") from None
 
 
 def meter_password(meter: MeterConfig) -> bytes:

@@ -42,6 +42,7 @@ from amr.core.domain import Values
 from amr.drivers.base import MeterValues, PollDriver
 from amr.drivers.modbus.errors import ILLEGAL_DATA_ADDRESS, ModbusExceptionError
 from amr.drivers.modbus.settings import ModbusBusSettings, ModbusMeterSettings, ModbusRtuBusSettings
+from amr.drivers.modbus.spec import RTU_UNITS, TCP_UNITS, tcp_target, unit_id
 from amr.drivers.quality import QualitySample
 from amr.drivers.serial_line import frame_pause, rtu_gap
 from amr.errors import ConfigError, ConnectError, DriverError, ProtocolError, ReadTimeout
@@ -85,11 +86,11 @@ def register_map(meter: MeterConfig, max_registers: int) -> RegisterMap:
         raise ConfigError(f"meter {meter.serial}: register map: {exc}") from None
 
 
-def _unit_id(address: int | str | None, low: int, high: int, serial_no: str) -> int:
-    text = "" if address is None else str(address).strip()
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise ConfigError(f"meter {serial_no}: a Modbus unit id is {low}..{high}; got address = {address!r}")
-    return int(text)
+def _unit_id(address: int | str | None, units: tuple[int, int], serial_no: str) -> int:
+    try:
+        return unit_id(address, units)
+    except ValueError as exc:
+        raise ConfigError(f"meter {serial_no}: address: {exc}") from None
 
 
 _Factory = Callable[["_Link"], ModbusBaseClient]
@@ -239,7 +240,7 @@ class _Link:
 
 class _ModbusDriver(PollDriver):
     source: ClassVar[str] = "askue:modbus"
-    _units: ClassVar[tuple[int, int]] = (1, 247)
+    _units: ClassVar[tuple[int, int]] = RTU_UNITS
 
     def __init__(self, bus: BusConfig, *, tz: tzinfo = UTC) -> None:
         super().__init__(bus, tz=tz)
@@ -252,7 +253,7 @@ class _ModbusDriver(PollDriver):
         raise NotImplementedError
 
     def _target(self, meter: MeterConfig) -> tuple[str, int]:
-        return self.bus.url, _unit_id(meter.address, *self._units, meter.serial)
+        return self.bus.url, _unit_id(meter.address, self._units, meter.serial)
 
     async def open(self) -> None:
         """Open the bus's own connection or port."""
@@ -364,13 +365,14 @@ class ModbusTcpDriver(_ModbusDriver):
 
     kind: ClassVar[str] = "modbus-tcp"
     serial_line: ClassVar[bool] = False
-    _units: ClassVar[tuple[int, int]] = (0, 255)
+    _units: ClassVar[tuple[int, int]] = TCP_UNITS
 
     def _target(self, meter: MeterConfig) -> tuple[str, int]:
-        if isinstance(meter.address, str) and "/" in meter.address:
-            host_port, _, unit = meter.address.rpartition("/")
-            return host_port, _unit_id(unit, *self._units, meter.serial)
-        return super()._target(meter)
+        try:
+            host_port, unit = tcp_target(meter.address)
+        except ValueError as exc:
+            raise ConfigError(f"meter {meter.serial}: address: {exc}") from None
+        return host_port or self.bus.url, unit
 
     def _link(self, target: str) -> _Link:
         parts = urlsplit(target if "//" in target else f"tcp://{target}")

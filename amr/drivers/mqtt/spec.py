@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from amr.core.domain import Source
 from amr.drivers.mqtt.settings import MqttBusSettings, MqttMeterSettings
-from amr.drivers.spec import DriverSpec
+from amr.drivers.spec import DriverSpec, any_address
 
 
 def _url(url: str) -> None:
@@ -23,6 +23,7 @@ MQTT = DriverSpec(
     driver="amr.drivers.mqtt.driver:MqttDriver",
     simulator="amr.drivers.mqtt.simulate:MQTT",
     check_url=_url,
+    check_address=any_address,  # an address is a name a topic or payload may give instead of the serial: any text
     bus_settings=MqttBusSettings,
     meter_settings=MqttMeterSettings,
 )

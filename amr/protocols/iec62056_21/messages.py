@@ -29,7 +29,8 @@ PROTOCOL_SECONDARY = "1"  # option select V: secondary protocol procedure
 REACTION_TIME_FAST_MS = 20  # third manufacturer letter in lower case
 REACTION_TIME_NORMAL_MS = 200  # third manufacturer letter in upper case
 
-_ADDRESS = re.compile(r"[0-9A-Za-z ]{0,32}")  # device address: up to 32 characters
+DEVICE_ADDRESS = re.compile(r"[0-9A-Za-z ]{0,32}")
+"""A device address of the sign-on request: up to 32 characters, each a digit, a letter or a space."""
 _IDENTIFICATION = re.compile(
     r"/(?P<manufacturer>[A-Za-z]{3})(?P<baud>[ -~])(?:\\(?P<enhanced>[ -~]))?"
     r"(?P<ident>[ \x22-\x2e\x30-\x7e]+)\r\n"  # printable ASCII except '!' and '/'
@@ -41,7 +42,7 @@ _IDENTIFICATION = re.compile(
 
 def encode_sign_on(address: str = "") -> bytes:
     """``/?address!<CR><LF>``; without an address every meter on the line answers."""
-    if _ADDRESS.fullmatch(address) is None:
+    if DEVICE_ADDRESS.fullmatch(address) is None:
         raise ValueError(f"a device address is up to 32 letters, digits or spaces; got {address!r}")
     return f"/?{address}!{CRLF}".encode("ascii")
 
@@ -52,7 +53,7 @@ def decode_sign_on(message: bytes) -> str:
     if not (text.startswith("/?") and text.endswith("!" + CRLF)):
         raise ProtocolError(f"a sign-on request is /?address!<CR><LF>; got {text!r}")
     address = text[2:-3]
-    if _ADDRESS.fullmatch(address) is None:
+    if DEVICE_ADDRESS.fullmatch(address) is None:
         raise ProtocolError(f"bad device address in sign-on request: {address!r}")
     return address
 
