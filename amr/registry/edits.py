@@ -51,6 +51,10 @@ class Edited:
     entries: list[Entry]
 
 
+HIDDEN = "********"
+"""What a secret reads as in every answer and audit record of the registry."""
+
+
 def hidden(entry: Entry, secrets: set[str]) -> Entry:
     """`entry` with every secret value (and any text containing one) replaced by ``"********"``."""
 
@@ -60,10 +64,33 @@ def hidden(entry: Entry, secrets: set[str]) -> Entry:
         if isinstance(value, list):
             return [hide(v) for v in value]
         if isinstance(value, str) and any(s and s in value for s in secrets):
-            return "********"
+            return HIDDEN
         return value
 
     return {k: hide(v) for k, v in entry.items()}
+
+
+def secrets_kept(entry: Entry, before: Entry | None, what: str) -> Entry:
+    """`entry` as sent back after it was shown: each ``"********"`` where `before` (the stored entry) has a value
+    is that value, so that an entry saved unchanged keeps its secrets; a ``"********"`` with nothing stored under
+    it is refused (`ConfigError`), never stored as the secret."""
+
+    def kept(new: Any, old: Any, path: str) -> Any:
+        if isinstance(new, dict):
+            return {k: kept(v, old.get(k) if isinstance(old, dict) else None, f"{path}.{k}" if path else k)
+                    for k, v in new.items()}
+        if isinstance(new, list):
+            return [kept(v, old[i] if isinstance(old, list) and i < len(old) else None, f"{path}[{i}]")
+                    for i, v in enumerate(new)]
+        if new == HIDDEN:
+            if old is None:
+                raise ConfigError(f"{what}: {path}: {HIDDEN!r} stands for a secret the registry hides and none is "
+                                  "stored there; type the secret itself")
+            return old
+        return new
+
+    result: Entry = kept(entry, before or {}, "")
+    return result
 
 
 def _secrets_of(*entries: BusConfig | MeterConfig) -> set[str]:
@@ -139,6 +166,7 @@ def put_meter(store: Store, base: Config, entry: Entry, actor: str, reason: str 
     """Create or replace meter ``entry["serial"]``; the edit and whether the meter is new."""
     with transaction(store) as conn:
         before = _meters_where(conn, meters_table.c.serial == entry.get("serial"))
+        entry = secrets_kept(entry, before[0] if before else None, f"meter {entry.get('serial')}")
         config, _ = _checked_meter(conn, base_without_meters(base), entry)
         written = _write_meter(conn, config)
         version = bump(conn)
@@ -239,6 +267,7 @@ def put_bus(store: Store, base: Config, entry: Entry, actor: str, reason: str = 
     """Create or replace bus ``entry["name"]``, checked with every meter on it; the edit and whether it is new."""
     with transaction(store) as conn:
         before = _bus(conn, str(entry.get("name", "")))
+        entry = secrets_kept(entry, before, f"bus {entry.get('name')}")
         on_it = _meters_where(conn, buses_table.c.name == entry.get("name")) if before else []
         config = registry_config(base_without_meters(base), [entry], on_it, f"bus {entry.get('name')}")
         written = bus_entry(config.buses[0])

@@ -242,3 +242,23 @@ def test_objects_and_buses_listed_a_page_at_a_time_and_searched(env: Env) -> Non
     assert [b["name"] for b in page.json()["buses"]] == ["line-c"] and page.json()["next"] is None
     by_url = env.client.get(f"{BASE}/buses", params={"search": ":4059"}, headers=root).json()["buses"]
     assert [b["name"] for b in by_url] == ["meters-dlms"] and by_url[0]["dlms"]["password"] == "********"
+
+
+def test_an_entry_saved_as_shown_keeps_its_secrets(env: Env) -> None:
+    from amr.registry.stored import read_buses
+
+    _on_registry(env)
+    root = env.h("root")
+    bus = {"kind": "dlms-tcp", "url": "tcp://127.0.0.1:4059", "dlms": {"password": "top-secret-7"}}
+    assert env.client.put(f"{BASE}/buses/dl", json=bus, headers=root).status_code == 201
+    shown = env.client.get(f"{BASE}/buses", params={"search": "dl"}, headers=root).json()["buses"][0]
+    assert shown["dlms"]["password"] == "********"
+    saved = env.client.put(f"{BASE}/buses/dl", json={**shown, "schedule": "30m"}, headers=root)
+    assert saved.status_code == 200, saved.text
+    with env.app.store.engine.connect() as conn:
+        stored = next(b for b in read_buses(conn) if b["name"] == "dl")
+    assert stored["dlms"]["password"] == "top-secret-7" and stored["schedule"] == {"every": "30m"}
+
+    new = env.client.put(f"{BASE}/buses/dl2", json={**shown, "name": "dl2"}, headers=root)
+    assert new.status_code == 422 and "dlms.password" in new.json()["message"]
+    assert "type the secret itself" in new.json()["message"]

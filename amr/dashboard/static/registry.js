@@ -35,7 +35,7 @@
       object_saved: "Объект «{o}» сохранён", object_removed: "Объект «{o}» удалён", its_points: "Точки объекта",
       buses_title: "Шины", buses_filter: "Имя шины", buses_none: "Нет шин", col_kind: "Протокол", col_url: "Адрес линии",
       new_bus: "Новая шина", bus_entry: "Запись шины (как в TOML, в JSON): протокол и его настройки",
-      bus_secrets: "Пароли и ключи показаны как ********: при сохранении впишите их заново.",
+      bus_secrets: "Пароли и ключи показаны как ********: оставленные так, они сохраняются прежними; чтобы сменить, впишите новые.",
       bus_saved: "Шина {b} сохранена: версия реестра {v}", bus_removed: "Шина {b} удалена",
     },
     en: {
@@ -64,7 +64,7 @@
       object_saved: "Object “{o}” saved", object_removed: "Object “{o}” removed", its_points: "Its points",
       buses_title: "Buses", buses_filter: "Bus name", buses_none: "No buses", col_kind: "Protocol", col_url: "Line address",
       new_bus: "New bus", bus_entry: "The bus's entry (as in the TOML, as JSON): its protocol and settings",
-      bus_secrets: "Passwords and keys show as ********: type them again when saving.",
+      bus_secrets: "Passwords and keys show as ********: left so, they keep their stored values; type new ones to change them.",
       bus_saved: "Bus {b} saved: registry version {v}", bus_removed: "Bus {b} removed",
     },
   };
