@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select
 
 from amr.config import BusConfig, Config, MeterConfig
+from amr.core.timetext import local_text
 from amr.errors import ConfigError, InputError, NotFound
 from amr.registry.entries import Entry, bus_entry, meter_entry, registry_config, shown
 from amr.registry.stored import (
@@ -40,7 +41,12 @@ from amr.store.store import translate_errors
 
 
 class Conflict(InputError):
-    """The edit contradicts the registry as it is (an address taken, a bus still in use)."""
+    """The edit contradicts the registry as it is (an address taken, a bus still in use); `russian` says it in
+    Russian for the API's answers."""
+
+    def __init__(self, message: str, russian: str) -> None:
+        super().__init__(message)
+        self.russian = russian
 
 
 @dataclass(frozen=True)
@@ -142,7 +148,9 @@ def _checked_meter(conn: Connection, base: Config, entry: Entry) -> tuple[Config
         if taken is not None:
             raise Conflict(
                 f"meter {meter.serial}: address {meter.address} on bus {meter.bus!r} is already meter {taken}; "
-                "every meter on a bus needs its own address"
+                "every meter on a bus needs its own address",
+                f"счётчик {meter.serial}: адрес {meter.address} на шине {meter.bus!r} уже занят счётчиком {taken}; "
+                "у каждого счётчика на шине свой адрес"
             )
     return config, meter_entry(config.meter_objects()[0], meter)
 
@@ -195,8 +203,10 @@ def new_ratio(store: Store, base: Config, serial: str, since: datetime, ct: Deci
         steps = _steps(entry)
         last = max((s["since"] for key in steps for s in steps[key] if "since" in s), default=None)
         if last is not None and since <= last:
-            raise Conflict(f"meter {serial}: a ratio is in force from {last.isoformat()}; "
-                           "a new ratio starts later than every version the meter has")
+            raise Conflict(f"meter {serial}: a ratio is in force from {local_text(last, base.site.tz)}; "
+                           "a new ratio starts later than every version the meter has",
+                           f"счётчик {serial}: коэффициент действует с {local_text(last, base.site.tz)}; "
+                           "новый должен начинаться позже всех прежних")
         ct = _latest(steps["ct_ratio"]) if ct is None else ct
         vt = _latest(steps["vt_ratio"]) if vt is None else vt
         entry = {**entry, "ct_ratio": [*steps["ct_ratio"], {"since": since, "ratio": ct}],
@@ -238,16 +248,22 @@ def replace_on_point(store: Store, base: Config, point: str, at: datetime, new: 
             if e.get("removed") is None or e["removed"] > at
         ]
         if len(serving) != 1:
-            raise Conflict(f"point {point!r}: {len(serving)} meters are in service at {at.isoformat()}; "
-                           "replace names the point's one meter in service")
+            raise Conflict(f"point {point!r}: {len(serving)} meters are in service at {local_text(at, base.site.tz)}; "
+                           "replace names the point's one meter in service",
+                           f"точка {point!r}: на {local_text(at, base.site.tz)} в работе счётчиков: {len(serving)}; "
+                           "заменить можно единственный работающий счётчик точки")
         old = serving[0]
         if old.get("installed") is not None and old["installed"] >= at:
-            raise Conflict(f"meter {old['serial']} is installed at {old['installed'].isoformat()}; "
-                           "the replacement must come later")
+            raise Conflict(f"meter {old['serial']} is installed at {local_text(old['installed'], base.site.tz)}; "
+                           "the replacement must come later",
+                           f"счётчик {old['serial']} установлен {local_text(old['installed'], base.site.tz)}; "
+                           "замена должна быть позже")
         if new.get("serial") == old["serial"]:
-            raise Conflict(f"meter {old['serial']} is the one being replaced; the new meter needs its own serial")
+            raise Conflict(f"meter {old['serial']} is the one being replaced; the new meter needs its own serial",
+                           f"счётчик {old['serial']} и есть заменяемый; у нового счётчика свой заводской номер")
         if _meters_where(conn, meters_table.c.serial == new.get("serial")):
-            raise Conflict(f"meter {new.get('serial')} is already in the registry; replace with a new meter")
+            raise Conflict(f"meter {new.get('serial')} is already in the registry; replace with a new meter",
+                           f"счётчик {new.get('serial')} уже есть в реестре; замените новым счётчиком")
         common = ("serial", "name", "object", "point", "model", "accounts", "digits", "decimals", "tariffs",
                   "ct_ratio", "vt_ratio", "max_power_kw", "installed")
         ended = {k: v for k, v in old.items() if k in common} | {"removed": at}  # no longer on a bus
@@ -289,7 +305,8 @@ def remove_bus(store: Store, name: str, actor: str, reason: str = "") -> Edited:
             .where(buses_table.c.name == name, meters_table.c.retired_at.is_(None))
         ).scalar_one()
         if users:
-            raise Conflict(f"bus {name!r} has {users} meter(s); move or remove them first")
+            raise Conflict(f"bus {name!r} has {users} meter(s); move or remove them first",
+                           f"на шине {name!r} счётчиков: {users}; сначала перенесите или удалите их")
         delete_buses(conn, [name])
         version = bump(conn)
         _audit(conn, actor, "registry.bus.remove", f"bus {name}", reason, {"name": name})
@@ -387,7 +404,8 @@ def put_object(store: Store, name: str, new_name: str, actor: str, reason: str =
             conn.execute(objects_table.insert().values(name=new_name))
         elif new_name != name:
             if _object_id(conn, new_name) is not None:
-                raise Conflict(f"object {new_name!r} exists already; choose another name")
+                raise Conflict(f"object {new_name!r} exists already; choose another name",
+                               f"объект {new_name!r} уже есть; выберите другое название")
             conn.execute(objects_table.update().where(objects_table.c.id == held).values(name=new_name))
         version = bump(conn)
         _audit(conn, actor, "registry.object.put", f"object {new_name}", reason, {"before": name, "after": new_name})
@@ -406,7 +424,8 @@ def remove_object(store: Store, name: str, actor: str, reason: str = "") -> int:
             select(func.count()).select_from(metering_points_table).where(metering_points_table.c.object_id == held)
         ).scalar_one()
         if points:
-            raise Conflict(f"object {name!r} has {points} metering point(s); move or remove them first")
+            raise Conflict(f"object {name!r} has {points} metering point(s); move or remove them first",
+                           f"у объекта {name!r} точек учёта: {points}; сначала перенесите или удалите их")
         conn.execute(objects_table.delete().where(objects_table.c.id == held))
         version = bump(conn)
         _audit(conn, actor, "registry.object.remove", f"object {name}", reason, {"name": name})
@@ -450,7 +469,8 @@ def remove_point(store: Store, code: str, actor: str, reason: str = "") -> int:
             select(func.count()).select_from(meters_table).where(meters_table.c.point_id == held)
         ).scalar_one()
         if meters:
-            raise Conflict(f"point {code!r} has {meters} meter(s), in service or in its history; it stays")
+            raise Conflict(f"point {code!r} has {meters} meter(s), in service or in its history; it stays",
+                           f"у точки {code!r} счётчиков (в работе или в истории): {meters}; она остаётся")
         conn.execute(metering_points_table.delete().where(metering_points_table.c.id == held))
         version = bump(conn)
         _audit(conn, actor, "registry.point.remove", f"point {code}", reason, {"code": code})

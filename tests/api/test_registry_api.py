@@ -31,7 +31,7 @@ def test_only_admins_and_only_on_the_registry(env: Env) -> None:
 
 def test_buses_and_meters_created_checked_paged_and_removed(env: Env) -> None:
     _on_registry(env)
-    root = env.h("root")
+    root = env.h("root", "en")  # the messages asserted are the English ones
     bus = {"kind": "modbus-tcp", "url": "tcp://127.0.0.1:5020", "schedule": "15m"}
     assert env.client.put(f"{BASE}/buses/tcp", json=bus, headers=root).status_code == 201
     wrong = env.client.put(f"{BASE}/buses/rtu", json={"kind": "modbus-rtu", "url": "tcp://x:1"}, headers=root)
@@ -90,7 +90,7 @@ def test_an_address_the_driver_cannot_use_is_refused(env: Env) -> None:
 
 def test_new_ratio_from_a_date_and_a_meter_replaced_on_its_point(env: Env) -> None:
     _on_registry(env)
-    root = env.h("root")
+    root = env.h("root", "en")  # the messages asserted are the English ones
     env.client.put(f"{BASE}/buses/tcp", json={"kind": "modbus-tcp", "url": "tcp://127.0.0.1:5020"}, headers=root)
     env.client.put(f"{BASE}/meters/T1", json={**SDM, "address": 1, "point": "p1", "installed": "2026-01-01"},
                    headers=root)
@@ -99,6 +99,11 @@ def test_new_ratio_from_a_date_and_a_meter_replaced_on_its_point(env: Env) -> No
     assert step.json()["meter"]["ct_ratio"] == [{"ratio": "1"}, {"since": "2026-03-31T21:00:00+00:00", "ratio": "80"}]
     older = env.client.post(f"{BASE}/meters/T1/ratios", json={"since": "2026-02-01", "ct_ratio": 2}, headers=root)
     assert older.status_code == 409 and "a new ratio starts later" in older.json()["message"]
+    assert "in force from 2026-04-01 00:00+03:00" in older.json()["message"]  # the site's time, not UTC
+    russian = env.client.post(f"{BASE}/meters/T1/ratios", json={"since": "2026-02-01", "ct_ratio": 2},
+                              headers=env.h("root", "ru")).json()["message"]
+    assert russian == ("счётчик T1: коэффициент действует с 2026-04-01 00:00+03:00; "
+                       "новый должен начинаться позже всех прежних")
     env.app.refresh()
     meter = env.app.meters["T1"]
     assert meter.ratio_at(datetime(2026, 3, 31, 20, tzinfo=UTC)) == 1
@@ -168,7 +173,7 @@ def test_secrets_never_come_back(env: Env) -> None:
 
 def test_objects_and_points_created_renamed_moved_and_removed(env: Env) -> None:
     _on_registry(env)
-    root = env.h("root")
+    root = env.h("root", "en")  # the messages asserted are the English ones
     objects = env.client.get(f"{BASE}/objects", headers=root).json()["objects"]
     assert {"name": "Дом 1", "points": 2, "meters": 2} in objects
     assert env.client.put(f"{BASE}/objects/ТП-7", json={"name": "ТП-7"}, headers=root).status_code == 201

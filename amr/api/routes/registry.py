@@ -128,7 +128,7 @@ def _checked(entry: dict[str, Any], where: str = "body") -> dict[str, Any]:
 def _refused(exc: Exception) -> ApiError:
     text = str(exc)
     if isinstance(exc, edits.Conflict):
-        return ApiError(409, "registry_conflict", text, f"противоречит реестру: {text}")
+        return ApiError(409, "registry_conflict", text, exc.russian)
     return ApiError(422, "invalid_entry", text, f"запись не принята: {text}")
 
 
