@@ -5,19 +5,22 @@ On a fresh PostgreSQL database, ``amr registry apply`` fills the registry with
 ``AMR_BENCH_REGISTRY_PAGES_METERS`` Modbus TCP meters (default 100,000; 2,000 with ``--quick``;
 the file of `benchmarks.registry_startup`: object, point ``kvN``, account, ratio, address,
 profile); then one ``amr api`` process (``--workers 1``) serves an admin logged in with a password. Each request
-the registry screen (`amr/dashboard/static/registry.js`) sends is
-``GET /api/v1/registry/meters?limit=50[&search=][&after=]``:
+the registry screen (`amr/dashboard/static/registry.js`, `registry_lists.js`) sends is
+``GET /api/v1/registry/<list>?limit=50[&search=][&after=]``:
 
-* the first page; the next page (``after`` = the first page's ``next``); a deep page (``after``
-  a serial 1,000 from the end: keyset paging, as fast wherever it starts);
-* a search by the start of a serial (100 meters match: the serial index);
-* a search by metering point (``kv`` and a number: one match, a scan of names and points);
-* a search that finds nothing (the whole scan, the worst case of a typing user).
+* meters: the first page; the next page (``after`` = the first page's ``next``); a deep page
+  (``after`` a serial 1,000 from the end: keyset paging, as fast wherever it starts); a search by
+  the start of a serial (100 meters match); a search by metering point (``kv`` and a number: one
+  match, a scan of names and points); a search that finds nothing (the whole scan, the worst case
+  of a typing user);
+* metering points (100,000): the first page, a deep page, a search by code;
+* objects (2,000, 50 meters each): the first page, a search by name;
+* buses (500): the first page, a search by name.
 
 Each is sent ``AMR_BENCH_REGISTRY_PAGES_REPEAT`` times (default 30; 5 with ``--quick``) over one
 kept-alive connection, as a browser does, after one unmeasured warm-up. Baselines in the same
 run: ``GET /healthz`` on the same connection (the HTTP and framework floor), and the statements
-the API runs for that page, caught from `amr.registry.edits.page_of_meters` and replayed through
+the API runs for that page, caught from the function that pages the list and replayed through
 psycopg on a kept connection (the database's share). Printed: median and range of each, and the
 ratios median / SQL and median / healthz.
 """
@@ -41,6 +44,7 @@ from sqlalchemy import event
 
 from amr.config import load_config
 from amr.registry import edits
+from amr.registry.pages import page_of_buses, page_of_objects, page_of_points
 from amr.store import Store
 from benchmarks.databases import fresh_database, url
 from benchmarks.registry_startup import write_registry
@@ -51,17 +55,38 @@ PAGE = 50  # registry.js: 50 meters a page
 FIRST_SERIAL = 1000000  # write_registry's serials: 1000000 + i
 
 
-def _cases(meters: int) -> list[tuple[str, dict[str, str]]]:
-    """(label, the screen's query parameters beyond `limit`) of each request measured."""
+def _cases(meters: int) -> list[tuple[str, str, dict[str, str]]]:
+    """(label, the list, the screen's query parameters beyond `limit`) of each request measured."""
     last = FIRST_SERIAL + meters - 1
+    houses = (meters + 49) // 50
     return [
-        ("first page", {}),
-        ("next page", {"after": str(FIRST_SERIAL + PAGE - 1)}),
-        ("deep page (1,000 from the end)", {"after": str(last - 1000)}),
-        ("search: start of a serial", {"search": str(last - 99)[:-2]}),
-        ("search: metering point", {"search": f"kv{meters // 2}"}),
-        ("search: nothing found", {"search": "no such meter"}),
+        ("first page", "meters", {}),
+        ("next page", "meters", {"after": str(FIRST_SERIAL + PAGE - 1)}),
+        ("deep page (1,000 from the end)", "meters", {"after": str(last - 1000)}),
+        ("search: start of a serial", "meters", {"search": str(last - 99)[:-2]}),
+        ("search: metering point", "meters", {"search": f"kv{meters // 2}"}),
+        ("search: nothing found", "meters", {"search": "no such meter"}),
+        ("points: first page", "points", {}),
+        ("points: deep page", "points", {"after": f"kv{meters - 1000}"}),
+        ("points: search by code", "points", {"search": f"kv{meters // 2}"}),
+        ("objects: first page", "objects", {}),
+        ("objects: search by name", "objects", {"search": f"house {houses - 1}"}),
+        ("buses: first page", "buses", {}),
+        ("buses: search by name", "buses", {"search": "tcp49"}),
     ]
+
+
+def _page(store: Store, listed: str, params: dict[str, str]) -> None:
+    """What the API runs for one page of `listed`."""
+    search, after = params.get("search"), params.get("after")
+    if listed == "meters":
+        edits.page_of_meters(store, search, after, PAGE)
+    elif listed == "points":
+        page_of_points(store, search, after, PAGE)
+    elif listed == "objects":
+        page_of_objects(store, search, after, PAGE)
+    else:
+        page_of_buses(store, search, after, PAGE, edits.bus_entries)
 
 
 def _timings(call: Callable[[], object], repeat: int) -> list[float]:
@@ -89,8 +114,8 @@ def _token(config: Path, port: int) -> str:
     return str(body["access_token"])
 
 
-def _statements(store: Store, params: dict[str, str]) -> list[tuple[str, Any]]:
-    """The SQL statements (with their parameters) the API runs for one page of the registry."""
+def _statements(store: Store, listed: str, params: dict[str, str]) -> list[tuple[str, Any]]:
+    """The SQL statements (with their parameters) the API runs for one page of the registry's `listed`."""
     caught: list[tuple[str, Any]] = []
 
     def catch(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
@@ -98,7 +123,7 @@ def _statements(store: Store, params: dict[str, str]) -> list[tuple[str, Any]]:
 
     event.listen(store.engine, "before_cursor_execute", catch)
     try:
-        edits.page_of_meters(store, params.get("search"), params.get("after"), PAGE)
+        _page(store, listed, params)
     finally:
         event.remove(store.engine, "before_cursor_execute", catch)
     return caught
@@ -142,10 +167,10 @@ def _measure(database_url: str, config: Path, meters: int, repeat: int) -> None:
         health_median = statistics.median(health)
         print(_line("GET /healthz (baseline)", health))
         with psycopg.connect(database_url, autocommit=True) as raw:
-            for label, params in _cases(meters):
-                path = "/api/v1/registry/meters?" + urlencode({"limit": str(PAGE), **params})
+            for label, listed, params in _cases(meters):
+                path = f"/api/v1/registry/{listed}?" + urlencode({"limit": str(PAGE), **params})
                 through_api = _timings(lambda p=path: client.get(p), repeat)  # type: ignore[misc]
-                statements = _statements(store, params)
+                statements = _statements(store, listed, params)
 
                 def replay(todo: list[tuple[str, Any]] = statements) -> None:
                     for statement, parameters in todo:
