@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import os
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -700,6 +702,22 @@ def check_field_settings(config: Config) -> None:
         raise ValueError("\n".join(errors))
 
 
+_STORED = ContextVar("amr_config_of_stored_entries", default=False)
+
+
+@contextmanager
+def stored_entries() -> Iterator[None]:
+    """Validate what the registry already holds: meters' addresses are not judged by their drivers inside this
+    block. An address was judged when it was written, or, written by a release whose drivers judged less, it
+    fails that meter's polls (named in the log) until it is corrected; it never stops the registry from loading,
+    and so from being corrected by `amr registry apply` or the admin API."""
+    token = _STORED.set(True)
+    try:
+        yield
+    finally:
+        _STORED.reset(token)
+
+
 def field_setting_errors(
     buses: Sequence[BusConfig | None],
     meters: Sequence[MeterConfig | None],
@@ -740,7 +758,8 @@ def field_setting_errors(
 
         spec = PROTOCOLS[bus.kind]
         pushed = spec.push
-        refused = meter.address is not None and (problem := address_problem(meter, spec.check_address)) is not None
+        refused = (meter.address is not None and not _STORED.get()
+                   and (problem := address_problem(meter, spec.check_address)) is not None)
         if refused:
             errors.append(f"{where}.address: {problem}")
         elif not pushed:

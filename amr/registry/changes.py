@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from amr.config import BusConfig, Config, MeterConfig, check_field_settings
+from amr.config import BusConfig, Config, MeterConfig, check_field_settings, stored_entries
 from amr.errors import ConfigError
 from amr.registry.entries import Entry, config_entries, registry_config, shown
 from amr.registry.rows import ANALYZE_AFTER
@@ -112,7 +112,8 @@ def _secrets(*configs: Config) -> frozenset[str]:
 def stored_config(conn: Any, base: Config) -> tuple[Config, dict[str, int]]:
     """The registry in the store, validated under `base`'s sections; and the meters' ids by serial."""
     meters, ids = read_meters(conn)
-    return registry_config(base_without_meters(base), read_buses(conn), meters), ids
+    with stored_entries():
+        return registry_config(base_without_meters(base), read_buses(conn), meters), ids
 
 
 def compare(current: Config, wanted: Config, remove: bool = True) -> Changes:

@@ -7,22 +7,26 @@ conversion per value); meters are grouped by the raw values of their shape colum
 meter of each shape is made an entry (`meter_row_entry`, as `read_meters` makes every one) and
 validated with the buses by the configuration's rules (`registry_config`); every other meter of
 its shape is a copy of it with its own values (`amr.config_alike.model_maker`), and its domain
-meter a copy of the first one's (`Meter.kind_maker`). What is a meter's own or spans meters is
-checked for all of them: each address by its bus kind's check, no address twice on a bus (serials
-are unique in the table). The result equals what `stored_config` and `Config.meter_objects` give,
-at a fraction of the cost.
+meter a copy of the first one's (`Meter.kind_maker`). What spans meters is checked for all of
+them: no address twice on a bus (serials are unique in the table). Each address is judged by its
+bus kind's check too, but a stored one it refuses (written by a release that judged less) is
+logged, not refused: the registry loads, that meter's polls fail, and it can be corrected (see
+`amr.config.stored_entries`). The result equals what `stored_config` and `Config.meter_objects`
+give, at a fraction of the cost.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Dialect
 
-from amr.config import Config, MeterConfig, address_problem, meter_object
+from amr.config import Config, MeterConfig, address_problem, meter_object, stored_entries
 from amr.config_alike import model_maker
+from amr.core.listing import first_few
 from amr.core.meters import Meter
 from amr.drivers.registry import PROTOCOLS
 from amr.errors import ConfigError
@@ -39,6 +43,8 @@ from amr.registry.stored import (
 )
 from amr.store.models import UTCDateTime
 
+log = logging.getLogger(__name__)
+
 _SHAPE = (5, 6, 7, 8, 9, 10, 11, 12, 14, 15, 16, 17)  # model .. bus, timeout .. settings (`meters_query`)
 _TIMES = (10, 11)  # installed, removed
 
@@ -51,7 +57,8 @@ def shaped_registry(conn: Connection, base: Config) -> tuple[Config, list[Meter]
     firsts, kinds = _shapes(rows, accounts, ratios, conn.dialect)
     buses = read_buses(conn)
     try:
-        checked = registry_config(base_without_meters(base), buses, firsts)
+        with stored_entries():
+            checked = registry_config(base_without_meters(base), buses, firsts)
     except ConfigError as exc:
         raise ConfigError(_named(str(exc), buses, firsts)) from None
     templates = checked.meters
@@ -62,6 +69,7 @@ def shaped_registry(conn: Connection, base: Config) -> tuple[Config, list[Meter]
     configs: list[MeterConfig] = []
     meters: list[Meter] = []
     addresses: dict[tuple[str | None, str], str] = {}
+    unpollable: list[str] = []
     no_accounts: list[str] = []
     for row, kind in zip(rows, kinds, strict=True):
         meter_id, serial, name, obj, point = row[0], row[1], row[2], row[3], row[4]
@@ -81,9 +89,12 @@ def shaped_registry(conn: Connection, base: Config) -> tuple[Config, list[Meter]
         })
         check = checks[kind]
         if check is not None and address is not None and (problem := address_problem(config, check)) is not None:
-            raise ConfigError(f"{REGISTRY}: meter {serial}.address: {problem}")
+            unpollable.append(f"{serial} ({problem})")
         configs.append(config)
         meters.append(makers[kind](serial, name or serial, obj, point or serial, tuple(own_accounts), meter_id))
+    if unpollable:
+        log.warning("%d meter(s) of the registry have an address their protocol cannot poll; their polls fail until "
+                    "it is corrected (amr registry apply or the admin API): %s", len(unpollable), first_few(unpollable))
     return checked.model_copy(update={"meters": configs}), meters
 
 

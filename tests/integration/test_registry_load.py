@@ -79,23 +79,44 @@ def test_an_address_taken_twice_in_the_store_is_refused_naming_both_meters(empty
         store.close()
 
 
-def test_an_address_its_driver_refuses_is_refused_for_every_meter_of_a_shape(
-    empty_database: str, tmp_path: Path
+def test_a_stored_address_its_driver_refuses_is_logged_and_can_be_corrected(
+    empty_database: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A stored address the meter's driver refuses (a hand edit, or a release whose drivers judged less) never
+    stops the registry from loading, nor from being exported and corrected: it is named in the log, whichever
+    meter of its shape holds it, and a file that corrects it is applied."""
     data = _many(every_kind(empty_database))
     store = Store.open(config_from_dict({"database": {"url": empty_database}}, {}).database, "Europe/Moscow")
     try:
-        apply(store, load_config(write(tmp_path / "amr.toml", data)))
+        file = load_config(write(tmp_path / "amr.toml", data))
+        apply(store, file)
         runtime = load_config(write(tmp_path / "run.toml", {"database": {"url": empty_database},
                                                             "registry": {"source": "database"}}))
-        for stored, shown in (('"abc"', "'abc'"), ("99999999999999999999", "99999999999999999999")):
-            with store.engine.begin() as conn:  # as a hand edit, or a version that did not check, would leave it
-                conn.execute(text("UPDATE meters SET address = :address WHERE serial = '700008'"), {"address": stored})
-            with pytest.raises(ConfigError) as refused:
-                load(store, runtime)
-            assert str(refused.value) == (f"meter registry: meter 700008.address: {shown} is not a Modbus unit id; "
-                                          'write a whole number 0..255, or "host:port/unit" for a meter behind its '
-                                          "own gateway")
+        with store.engine.begin() as conn:
+            bus = conn.execute(text("SELECT bus_id FROM meters WHERE serial = '700008'")).scalar()
+            first = conn.execute(text("SELECT min(serial) FROM meters WHERE bus_id = :bus"), {"bus": bus}).scalar()
+            for serial, address in (("700008", '"abc"'), (first, "99999999999999999999")):
+                conn.execute(text("UPDATE meters SET address = :address WHERE serial = :serial"),
+                             {"address": address, "serial": serial})
+        assert first != "700008"
+        with caplog.at_level("WARNING", logger="amr.registry.shaped"):
+            loaded = load(store, runtime)
+        assert {m.serial for m in loaded.config.meters} == {m.serial for m in file.meters}
+        warned = caplog.text
+        assert "2 meter(s) of the registry have an address their protocol cannot poll" in warned
+        assert "700008 ('abc' is not a Modbus unit id; write a whole number 0..255" in warned
+        assert f"{first} (99999999999999999999 is not a Modbus unit id" in warned
+        with store.engine.connect() as conn:
+            stored, _ = stored_config(conn, runtime)  # what `amr registry export` and `apply` compare with
+        assert next(m for m in stored.meters if m.serial == "700008").address == "abc"
+        apply(store, file)  # the file's own addresses are judged, and correct the stored ones
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="amr.registry.shaped"):
+            load(store, runtime)
+        assert "cannot poll" not in caplog.text
+        bad = {**data, "meters": [{**data["meters"][0], "address": "abc"}, *data["meters"][1:]]}
+        with pytest.raises(ConfigError, match="is not a"):
+            load_config(write(tmp_path / "bad.toml", bad))  # on the way in an address is judged
     finally:
         store.close()
 
