@@ -257,7 +257,8 @@ _APPLY = (
 
 def _sync_in_postgres(conn: Connection, meters: Sequence[Meter]) -> dict[str, int]:
     """PostgreSQL: the configured registry into temporary tables (one INSERT from arrays each: no COPY, which
-    the TimescaleDB test engine cannot take), applied set-wise; the ids by serial."""
+    the TimescaleDB test engine cannot take), applied set-wise; the ids by serial. The arrays go in binary
+    (``%b``): half the time of text arrays at 100,000 meters, on both sides."""
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
@@ -265,9 +266,9 @@ def _sync_in_postgres(conn: Connection, meters: Sequence[Meter]) -> dict[str, in
             cur.execute(statement)
         power = [None if m.max_power_kw is None else _decimal(m.max_power_kw, _THREE) for m in meters]
         cur.execute(
-            "INSERT INTO amr_sync_meters SELECT * FROM unnest(%s::integer[], %s::text[], %s::text[], %s::text[], "
-            "%s::text[], %s::text[], %s::smallint[], %s::smallint[], %s::smallint[], %s::numeric[], "
-            "%s::timestamptz[], %s::timestamptz[])",
+            "INSERT INTO amr_sync_meters SELECT * FROM unnest(%b::integer[], %b::text[], %b::text[], %b::text[], "
+            "%b::text[], %b::text[], %b::smallint[], %b::smallint[], %b::smallint[], %b::numeric[], "
+            "%b::timestamptz[], %b::timestamptz[])",
             (
                 list(range(len(meters))),
                 [m.serial for m in meters],
@@ -285,13 +286,13 @@ def _sync_in_postgres(conn: Connection, meters: Sequence[Meter]) -> dict[str, in
         )
         accounts = [(m.serial, a) for m in meters for a in m.accounts]
         cur.execute(
-            "INSERT INTO amr_sync_accounts SELECT * FROM unnest(%s::text[], %s::text[])",
+            "INSERT INTO amr_sync_accounts SELECT * FROM unnest(%b::text[], %b::text[])",
             ([s for s, _ in accounts], [a for _, a in accounts]),
         )
         ratios = [(m.serial, i, v) for m in meters for i, v in enumerate(m.ratios)]
         cur.execute(
-            "INSERT INTO amr_sync_ratios SELECT * FROM unnest(%s::text[], %s::smallint[], %s::timestamptz[], "
-            "%s::numeric[], %s::numeric[])",
+            "INSERT INTO amr_sync_ratios SELECT * FROM unnest(%b::text[], %b::smallint[], %b::timestamptz[], "
+            "%b::numeric[], %b::numeric[])",
             (
                 [s for s, _, _ in ratios],
                 [i for _, i, _ in ratios],
