@@ -36,6 +36,7 @@ from amr.registry.rows import (
     sync_ratios,
 )
 from amr.store import Store
+from amr.store.meters import REGISTRY_LOCK
 from amr.store.models import (
     buses_table,
     meter_accounts_table,
@@ -47,7 +48,6 @@ from amr.store.models import (
 )
 from amr.store.store import translate_errors
 
-REGISTRY_LOCK = 0x616D_725F_7265_6769  # "amr_regi": the advisory lock key of registry writes
 CHANNEL = "amr_registry"  # the PostgreSQL NOTIFY channel of registry changes
 CHUNK = 1000
 _BUS_COMMON = ("name", "kind", "url", "timeout", "retries", "retry_backoff", "schedule")
