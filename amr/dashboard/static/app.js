@@ -570,10 +570,13 @@
       return { from: date.slice(0, 4) + "-01-01", to: date.slice(0, 4) + "-12-31" };
     }
 
+    let chartAsked = 0;
     async function loadChart() {
       const p = period();
       const q = new URLSearchParams({ step: state.chart.step, from: p.from, to: p.to, channel: state.chart.channel });
+      const asked = ++chartAsked;
       const series = await api(`/meters/${encodeURIComponent(serial)}/consumption?${q}`);
+      if (asked !== chartAsked) return; // a later choice (date, step, channel) was asked for meanwhile: its answer is drawn
       const svg = window.AmrChart.render(series, {
         t, number: (v, d) => num(typeof v === "number" ? v : v, d), unit: unit(state.chart.channel),
         months: t("months"), now: new Date(),
