@@ -23,6 +23,7 @@ from amr.config import BusConfig, Config, MeterConfig
 from amr.core.timetext import local_text
 from amr.errors import ConfigError, InputError, NotFound
 from amr.registry.entries import Entry, bus_entry, meter_entry, registry_config, shown
+from amr.registry.pages import escape_like, lower_function, unicode_lower
 from amr.registry.stored import (
     _json,
     base_without_meters,
@@ -36,7 +37,7 @@ from amr.registry.stored import (
     write_meters,
 )
 from amr.store import Store
-from amr.store.models import audit_log_table, buses_table, metering_points_table, meters_table
+from amr.store.models import audit_log_table, buses_table, metering_points_table, meters_table, objects_table
 from amr.store.store import translate_errors
 
 
@@ -104,11 +105,7 @@ def _secrets_of(*entries: BusConfig | MeterConfig) -> set[str]:
 
 
 def _bus(conn: Connection, name: str) -> Entry | None:
-    return next((b for b in _read_some_buses(conn, [name])), None)
-
-
-def _read_some_buses(conn: Connection, names: list[str]) -> list[Entry]:
-    return read_buses(conn, names)
+    return next(iter(read_buses(conn, [name])), None)
 
 
 def _meters_where(conn: Connection, *conditions: Any) -> list[Entry]:
@@ -320,25 +317,20 @@ def page_of_meters(store: Store, search: str | None, after: str | None, limit: i
     conditions: list[Any] = []
     if after is not None:
         conditions.append(meters_table.c.serial > after)
-    sqlite = store.engine.dialect.name == "sqlite"
-    lower = func.amr_lower if sqlite else func.lower  # SQLite's lower() knows ASCII letters only
+    lower = getattr(func, lower_function(store.engine.dialect.name == "sqlite"))
     if search:
-        needle = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        start = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        needle, start = escape_like(search.lower()), escape_like(search)
         conditions.append(or_(
             meters_table.c.serial.like(f"{start}%", escape="\\"),
             lower(meters_table.c.name).like(f"%{needle}%", escape="\\"),
             lower(metering_points_table.c.code).like(f"%{needle}%", escape="\\"),
         ))
     with translate_errors(), store.engine.connect() as conn:
-        if sqlite:
-            raw: Any = conn.connection.driver_connection
-            raw.create_function("amr_lower", 1, lambda text: None if text is None else str(text).lower(),
-                                deterministic=True)
+        unicode_lower(conn)
         entries, _ = read_meters(conn, and_(*conditions) if conditions else None, limit=limit + 1)
-        buses = read_buses(conn)
-    more = len(entries) > limit
-    entries = entries[:limit]
+        more = len(entries) > limit
+        entries = entries[:limit]
+        buses = read_buses(conn, sorted({str(e["bus"]) for e in entries if e.get("bus") is not None}))
     kinds = {str(b["name"]): str(b["kind"]) for b in buses}
     return [hidden(e, _meter_secrets(e, kinds)) for e in entries], (entries[-1]["serial"] if more else None)
 
@@ -361,13 +353,8 @@ def one_meter(store: Store, serial: str) -> Entry:
 
 def bus_entries(conn: Connection, names: list[str]) -> list[Entry]:
     """The entries of the buses named, by name (secrets hidden)."""
-    return shown_buses(read_buses(conn, names))
-
-
-def shown_buses(entries: list[Entry]) -> list[Entry]:
-    """`entries` of buses with their secrets hidden."""
     out = []
-    for entry in entries:
+    for entry in read_buses(conn, names):
         try:
             secrets = _secrets_of(BusConfig.model_validate(entry))
         except ValueError:
@@ -377,8 +364,6 @@ def shown_buses(entries: list[Entry]) -> list[Entry]:
 
 
 def _object_id(conn: Connection, name: str) -> int | None:
-    from amr.store.models import objects_table
-
     found = conn.execute(select(objects_table.c.id).where(objects_table.c.name == name)).scalar()
     return None if found is None else int(found)
 
@@ -393,8 +378,6 @@ def _named(name: str, what: str) -> str:
 def put_object(store: Store, name: str, new_name: str, actor: str, reason: str = "") -> tuple[int, bool]:
     """Create object `name`, or rename it to `new_name` (its points and meters follow); the registry's
     version and whether the object is new."""
-    from amr.store.models import objects_table
-
     new_name = _named(new_name, "object")
     with transaction(store) as conn:
         held = _object_id(conn, name)
@@ -414,8 +397,6 @@ def put_object(store: Store, name: str, new_name: str, actor: str, reason: str =
 
 def remove_object(store: Store, name: str, actor: str, reason: str = "") -> int:
     """Remove an object that has no metering point."""
-    from amr.store.models import objects_table
-
     with transaction(store) as conn:
         held = _object_id(conn, name)
         if held is None:
@@ -435,8 +416,6 @@ def remove_object(store: Store, name: str, actor: str, reason: str = "") -> int:
 def put_point(store: Store, code: str, object_name: str, actor: str, reason: str = "") -> tuple[int, bool]:
     """Create metering point `code` in object `object_name`, or move it there (with its meters); the
     object is made when it does not exist. The registry's version and whether the point is new."""
-    from amr.store.models import objects_table
-
     code, object_name = _named(code, "point"), _named(object_name, "object")
     with transaction(store) as conn:
         object_id = _object_id(conn, object_name)

@@ -42,8 +42,23 @@ ORDER BY page.name
 _BUS_NAMES = "SELECT b.name FROM buses b {where} ORDER BY b.name LIMIT :limit"
 
 
-def _like(value: str) -> str:
+def escape_like(value: str) -> str:
+    """`value` taken literally by LIKE ... ESCAPE '\\': its wildcards and escape character escaped."""
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def lower_function(sqlite: bool) -> str:
+    """The SQL function that lowers text in any script: SQLite's lower() knows ASCII letters only, so there it is
+    ``amr_lower``, which `unicode_lower` registers on the connection."""
+    return "amr_lower" if sqlite else "lower"
+
+
+def unicode_lower(conn: Connection) -> None:
+    """Register ``amr_lower`` (Python's str.lower) on `conn` when its database is SQLite."""
+    if conn.dialect.name == "sqlite":
+        raw: Any = conn.connection.driver_connection
+        raw.create_function("amr_lower", 1, lambda value: None if value is None else str(value).lower(),
+                            deterministic=True)
 
 
 class _Filter:
@@ -61,9 +76,9 @@ class _Filter:
     def search(self, text_value: str | None, *columns: str) -> None:
         if not text_value:
             return
-        lower = "amr_lower" if self.sqlite else "lower"  # SQLite's lower() knows ASCII letters only
+        lower = lower_function(self.sqlite)
         either = " OR ".join(f"{lower}({column}) LIKE :needle ESCAPE '\\'" for column in columns)
-        self.add(f"({either})", needle=f"%{_like(text_value.lower())}%")
+        self.add(f"({either})", needle=f"%{escape_like(text_value.lower())}%")
 
     @property
     def where(self) -> str:
@@ -71,10 +86,8 @@ class _Filter:
 
     def run(self, store: Store, query: str, also: Callable[[Connection, Sequence[Any]], Any] | None = None) -> Any:
         with translate_errors(), store.engine.connect() as conn:
-            if self.sqlite and "needle" in self.params:
-                raw: Any = conn.connection.driver_connection
-                raw.create_function("amr_lower", 1, lambda value: None if value is None else str(value).lower(),
-                                    deterministic=True)
+            if "needle" in self.params:
+                unicode_lower(conn)
             rows = conn.execute(text(query.format(where=self.where)), self.params).all()
             return rows if also is None else also(conn, rows)
 
@@ -131,4 +144,4 @@ def page_of_buses(
     return _paged(buses, limit, lambda bus: str(bus["name"]))
 
 
-__all__ = ["page_of_buses", "page_of_objects", "page_of_points"]
+__all__ = ["escape_like", "lower_function", "page_of_buses", "page_of_objects", "page_of_points", "unicode_lower"]

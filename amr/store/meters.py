@@ -221,7 +221,8 @@ CREATE TEMPORARY TABLE amr_sync_ratios (
 # The configured registry, staged in the temporary tables, applied in set-based statements that
 # write only rows that differ (an unchanged row is neither inserted nor updated).
 _APPLY = (
-    "INSERT INTO objects (name) SELECT DISTINCT object FROM amr_sync_meters ON CONFLICT DO NOTHING",
+    """INSERT INTO objects (name) SELECT DISTINCT w.object FROM amr_sync_meters w
+       WHERE NOT EXISTS (SELECT 1 FROM objects o WHERE o.name = w.object)""",
     # the last meter of a point decides its object
     """CREATE TEMPORARY TABLE amr_sync_points ON COMMIT DROP AS
        SELECT DISTINCT ON (w.point) w.point AS code, o.id AS object_id
